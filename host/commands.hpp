@@ -1,0 +1,11 @@
+// Each subcommand registers itself on the CLI app; its callback does the work and
+// throws attnscope::Error on failure (main prints one line and picks the exit code).
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace attnscope {
+
+void add_devices_command(CLI::App& app);
+void add_variants_command(CLI::App& app);
+
+}  // namespace attnscope

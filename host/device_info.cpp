@@ -1,0 +1,164 @@
+#include "host/device_info.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <sstream>
+
+#include "host/error.hpp"
+
+namespace attnscope {
+namespace {
+
+// Vendor queries for the PCI address (values from cl_ext.h; spelled out because older
+// headers lack some of them).
+constexpr cl_device_info kPciBusInfoKhr = 0x410F;
+constexpr cl_device_info kPciBusIdNv = 0x4008;
+constexpr cl_device_info kPciSlotIdNv = 0x4009;
+constexpr cl_device_info kPciDomainIdNv = 0x400A;
+constexpr cl_device_info kTopologyAmd = 0x4037;
+
+std::string format_pci(unsigned domain, unsigned bus, unsigned device, unsigned function) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%04x:%02x:%02x.%x", domain, bus, device, function);
+  return buf;
+}
+
+bool raw_info(const cl::Device& d, cl_device_info what, void* out, size_t size) {
+  return clGetDeviceInfo(d(), what, size, out, nullptr) == CL_SUCCESS;
+}
+
+std::string pci_bus_id(const cl::Device& d, const std::string& extensions) {
+  if (extensions.find("cl_khr_pci_bus_info") != std::string::npos) {
+    struct { cl_uint domain, bus, device, function; } info{};
+    if (raw_info(d, kPciBusInfoKhr, &info, sizeof info))
+      return format_pci(info.domain, info.bus, info.device, info.function);
+  }
+  if (extensions.find("cl_nv_device_attribute_query") != std::string::npos) {
+    cl_uint bus = 0, slot = 0, domain = 0;
+    if (raw_info(d, kPciBusIdNv, &bus, sizeof bus) && raw_info(d, kPciSlotIdNv, &slot, sizeof slot)) {
+      raw_info(d, kPciDomainIdNv, &domain, sizeof domain);  // optional on old drivers
+      // NVIDIA's slot id packs device (bits 3..7) and function (bits 0..2).
+      return format_pci(domain, bus, slot >> 3, slot & 7);
+    }
+  }
+  if (extensions.find("cl_amd_device_attribute_query") != std::string::npos) {
+    struct { cl_uint type; cl_uint data[2]; cl_char unused[17]; cl_char bus, device, function; } topo{};
+    if (raw_info(d, kTopologyAmd, &topo, sizeof topo) && topo.type == 1)
+      return format_pci(0, (unsigned char)topo.bus, (unsigned char)topo.device,
+                        (unsigned char)topo.function);
+  }
+  return "";
+}
+
+DeviceInfo query(const cl::Platform& platform, const cl::Device& d, int pi, int di) {
+  DeviceInfo info;
+  info.platform_index = pi;
+  info.device_index = di;
+  info.platform_name = platform.getInfo<CL_PLATFORM_NAME>();
+  info.name = d.getInfo<CL_DEVICE_NAME>();
+  info.vendor = d.getInfo<CL_DEVICE_VENDOR>();
+  info.version = d.getInfo<CL_DEVICE_VERSION>();
+  info.driver_version = d.getInfo<CL_DRIVER_VERSION>();
+  cl_device_type type = d.getInfo<CL_DEVICE_TYPE>();
+  info.is_gpu = (type & CL_DEVICE_TYPE_GPU) != 0;
+  info.is_cpu = (type & CL_DEVICE_TYPE_CPU) != 0;
+  info.compute_units = d.getInfo<CL_DEVICE_MAX_COMPUTE_UNITS>();
+  info.clock_mhz = d.getInfo<CL_DEVICE_MAX_CLOCK_FREQUENCY>();
+  info.global_mem_bytes = d.getInfo<CL_DEVICE_GLOBAL_MEM_SIZE>();
+  info.local_mem_bytes = d.getInfo<CL_DEVICE_LOCAL_MEM_SIZE>();
+  info.max_alloc_bytes = d.getInfo<CL_DEVICE_MAX_MEM_ALLOC_SIZE>();
+  info.max_work_group_size = d.getInfo<CL_DEVICE_MAX_WORK_GROUP_SIZE>();
+  info.base_addr_align_bytes = d.getInfo<CL_DEVICE_MEM_BASE_ADDR_ALIGN>() / 8;
+  std::string ext = d.getInfo<CL_DEVICE_EXTENSIONS>();
+  info.fp64 = ext.find("cl_khr_fp64") != std::string::npos;
+  info.pci_bus_id = pci_bus_id(d, ext);
+  info.device = d;
+  for (auto& c : info.name) if (c == '\0') c = ' ';
+  while (!info.name.empty() && (info.name.back() == ' ')) info.name.pop_back();
+  return info;
+}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+}  // namespace
+
+std::string DeviceInfo::type_name() const { return is_gpu ? "GPU" : is_cpu ? "CPU" : "other"; }
+
+std::string DeviceInfo::short_label() const {
+  return std::to_string(platform_index) + ":" + std::to_string(device_index) + " " + name;
+}
+
+std::vector<DeviceInfo> list_devices() {
+  std::vector<cl::Platform> platforms;
+  try {
+    cl::Platform::get(&platforms);
+  } catch (const cl::Error&) {
+    platforms.clear();  // the ICD loader reports "no platforms" as an error
+  }
+  std::vector<DeviceInfo> out;
+  for (size_t pi = 0; pi < platforms.size(); ++pi) {
+    std::vector<cl::Device> devices;
+    try {
+      platforms[pi].getDevices(CL_DEVICE_TYPE_ALL, &devices);
+    } catch (const cl::Error&) {
+      continue;  // a platform with no devices
+    }
+    for (size_t di = 0; di < devices.size(); ++di)
+      out.push_back(query(platforms[pi], devices[di], int(pi), int(di)));
+  }
+  return out;
+}
+
+DeviceInfo select_device(const std::string& spec) {
+  std::vector<DeviceInfo> devices = list_devices();
+  if (devices.empty())
+    throw Error("no OpenCL device found: install a driver (e.g. pocl-opencl-icd for the CPU) "
+                "or set OCL_ICD_VENDORS");
+  if (spec.empty()) {
+    for (const auto& d : devices) if (d.is_gpu) return d;
+    for (const auto& d : devices) if (d.is_cpu) return d;
+    return devices.front();
+  }
+  int p = -1, d = -1;
+  char tail = 0;
+  if (std::sscanf(spec.c_str(), "%d:%d%c", &p, &d, &tail) == 2) {
+    for (const auto& dev : devices)
+      if (dev.platform_index == p && dev.device_index == d) return dev;
+  } else {
+    for (const auto& dev : devices)
+      if (lower(dev.name).find(lower(spec)) != std::string::npos ||
+          lower(dev.platform_name).find(lower(spec)) != std::string::npos)
+        return dev;
+  }
+  std::string names;
+  for (const auto& dev : devices) names += (names.empty() ? "" : ", ") + dev.short_label();
+  throw UsageError("--device '" + spec + "' matches no OpenCL device (have: " + names + ")");
+}
+
+std::string describe_devices(const std::vector<DeviceInfo>& devices) {
+  std::ostringstream os;
+  if (devices.empty()) os << "no OpenCL platforms/devices found\n";
+  int last_platform = -1;
+  for (const auto& d : devices) {
+    if (d.platform_index != last_platform) {
+      os << "platform " << d.platform_index << ": " << d.platform_name << "\n";
+      last_platform = d.platform_index;
+    }
+    os << "  " << d.platform_index << ":" << d.device_index << "  " << d.name << "  [" << d.type_name()
+       << "]\n"
+       << "      version: " << d.version << ", driver " << d.driver_version << "\n"
+       << "      compute units: " << d.compute_units << ", clock: " << d.clock_mhz << " MHz\n"
+       << "      global memory: " << (d.global_mem_bytes >> 20) << " MiB, max allocation: "
+       << (d.max_alloc_bytes >> 20) << " MiB, local memory: " << (d.local_mem_bytes >> 10)
+       << " KiB\n"
+       << "      max work-group: " << d.max_work_group_size << ", fp64: " << (d.fp64 ? "yes" : "no")
+       << ", PCI bus id: " << (d.pci_bus_id.empty() ? "(not exposed)" : d.pci_bus_id) << "\n";
+  }
+  return os.str();
+}
+
+}  // namespace attnscope

@@ -1,0 +1,41 @@
+// Errors carry their context to one place (main) that prints them on one line and
+// chooses the exit code: 2 for usage/configuration errors, 3 for device out-of-memory,
+// 1 for everything else.
+#pragma once
+#include <stdexcept>
+#include <string>
+
+namespace attnscope {
+
+enum class ExitCode : int { kFailure = 1, kUsage = 2, kDeviceOutOfMemory = 3, kInterrupted = 130 };
+
+class Error : public std::runtime_error {
+ public:
+  explicit Error(const std::string& message, ExitCode code = ExitCode::kFailure)
+      : std::runtime_error(message), code_(code) {}
+  ExitCode code() const { return code_; }
+
+ private:
+  ExitCode code_;
+};
+
+// Bad command line, bad config, bad option combination.
+class UsageError : public Error {
+ public:
+  explicit UsageError(const std::string& message) : Error(message, ExitCode::kUsage) {}
+};
+
+// The device could not allocate a buffer or ran out of resources while running.
+class DeviceOutOfMemory : public Error {
+ public:
+  explicit DeviceOutOfMemory(const std::string& message)
+      : Error(message, ExitCode::kDeviceOutOfMemory) {}
+};
+
+// Symbolic name of an OpenCL status code (CL_OUT_OF_RESOURCES, ...).
+std::string cl_status_name(int status);
+
+// Turns a cl::Error into an attnscope::Error, adding what we were doing.
+[[noreturn]] void rethrow_cl_error(int status, const std::string& call, const std::string& context);
+
+}  // namespace attnscope

@@ -1,0 +1,15 @@
+// OpenCL C sources. They are embedded in the binary at build time (so attnscope runs
+// from any directory); setting ATTNSCOPE_KERNEL_DIR makes the runtime read them from
+// that directory instead, which lets a kernel be edited without rebuilding.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace attnscope {
+
+// Source of `file` (relative to cl_kernels/). Throws Error if it does not exist.
+std::string kernel_source(const std::string& file);
+// Every embedded kernel file, relative to cl_kernels/.
+std::vector<std::string> embedded_kernel_files();
+
+}  // namespace attnscope

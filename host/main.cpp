@@ -1,0 +1,38 @@
+// attnscope: trains GPT-2 from OpenCL kernels and measures what each attention variant
+// costs. main() only parses the command line and maps errors to exit codes.
+#include <iostream>
+
+#include "host/commands.hpp"
+#include "host/error.hpp"
+
+int main(int argc, char** argv) {
+  using namespace attnscope;
+  CLI::App app{"attnscope: GPT-2 training from OpenCL kernels, measured per attention variant"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("attnscope ") + ATTNSCOPE_GIT_COMMIT);
+  add_devices_command(app);
+  add_variants_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "attnscope: error: " << e.what() << " (see --help)\n";
+    return int(ExitCode::kUsage);
+  } catch (const Error& e) {
+    std::cerr << "attnscope: error: " << e.what() << "\n";
+    return int(e.code());
+  } catch (const cl::Error& e) {
+    std::cerr << "attnscope: error: OpenCL call " << e.what() << " failed with "
+              << cl_status_name(e.err()) << "\n";
+    return int(ExitCode::kFailure);
+  } catch (const std::exception& e) {
+    std::cerr << "attnscope: error: " << e.what() << "\n";
+    return int(ExitCode::kFailure);
+  }
+  return 0;
+}

@@ -1,0 +1,50 @@
+// Per-kernel profile from OpenCL profiling events: calls, device time, FLOPs, bytes.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "host/opencl.hpp"
+
+namespace attnscope {
+
+// Analytic cost of one launch: FLOPs executed (2 per multiply-add) and bytes moved
+// through global memory (each input read once, each output written once).
+struct KernelCost {
+  double flops = 0;
+  double bytes = 0;
+};
+
+struct KernelStats {
+  std::string name;
+  uint64_t calls = 0;
+  double total_ns = 0;
+  double flops = 0;
+  double bytes = 0;
+};
+
+class KernelProfiler {
+ public:
+  void record(const std::string& name, cl::Event event, const KernelCost& cost);
+  // Reads the finished events' timestamps (call after clFinish) and folds them into the
+  // per-kernel totals. Returns the summed device time of the collected launches, ns.
+  double collect();
+  // Totals since the last reset, sorted by total time, descending.
+  std::vector<KernelStats> stats() const;
+  void reset() { totals_.clear(); }
+  void set_enabled(bool on) { enabled_ = on; }
+  bool enabled() const { return enabled_; }
+
+ private:
+  struct Pending {
+    std::string name;
+    cl::Event event;
+    KernelCost cost;
+  };
+  bool enabled_ = true;
+  std::vector<Pending> pending_;
+  std::map<std::string, KernelStats> totals_;
+};
+
+}  // namespace attnscope

@@ -1,0 +1,163 @@
+#include "host/runtime.hpp"
+
+#include <iostream>
+
+#include "host/error.hpp"
+#include "host/kernel_sources.hpp"
+
+namespace attnscope {
+
+void MemoryTracker::on_alloc(size_t bytes) {
+  current_ += bytes;
+  if (current_ > peak_) peak_ = current_;
+}
+
+void MemoryTracker::on_free(size_t bytes) { current_ -= bytes; }
+
+DeviceBuffer::DeviceBuffer(cl::Buffer buffer, size_t bytes, MemoryTracker* tracker)
+    : buffer_(std::move(buffer)), bytes_(bytes), tracker_(tracker) {
+  if (tracker_) tracker_->on_alloc(bytes_);
+}
+
+DeviceBuffer::DeviceBuffer(DeviceBuffer&& other) noexcept
+    : buffer_(std::move(other.buffer_)), bytes_(other.bytes_), tracker_(other.tracker_) {
+  other.bytes_ = 0;
+  other.tracker_ = nullptr;
+}
+
+DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& other) noexcept {
+  if (this != &other) {
+    release();
+    buffer_ = std::move(other.buffer_);
+    bytes_ = other.bytes_;
+    tracker_ = other.tracker_;
+    other.bytes_ = 0;
+    other.tracker_ = nullptr;
+  }
+  return *this;
+}
+
+DeviceBuffer::~DeviceBuffer() { release(); }
+
+void DeviceBuffer::release() {
+  if (tracker_) tracker_->on_free(bytes_);
+  tracker_ = nullptr;
+  bytes_ = 0;
+  buffer_ = cl::Buffer();
+}
+
+Runtime::Runtime(const std::string& device_spec, bool profiling)
+    : device_(select_device(device_spec)), profiling_(profiling) {
+  try {
+    context_ = cl::Context(device_.device);
+    cl::QueueProperties props = profiling ? cl::QueueProperties::Profiling : cl::QueueProperties::None;
+    queue_ = cl::CommandQueue(context_, device_.device, props);
+  } catch (const cl::Error& e) {
+    rethrow_cl_error(e.err(), e.what(), "creating a context on " + device_.short_label());
+  }
+  profiler_.set_enabled(profiling);
+}
+
+const cl::Program& Runtime::program(const std::string& file, const std::string& options) {
+  auto key = std::make_pair(file, options);
+  auto it = programs_.find(key);
+  if (it != programs_.end()) return it->second;
+  cl::Program program(context_, kernel_source(file));
+  std::string full_options = "-cl-std=CL1.2 " + options;
+  try {
+    program.build({device_.device}, full_options.c_str());
+  } catch (const cl::Error&) {
+    std::string log = program.getBuildInfo<CL_PROGRAM_BUILD_LOG>(device_.device);
+    throw Error("building cl_kernels/" + file + " with options '" + full_options + "' failed on " +
+                device_.short_label() + ":\n" + log);
+  }
+  return programs_.emplace(key, std::move(program)).first->second;
+}
+
+cl::Kernel Runtime::kernel(const std::string& file, const std::string& name,
+                           const std::string& options) {
+  try {
+    return cl::Kernel(program(file, options), name.c_str());
+  } catch (const cl::Error& e) {
+    rethrow_cl_error(e.err(), e.what(), "creating kernel " + name + " from " + file);
+  }
+}
+
+DeviceBuffer Runtime::alloc(size_t bytes, const std::string& label) {
+  if (bytes == 0) bytes = sizeof(float);  // OpenCL forbids empty buffers
+  if (bytes > device_.max_alloc_bytes)
+    throw DeviceOutOfMemory("allocating " + label + " (" + std::to_string(bytes >> 20) +
+                            " MiB) exceeds the device's max allocation of " +
+                            std::to_string(device_.max_alloc_bytes >> 20) + " MiB");
+  try {
+    return DeviceBuffer(cl::Buffer(context_, CL_MEM_READ_WRITE, bytes), bytes, &memory_);
+  } catch (const cl::Error& e) {
+    rethrow_cl_error(e.err(), e.what(), "allocating " + label);
+  }
+}
+
+cl::Buffer Runtime::sub_buffer(const cl::Buffer& parent, size_t offset_bytes, size_t bytes) {
+  cl_buffer_region region{offset_bytes, bytes};
+  cl_int status = CL_SUCCESS;
+  cl_mem mem = clCreateSubBuffer(parent(), CL_MEM_READ_WRITE, CL_BUFFER_CREATE_TYPE_REGION,
+                                 &region, &status);
+  if (status != CL_SUCCESS)
+    rethrow_cl_error(status, "clCreateSubBuffer",
+                     "sub-buffer at offset " + std::to_string(offset_bytes));
+  return cl::Buffer(mem);
+}
+
+void Runtime::upload(const cl::Buffer& dst, const void* src, size_t bytes, size_t offset) {
+  try {
+    queue_.enqueueWriteBuffer(dst, CL_TRUE, offset, bytes, src);
+  } catch (const cl::Error& e) {
+    rethrow_cl_error(e.err(), e.what(), "uploading " + std::to_string(bytes) + " bytes");
+  }
+}
+
+void Runtime::download(const cl::Buffer& src, void* dst, size_t bytes, size_t offset) {
+  try {
+    queue_.enqueueReadBuffer(src, CL_TRUE, offset, bytes, dst);
+  } catch (const cl::Error& e) {
+    rethrow_cl_error(e.err(), e.what(), "downloading " + std::to_string(bytes) + " bytes");
+  }
+}
+
+void Runtime::fill(const cl::Buffer& dst, float value, size_t count, size_t offset_floats) {
+  try {
+    queue_.enqueueFillBuffer(dst, value, offset_floats * sizeof(float), count * sizeof(float));
+  } catch (const cl::Error& e) {
+    rethrow_cl_error(e.err(), e.what(), "filling a buffer");
+  }
+}
+
+void Runtime::copy(const cl::Buffer& src, const cl::Buffer& dst, size_t bytes) {
+  try {
+    queue_.enqueueCopyBuffer(src, dst, 0, 0, bytes);
+  } catch (const cl::Error& e) {
+    rethrow_cl_error(e.err(), e.what(), "copying a buffer");
+  }
+}
+
+void Runtime::launch(const cl::Kernel& kernel, const cl::NDRange& global, const cl::NDRange& local,
+                     const KernelCost& cost) {
+  std::string name = kernel.getInfo<CL_KERNEL_FUNCTION_NAME>();
+  cl::Event event;
+  try {
+    queue_.enqueueNDRangeKernel(kernel, cl::NullRange, global, local, nullptr,
+                                profiling_ ? &event : nullptr);
+  } catch (const cl::Error& e) {
+    rethrow_cl_error(e.err(), e.what(), "launching kernel " + name);
+  }
+  if (profiling_) profiler_.record(name, event, cost);
+}
+
+void Runtime::finish() {
+  try {
+    queue_.finish();
+  } catch (const cl::Error& e) {
+    rethrow_cl_error(e.err(), e.what(), "waiting for the device (clFinish)");
+  }
+}
+
+}  // namespace attnscope

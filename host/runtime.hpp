@@ -1,0 +1,123 @@
+// The OpenCL runtime every layer uses: one context and in-order queue on one device,
+// a program cache (each (file, build options) pair is compiled once per process),
+// tracked buffer allocation (current and peak bytes) and profiled kernel launches.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "host/device_info.hpp"
+#include "host/opencl.hpp"
+#include "host/profiler.hpp"
+
+namespace attnscope {
+
+class MemoryTracker {
+ public:
+  void on_alloc(size_t bytes);
+  void on_free(size_t bytes);
+  size_t current_bytes() const { return current_; }
+  size_t peak_bytes() const { return peak_; }
+  void reset_peak() { peak_ = current_; }
+
+ private:
+  size_t current_ = 0;
+  size_t peak_ = 0;
+};
+
+// A device allocation whose size is counted by the runtime's MemoryTracker for as long
+// as it lives. Move-only.
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  DeviceBuffer(cl::Buffer buffer, size_t bytes, MemoryTracker* tracker);
+  DeviceBuffer(DeviceBuffer&& other) noexcept;
+  DeviceBuffer& operator=(DeviceBuffer&& other) noexcept;
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  ~DeviceBuffer();
+
+  const cl::Buffer& buffer() const { return buffer_; }
+  cl::Buffer& buffer() { return buffer_; }
+  operator const cl::Buffer&() const { return buffer_; }
+  size_t bytes() const { return bytes_; }
+  size_t floats() const { return bytes_ / sizeof(float); }
+  bool empty() const { return bytes_ == 0; }
+
+ private:
+  void release();
+  cl::Buffer buffer_;
+  size_t bytes_ = 0;
+  MemoryTracker* tracker_ = nullptr;
+};
+
+class Runtime {
+ public:
+  // device_spec as for select_device(). Profiling on: every launch records an event.
+  explicit Runtime(const std::string& device_spec = "", bool profiling = true);
+
+  const DeviceInfo& device() const { return device_; }
+  cl::Context& context() { return context_; }
+  cl::CommandQueue& queue() { return queue_; }
+
+  // Compiled once per (file, options) per process. `file` is relative to cl_kernels/,
+  // e.g. "gemm.cl" or "attention/baseline.cl". Build failure throws with the build log.
+  const cl::Program& program(const std::string& file, const std::string& options = "");
+  cl::Kernel kernel(const std::string& file, const std::string& name,
+                    const std::string& options = "");
+
+  // Tracked allocations. alloc() never returns uninitialised memory to a reader by
+  // accident: use fill()/upload() before reading.
+  DeviceBuffer alloc(size_t bytes, const std::string& label);
+  DeviceBuffer alloc_floats(size_t count, const std::string& label) {
+    return alloc(count * sizeof(float), label);
+  }
+  // A view of [offset, offset+bytes) of parent. offset must be a multiple of
+  // device().base_addr_align_bytes. Not counted by the tracker (the parent is).
+  cl::Buffer sub_buffer(const cl::Buffer& parent, size_t offset_bytes, size_t bytes);
+
+  void upload(const cl::Buffer& dst, const void* src, size_t bytes, size_t offset = 0);
+  void download(const cl::Buffer& src, void* dst, size_t bytes, size_t offset = 0);
+  void fill(const cl::Buffer& dst, float value, size_t count, size_t offset_floats = 0);
+  void copy(const cl::Buffer& src, const cl::Buffer& dst, size_t bytes);
+  template <typename T>
+  std::vector<T> download_vector(const cl::Buffer& src, size_t count) {
+    std::vector<T> v(count);
+    download(src, v.data(), count * sizeof(T));
+    return v;
+  }
+
+  // Enqueues kernel over `global` (rounded up to a multiple of `local` by the caller).
+  // `cost` feeds the per-kernel profile (GFLOP/s, GB/s). local = cl::NullRange allowed.
+  void launch(const cl::Kernel& kernel, const cl::NDRange& global, const cl::NDRange& local,
+              const KernelCost& cost = {});
+  void finish();
+
+  MemoryTracker& memory() { return memory_; }
+  KernelProfiler& profiler() { return profiler_; }
+
+ private:
+  DeviceInfo device_;
+  cl::Context context_;
+  cl::CommandQueue queue_;
+  bool profiling_;
+  std::map<std::pair<std::string, std::string>, cl::Program> programs_;
+  MemoryTracker memory_;
+  KernelProfiler profiler_;
+};
+
+// Round n up to a multiple of m.
+inline size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
+
+// Kernel arguments, set in order; a failure names the kernel and the argument index.
+template <typename... Args>
+void set_args(cl::Kernel& kernel, const Args&... args) {
+  cl_uint index = 0;
+  (kernel.setArg(index++, args), ...);
+}
+
+}  // namespace attnscope

@@ -1,0 +1,28 @@
+// GPT-2 model configuration and presets.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace attnscope {
+
+struct ModelConfig {
+  std::string preset;
+  int max_seq_len = 1024;
+  int vocab_size = 50257;
+  int padded_vocab_size = 50304;  // vocab rounded up to a multiple of 128, as llm.c does
+  int n_layer = 12;
+  int n_head = 12;
+  int n_embd = 768;
+
+  int head_size() const { return n_embd / n_head; }
+  // Throws UsageError naming the offending field.
+  void validate() const;
+};
+
+// "tiny", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl". Throws UsageError otherwise.
+ModelConfig preset_config(const std::string& name);
+std::vector<std::string> preset_names();
+// Vocabulary padded up to a multiple of 128.
+int padded_vocab(int vocab_size);
+
+}  // namespace attnscope

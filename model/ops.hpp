@@ -1,0 +1,91 @@
+// Device-side layers shared by the model and the attention variants: thin wrappers that
+// launch the kernels of cl_kernels/*.cl with their analytic cost. Argument order follows
+// llm.c: forward(out, ..., inp, params...), backward(dinp, dparams..., dout, saved...).
+//
+// Accumulation rules (as llm.c's CUDA version): parameter gradients are accumulated
+// (+=); matmul_backward overwrites dinp; layernorm_backward and encoder_backward
+// accumulate (+=) into dinp / dwte / dwpe, because they add into the residual stream.
+#pragma once
+#include <cstddef>
+
+#include "host/runtime.hpp"
+
+namespace attnscope {
+
+class Ops {
+ public:
+  explicit Ops(Runtime& runtime);
+  Runtime& runtime() { return rt_; }
+
+  // out[b,t,:] = wte[tokens[b,t],:] + wpe[t,:]. tokens: int32 (B,T).
+  void encoder_forward(const cl::Buffer& out, const cl::Buffer& tokens, const cl::Buffer& wte,
+                       const cl::Buffer& wpe, int B, int T, int C);
+  void encoder_backward(const cl::Buffer& dwte, const cl::Buffer& dwpe, const cl::Buffer& dout,
+                        const cl::Buffer& tokens, int B, int T, int C);
+
+  // Over N rows of C: out = (inp - mean) * rstd * weight + bias; saves mean, rstd (N).
+  void layernorm_forward(const cl::Buffer& out, const cl::Buffer& mean, const cl::Buffer& rstd,
+                         const cl::Buffer& inp, const cl::Buffer& weight, const cl::Buffer& bias,
+                         int N, int C);
+  void layernorm_backward(const cl::Buffer& dinp, const cl::Buffer& dweight,
+                          const cl::Buffer& dbias, const cl::Buffer& dout, const cl::Buffer& inp,
+                          const cl::Buffer& weight, const cl::Buffer& mean,
+                          const cl::Buffer& rstd, int N, int C);
+
+  // out[N,OC] = inp[N,C] · weight[OC,C]ᵀ + bias[OC]; bias may be null.
+  void matmul_forward(const cl::Buffer& out, const cl::Buffer& inp, const cl::Buffer& weight,
+                      const cl::Buffer* bias, int N, int C, int OC);
+  // dinp = dout·weight (overwritten); dweight += doutᵀ·inp; dbias += Σ_n dout (if non-null).
+  void matmul_backward(const cl::Buffer& dinp, const cl::Buffer& dweight, const cl::Buffer* dbias,
+                       const cl::Buffer& dout, const cl::Buffer& inp, const cl::Buffer& weight,
+                       int N, int C, int OC);
+  // General batched product used by attention kernels that want a plain GEMM:
+  // for each of `batch` slices: C[M,N] = alpha · op(A)[M,K] · op(B)[K,N] + beta · C,
+  // row-major, with element strides between slices. op = transpose when the flag is set.
+  struct GemmSpec {
+    int M = 0, N = 0, K = 0;
+    bool trans_a = false, trans_b = false;
+    float alpha = 1.f, beta = 0.f;
+    int batch = 1;
+    size_t stride_a = 0, stride_b = 0, stride_c = 0;  // floats between slices
+    size_t offset_a = 0, offset_b = 0, offset_c = 0;  // floats to the first slice
+  };
+  void gemm(const GemmSpec& spec, const cl::Buffer& A, const cl::Buffer& B, const cl::Buffer& C);
+
+  // GELU, tanh approximation.
+  void gelu_forward(const cl::Buffer& out, const cl::Buffer& inp, size_t n);
+  void gelu_backward(const cl::Buffer& dinp, const cl::Buffer& inp, const cl::Buffer& dout, size_t n);
+
+  // out = a + b.
+  void residual_forward(const cl::Buffer& out, const cl::Buffer& a, const cl::Buffer& b, size_t n);
+  // dst += src.
+  void accumulate(const cl::Buffer& dst, const cl::Buffer& src, size_t n);
+
+  // Softmax cross-entropy over the first V of Vp logits per row (N rows), fused with its
+  // backward: losses[n] = -log p[n, targets[n]]; logits are overwritten in place by
+  // dlogits = (p - onehot) * dloss (dloss = 1/N, the mean). Padded columns get 0.
+  void fused_classifier(const cl::Buffer& logits, const cl::Buffer& losses,
+                        const cl::Buffer& targets, int N, int V, int Vp);
+  // Softmax cross-entropy forward only (validation): losses[n].
+  void crossentropy_forward(const cl::Buffer& losses, const cl::Buffer& logits,
+                            const cl::Buffer& targets, int N, int V, int Vp);
+
+  // out[0] = Σ grads[i]² over n elements (two-pass reduction on the device).
+  void squared_norm(const cl::Buffer& out, const cl::Buffer& grads, size_t n);
+  // AdamW with bias correction over n elements; grads scaled by grad_scale first
+  // (global-norm clipping: scale = min(1, clip / norm)). weight_decay applies to this
+  // range only (the caller passes 0 for biases and layernorm parameters).
+  struct AdamW {
+    float lr = 6e-4f, beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f, weight_decay = 0.1f;
+  };
+  void adamw_update(const cl::Buffer& params, const cl::Buffer& grads, const cl::Buffer& m,
+                    const cl::Buffer& v, size_t n, const AdamW& hp, float weight_decay, int step,
+                    const cl::Buffer& grad_scale);
+  // grad_scale[0] = min(1, clip / sqrt(norm_sq[0])) (1 when clip <= 0).
+  void clip_scale(const cl::Buffer& grad_scale, const cl::Buffer& norm_sq, float clip);
+
+ private:
+  Runtime& rt_;
+};
+
+}  // namespace attnscope

@@ -1,0 +1,81 @@
+#include "tests/test_support.hpp"
+
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <memory>
+
+namespace attnscope::testing {
+
+Runtime& shared_runtime() {
+  static Runtime runtime([] {
+    const char* spec = std::getenv("ATTNSCOPE_TEST_DEVICE");
+    return std::string(spec ? spec : "");
+  }());
+  return runtime;
+}
+
+Ops& shared_ops() {
+  static Ops ops(shared_runtime());
+  return ops;
+}
+
+std::mt19937_64& test_rng() {
+  static std::mt19937_64 rng(std::random_device{}());
+  return rng;
+}
+
+std::vector<float> random_vector(size_t n, float scale) {
+  std::normal_distribution<float> normal(0.f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = normal(test_rng());
+  return v;
+}
+
+DeviceBuffer to_device(const std::vector<float>& host) {
+  Runtime& rt = shared_runtime();
+  DeviceBuffer buf = rt.alloc_floats(host.size(), "test input");
+  rt.upload(buf, host.data(), host.size() * sizeof(float));
+  return buf;
+}
+
+DeviceBuffer poisoned(size_t count) {
+  Runtime& rt = shared_runtime();
+  DeviceBuffer buf = rt.alloc_floats(count, "test output");
+  rt.fill(buf, std::numeric_limits<float>::quiet_NaN(), count);
+  return buf;
+}
+
+std::vector<float> from_device(const cl::Buffer& buffer, size_t count) {
+  return shared_runtime().download_vector<float>(buffer, count);
+}
+
+double relative_error(const std::vector<float>& a, const std::vector<float>& b) {
+  if (a.size() != b.size()) return std::numeric_limits<double>::infinity();
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!std::isfinite(a[i]) || !std::isfinite(b[i])) return std::numeric_limits<double>::infinity();
+    double d = double(a[i]) - double(b[i]);
+    num += d * d;
+    den += double(b[i]) * double(b[i]);
+  }
+  if (den == 0) return std::sqrt(num);
+  return std::sqrt(num / den);
+}
+
+int run_attnscope(const std::string& args, std::string* output) {
+  std::string cmd = std::string(ATTNSCOPE_BINARY) + " " + args + " 2>&1";
+  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
+  if (!pipe) return -1;
+  std::array<char, 4096> buf{};
+  std::string text;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), pipe.get())) > 0) text.append(buf.data(), n);
+  int status = pclose(pipe.release());
+  if (output) *output = text;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace attnscope::testing
