@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "host/error.hpp"
@@ -25,6 +26,39 @@ std::string kernel_source(const std::string& file) {
   auto it = table.find(file);
   if (it == table.end()) throw Error("no embedded kernel source named " + file);
   return it->second;
+}
+
+namespace {
+
+void expand_into(const std::string& file, std::set<std::string>& seen, std::string& out) {
+  if (!seen.insert(file).second) return;
+  std::istringstream in(kernel_source(file));
+  std::string line;
+  int number = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    size_t start = line.find_first_not_of(" \t");
+    if (start != std::string::npos && line.compare(start, 8, "#include") == 0) {
+      size_t open = line.find('"', start), close = line.rfind('"');
+      if (open == std::string::npos || close <= open)
+        throw Error("cl_kernels/" + file + ":" + std::to_string(number) +
+                    ": only #include \"file.cl\" is supported");
+      expand_into(line.substr(open + 1, close - open - 1), seen, out);
+      out += "#line " + std::to_string(number + 1) + "\n";
+      continue;
+    }
+    out += line;
+    out += '\n';
+  }
+}
+
+}  // namespace
+
+std::string expanded_kernel_source(const std::string& file) {
+  std::set<std::string> seen;
+  std::string out;
+  expand_into(file, seen, out);
+  return out;
 }
 
 std::vector<std::string> embedded_kernel_files() {

@@ -9,6 +9,11 @@ namespace attnscope {
 
 // Source of `file` (relative to cl_kernels/). Throws Error if it does not exist.
 std::string kernel_source(const std::string& file);
+// Source of `file` with every line `#include "other.cl"` replaced by the (recursively
+// expanded) text of cl_kernels/other.cl, so kernel files can share device functions and a
+// family of kernels (e.g. exact tiled attention) can be specialised by #defines. Each
+// file is inlined at most once per program.
+std::string expanded_kernel_source(const std::string& file);
 // Every embedded kernel file, relative to cl_kernels/.
 std::vector<std::string> embedded_kernel_files();
 

@@ -62,7 +62,7 @@ const cl::Program& Runtime::program(const std::string& file, const std::string& 
   auto key = std::make_pair(file, options);
   auto it = programs_.find(key);
   if (it != programs_.end()) return it->second;
-  cl::Program program(context_, kernel_source(file));
+  cl::Program program(context_, expanded_kernel_source(file));
   std::string full_options = "-cl-std=CL1.2 " + options;
   try {
     program.build({device_.device}, full_options.c_str());
