@@ -33,6 +33,7 @@ namespace {
 void expand_into(const std::string& file, std::set<std::string>& seen, std::string& out) {
   if (!seen.insert(file).second) return;
   std::istringstream in(kernel_source(file));
+  out += "#line 1\n";  // build logs then give line numbers within each file
   std::string line;
   int number = 0;
   while (std::getline(in, line)) {
