@@ -81,6 +81,15 @@ struct StepContext {
   int64_t step = 0;
 };
 
+// A host tensor a variant exposes for debugging (`attnscope check --dump` writes it as
+// <name>.npy beside the inputs), e.g. LSH's rotations and bucket ids, so a check case
+// can be replayed in another framework. Integer data is stored as float (exact below 2²⁴).
+struct NamedTensor {
+  std::string name;
+  std::vector<size_t> shape;
+  std::vector<float> data;
+};
+
 class AttentionVariant {
  public:
   explicit AttentionVariant(const AttentionOptions& options) : options_(options) {}
@@ -122,6 +131,15 @@ class AttentionVariant {
                                   const std::vector<const float*>& params, const float* x,
                                   const float* dout, float* dx,
                                   const std::vector<float*>& dparams) const = 0;
+
+  // Step-dependent constants the variant draws for itself (none by default), for the
+  // dump of `attnscope check --dump`. Must match what forward and the reference use.
+  virtual std::vector<NamedTensor> debug_tensors(const AttentionDims& dims,
+                                                 const StepContext& step) const {
+    (void)dims;
+    (void)step;
+    return {};
+  }
 
  protected:
   AttentionOptions options_;

@@ -5,6 +5,16 @@
 #include "host/error.hpp"
 
 namespace attnscope {
+namespace {
+
+// A fixed string hash (std::hash differs between standard libraries).
+uint32_t fnv1a(const std::string& s) {
+  uint32_t h = 2166136261u;
+  for (unsigned char c : s) h = (h ^ c) * 16777619u;
+  return h;
+}
+
+}  // namespace
 
 ParameterLayout::ParameterLayout(const ModelConfig& c, const std::vector<TensorSpec>& attention,
                                  size_t align_floats)
@@ -68,10 +78,10 @@ std::vector<float> ParameterLayout::to_packed(const std::vector<float>& image) c
   return packed;
 }
 
-std::vector<float> init_parameters(const ParameterLayout& layout, int n_layer, uint64_t seed) {
+std::vector<float> init_parameters(const ParameterLayout& layout, const ModelConfig& config,
+                                   uint64_t seed) {
   std::vector<float> packed(layout.packed_floats());
-  std::mt19937_64 rng(seed);
-  const float residual_std = 0.02f / std::sqrt(2.0f * float(n_layer));
+  const float residual_std = 0.02f / std::sqrt(2.0f * float(config.n_layer));
   for (const auto& g : layout.groups()) {
     float* p = packed.data() + g.packed_offset;
     const size_t n = g.packed_floats();
@@ -80,12 +90,20 @@ std::vector<float> init_parameters(const ParameterLayout& layout, int n_layer, u
       case Init::kOne: std::fill_n(p, n, 1.f); break;
       case Init::kNormal:
       case Init::kResidualProjection: {
+        // One stream per tensor name, so a tensor's values do not depend on which other
+        // tensors (e.g. another variant's attention weights) come before it.
+        std::seed_seq seq{uint32_t(seed), uint32_t(seed >> 32),
+                          fnv1a(g.name)};
+        std::mt19937_64 rng(seq);
         std::normal_distribution<float> normal(0.f, g.init == Init::kNormal ? 0.02f : residual_std);
         for (size_t i = 0; i < n; ++i) p[i] = normal(rng);
         break;
       }
     }
   }
+  const ParamGroup& wte = layout.group("wte");
+  std::fill(packed.begin() + wte.packed_offset + size_t(config.vocab_size) * config.n_embd,
+            packed.begin() + wte.packed_offset + wte.packed_floats(), 0.f);
   return packed;
 }
 

@@ -62,8 +62,11 @@ class ParameterLayout {
 
 // GPT-2 initialisation of a packed vector, deterministic in seed: N(0, 0.02) for
 // matrices and embeddings, residual projections scaled by 1/√(2L), biases 0, layernorm
-// weights 1. Drawn in layout order, so two variants with the same tensor shapes in the
-// same places get the same weights.
-std::vector<float> init_parameters(const ParameterLayout& layout, int n_layer, uint64_t seed);
+// weights 1. Each tensor is drawn from its own stream (seed, tensor name), so variants
+// share every tensor they have in common (same name and shape) — fair comparisons start
+// from the same weights. The padded vocabulary rows of wte are zero (as in
+// llm.c's exported checkpoints): no token ever selects them.
+std::vector<float> init_parameters(const ParameterLayout& layout, const ModelConfig& config,
+                                   uint64_t seed);
 
 }  // namespace attnscope

@@ -1,0 +1,26 @@
+// Command-line options shared by train, bench and check: model, attention variant,
+// optimizer. Each add_* attaches the options to a subcommand; resolve() turns them into
+// validated configuration (UsageError on bad values).
+#pragma once
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "host/device_info.hpp"
+#include "model/attention_variant.hpp"
+#include "model/config.hpp"
+#include "model/gpt2.hpp"
+
+namespace attnscope {
+
+struct ModelOptions {
+  std::string preset = "auto";  // auto: gpt2 on a GPU, tiny otherwise
+  int n_layer = 0, n_head = 0, n_embd = 0, max_seq_len = 0, vocab_size = 0;  // 0: preset's
+  ModelConfig resolve(const DeviceInfo& device) const;
+};
+
+void add_model_options(CLI::App* cmd, ModelOptions& options);
+void add_attention_options(CLI::App* cmd, AttentionOptions& options);
+void add_optimizer_options(CLI::App* cmd, OptimizerConfig& options);
+
+}  // namespace attnscope
