@@ -155,7 +155,7 @@ void gemm(const int M, const int N, const int K, const float alpha, const float 
 #pragma unroll
       for (int i = 0; i < WPT_M; ++i)
 #pragma unroll
-        for (int j = 0; j < WPT_N; ++j) acc[i][j] = fma(a[i], b[j], acc[i][j]);
+        for (int j = 0; j < WPT_N; ++j) acc[i][j] += a[i] * b[j];  // contracted to an FMA
     }
     barrier(CLK_LOCAL_MEM_FENCE);  // the next step overwrites the tiles
   }

@@ -7,5 +7,7 @@ namespace attnscope {
 
 void add_devices_command(CLI::App& app);
 void add_variants_command(CLI::App& app);
+void add_train_command(CLI::App& app);
+void add_check_command(CLI::App& app);
 
 }  // namespace attnscope

@@ -4,6 +4,7 @@
 
 #include "host/commands.hpp"
 #include "host/error.hpp"
+#include "host/opencl.hpp"
 
 int main(int argc, char** argv) {
   using namespace attnscope;
@@ -12,6 +13,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("attnscope ") + ATTNSCOPE_GIT_COMMIT);
   add_devices_command(app);
   add_variants_command(app);
+  add_train_command(app);
+  add_check_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

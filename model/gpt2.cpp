@@ -36,6 +36,8 @@ GPT2::GPT2(Ops& ops, const ModelConfig& config, std::unique_ptr<AttentionVariant
   allocate_activations();
 }
 
+GPT2::~GPT2() = default;
+
 void GPT2::allocate_parameters() {
   const size_t n = layout_.device_floats();
   params_ = rt_.alloc_floats(n, "parameters");

@@ -29,6 +29,7 @@ class GPT2 {
  public:
   GPT2(Ops& ops, const ModelConfig& config, std::unique_ptr<AttentionVariant> attention, int B,
        int T, const OptimizerConfig& optimizer);
+  ~GPT2();
 
   // Parameters as a packed host vector in llm.c order (see parameters.hpp).
   void set_parameters(const std::vector<float>& packed);
@@ -46,6 +47,7 @@ class GPT2 {
   const ModelConfig& config() const { return config_; }
   const ParameterLayout& layout() const { return layout_; }
   AttentionVariant& attention() { return *attention_; }
+  const AttentionVariant& attention() const { return *attention_; }
   const AttentionDims& attention_dims() const { return dims_; }
   int batch() const { return B_; }
   int seq() const { return T_; }

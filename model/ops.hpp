@@ -7,6 +7,7 @@
 // accumulate (+=) into dinp / dwte / dwpe, because they add into the residual stream.
 #pragma once
 #include <cstddef>
+#include <map>
 
 #include "host/runtime.hpp"
 
@@ -85,7 +86,13 @@ class Ops {
   void clip_scale(const cl::Buffer& grad_scale, const cl::Buffer& norm_sq, float clip);
 
  private:
+  // Device scratch kept between calls (reduction partials, the encoder's sorted positions),
+  // one buffer per slot, grown on demand. The queue is in order, so a call may reuse what
+  // an earlier call's kernels used.
+  const cl::Buffer& scratch(int slot, size_t bytes);
+
   Runtime& rt_;
+  std::map<int, DeviceBuffer> scratch_;
 };
 
 }  // namespace attnscope

@@ -11,11 +11,11 @@ const std::vector<RegistryEntry>& attention_registry() {
   static const std::vector<RegistryEntry> registry = {
       {"baseline", make_baseline},
       // {"sdpa", make_sdpa},
-      // {"flash", make_flash},
-      // {"gqa", make_gqa},
+      {"flash", make_flash},
+      {"gqa", make_gqa},
       // {"mla", make_mla},
       // {"linear", make_linear},
-      // {"sliding_window", make_sliding_window},
+      {"sliding_window", make_sliding_window},
       // {"lsh", make_lsh},
   };
   return registry;

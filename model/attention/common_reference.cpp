@@ -3,43 +3,11 @@
 #include <algorithm>
 #include <cmath>
 
+#include "model/reference/layers.hpp"
+
 namespace attnscope::reference {
 
 namespace {
-
-// out (N, OC) = inp (N, C) · w (OC, C)ᵀ + b, double accumulation. b may be null.
-void linear_forward(float* out, const float* inp, const float* w, const float* b, int N, int C,
-                    int OC) {
-  for (int n = 0; n < N; ++n)
-    for (int o = 0; o < OC; ++o) {
-      double acc = b ? b[o] : 0.0;
-      for (int c = 0; c < C; ++c) acc += double(inp[size_t(n) * C + c]) * w[size_t(o) * C + c];
-      out[size_t(n) * OC + o] = float(acc);
-    }
-}
-
-// dinp = dout·w (overwritten); dw += doutᵀ·inp; db += Σ_n dout (db may be null).
-void linear_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp,
-                     const float* w, int N, int C, int OC) {
-  for (int n = 0; n < N; ++n)
-    for (int c = 0; c < C; ++c) {
-      double acc = 0;
-      for (int o = 0; o < OC; ++o) acc += double(dout[size_t(n) * OC + o]) * w[size_t(o) * C + c];
-      dinp[size_t(n) * C + c] = float(acc);
-    }
-  for (int o = 0; o < OC; ++o) {
-    for (int c = 0; c < C; ++c) {
-      double acc = 0;
-      for (int n = 0; n < N; ++n) acc += double(dout[size_t(n) * OC + o]) * inp[size_t(n) * C + c];
-      dw[size_t(o) * C + c] += float(acc);
-    }
-    if (db) {
-      double acc = 0;
-      for (int n = 0; n < N; ++n) acc += dout[size_t(n) * OC + o];
-      db[o] += float(acc);
-    }
-  }
-}
 
 double dot(const float* a, const float* b, int n) {
   double acc = 0;
@@ -173,7 +141,7 @@ void mha_core_forward(std::vector<float>& qkv, std::vector<float>& att, const At
   const int N = dims.B * dims.T, C = dims.C;
   qkv.resize(size_t(N) * 3 * C);
   att.resize(size_t(N) * C);
-  linear_forward(qkv.data(), x, params[0], params[1], N, C, 3 * C);
+  matmul_forward(qkv.data(), x, params[0], params[1], N, C, 3 * C);
   QKVHeads in = split_qkv(qkv.data(), C);
   exact_attention_forward({att.data(), C}, nullptr, nullptr, in.q, in.k, in.v,
                           shape_of(dims, window));
@@ -185,7 +153,7 @@ void mha_block_forward(const AttentionDims& dims, int window,
                        const std::vector<const float*>& params, const float* x, float* out) {
   std::vector<float> qkv, att;
   mha_core_forward(qkv, att, dims, window, params, x);
-  linear_forward(out, att.data(), params[2], params[3], dims.B * dims.T, dims.C, dims.C);
+  matmul_forward(out, att.data(), params[2], params[3], dims.B * dims.T, dims.C, dims.C);
 }
 
 void mha_block_backward(const AttentionDims& dims, int window,
@@ -195,12 +163,12 @@ void mha_block_backward(const AttentionDims& dims, int window,
   std::vector<float> qkv, att;  // recomputed: the reference keeps no state between calls
   mha_core_forward(qkv, att, dims, window, params, x);
   std::vector<float> datt(size_t(N) * C), dqkv(size_t(N) * 3 * C, 0.f);
-  linear_backward(datt.data(), dparams[2], dparams[3], dout, att.data(), params[2], N, C, C);
+  matmul_backward(datt.data(), dparams[2], dparams[3], dout, att.data(), params[2], N, C, C);
   QKVHeads in = split_qkv(qkv.data(), C);
   QKVGradHeads grad = split_qkv_grad(dqkv.data(), C);
   exact_attention_backward(grad.q, grad.k, grad.v, {datt.data(), C}, in.q, in.k, in.v,
                            shape_of(dims, window));
-  linear_backward(dx, dparams[0], dparams[1], dqkv.data(), x, params[0], N, C, 3 * C);
+  matmul_backward(dx, dparams[0], dparams[1], dqkv.data(), x, params[0], N, C, 3 * C);
 }
 
 }  // namespace attnscope::reference

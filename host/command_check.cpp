@@ -1,0 +1,81 @@
+// `attnscope check`: every attention variant's device forward and backward against its
+// CPU reference on the user's own device (OpenCL drivers differ), one line per case.
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "host/commands.hpp"
+#include "host/error.hpp"
+#include "host/runtime.hpp"
+#include "model/ops.hpp"
+#include "model/registry.hpp"
+#include "model/variant_check.hpp"
+
+namespace attnscope {
+
+namespace {
+
+struct CheckOptions {
+  std::string variants = "all";
+  std::string device;
+  std::string dump_dir;
+};
+
+// "<dump>/<variant>/<case index>_B2_T37_C64_H4", or "" without --dump.
+std::string case_dump_dir(const CheckOptions& o, const std::string& variant, size_t index,
+                          const VariantCheckCase& c) {
+  if (o.dump_dir.empty()) return "";
+  std::string label = c.label();
+  for (char& ch : label)
+    if (ch == ' ') ch = '_';
+  return o.dump_dir + "/" + variant + "/" + std::to_string(index) + "_" + label;
+}
+
+// One case; an exception (a kernel that does not build, a variant that rejects the
+// shape) is that case's failure, reported on its line, and the other cases still run.
+bool check_one(Ops& ops, const CheckOptions& o, const std::string& variant, size_t index,
+               const VariantCheckCase& c) {
+  try {
+    VariantCheckResult r = check_variant(ops, variant, c, case_dump_dir(o, variant, index, c));
+    std::cout << format_check_result(r) << std::endl;
+    return r.passed;
+  } catch (const std::exception& e) {
+    std::cout << variant << "  " << c.label() << "  error: " << e.what() << "  FAIL" << std::endl;
+    return false;
+  }
+}
+
+void run_check(const CheckOptions& o) {
+  const std::vector<std::string> variants = parse_variant_list(o.variants);
+  Runtime rt(o.device, /*profiling=*/false);
+  Ops ops(rt);
+  std::cout << "checking on " << rt.device().short_label() << " (" << rt.device().version
+            << "), tolerance 1e-4 relative to the CPU reference" << std::endl;
+  const auto cases = standard_check_cases();
+  size_t failed = 0, total = 0;
+  for (const auto& variant : variants)
+    for (size_t i = 0; i < cases.size(); ++i, ++total)
+      if (!check_one(ops, o, variant, i, cases[i])) ++failed;
+  if (!o.dump_dir.empty()) std::cout << "tensors written under " << o.dump_dir << std::endl;
+  if (failed > 0)
+    throw Error(std::to_string(failed) + " of " + std::to_string(total) +
+                " variant checks failed on " + rt.device().short_label());
+  std::cout << "all " << total << " checks passed" << std::endl;
+}
+
+}  // namespace
+
+void add_check_command(CLI::App& app) {
+  auto options = std::make_shared<CheckOptions>();
+  auto* cmd = app.add_subcommand(
+      "check", "Check each attention variant's kernels against the CPU reference on this device");
+  cmd->add_option("--variant", options->variants, "variant name, a,b,c or all")
+      ->capture_default_str();
+  cmd->add_option("--device", options->device,
+                  "OpenCL device: P:D or part of its name (default: first GPU, else CPU)");
+  cmd->add_option("--dump", options->dump_dir,
+                  "write each case's tensors (.npy) and index.json under this directory");
+  cmd->callback([options] { run_check(*options); });
+}
+
+}  // namespace attnscope

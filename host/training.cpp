@@ -1,0 +1,109 @@
+#include "host/training.hpp"
+
+#include <cmath>
+#include <sstream>
+
+#include "host/error.hpp"
+#include "model/checkpoint.hpp"
+#include "model/registry.hpp"
+
+namespace attnscope {
+namespace {
+
+std::vector<int> resolved_options(const AttentionOptions& o) {
+  return {o.kv_heads, o.latent_dim, o.chunk, o.window, o.hashes, o.buckets};
+}
+
+CheckpointHeader header_for(const GPT2& model, const std::string& variant) {
+  return checkpoint_header(model.config(), variant,
+                           model.attention().parameters(model.attention_dims()),
+                           resolved_options(model.attention().options()));
+}
+
+}  // namespace
+
+TrainingRun::TrainingRun(Ops& ops, const TrainSettings& settings)
+    : ops_(ops), settings_(settings) {
+  if (settings.steps < 0) throw UsageError("--steps must be >= 0");
+  if (settings.val_batches < 1) throw UsageError("--val-batches must be >= 1");
+  AttentionOptions attention = settings.attention;
+  attention.seed = settings.seed;
+  model_ = std::make_unique<GPT2>(ops, settings.model, make_variant(settings.variant, attention),
+                                  settings.batch, settings.seq, settings.optimizer);
+  DataSpec data = settings.data;
+  data.seed = settings.seed;
+  data_ = make_data(data, settings.batch, settings.seq, settings.model.vocab_size);
+  load_or_init();
+}
+
+void TrainingRun::load_or_init() {
+  if (settings_.load_path.empty()) {
+    model_->set_parameters(init_parameters(model_->layout(), model_->config(), settings_.seed));
+    return;
+  }
+  LoadedCheckpoint ckpt = load_checkpoint(settings_.load_path);
+  check_checkpoint_matches(settings_.load_path, ckpt, header_for(*model_, settings_.variant),
+                           model_->layout().packed_floats());
+  model_->set_parameters(ckpt.packed);
+}
+
+StepResult TrainingRun::step() {
+  const Batch& batch = data_.train->next_batch();
+  ++step_;
+  auto start = std::chrono::steady_clock::now();
+  float loss = model_->train_step(batch.inputs.data(), batch.targets.data(), step_);
+  auto end = std::chrono::steady_clock::now();
+  if (!std::isfinite(loss))
+    throw Error("training loss became " + std::to_string(loss) + " at step " +
+                std::to_string(step_) + " (try a lower --lr)");
+  StepResult r;
+  r.step = step_;
+  r.loss = loss;
+  r.grad_norm = model_->last_grad_norm();
+  r.step_ms = std::chrono::duration<double, std::milli>(end - start).count();
+  r.tokens_per_s = double(settings_.batch) * settings_.seq / (r.step_ms / 1000.0);
+  return r;
+}
+
+float TrainingRun::validate() {
+  data_.val->reset();
+  double sum = 0;
+  for (int i = 0; i < settings_.val_batches; ++i) {
+    const Batch& batch = data_.val->next_batch();
+    sum += model_->evaluate(batch.inputs.data(), batch.targets.data());
+  }
+  return float(sum / settings_.val_batches);
+}
+
+void TrainingRun::save_checkpoint(const std::string& path) const {
+  attnscope::save_checkpoint(path, header_for(*model_, settings_.variant), model_->parameters());
+}
+
+std::string TrainingRun::banner() const {
+  const ModelConfig& c = model_->config();
+  const auto& o = settings_.optimizer;
+  const GPT2& m = *model_;
+  std::ostringstream os;
+  os << "device:    " << ops_.runtime().device().short_label() << " ("
+     << ops_.runtime().device().version << ")\n"
+     << "model:     " << (c.preset.empty() ? "custom" : c.preset) << " L=" << c.n_layer
+     << " H=" << c.n_head << " C=" << c.n_embd << " vocab=" << c.vocab_size << " (padded "
+     << c.padded_vocab_size << "), " << m.layout().packed_floats() << " parameters\n"
+     << "attention: " << settings_.variant;
+  std::string opts = m.attention().describe_options();
+  if (!opts.empty()) os << " (" << opts << ")";
+  os << "\n"
+     << "batch:     B=" << settings_.batch << " T=" << settings_.seq << " ("
+     << settings_.batch * settings_.seq << " tokens/step), seed " << settings_.seed << "\n"
+     << "optimizer: AdamW lr=" << o.adamw.lr << " betas=(" << o.adamw.beta1 << ", "
+     << o.adamw.beta2 << ") eps=" << o.adamw.eps << " weight_decay=" << o.adamw.weight_decay
+     << " grad_clip=" << o.grad_clip << "\n"
+     << "data:      " << data_.train->describe() << "; validation: " << data_.val->describe()
+     << "\n"
+     << "memory:    " << (ops_.runtime().memory().current_bytes() >> 20)
+     << " MiB allocated on the device\n";
+  if (!settings_.load_path.empty()) os << "loaded:    " << settings_.load_path << "\n";
+  return os.str();
+}
+
+}  // namespace attnscope

@@ -1,0 +1,156 @@
+// Host side shared by the exact tiled-attention family — flash, gqa, sliding_window — whose
+// kernels are cl_kernels/attention/flash.cl (gqa.cl and sliding_window.cl specialise it):
+// the tile sizes chosen per device, the launches, the analytic cost, and one
+// AttentionVariant implementation (projections → tiled attention → output projection)
+// that the three variants parameterise.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/attention_variant.hpp"
+
+namespace attnscope {
+
+// Tunables of flash.cl (see its top comment).
+struct FlashTiles {
+  int br = 64;   // queries per work-group in forward and dQ
+  int bc = 32;   // keys per tile in forward and dQ
+  int bkv = 64;  // keys per work-group in dK/dV
+  int bq = 32;   // queries per tile in dK/dV
+};
+
+// The largest tiles (from the defaults above, halving) whose __local arrays fit the device's
+// local memory and whose work-groups fit its maximum work-group size. Throws UsageError
+// for head sizes outside 1..128.
+FlashTiles choose_flash_tiles(const DeviceInfo& device, int head_size);
+// Local memory of the largest kernel (dQ or dK/dV) with these tiles, bytes.
+size_t flash_local_bytes(const FlashTiles& tiles, int head_size);
+
+// Where Q, K and V rows live (floats): Q in one buffer, K and V in another (or the same).
+struct QkvLayout {
+  int q_stride = 0, q_offset = 0;
+  int kv_stride = 0, k_offset = 0, v_offset = 0;
+};
+
+// Shape of one call of the tiled kernels.
+struct TiledShape {
+  int B = 1, T = 1, H = 1, head_size = 1;
+  int group_size = 1;  // query heads per K/V head
+  int window = 0;      // 0: causal only; w > 0: keys i − w < j ≤ i
+};
+
+// Number of (query, key) pairs each (batch, head) attends to, and the pairs the kernels'
+// tiles actually visit (padding rows and masked parts of tiles included).
+struct TiledPairs {
+  double needed = 0;         // per (b, h): Σ_i |allowed keys of i|
+  double forward_tiles = 0;  // per (b, h): Σ over visited forward/dQ tiles of BR·BC
+  double dkdv_tiles = 0;     // per (b, h): Σ over visited dK/dV tiles of BKV·BQ
+};
+TiledPairs count_tiled_pairs(int T, int window, const FlashTiles& tiles);
+
+// The four kernels of one variant's .cl file, built for one head size and group size.
+class TiledAttentionKernels {
+ public:
+  // family: "flash" → cl_kernels/attention/flash.cl, kernels flash_forward, ...
+  TiledAttentionKernels(Runtime& rt, const std::string& family, const TiledShape& shape,
+                        const FlashTiles& tiles);
+  // Whether the compiled kernels (their registers) allow the tiles' work-group sizes.
+  bool fits_compiled_limits() const;
+  // With choose_flash_tiles(), halved further while the compiled kernels (registers) allow
+  // fewer work-items per group than the tiles need.
+  static std::unique_ptr<TiledAttentionKernels> for_device(Runtime& rt, const std::string& family,
+                                                          const TiledShape& shape);
+  const FlashTiles& tiles() const { return tiles_; }
+  int head_size() const { return head_size_; }
+  int group_size() const { return group_size_; }
+
+  // out (B,T,C) and lse (B,H,T) overwritten.
+  void forward(const cl::Buffer& out, const cl::Buffer& lse, const cl::Buffer& q,
+               const cl::Buffer& kv, const QkvLayout& layout, const TiledShape& shape);
+  // dq (layout of q) and dkv (layout of kv; may be dq's buffer) overwritten; delta (B,H,T)
+  // is scratch. out, lse: what forward wrote.
+  void backward(const cl::Buffer& dq, const cl::Buffer& dkv, const cl::Buffer& delta,
+                const cl::Buffer& dout, const cl::Buffer& out, const cl::Buffer& lse,
+                const cl::Buffer& q, const cl::Buffer& kv, const QkvLayout& layout,
+                const TiledShape& shape);
+
+ private:
+  Runtime& rt_;
+  FlashTiles tiles_;
+  int head_size_, group_size_;
+  cl::Kernel forward_, delta_, dkdv_, dq_;
+};
+
+// flash, gqa and sliding_window: x → Q, K, V (projections) → tiled exact attention → O →
+// y = O·W_oᵀ + b_o. By default the projection is GPT-2's fused W_qkv (parameters exactly
+// baseline's); gqa overrides the projection hooks. Keeps per layer: the projections, O and
+// L; backward scratch (dO, dQKV, delta) is shared by all layers of one variant object.
+class TiledExactAttention : public AttentionVariant {
+ public:
+  explicit TiledExactAttention(const AttentionOptions& options);
+  ~TiledExactAttention() override;
+  void resolve(const AttentionDims& dims) override;
+  std::vector<TensorSpec> parameters(const AttentionDims& dims) const override;
+  AttentionCost cost(const AttentionDims& dims) const override;
+
+  std::unique_ptr<AttentionActivations> allocate(Ops& ops, const AttentionDims& dims) override;
+  void forward(Ops& ops, const AttentionDims& dims, const StepContext& step,
+               const std::vector<cl::Buffer>& params, const cl::Buffer& x, const cl::Buffer& out,
+               AttentionActivations& acts) override;
+  void backward(Ops& ops, const AttentionDims& dims, const StepContext& step,
+                const std::vector<cl::Buffer>& params, const std::vector<cl::Buffer>& grads,
+                const cl::Buffer& x, const cl::Buffer& dout, const cl::Buffer& dx,
+                AttentionActivations& acts) override;
+
+  void reference_forward(const AttentionDims& dims, const StepContext& step,
+                         const std::vector<const float*>& params, const float* x,
+                         float* out) const override;
+  void reference_backward(const AttentionDims& dims, const StepContext& step,
+                          const std::vector<const float*>& params, const float* x,
+                          const float* dout, float* dx,
+                          const std::vector<float*>& dparams) const override;
+
+  // Tiles of the kernels: chosen for the device by allocate(); before that, those of a
+  // typical GPU (48 KiB local memory), which cost() then assumes.
+  const FlashTiles& tiles() const { return tiles_; }
+
+ protected:
+  // Kernel family: cl_kernels/attention/<family>.cl, kernels <family>_*.
+  virtual std::string family() const = 0;
+  // K/V heads G (H: multi-head) and band width (0: causal only), after resolve().
+  virtual int kv_heads(const AttentionDims& dims) const { return dims.H; }
+  virtual int window(const AttentionDims& dims) const {
+    (void)dims;
+    return 0;
+  }
+
+  // Projection hooks. The defaults are GPT-2's fused projection: params = {qkvw (3C,C),
+  // qkvb, attprojw, attprojb}; Q, K, V live in one (B,T,3C) buffer.
+  virtual std::vector<TensorSpec> projection_parameters(const AttentionDims& dims) const;
+  // Floats of the buffer holding Q (and K, V when kv_floats is 0) and of the K|V buffer.
+  virtual size_t q_floats(const AttentionDims& dims) const;
+  virtual size_t kv_floats(const AttentionDims& dims) const;
+  virtual QkvLayout layout(const AttentionDims& dims) const;
+  // q (and kv) = projections of x.
+  virtual void project_forward(Ops& ops, const AttentionDims& dims,
+                               const std::vector<cl::Buffer>& params, const cl::Buffer& x,
+                               const cl::Buffer& q, const cl::Buffer& kv);
+  // dx overwritten, projection grads accumulated, from dq (and dkv). scratch: B·T·C floats.
+  virtual void project_backward(Ops& ops, const AttentionDims& dims,
+                                const std::vector<cl::Buffer>& params,
+                                const std::vector<cl::Buffer>& grads, const cl::Buffer& x,
+                                const cl::Buffer& dq, const cl::Buffer& dkv,
+                                const cl::Buffer& dx, const cl::Buffer& scratch);
+  double projection_flops(const AttentionDims& dims) const;  // forward, 2 per multiply-add
+
+  TiledShape tiled_shape(const AttentionDims& dims) const;
+
+ private:
+  struct Scratch;
+  FlashTiles tiles_;
+  std::unique_ptr<TiledAttentionKernels> kernels_;
+  std::unique_ptr<Scratch> scratch_;
+};
+
+}  // namespace attnscope

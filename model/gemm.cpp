@@ -1,0 +1,138 @@
+#include "model/gemm.hpp"
+
+#include <climits>
+
+#include "host/error.hpp"
+
+namespace attnscope {
+
+std::string GemmConfig::build_options(bool trans_a, bool trans_b) const {
+  return "-DTILE_M=" + std::to_string(tile_m) + " -DTILE_N=" + std::to_string(tile_n) +
+         " -DTILE_K=" + std::to_string(tile_k) + " -DWPT_M=" + std::to_string(wpt_m) +
+         " -DWPT_N=" + std::to_string(wpt_n) + " -DTRANS_A=" + (trans_a ? "1" : "0") +
+         " -DTRANS_B=" + (trans_b ? "1" : "0");
+}
+
+std::string GemmConfig::label() const {
+  return std::to_string(tile_m) + "x" + std::to_string(tile_n) + "x" + std::to_string(tile_k) +
+         "/" + std::to_string(wpt_m) + "x" + std::to_string(wpt_n);
+}
+
+const std::vector<GemmConfig>& gemm_configs() {
+  // 128×128 with 8×8 per work-item: 256 work-items, 64 accumulators each, 16.5 KiB of local
+  // memory; 2 multiply-adds per local load. 64×64/4×4 has 4× the tiles for mid-size products;
+  // 32×32/4×4 (64 work-items) suits CPUs, whose work-items are loop iterations; 8×8/2×2
+  // needs 16 work-items and 0.5 KiB, for devices that allow nothing bigger.
+  static const std::vector<GemmConfig> configs = {
+      {128, 128, 16, 8, 8},
+      {64, 64, 16, 4, 4},
+      {32, 32, 16, 4, 4},
+      {8, 8, 8, 2, 2},
+  };
+  return configs;
+}
+
+namespace {
+
+bool fits_device(const GemmConfig& c, const DeviceInfo& device) {
+  return c.work_group_size() <= device.max_work_group_size &&
+         c.local_bytes() <= device.local_mem_bytes;
+}
+
+size_t tiles_of(const GemmConfig& c, int M, int N, int batch) {
+  return size_t((M + c.tile_m - 1) / c.tile_m) * ((N + c.tile_n - 1) / c.tile_n) * batch;
+}
+
+// Padded tile area over useful area: 1 when M and N are multiples of the tile.
+double waste_of(const GemmConfig& c, int M, int N) {
+  double padded = double(round_up(M, c.tile_m)) * double(round_up(N, c.tile_n));
+  return padded / (double(M) * double(N));
+}
+
+const char* const kFile = "matmul.cl";
+
+// Element count a slice-strided operand needs: offset + (batch-1)·stride + rows·cols.
+void check_operand(const char* name, const cl::Buffer& buffer, size_t offset, size_t stride,
+                   int batch, size_t elements) {
+  if (elements > size_t(INT_MAX))
+    throw Error(std::string("gemm: operand ") + name + " has " + std::to_string(elements) +
+                " elements, more than the kernel's 32-bit indexing allows");
+  size_t needed = offset + size_t(batch - 1) * stride + elements;
+  size_t have = buffer.getInfo<CL_MEM_SIZE>() / sizeof(float);
+  if (needed > have)
+    throw Error(std::string("gemm: operand ") + name + " needs " + std::to_string(needed) +
+                " floats but its buffer holds " + std::to_string(have));
+}
+
+void check_spec(const Ops::GemmSpec& s, const cl::Buffer& A, const cl::Buffer& B,
+                const cl::Buffer& C) {
+  if (s.M < 0 || s.N < 0 || s.K < 0 || s.batch < 1)
+    throw Error("gemm: bad shape M=" + std::to_string(s.M) + " N=" + std::to_string(s.N) +
+                " K=" + std::to_string(s.K) + " batch=" + std::to_string(s.batch));
+  check_operand("A", A, s.offset_a, s.stride_a, s.batch, size_t(s.M) * s.K);
+  check_operand("B", B, s.offset_b, s.stride_b, s.batch, size_t(s.K) * s.N);
+  check_operand("C", C, s.offset_c, s.stride_c, s.batch, size_t(s.M) * s.N);
+}
+
+}  // namespace
+
+GemmConfig choose_gemm_config(const DeviceInfo& device, int M, int N, int batch) {
+  const auto& configs = gemm_configs();
+  if (!device.is_gpu) {
+    for (const auto& c : configs)
+      if (c.tile_m <= 32 && fits_device(c, device)) return c;
+  }
+  // Enough tiles for two work-groups per compute unit, and little padding.
+  const size_t wanted_tiles = 2 * size_t(device.compute_units);
+  const GemmConfig* fallback = nullptr;
+  for (const auto& c : configs) {
+    if (c.tile_m < 32 || !fits_device(c, device)) continue;
+    fallback = &c;
+    if (tiles_of(c, M, N, batch) >= wanted_tiles && waste_of(c, M, N) <= 1.25) return c;
+  }
+  if (fallback) return *fallback;
+  return configs.back();
+}
+
+void launch_gemm(Runtime& rt, const GemmConfig& config, const Ops::GemmSpec& spec,
+                 const cl::Buffer& A, const cl::Buffer& B, const cl::Buffer& C,
+                 const cl::Buffer* bias) {
+  check_spec(spec, A, B, C);
+  if (spec.M == 0 || spec.N == 0) return;
+  if (!fits_device(config, rt.device()))
+    throw Error("gemm configuration " + config.label() + " does not fit " +
+                rt.device().short_label());
+  cl::Kernel kernel =
+      rt.kernel(kFile, "gemm", config.build_options(spec.trans_a, spec.trans_b));
+  set_args(kernel, spec.M, spec.N, spec.K, spec.alpha, spec.beta, A, cl_ulong(spec.offset_a),
+           cl_ulong(spec.stride_a), B, cl_ulong(spec.offset_b), cl_ulong(spec.stride_b), C,
+           cl_ulong(spec.offset_c), cl_ulong(spec.stride_c), bias ? *bias : C,
+           cl_int(bias ? 1 : 0));
+  const size_t rts_m = config.tile_m / config.wpt_m, rts_n = config.tile_n / config.wpt_n;
+  cl::NDRange global(size_t((spec.N + config.tile_n - 1) / config.tile_n) * rts_n,
+                     size_t((spec.M + config.tile_m - 1) / config.tile_m) * rts_m,
+                     size_t(spec.batch));
+  double mnk = double(spec.M) * spec.N * spec.K * spec.batch;
+  double elements = (double(spec.M) * spec.K + double(spec.K) * spec.N +
+                     double(spec.M) * spec.N * (spec.beta != 0.f ? 2 : 1)) *
+                    spec.batch;
+  rt.launch(kernel, global, cl::NDRange(rts_n, rts_m, 1),
+            KernelCost{2 * mnk, elements * sizeof(float)});
+}
+
+void run_gemm(Runtime& rt, const Ops::GemmSpec& spec, const cl::Buffer& A, const cl::Buffer& B,
+              const cl::Buffer& C, const cl::Buffer* bias) {
+  GemmConfig config = choose_gemm_config(rt.device(), spec.M, spec.N, spec.batch);
+  // A compiler may allow fewer work-items than the device maximum (register pressure):
+  // step down to the next configuration that the compiled kernel accepts.
+  for (const auto& c : gemm_configs()) {
+    if (c.tile_m > config.tile_m || !fits_device(c, rt.device())) continue;
+    cl::Kernel kernel = rt.kernel(kFile, "gemm", c.build_options(spec.trans_a, spec.trans_b));
+    size_t allowed =
+        kernel.getWorkGroupInfo<CL_KERNEL_WORK_GROUP_SIZE>(rt.device().device);
+    if (c.work_group_size() <= allowed) return launch_gemm(rt, c, spec, A, B, C, bias);
+  }
+  throw Error("gemm: no tile configuration fits " + rt.device().short_label());
+}
+
+}  // namespace attnscope

@@ -1,0 +1,124 @@
+// attnscope telemetry: power, energy, memory and CPU time of a training run, measured in
+// named energy windows. This header is the API the trainer and the benchmark use.
+//
+// Sources (each detected at construction and reported available or not, with the reason):
+//   nvml    NVIDIA GPU: energy counter, instantaneous power, memory, utilization, SM
+//           clock, temperature (nvml_source.hpp)
+//   amdgpu  AMD GPU: hwmon power, VRAM used, utilization, clock, temperature (amdgpu_source.hpp)
+//   rapl    CPU packages + DRAM: energy counters (rapl_source.hpp)
+// plus this process's CPU time and peak RSS (process_stats.hpp). The GPU sources match
+// the OpenCL device by PCI bus id (DeviceInfo::pci_bus_id); at most one of them is
+// available for a given device.
+//
+// A sampler thread records every source's power (and memory, utilization, clock,
+// temperature where available) at a fixed interval; a window reports per source the
+// energy from the checked hardware counter or, where that cannot be trusted, from the
+// sampled series, with both figures and the reason (energy_window.hpp). docs/telemetry.md
+// says how each figure is measured and what its caveats are.
+//
+// Typical use (what a training run records):
+//
+//   Telemetry telemetry(telemetry_config(options, device.pci_bus_id));
+//   manifest["telemetry"] = telemetry_manifest_json(telemetry);      // sources and reasons
+//   WindowResult idle = telemetry.measure_idle(2.0);                 // idle power, for net energy
+//   SeriesCursor cursor;
+//   write_power_csv_header(power_csv);
+//   telemetry.begin_window("run");
+//   for (each step) {
+//     telemetry.begin_window("step");
+//     ... enqueue the step, clFinish ...
+//     WindowResult step = telemetry.end_window("step");
+//     if (const SourceEnergy* gpu = step.gpu())   // GPU energy, mean power, method, peak memory
+//       record(gpu->joules, gpu->mean_watts, energy_method_name(gpu->method), gpu->peak_memory_used_bytes);
+//     if (const SourceEnergy* cpu = step.cpu()) record(cpu->joules);
+//     record(step.cpu_seconds(), step.cpu_utilization());
+//     write_power_csv_rows(power_csv, telemetry.samples_since(cursor));
+//   }
+//   WindowResult run = telemetry.end_window("run");
+//
+// Every std::optional that is absent means "not measured" and is written as an empty
+// CSV cell or JSON null, never as 0.
+//
+// Thread safety: begin_window/end_window may be called from any thread, concurrently
+// with the sampler and with each other; each reads only the energy counters (a few
+// microseconds each: one NVML call, or one small sysfs read per RAPL zone), never the
+// slow sysfs power files. Windows of different names may overlap (a run window around
+// step windows); a name may be open once at a time.
+#pragma once
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "telemetry/energy_window.hpp"
+#include "telemetry/power_source.hpp"
+#include "telemetry/process_stats.hpp"
+#include "telemetry/sampler.hpp"
+#include "telemetry/telemetry_clock.hpp"
+
+namespace attnscope {
+
+struct TelemetryConfig {
+  // The root under which sysfs is found: <root>/sys, or <root> itself where it is a
+  // sysfs mount (a container's /host/sys, a test's fixture tree).
+  std::string sysfs_root = "/";
+  // The OpenCL device's PCI bus id ("0000:65:00.0"); empty: no GPU source can match.
+  std::string gpu_pci_bus_id;
+  std::chrono::milliseconds sample_interval{50};
+  std::string nvml_library = "libnvidia-ml.so.1";
+};
+
+// Detects every source the configuration allows: nvml, amdgpu, rapl, in that order.
+std::vector<DetectedSource> detect_sources(const TelemetryConfig& config);
+
+class Telemetry {
+ public:
+  // Detects the sources and starts the sampler. Throws UsageError for a sample
+  // interval under 1 ms.
+  explicit Telemetry(const TelemetryConfig& config);
+  // Uses sources detected by the caller (tests, or a caller that filters them).
+  Telemetry(const TelemetryConfig& config, std::vector<DetectedSource> sources);
+  ~Telemetry();
+  Telemetry(const Telemetry&) = delete;
+  Telemetry& operator=(const Telemetry&) = delete;
+
+  // Every source, available or not, with its reason and its failed reads so far.
+  std::vector<SourceStatus> sources() const;
+
+  // Opens the window `name`; throws Error if a window of that name is open.
+  void begin_window(const std::string& name);
+  // Closes it and reports it; throws Error if no window of that name is open.
+  WindowResult end_window(const std::string& name);
+  // A window named "idle" over `seconds` of sleeping: the idle power of every source.
+  WindowResult measure_idle(double seconds);
+
+  // The series' samples recorded since the cursor (all sources, in time order), for
+  // power.csv; advances the cursor. Each consumer keeps its own cursor.
+  std::vector<PowerRow> samples_since(SeriesCursor& cursor) const;
+
+  // The sampler's own cost (CPU seconds of its thread per wall second).
+  SamplerStats sampler_stats() const;
+
+  const TelemetryClock& clock() const { return clock_; }
+  const TelemetryConfig& config() const { return config_; }
+
+ private:
+  struct OpenWindow {
+    double begin_s = 0;
+    ProcessUsage usage;
+    std::vector<std::optional<CounterSnapshot>> counters;  // per available source
+  };
+  std::vector<std::optional<CounterSnapshot>> read_counters();
+
+  TelemetryConfig config_;
+  TelemetryClock clock_;
+  std::vector<SourceStatus> unavailable_;
+  std::vector<std::unique_ptr<PowerSource>> available_;
+  std::unique_ptr<Sampler> sampler_;
+  std::mutex windows_mutex_;
+  std::map<std::string, OpenWindow> open_windows_;
+};
+
+}  // namespace attnscope

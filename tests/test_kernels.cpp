@@ -1,0 +1,474 @@
+// Every Ops method against the CPU reference (model/reference/layers.hpp) on fresh random
+// inputs, outputs poisoned with NaN first (accumulated outputs start from random values
+// instead), at shapes that are not multiples of any tile; plus run-to-run determinism.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "host/error.hpp"
+#include "model/gemm.hpp"
+#include "model/reference/layers.hpp"
+#include "tests/test_support.hpp"
+
+namespace attnscope {
+namespace {
+
+using testing::from_device;
+using testing::poisoned;
+using testing::random_vector;
+using testing::relative_error;
+using testing::shared_ops;
+using testing::shared_runtime;
+using testing::to_device;
+
+constexpr double kTolerance = 1e-4;  // fp32 against a double-accumulated reference
+
+bool bitwise_equal(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+std::vector<int> random_ints(size_t n, int bound) {
+  std::uniform_int_distribution<int> pick(0, bound - 1);
+  std::vector<int> v(n);
+  for (auto& x : v) x = pick(testing::test_rng());
+  return v;
+}
+
+DeviceBuffer ints_to_device(const std::vector<int>& host) {
+  DeviceBuffer buf = shared_runtime().alloc(host.size() * sizeof(int), "test ints");
+  shared_runtime().upload(buf, host.data(), host.size() * sizeof(int));
+  return buf;
+}
+
+std::vector<float> plus(std::vector<float> v, float offset) {
+  for (auto& x : v) x += offset;
+  return v;
+}
+
+// ---------------------------------------------------------------- gemm / matmul
+
+struct GemmCase {
+  int M, N, K;
+};
+
+// Non-multiples of every tile, K = 1, one row, one column, exact multiples, larger.
+const std::vector<GemmCase> kGemmShapes = {
+    {1, 1, 1},   {3, 5, 1},    {1, 17, 33},  {33, 1, 17},
+    {65, 47, 19}, {128, 64, 32}, {129, 130, 17}, {300, 200, 130},
+};
+
+// Runs one gemm (all slices) on the device with `config` and on the CPU; returns the error.
+double gemm_error(const GemmConfig* config, const Ops::GemmSpec& s) {
+  const size_t a_size = size_t(s.M) * s.K, b_size = size_t(s.K) * s.N, c_size = size_t(s.M) * s.N;
+  std::vector<float> a = random_vector(s.offset_a + (s.batch - 1) * s.stride_a + a_size);
+  std::vector<float> b = random_vector(s.offset_b + (s.batch - 1) * s.stride_b + b_size);
+  std::vector<float> c = random_vector(s.offset_c + (s.batch - 1) * s.stride_c + c_size);
+  auto da = to_device(a), db = to_device(b);
+  auto dc = s.beta == 0.f ? poisoned(c.size()) : to_device(c);
+  if (config)
+    launch_gemm(shared_runtime(), *config, s, da, db, dc);
+  else
+    shared_ops().gemm(s, da, db, dc);
+  std::vector<float> got = from_device(dc, c.size()), want(got.size()), ref_c = c;
+  for (int z = 0; z < s.batch; ++z)
+    reference::gemm(ref_c.data() + s.offset_c + z * s.stride_c, a.data() + s.offset_a + z * s.stride_a,
+                    b.data() + s.offset_b + z * s.stride_b, s.M, s.N, s.K, s.trans_a, s.trans_b,
+                    s.alpha, s.beta);
+  // Compare the slices only: the rest of C is either poison or must be untouched.
+  std::vector<float> got_slices, want_slices;
+  for (int z = 0; z < s.batch; ++z) {
+    size_t begin = s.offset_c + z * s.stride_c;
+    got_slices.insert(got_slices.end(), got.begin() + begin, got.begin() + begin + c_size);
+    want_slices.insert(want_slices.end(), ref_c.begin() + begin, ref_c.begin() + begin + c_size);
+  }
+  return relative_error(got_slices, want_slices);
+}
+
+Ops::GemmSpec plain_spec(const GemmCase& shape, bool trans_a, bool trans_b) {
+  Ops::GemmSpec s;
+  s.M = shape.M, s.N = shape.N, s.K = shape.K, s.trans_a = trans_a, s.trans_b = trans_b;
+  return s;
+}
+
+TEST(Gemm, EveryTransposeAndShapeMatchesReference) {
+  for (const auto& shape : kGemmShapes)
+    for (int t = 0; t < 4; ++t) {
+      Ops::GemmSpec s = plain_spec(shape, t & 1, t & 2);
+      EXPECT_LT(gemm_error(nullptr, s), kTolerance)
+          << "M=" << s.M << " N=" << s.N << " K=" << s.K << " trans_a=" << s.trans_a
+          << " trans_b=" << s.trans_b;
+    }
+}
+
+// The GPU configurations run on the CPU device too, so CI checks the code path a GPU takes.
+TEST(Gemm, EveryTileConfigurationMatchesReference) {
+  const std::vector<GemmCase> shapes = {{1, 1, 1}, {3, 5, 1}, {129, 130, 17}, {70, 200, 45}};
+  for (const auto& config : gemm_configs()) {
+    if (config.work_group_size() > shared_runtime().device().max_work_group_size) continue;
+    for (const auto& shape : shapes)
+      for (int t = 0; t < 4; ++t) {
+        Ops::GemmSpec s = plain_spec(shape, t & 1, t & 2);
+        EXPECT_LT(gemm_error(&config, s), kTolerance)
+            << config.label() << " M=" << s.M << " N=" << s.N << " K=" << s.K
+            << " trans_a=" << s.trans_a << " trans_b=" << s.trans_b;
+      }
+  }
+}
+
+TEST(Gemm, BatchedWithOffsetsStridesAlphaBeta) {
+  for (int t = 0; t < 4; ++t) {
+    Ops::GemmSpec s = plain_spec({37, 29, 23}, t & 1, t & 2);
+    s.batch = 3, s.alpha = 0.5f, s.beta = -1.5f;
+    s.offset_a = 7, s.offset_b = 3, s.offset_c = 11;
+    s.stride_a = 37 * 23 + 5, s.stride_b = 29 * 23 + 1, s.stride_c = 37 * 29 + 13;
+    EXPECT_LT(gemm_error(nullptr, s), kTolerance) << "trans_a=" << s.trans_a << " trans_b=" << s.trans_b;
+    s.beta = 0.f;  // C poisoned: must not be read
+    EXPECT_LT(gemm_error(nullptr, s), kTolerance) << "beta=0 trans " << t;
+  }
+}
+
+TEST(Gemm, RejectsOperandsLargerThanTheirBuffers) {
+  Ops::GemmSpec s = plain_spec({8, 8, 8}, false, false);
+  auto small = poisoned(63), ok = poisoned(64);
+  EXPECT_THROW(shared_ops().gemm(s, small, ok, ok), Error);
+  s.batch = 2, s.stride_c = 64;
+  EXPECT_THROW(shared_ops().gemm(s, ok, ok, ok), Error);
+}
+
+struct MatmulCase {
+  int N, C, OC;
+};
+const std::vector<MatmulCase> kMatmulShapes = {
+    {1, 1, 1}, {7, 1, 5}, {1, 13, 9}, {5, 13, 1}, {64, 48, 96}, {300, 130, 200}};
+
+TEST(Matmul, ForwardMatchesReference) {
+  for (const auto& m : kMatmulShapes)
+    for (bool with_bias : {false, true}) {
+      auto inp = random_vector(size_t(m.N) * m.C), weight = random_vector(size_t(m.OC) * m.C);
+      auto bias = random_vector(m.OC);
+      auto d_inp = to_device(inp), d_weight = to_device(weight), d_bias = to_device(bias);
+      auto d_out = poisoned(size_t(m.N) * m.OC);
+      const cl::Buffer* bias_arg = with_bias ? &d_bias.buffer() : nullptr;
+      shared_ops().matmul_forward(d_out, d_inp, d_weight, bias_arg, m.N, m.C, m.OC);
+      std::vector<float> want(size_t(m.N) * m.OC);
+      reference::matmul_forward(want.data(), inp.data(), weight.data(),
+                                with_bias ? bias.data() : nullptr, m.N, m.C, m.OC);
+      EXPECT_LT(relative_error(from_device(d_out, want.size()), want), kTolerance)
+          << "N=" << m.N << " C=" << m.C << " OC=" << m.OC << " bias=" << with_bias;
+    }
+}
+
+struct MatmulGrads {
+  std::vector<float> dinp, dweight, dbias;
+};
+
+// matmul_backward on the device: dinp poisoned, dweight/dbias start from `start`.
+MatmulGrads device_matmul_backward(const MatmulCase& m, const std::vector<float>& dout,
+                                   const std::vector<float>& inp, const std::vector<float>& weight,
+                                   const MatmulGrads& start) {
+  auto d_dout = to_device(dout), d_inp = to_device(inp), d_weight = to_device(weight);
+  auto d_dinp = poisoned(inp.size());
+  auto d_dweight = to_device(start.dweight), d_dbias = to_device(start.dbias);
+  shared_ops().matmul_backward(d_dinp, d_dweight, &d_dbias.buffer(), d_dout, d_inp, d_weight, m.N,
+                               m.C, m.OC);
+  return {from_device(d_dinp, inp.size()), from_device(d_dweight, weight.size()),
+          from_device(d_dbias, m.OC)};
+}
+
+TEST(Matmul, BackwardMatchesReferenceAndAccumulates) {
+  for (const auto& m : kMatmulShapes) {
+    auto inp = random_vector(size_t(m.N) * m.C), weight = random_vector(size_t(m.OC) * m.C);
+    auto dout = random_vector(size_t(m.N) * m.OC);
+    MatmulGrads start{{}, random_vector(weight.size()), random_vector(m.OC)};
+    MatmulGrads got = device_matmul_backward(m, dout, inp, weight, start);
+    MatmulGrads want{std::vector<float>(inp.size()), start.dweight, start.dbias};
+    reference::matmul_backward(want.dinp.data(), want.dweight.data(), want.dbias.data(),
+                               dout.data(), inp.data(), weight.data(), m.N, m.C, m.OC);
+    std::string where = "N=" + std::to_string(m.N) + " C=" + std::to_string(m.C) +
+                        " OC=" + std::to_string(m.OC);
+    EXPECT_LT(relative_error(got.dinp, want.dinp), kTolerance) << "dinp " << where;
+    EXPECT_LT(relative_error(got.dweight, want.dweight), kTolerance) << "dweight " << where;
+    EXPECT_LT(relative_error(got.dbias, want.dbias), kTolerance) << "dbias " << where;
+  }
+}
+
+TEST(Matmul, BackwardIsDeterministic) {
+  MatmulCase m{257, 67, 131};
+  auto inp = random_vector(size_t(m.N) * m.C), weight = random_vector(size_t(m.OC) * m.C);
+  auto dout = random_vector(size_t(m.N) * m.OC);
+  MatmulGrads start{{}, random_vector(weight.size()), random_vector(m.OC)};
+  MatmulGrads first = device_matmul_backward(m, dout, inp, weight, start);
+  MatmulGrads second = device_matmul_backward(m, dout, inp, weight, start);
+  EXPECT_TRUE(bitwise_equal(first.dinp, second.dinp));
+  EXPECT_TRUE(bitwise_equal(first.dweight, second.dweight));
+  EXPECT_TRUE(bitwise_equal(first.dbias, second.dbias));
+}
+
+// ---------------------------------------------------------------- encoder
+
+struct EncoderCase {
+  int B, T, C, V;
+};
+// Small vocabularies make tokens repeat within and across rows (runs in the dwte sort).
+const std::vector<EncoderCase> kEncoderShapes = {
+    {1, 1, 1, 1}, {2, 5, 7, 3}, {3, 17, 33, 50}, {4, 64, 70, 5}, {2, 300, 16, 1000}};
+
+TEST(Encoder, ForwardMatchesReference) {
+  for (const auto& e : kEncoderShapes) {
+    auto tokens = random_ints(size_t(e.B) * e.T, e.V);
+    auto wte = random_vector(size_t(e.V) * e.C), wpe = random_vector(size_t(e.T) * e.C);
+    auto d_tokens = ints_to_device(tokens);
+    auto d_wte = to_device(wte), d_wpe = to_device(wpe);
+    auto d_out = poisoned(size_t(e.B) * e.T * e.C);
+    shared_ops().encoder_forward(d_out, d_tokens, d_wte, d_wpe, e.B, e.T, e.C);
+    std::vector<float> want(size_t(e.B) * e.T * e.C);
+    reference::encoder_forward(want.data(), tokens.data(), wte.data(), wpe.data(), e.B, e.T, e.C);
+    EXPECT_LT(relative_error(from_device(d_out, want.size()), want), kTolerance)
+        << "B=" << e.B << " T=" << e.T << " C=" << e.C;
+  }
+}
+
+// dwte, dwpe after encoder_backward on the device, starting from the given values.
+std::pair<std::vector<float>, std::vector<float>> device_encoder_backward(
+    const EncoderCase& e, const std::vector<int>& tokens, const std::vector<float>& dout,
+    const std::vector<float>& dwte, const std::vector<float>& dwpe) {
+  auto d_tokens = ints_to_device(tokens);
+  auto d_dout = to_device(dout), d_dwte = to_device(dwte), d_dwpe = to_device(dwpe);
+  shared_ops().encoder_backward(d_dwte, d_dwpe, d_dout, d_tokens, e.B, e.T, e.C);
+  return {from_device(d_dwte, dwte.size()), from_device(d_dwpe, dwpe.size())};
+}
+
+TEST(Encoder, BackwardMatchesReferenceAndAccumulates) {
+  for (const auto& e : kEncoderShapes) {
+    auto tokens = random_ints(size_t(e.B) * e.T, e.V);
+    auto dout = random_vector(size_t(e.B) * e.T * e.C);
+    auto dwte = random_vector(size_t(e.V) * e.C), dwpe = random_vector(size_t(e.T) * e.C);
+    auto [got_dwte, got_dwpe] = device_encoder_backward(e, tokens, dout, dwte, dwpe);
+    reference::encoder_backward(dwte.data(), dwpe.data(), dout.data(), tokens.data(), e.B, e.T, e.C);
+    EXPECT_LT(relative_error(got_dwte, dwte), kTolerance) << "dwte B=" << e.B << " T=" << e.T;
+    EXPECT_LT(relative_error(got_dwpe, dwpe), kTolerance) << "dwpe B=" << e.B << " T=" << e.T;
+  }
+}
+
+TEST(Encoder, BackwardIsDeterministic) {
+  EncoderCase e{4, 200, 24, 7};
+  auto tokens = random_ints(size_t(e.B) * e.T, e.V);
+  auto dout = random_vector(size_t(e.B) * e.T * e.C);
+  auto dwte = random_vector(size_t(e.V) * e.C), dwpe = random_vector(size_t(e.T) * e.C);
+  auto first = device_encoder_backward(e, tokens, dout, dwte, dwpe);
+  auto second = device_encoder_backward(e, tokens, dout, dwte, dwpe);
+  EXPECT_TRUE(bitwise_equal(first.first, second.first));
+  EXPECT_TRUE(bitwise_equal(first.second, second.second));
+}
+
+// ---------------------------------------------------------------- layernorm
+
+struct RowsCase {
+  int N, C;
+};
+// C below, at and above the 256-wide work-group; inputs offset from 0 so a one-pass
+// variance would lose precision.
+const std::vector<RowsCase> kLayernormShapes = {{1, 1}, {3, 7}, {37, 300}, {5, 768}, {64, 1000}};
+
+TEST(Layernorm, ForwardMatchesReference) {
+  for (const auto& r : kLayernormShapes) {
+    auto inp = plus(random_vector(size_t(r.N) * r.C), 3.f);
+    auto weight = random_vector(r.C), bias = random_vector(r.C);
+    auto d_inp = to_device(inp), d_weight = to_device(weight), d_bias = to_device(bias);
+    auto d_out = poisoned(inp.size()), d_mean = poisoned(r.N), d_rstd = poisoned(r.N);
+    shared_ops().layernorm_forward(d_out, d_mean, d_rstd, d_inp, d_weight, d_bias, r.N, r.C);
+    std::vector<float> out(inp.size()), mean(r.N), rstd(r.N);
+    reference::layernorm_forward(out.data(), mean.data(), rstd.data(), inp.data(), weight.data(),
+                                 bias.data(), r.N, r.C);
+    std::string where = "N=" + std::to_string(r.N) + " C=" + std::to_string(r.C);
+    EXPECT_LT(relative_error(from_device(d_out, out.size()), out), kTolerance) << where;
+    EXPECT_LT(relative_error(from_device(d_mean, r.N), mean), kTolerance) << where;
+    EXPECT_LT(relative_error(from_device(d_rstd, r.N), rstd), kTolerance) << where;
+  }
+}
+
+struct LayernormGrads {
+  std::vector<float> dinp, dweight, dbias;
+};
+
+LayernormGrads device_layernorm_backward(const RowsCase& r, const LayernormGrads& start,
+                                         const std::vector<float>& dout,
+                                         const std::vector<float>& inp,
+                                         const std::vector<float>& weight,
+                                         const std::vector<float>& mean,
+                                         const std::vector<float>& rstd) {
+  auto d_dinp = to_device(start.dinp), d_dweight = to_device(start.dweight);
+  auto d_dbias = to_device(start.dbias);
+  auto d_dout = to_device(dout), d_inp = to_device(inp), d_weight = to_device(weight);
+  auto d_mean = to_device(mean), d_rstd = to_device(rstd);
+  shared_ops().layernorm_backward(d_dinp, d_dweight, d_dbias, d_dout, d_inp, d_weight, d_mean,
+                                  d_rstd, r.N, r.C);
+  return {from_device(d_dinp, inp.size()), from_device(d_dweight, r.C),
+          from_device(d_dbias, r.C)};
+}
+
+TEST(Layernorm, BackwardMatchesReferenceAndAccumulates) {
+  for (const auto& r : kLayernormShapes) {
+    auto inp = plus(random_vector(size_t(r.N) * r.C), 3.f), weight = random_vector(r.C);
+    auto bias = random_vector(r.C), dout = random_vector(inp.size());
+    std::vector<float> out(inp.size()), mean(r.N), rstd(r.N);
+    reference::layernorm_forward(out.data(), mean.data(), rstd.data(), inp.data(), weight.data(),
+                                 bias.data(), r.N, r.C);
+    LayernormGrads want{random_vector(inp.size()), random_vector(r.C), random_vector(r.C)};
+    LayernormGrads got = device_layernorm_backward(r, want, dout, inp, weight, mean, rstd);
+    reference::layernorm_backward(want.dinp.data(), want.dweight.data(), want.dbias.data(),
+                                  dout.data(), inp.data(), weight.data(), mean.data(),
+                                  rstd.data(), r.N, r.C);
+    std::string where = "N=" + std::to_string(r.N) + " C=" + std::to_string(r.C);
+    EXPECT_LT(relative_error(got.dinp, want.dinp), kTolerance) << "dinp " << where;
+    EXPECT_LT(relative_error(got.dweight, want.dweight), kTolerance) << "dweight " << where;
+    EXPECT_LT(relative_error(got.dbias, want.dbias), kTolerance) << "dbias " << where;
+  }
+}
+
+TEST(Layernorm, BackwardIsDeterministic) {
+  RowsCase r{301, 77};
+  auto inp = random_vector(size_t(r.N) * r.C), weight = random_vector(r.C);
+  auto dout = random_vector(inp.size()), mean = random_vector(r.N);
+  auto rstd = plus(random_vector(r.N, 0.1f), 1.f);
+  LayernormGrads start{random_vector(inp.size()), random_vector(r.C), random_vector(r.C)};
+  LayernormGrads first = device_layernorm_backward(r, start, dout, inp, weight, mean, rstd);
+  LayernormGrads second = device_layernorm_backward(r, start, dout, inp, weight, mean, rstd);
+  EXPECT_TRUE(bitwise_equal(first.dinp, second.dinp));
+  EXPECT_TRUE(bitwise_equal(first.dweight, second.dweight));
+  EXPECT_TRUE(bitwise_equal(first.dbias, second.dbias));
+}
+
+// ---------------------------------------------------------------- element-wise
+
+const std::vector<size_t> kElementCounts = {1, 1000, 4099};
+
+TEST(Gelu, ForwardAndBackwardMatchReference) {
+  for (size_t n : kElementCounts) {
+    auto inp = random_vector(n, 2.f), dout = random_vector(n);
+    auto d_inp = to_device(inp), d_dout = to_device(dout);
+    auto d_out = poisoned(n), d_dinp = poisoned(n);
+    shared_ops().gelu_forward(d_out, d_inp, n);
+    shared_ops().gelu_backward(d_dinp, d_inp, d_dout, n);
+    std::vector<float> out(n), dinp(n);
+    reference::gelu_forward(out.data(), inp.data(), n);
+    reference::gelu_backward(dinp.data(), inp.data(), dout.data(), n);
+    EXPECT_LT(relative_error(from_device(d_out, n), out), kTolerance) << "n=" << n;
+    EXPECT_LT(relative_error(from_device(d_dinp, n), dinp), kTolerance) << "n=" << n;
+  }
+}
+
+TEST(Residual, ForwardAndAccumulateMatchReference) {
+  for (size_t n : kElementCounts) {
+    auto a = random_vector(n), b = random_vector(n);
+    auto d_a = to_device(a), d_b = to_device(b), d_out = poisoned(n);
+    shared_ops().residual_forward(d_out, d_a, d_b, n);
+    shared_ops().accumulate(d_a, d_b, n);
+    std::vector<float> out(n);
+    reference::residual_forward(out.data(), a.data(), b.data(), n);
+    reference::accumulate(a.data(), b.data(), n);
+    EXPECT_LT(relative_error(from_device(d_out, n), out), kTolerance) << "n=" << n;
+    EXPECT_LT(relative_error(from_device(d_a, n), a), kTolerance) << "n=" << n;
+  }
+}
+
+// ---------------------------------------------------------------- classifier
+
+struct ClassifierCase {
+  int N, V, Vp;
+};
+const std::vector<ClassifierCase> kClassifierShapes = {
+    {1, 1, 1}, {3, 10, 16}, {5, 300, 301}, {7, 1000, 1024}};
+
+TEST(Classifier, FusedLossAndGradientMatchReference) {
+  for (const auto& k : kClassifierShapes) {
+    // The padding holds garbage: it must be ignored by the loss and zeroed in the gradient.
+    auto logits = random_vector(size_t(k.N) * k.Vp, 3.f);
+    auto targets = random_ints(k.N, k.V);
+    auto d_logits = to_device(logits), d_targets = ints_to_device(targets);
+    auto d_losses = poisoned(k.N);
+    shared_ops().fused_classifier(d_logits, d_losses, d_targets, k.N, k.V, k.Vp);
+    std::vector<float> losses(k.N);
+    reference::fused_classifier(logits.data(), losses.data(), targets.data(), k.N, k.V, k.Vp);
+    std::string where = "N=" + std::to_string(k.N) + " V=" + std::to_string(k.V);
+    EXPECT_LT(relative_error(from_device(d_losses, k.N), losses), kTolerance) << where;
+    EXPECT_LT(relative_error(from_device(d_logits, logits.size()), logits), kTolerance) << where;
+  }
+}
+
+TEST(Classifier, ForwardOnlyMatchesReferenceAndKeepsLogits) {
+  for (const auto& k : kClassifierShapes) {
+    auto logits = random_vector(size_t(k.N) * k.Vp, 3.f);
+    auto targets = random_ints(k.N, k.V);
+    auto d_logits = to_device(logits), d_targets = ints_to_device(targets);
+    auto d_losses = poisoned(k.N);
+    shared_ops().crossentropy_forward(d_losses, d_logits, d_targets, k.N, k.V, k.Vp);
+    std::vector<float> losses(k.N);
+    reference::crossentropy_forward(losses.data(), logits.data(), targets.data(), k.N, k.V, k.Vp);
+    EXPECT_LT(relative_error(from_device(d_losses, k.N), losses), kTolerance) << "V=" << k.V;
+    EXPECT_TRUE(bitwise_equal(from_device(d_logits, logits.size()), logits));
+  }
+}
+
+// ---------------------------------------------------------------- optimizer
+
+TEST(Optimizer, SquaredNormMatchesReferenceAndIsDeterministic) {
+  // 300001 > 1024 groups × 256 work-items: the grid-stride loop runs more than once.
+  for (size_t n : {size_t(1), size_t(1000), size_t(300001)}) {
+    auto grads = random_vector(n);
+    auto d_grads = to_device(grads), d_out = poisoned(1);
+    shared_ops().squared_norm(d_out, d_grads, n);
+    std::vector<float> first = from_device(d_out, 1);
+    shared_ops().squared_norm(d_out, d_grads, n);
+    std::vector<float> want = {float(reference::squared_norm(grads.data(), n))};
+    EXPECT_LT(relative_error(first, want), kTolerance) << "n=" << n;
+    EXPECT_TRUE(bitwise_equal(first, from_device(d_out, 1))) << "n=" << n;
+  }
+}
+
+TEST(Optimizer, ClipScale) {
+  struct Case {
+    float norm_sq, clip;
+  };
+  for (const Case& c : {Case{4.f, 1.f}, Case{0.25f, 1.f}, Case{4.f, 0.f}, Case{0.f, 1.f}}) {
+    auto d_norm = to_device({c.norm_sq}), d_scale = poisoned(1);
+    shared_ops().clip_scale(d_scale, d_norm, c.clip);
+    float want = reference::clip_scale(c.norm_sq, c.clip);
+    EXPECT_FLOAT_EQ(from_device(d_scale, 1)[0], want) << c.norm_sq << " " << c.clip;
+  }
+}
+
+TEST(Optimizer, AdamWMatchesReference) {
+  Ops::AdamW hp;
+  hp.lr = 1e-2f;
+  for (size_t n : {size_t(1), size_t(4097)})
+    for (int step : {1, 10}) {
+      // Parameters of GPT-2's scale (0.02) and a large learning rate: the update is
+      // compared, and it must not be lost in the rounding of params (rel. 1e-7 of 1e-2).
+      auto params = random_vector(n, 0.02f), grads = random_vector(n), m = random_vector(n, 0.1f);
+      auto v = random_vector(n, 0.1f);
+      for (auto& x : v) x = x * x;
+      auto d_params = to_device(params), d_grads = to_device(grads), d_m = to_device(m);
+      auto d_v = to_device(v), d_scale = to_device({0.5f});
+      shared_ops().adamw_update(d_params, d_grads, d_m, d_v, n, hp, 0.1f, step, d_scale);
+      std::vector<float> want_params = params;
+      reference::adamw_update(want_params.data(), grads.data(), m.data(), v.data(), n, hp.lr,
+                              hp.beta1, hp.beta2, hp.eps, 0.1f, step, 0.5f);
+      std::vector<float> got_update = from_device(d_params, n), want_update(n);
+      for (size_t i = 0; i < n; ++i) {
+        got_update[i] -= params[i];
+        want_update[i] = want_params[i] - params[i];
+      }
+      std::string where = "n=" + std::to_string(n) + " step=" + std::to_string(step);
+      EXPECT_LT(relative_error(got_update, want_update), kTolerance) << where;
+      EXPECT_LT(relative_error(from_device(d_m, n), m), kTolerance) << where;
+      EXPECT_LT(relative_error(from_device(d_v, n), v), kTolerance) << where;
+    }
+}
+
+}  // namespace
+}  // namespace attnscope
+

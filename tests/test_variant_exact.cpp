@@ -1,0 +1,318 @@
+// Tests of the exact tiled-attention family — flash, gqa, sliding_window (flash.cl and
+// model/attention/flash_core.*): each equals baseline on the same weights where the
+// definitions coincide; the tiled kernels equal the CPU reference with tiles much smaller
+// than the sequence (many tiles, partial tiles, diagonal and band-edge masks, K/V groups);
+// cost accounting, option validation, and that no (T,T) buffer is allocated. Reference
+// agreement at the standard shapes, causality and finite differences: test_variants.cpp.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "host/error.hpp"
+#include "model/attention/common_reference.hpp"
+#include "model/attention/flash_core.hpp"
+#include "model/registry.hpp"
+#include "model/variant_check.hpp"
+#include "tests/test_support.hpp"
+
+namespace attnscope {
+namespace {
+
+using testing::from_device;
+using testing::poisoned;
+using testing::random_vector;
+using testing::relative_error;
+using testing::shared_ops;
+using testing::shared_runtime;
+using testing::to_device;
+
+constexpr double kTolerance = 1e-4;
+
+std::unique_ptr<AttentionVariant> resolved(const std::string& name, const AttentionDims& dims,
+                                           const AttentionOptions& options = {}) {
+  auto variant = make_variant(name, options);
+  variant->resolve(dims);
+  return variant;
+}
+
+VariantOutputs on_device(AttentionVariant& variant, const AttentionDims& dims,
+                         const VariantInputs& in) {
+  return run_variant_on_device(shared_ops(), variant, dims, StepContext{}, in);
+}
+
+void expect_same_outputs(const VariantOutputs& got, const VariantOutputs& want,
+                         const std::vector<TensorSpec>& specs) {
+  EXPECT_LT(relative_error(got.out, want.out), kTolerance) << "out";
+  EXPECT_LT(relative_error(got.dx, want.dx), kTolerance) << "dx";
+  ASSERT_EQ(got.dparams.size(), specs.size());
+  for (size_t p = 0; p < specs.size(); ++p)
+    EXPECT_LT(relative_error(got.dparams[p], want.dparams[p]), kTolerance) << "d" << specs[p].name;
+}
+
+std::string dims_name(const AttentionDims& d) {
+  return "B" + std::to_string(d.B) + "_T" + std::to_string(d.T) + "_C" + std::to_string(d.C) +
+         "_H" + std::to_string(d.H);
+}
+
+// ---------------------------------------------------------------- equal to baseline
+
+// T = 1, T a multiple of no tile, head sizes 16, 64 and 128, B > 1.
+const AttentionDims kBaselineShapes[] = {{1, 1, 64, 1}, {2, 37, 64, 4}, {1, 70, 128, 2},
+                                         {1, 33, 128, 1}};
+
+class FlashEqualsBaseline : public ::testing::TestWithParam<AttentionDims> {};
+
+TEST_P(FlashEqualsBaseline, ForwardAndAllGradients) {
+  const AttentionDims dims = GetParam();
+  auto baseline = resolved("baseline", dims), flash = resolved("flash", dims);
+  ASSERT_EQ(flash->parameters(dims).size(), baseline->parameters(dims).size());
+  const VariantInputs in = random_variant_inputs(*baseline, dims, 11);
+  expect_same_outputs(on_device(*flash, dims, in), on_device(*baseline, dims, in),
+                      baseline->parameters(dims));
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, FlashEqualsBaseline, ::testing::ValuesIn(kBaselineShapes),
+                         [](const auto& info) { return dims_name(info.param); });
+
+TEST(SlidingWindow, WindowOfAtLeastTEqualsBaseline) {
+  const AttentionDims dims{2, 37, 64, 4};
+  auto baseline = resolved("baseline", dims);
+  const VariantInputs in = random_variant_inputs(*baseline, dims, 12);
+  const VariantOutputs want = on_device(*baseline, dims, in);
+  for (int window : {37, 1000}) {
+    AttentionOptions options;
+    options.window = window;
+    auto local = resolved("sliding_window", dims, options);
+    SCOPED_TRACE("window " + std::to_string(window));
+    expect_same_outputs(on_device(*local, dims, in), want, baseline->parameters(dims));
+  }
+}
+
+// W_q = rows [0, C) of W_qkv, W_kv = rows [C, 3C) (K heads then V heads), biases likewise.
+TEST(Gqa, AllHeadsWithBaselineWeightsEqualsBaseline) {
+  const AttentionDims dims{2, 37, 64, 4};
+  const size_t C = dims.C;
+  AttentionOptions options;
+  options.kv_heads = dims.H;
+  auto baseline = resolved("baseline", dims), gqa = resolved("gqa", dims, options);
+  const VariantInputs base_in = random_variant_inputs(*baseline, dims, 13);
+  const auto& qkvw = base_in.params[0];
+  const auto& qkvb = base_in.params[1];
+  VariantInputs in = base_in;
+  in.params = {{qkvw.begin(), qkvw.begin() + C * C},
+               {qkvb.begin(), qkvb.begin() + C},
+               {qkvw.begin() + C * C, qkvw.end()},
+               {qkvb.begin() + C, qkvb.end()},
+               base_in.params[2],
+               base_in.params[3]};
+  const VariantOutputs want = on_device(*baseline, dims, base_in);
+  const VariantOutputs got = on_device(*gqa, dims, in);
+  EXPECT_LT(relative_error(got.out, want.out), kTolerance) << "out";
+  EXPECT_LT(relative_error(got.dx, want.dx), kTolerance) << "dx";
+  const auto& dqkvw = want.dparams[0];
+  const auto& dqkvb = want.dparams[1];
+  const std::vector<std::vector<float>> expected = {
+      {dqkvw.begin(), dqkvw.begin() + C * C}, {dqkvb.begin(), dqkvb.begin() + C},
+      {dqkvw.begin() + C * C, dqkvw.end()},   {dqkvb.begin() + C, dqkvb.end()},
+      want.dparams[2],                        want.dparams[3]};
+  const auto specs = gqa->parameters(dims);
+  ASSERT_EQ(got.dparams.size(), expected.size());
+  for (size_t p = 0; p < expected.size(); ++p)
+    EXPECT_LT(relative_error(got.dparams[p], expected[p]), kTolerance) << "d" << specs[p].name;
+}
+
+// ---------------------------------------------------------------- kernels, small tiles
+
+// One kernel family at tiles far smaller than T, against exact_attention_forward/backward.
+struct KernelCase {
+  std::string family;
+  int T, H, head_size, group_size, window;
+};
+
+std::string kernel_case_name(const ::testing::TestParamInfo<KernelCase>& info) {
+  const KernelCase& k = info.param;
+  return k.family + "_T" + std::to_string(k.T) + "_d" + std::to_string(k.head_size) + "_g" +
+         std::to_string(k.group_size) + "_w" + std::to_string(k.window);
+}
+
+class TiledKernels : public ::testing::TestWithParam<KernelCase> {};
+
+// Q in its own (B,T,C) buffer, K|V in a (B,T,2·G·d) buffer as gqa lays them out; for
+// group size 1 that is also the flash layout with the fused buffer split in two.
+TEST_P(TiledKernels, MatchReferenceWithManySmallTiles) {
+  const KernelCase k = GetParam();
+  TiledShape s;
+  s.B = 2, s.T = k.T, s.H = k.H, s.head_size = k.head_size, s.group_size = k.group_size;
+  s.window = k.window;
+  // Work-groups of 8 and 4 rows; tiles of 4 and 8: every block has several tiles.
+  const FlashTiles tiles{8, 4, 4, 8};
+  TiledAttentionKernels kernels(shared_runtime(), k.family, s, tiles);
+  ASSERT_TRUE(kernels.fits_compiled_limits());
+
+  const int C = s.H * s.head_size, KV = 2 * (s.H / s.group_size) * s.head_size;
+  const size_t rows = size_t(s.B) * s.T, stats = rows * s.H;
+  const QkvLayout layout{C, 0, KV, 0, KV / 2};
+  const auto q = random_vector(rows * C), kv = random_vector(rows * KV);
+  const auto dout = random_vector(rows * C);
+  reference::ExactAttentionShape ref;
+  ref.B = s.B, ref.T = s.T, ref.H = s.H, ref.head_size = s.head_size;
+  ref.kv_heads = s.H / s.group_size, ref.window = s.window;
+  std::vector<float> want_out(rows * C), want_lse(stats), want_dq(rows * C, 0.f),
+      want_dkv(rows * KV, 0.f);
+  const reference::ConstHeads q_view{q.data(), C}, k_view{kv.data(), KV},
+      v_view{kv.data() + KV / 2, KV};
+  reference::exact_attention_forward({want_out.data(), C}, nullptr, want_lse.data(), q_view,
+                                     k_view, v_view, ref);
+  reference::exact_attention_backward({want_dq.data(), C}, {want_dkv.data(), KV},
+                                      {want_dkv.data() + KV / 2, KV}, {dout.data(), C}, q_view,
+                                      k_view, v_view, ref);
+
+  DeviceBuffer q_dev = to_device(q), kv_dev = to_device(kv), dout_dev = to_device(dout);
+  DeviceBuffer out = poisoned(rows * C), lse = poisoned(stats), delta = poisoned(stats);
+  DeviceBuffer dq = poisoned(rows * C), dkv = poisoned(rows * KV);
+  kernels.forward(out, lse, q_dev, kv_dev, layout, s);
+  kernels.backward(dq, dkv, delta, dout_dev, out, lse, q_dev, kv_dev, layout, s);
+  EXPECT_LT(relative_error(from_device(out, rows * C), want_out), kTolerance) << "O";
+  EXPECT_LT(relative_error(from_device(lse, stats), want_lse), kTolerance) << "L";
+  EXPECT_LT(relative_error(from_device(dq, rows * C), want_dq), kTolerance) << "dQ";
+  EXPECT_LT(relative_error(from_device(dkv, rows * KV), want_dkv), kTolerance) << "dK|dV";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Families, TiledKernels,
+    ::testing::Values(KernelCase{"flash", 29, 2, 16, 1, 0}, KernelCase{"flash", 1, 2, 16, 1, 0},
+                      KernelCase{"flash", 8, 1, 16, 1, 0},  // T a multiple of every tile
+                      KernelCase{"gqa", 29, 4, 16, 2, 0}, KernelCase{"gqa", 23, 4, 16, 4, 0},
+                      KernelCase{"sliding_window", 29, 2, 16, 1, 5},
+                      KernelCase{"sliding_window", 29, 2, 16, 1, 1},
+                      KernelCase{"sliding_window", 29, 2, 16, 1, 12}),
+    kernel_case_name);
+
+// ---------------------------------------------------------------- cost, options, memory
+
+TEST(Cost, ModelFlopsCountTheNeededPairsAndExecutedTheVisitedTiles) {
+  const AttentionDims dims{2, 1024, 256, 4};
+  const double B = dims.B, T = dims.T, C = dims.C, H = dims.H, d = dims.head_size();
+  const AttentionCost base = resolved("baseline", dims)->cost(dims);
+  const AttentionCost flash = resolved("flash", dims)->cost(dims);
+  EXPECT_DOUBLE_EQ(flash.model_flops_forward, base.model_flops_forward);
+  EXPECT_DOUBLE_EQ(flash.model_flops_backward, base.model_flops_backward);
+  // Tiles: at least the causal pairs, far fewer than all T² pairs.
+  const double projections = 2 * B * T * C * 4 * C;
+  const double flash_core = flash.executed_flops_forward - projections;
+  EXPECT_GE(flash_core, base.model_flops_forward - projections);
+  EXPECT_LT(flash_core, 0.6 * (base.executed_flops_forward - projections));
+  // Backward: dQ (3 products) and dK/dV (4) recompute S and dP, more than 2× forward.
+  EXPECT_GT(flash.executed_flops_backward - 2 * projections, 3 * flash_core);
+  EXPECT_DOUBLE_EQ(flash.saved_bytes, 4 * (4 * B * T * C + B * H * T));
+
+  AttentionOptions options;
+  options.window = 32;
+  const AttentionCost local = resolved("sliding_window", dims, options)->cost(dims);
+  const double band_pairs = 32 * 33 / 2 + (T - 32) * 32;  // Σ_i min(i + 1, w)
+  EXPECT_DOUBLE_EQ(local.model_flops_forward, projections + B * H * 4 * d * band_pairs);
+  EXPECT_GE(local.executed_flops_forward - projections, local.model_flops_forward - projections);
+  EXPECT_LT(local.executed_flops_forward - projections, 0.2 * flash_core);  // O(T·w), not O(T²)
+  options.window = 4096;
+  EXPECT_DOUBLE_EQ(resolved("sliding_window", dims, options)->cost(dims).model_flops_forward,
+                   flash.model_flops_forward);
+
+  options.kv_heads = 1;
+  const AttentionCost grouped = resolved("gqa", dims, options)->cost(dims);
+  EXPECT_DOUBLE_EQ(grouped.model_flops_forward - 2 * B * T * C * (2 * C + 2 * d),
+                   flash.model_flops_forward - projections);
+}
+
+TEST(Options, ValidatedWithTheOptionNamed) {
+  const AttentionDims dims{1, 16, 64, 4};
+  AttentionOptions options;
+  options.kv_heads = 3;
+  try {
+    resolved("gqa", dims, options);
+    FAIL() << "kv_heads 3 of 4 heads accepted";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("--kv-heads"), std::string::npos) << e.what();
+  }
+  options.kv_heads = 8;
+  EXPECT_THROW(resolved("gqa", dims, options), UsageError);
+  options.kv_heads = -1;
+  EXPECT_THROW(resolved("gqa", dims, options), UsageError);
+  options.window = 0;
+  try {
+    resolved("sliding_window", dims, options);
+    FAIL() << "window 0 accepted";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("--window"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(resolved("flash", {1, 16, 512, 2}), UsageError);  // head size 256
+}
+
+TEST(Options, DefaultsAndDescriptions) {
+  EXPECT_EQ(resolved("gqa", {1, 8, 768, 12})->describe_options(), "kv_heads=3");
+  EXPECT_EQ(resolved("gqa", {1, 8, 1600, 25})->describe_options(), "kv_heads=5");  // divides 25
+  EXPECT_EQ(resolved("gqa", {1, 8, 64, 2})->describe_options(), "kv_heads=1");
+  EXPECT_EQ(resolved("sliding_window", {1, 8, 64, 2})->describe_options(), "window=256");
+  for (const char* name : {"flash", "gqa", "sliding_window"}) {
+    const VariantInfo info = make_variant(name, {})->info();
+    EXPECT_EQ(info.name, name);
+    EXPECT_FALSE(info.summary.empty() || info.complexity.empty() || info.paper.empty());
+  }
+}
+
+TEST(Parameters, FlashAndSlidingWindowHaveBaselinesTensorsGqaItsOwn) {
+  const AttentionDims dims{1, 8, 64, 4};
+  const auto base = resolved("baseline", dims)->parameters(dims);
+  for (const char* name : {"flash", "sliding_window"}) {
+    const auto specs = resolved(name, dims)->parameters(dims);
+    ASSERT_EQ(specs.size(), base.size()) << name;
+    for (size_t i = 0; i < specs.size(); ++i) {
+      EXPECT_EQ(specs[i].name, base[i].name);
+      EXPECT_EQ(specs[i].shape, base[i].shape);
+      EXPECT_EQ(specs[i].init, base[i].init);
+      EXPECT_EQ(specs[i].weight_decay, base[i].weight_decay);
+    }
+  }
+  AttentionOptions options;
+  options.kv_heads = 2;
+  const auto gqa = resolved("gqa", dims, options)->parameters(dims);
+  const std::vector<std::string> names = {"qw", "qb", "kvw", "kvb", "attprojw", "attprojb"};
+  ASSERT_EQ(gqa.size(), names.size());
+  for (size_t i = 0; i < names.size(); ++i) EXPECT_EQ(gqa[i].name, names[i]);
+  EXPECT_EQ(gqa[2].shape, (std::vector<size_t>{2 * 2 * 16, 64}));
+  EXPECT_EQ(gqa[4].init, Init::kResidualProjection);
+}
+
+TEST(Tiles, FitTypicalGpuLocalMemoryForEveryHeadSize) {
+  DeviceInfo gpu;
+  gpu.local_mem_bytes = 48 * 1024;
+  gpu.max_work_group_size = 1024;
+  for (int d : {1, 16, 24, 64, 100, 128}) {
+    const FlashTiles t = choose_flash_tiles(gpu, d);
+    EXPECT_LE(flash_local_bytes(t, d), gpu.local_mem_bytes) << "head size " << d;
+    EXPECT_GE(t.br, 16) << d;
+    EXPECT_GE(t.bc, 8) << d;
+  }
+  gpu.max_work_group_size = 32;
+  EXPECT_LE(choose_flash_tiles(gpu, 64).br, 32);
+  EXPECT_THROW(choose_flash_tiles(gpu, 129), UsageError);
+}
+
+// A layer keeps Q|K|V, O and L, and backward scratch is O(T·C): nothing grows with T².
+TEST(Memory, NoBufferOfTSquared) {
+  const AttentionDims dims{1, 2048, 64, 4};
+  for (const char* name : {"flash", "gqa", "sliding_window"}) {
+    auto variant = resolved(name, dims);
+    Runtime& rt = shared_runtime();
+    const size_t before = rt.memory().current_bytes();
+    auto acts = variant->allocate(shared_ops(), dims);
+    const size_t grown = rt.memory().current_bytes() - before;
+    EXPECT_GE(double(grown), variant->cost(dims).saved_bytes) << name;
+    EXPECT_LT(grown, size_t(dims.T) * dims.T * sizeof(float)) << name;  // one head's P
+  }
+}
+
+}  // namespace
+}  // namespace attnscope
