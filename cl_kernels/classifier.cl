@@ -27,13 +27,13 @@ inline float row_log_sum_exp(const __global float* row, const int V, __local flo
   maxima[lid] = max_value;
   sums[lid] = sum;
   barrier(CLK_LOCAL_MEM_FENCE);
-  for (int half = size / 2; half > 0; half /= 2) {
-    if (lid < half) {
-      const float m1 = maxima[lid], m2 = maxima[lid + half];
+  for (int active = size / 2; active > 0; active /= 2) {
+    if (lid < active) {
+      const float m1 = maxima[lid], m2 = maxima[lid + active];
       const float m = fmax(m1, m2);
       // A work-item that saw no column holds (-inf, 0): contribute 0, not exp(nan).
       const float s1 = m1 == -INFINITY ? 0.f : sums[lid] * exp(m1 - m);
-      const float s2 = m2 == -INFINITY ? 0.f : sums[lid + half] * exp(m2 - m);
+      const float s2 = m2 == -INFINITY ? 0.f : sums[lid + active] * exp(m2 - m);
       maxima[lid] = m;
       sums[lid] = s1 + s2;
     }

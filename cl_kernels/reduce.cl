@@ -7,8 +7,8 @@ inline float work_group_sum(float value, __local float* scratch) {
   const int lid = get_local_id(0);
   scratch[lid] = value;
   barrier(CLK_LOCAL_MEM_FENCE);
-  for (int half = get_local_size(0) / 2; half > 0; half /= 2) {
-    if (lid < half) scratch[lid] += scratch[lid + half];
+  for (int active = get_local_size(0) / 2; active > 0; active /= 2) {
+    if (lid < active) scratch[lid] += scratch[lid + active];
     barrier(CLK_LOCAL_MEM_FENCE);
   }
   const float total = scratch[0];

@@ -13,7 +13,11 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("attnscope ") + ATTNSCOPE_GIT_COMMIT);
   add_devices_command(app);
   add_variants_command(app);
+  add_telemetry_command(app);
   add_train_command(app);
+  std::string command_line;
+  for (int i = 0; i < argc; ++i) command_line += (i ? " " : "") + std::string(argv[i]);
+  add_bench_command(app, command_line);
   add_check_command(app);
   try {
     app.parse(argc, argv);

@@ -10,13 +10,13 @@ namespace attnscope {
 const std::vector<RegistryEntry>& attention_registry() {
   static const std::vector<RegistryEntry> registry = {
       {"baseline", make_baseline},
-      // {"sdpa", make_sdpa},
+      {"sdpa", make_sdpa},
       {"flash", make_flash},
       {"gqa", make_gqa},
-      // {"mla", make_mla},
-      // {"linear", make_linear},
+      {"mla", make_mla},
+      {"linear", make_linear},
       {"sliding_window", make_sliding_window},
-      // {"lsh", make_lsh},
+      {"lsh", make_lsh},
   };
   return registry;
 }

@@ -89,7 +89,9 @@ TEST_P(BaselineKept, ActivationsMatchReferenceAndPIsCausal) {
     double sum = 0;
     for (int j = 0; j < T; ++j) {
       const float p = kept.probs[row * T + j];
-      if (j > i) ASSERT_EQ(p, 0.f) << "row " << row << " column " << j << " above the diagonal";
+      if (j > i) {
+        ASSERT_EQ(p, 0.f) << "row " << row << " column " << j << " above the diagonal";
+      }
       ASSERT_GE(p, 0.f);
       sum += p;
     }

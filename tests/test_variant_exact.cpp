@@ -6,7 +6,9 @@
 // agreement at the standard shapes, causality and finite differences: test_variants.cpp.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <ostream>
 #include <limits>
 #include <string>
 #include <vector>
@@ -19,6 +21,12 @@
 #include "tests/test_support.hpp"
 
 namespace attnscope {
+
+// Readable test parameters (found by argument-dependent lookup, hence in attnscope).
+static void PrintTo(const AttentionDims& d, std::ostream* os) {
+  *os << "B=" << d.B << " T=" << d.T << " C=" << d.C << " H=" << d.H;
+}
+
 namespace {
 
 using testing::from_device;
@@ -124,17 +132,25 @@ TEST(Gqa, AllHeadsWithBaselineWeightsEqualsBaseline) {
     EXPECT_LT(relative_error(got.dparams[p], expected[p]), kTolerance) << "d" << specs[p].name;
 }
 
-// ---------------------------------------------------------------- kernels, small tiles
+// ---------------------------------------------------------------- kernels, many tiles
 
-// One kernel family at tiles far smaller than T, against exact_attention_forward/backward.
+// One kernel family, with the tiles the device gets, against exact_attention_forward/
+// backward at T = blocks·(largest work-group) + extra: several query and key blocks,
+// partial last tiles, diagonal and band-edge tiles.
 struct KernelCase {
   std::string family;
-  int T, H, head_size, group_size, window;
+  int blocks, extra;  // T, as above
+  int H, head_size, group_size, window;
 };
+
+void PrintTo(const KernelCase& k, std::ostream* os) {
+  *os << k.family << " T=" << k.blocks << "·block+" << k.extra << " H=" << k.H
+      << " d=" << k.head_size << " group=" << k.group_size << " window=" << k.window;
+}
 
 std::string kernel_case_name(const ::testing::TestParamInfo<KernelCase>& info) {
   const KernelCase& k = info.param;
-  return k.family + "_T" + std::to_string(k.T) + "_d" + std::to_string(k.head_size) + "_g" +
+  return k.family + "_T" + std::to_string(k.blocks) + "x_" + std::to_string(k.extra) + "_g" +
          std::to_string(k.group_size) + "_w" + std::to_string(k.window);
 }
 
@@ -142,15 +158,15 @@ class TiledKernels : public ::testing::TestWithParam<KernelCase> {};
 
 // Q in its own (B,T,C) buffer, K|V in a (B,T,2·G·d) buffer as gqa lays them out; for
 // group size 1 that is also the flash layout with the fused buffer split in two.
-TEST_P(TiledKernels, MatchReferenceWithManySmallTiles) {
+TEST_P(TiledKernels, MatchReference) {
   const KernelCase k = GetParam();
   TiledShape s;
-  s.B = 2, s.T = k.T, s.H = k.H, s.head_size = k.head_size, s.group_size = k.group_size;
+  s.B = 2, s.H = k.H, s.head_size = k.head_size, s.group_size = k.group_size;
   s.window = k.window;
-  // Work-groups of 8 and 4 rows; tiles of 4 and 8: every block has several tiles.
-  const FlashTiles tiles{8, 4, 4, 8};
-  TiledAttentionKernels kernels(shared_runtime(), k.family, s, tiles);
-  ASSERT_TRUE(kernels.fits_compiled_limits());
+  auto kernels = TiledAttentionKernels::for_device(shared_runtime(), k.family, s);
+  const FlashTiles& tiles = kernels->tiles();
+  s.T = k.blocks * std::max(tiles.br, tiles.bkv) + k.extra;
+  ASSERT_TRUE(k.blocks == 0 || (s.T > tiles.bc && s.T > tiles.bq)) << "not several tiles";
 
   const int C = s.H * s.head_size, KV = 2 * (s.H / s.group_size) * s.head_size;
   const size_t rows = size_t(s.B) * s.T, stats = rows * s.H;
@@ -173,22 +189,25 @@ TEST_P(TiledKernels, MatchReferenceWithManySmallTiles) {
   DeviceBuffer q_dev = to_device(q), kv_dev = to_device(kv), dout_dev = to_device(dout);
   DeviceBuffer out = poisoned(rows * C), lse = poisoned(stats), delta = poisoned(stats);
   DeviceBuffer dq = poisoned(rows * C), dkv = poisoned(rows * KV);
-  kernels.forward(out, lse, q_dev, kv_dev, layout, s);
-  kernels.backward(dq, dkv, delta, dout_dev, out, lse, q_dev, kv_dev, layout, s);
+  kernels->forward(out, lse, q_dev, kv_dev, layout, s);
+  kernels->backward(dq, dkv, delta, dout_dev, out, lse, q_dev, kv_dev, layout, s);
   EXPECT_LT(relative_error(from_device(out, rows * C), want_out), kTolerance) << "O";
   EXPECT_LT(relative_error(from_device(lse, stats), want_lse), kTolerance) << "L";
   EXPECT_LT(relative_error(from_device(dq, rows * C), want_dq), kTolerance) << "dQ";
   EXPECT_LT(relative_error(from_device(dkv, rows * KV), want_dkv), kTolerance) << "dK|dV";
 }
 
+// Head size 16 throughout: these build the same programs as the variant tests above.
 INSTANTIATE_TEST_SUITE_P(
     Families, TiledKernels,
-    ::testing::Values(KernelCase{"flash", 29, 2, 16, 1, 0}, KernelCase{"flash", 1, 2, 16, 1, 0},
-                      KernelCase{"flash", 8, 1, 16, 1, 0},  // T a multiple of every tile
-                      KernelCase{"gqa", 29, 4, 16, 2, 0}, KernelCase{"gqa", 23, 4, 16, 4, 0},
-                      KernelCase{"sliding_window", 29, 2, 16, 1, 5},
-                      KernelCase{"sliding_window", 29, 2, 16, 1, 1},
-                      KernelCase{"sliding_window", 29, 2, 16, 1, 12}),
+    ::testing::Values(KernelCase{"flash", 2, 5, 2, 16, 1, 0},
+                      KernelCase{"flash", 0, 1, 2, 16, 1, 0},  // T = 1
+                      KernelCase{"flash", 2, 0, 1, 16, 1, 0},  // T a multiple of every tile
+                      KernelCase{"gqa", 2, 3, 4, 16, 2, 0},    // pairs of heads share K/V
+                      KernelCase{"gqa", 1, 7, 4, 16, 1, 0},
+                      KernelCase{"sliding_window", 3, 5, 2, 16, 1, 5},
+                      KernelCase{"sliding_window", 3, 5, 2, 16, 1, 1},
+                      KernelCase{"sliding_window", 3, 5, 2, 16, 1, 21}),
     kernel_case_name);
 
 // ---------------------------------------------------------------- cost, options, memory
@@ -297,14 +316,21 @@ TEST(Tiles, FitTypicalGpuLocalMemoryForEveryHeadSize) {
   }
   gpu.max_work_group_size = 32;
   EXPECT_LE(choose_flash_tiles(gpu, 64).br, 32);
+  DeviceInfo cpu;  // PoCL: 1 MiB local memory, 4096 work-items
+  cpu.is_cpu = true;
+  cpu.local_mem_bytes = 1 << 20;
+  cpu.max_work_group_size = 4096;
+  EXPECT_EQ(choose_flash_tiles(cpu, 128).br, 16);
   EXPECT_THROW(choose_flash_tiles(gpu, 129), UsageError);
 }
 
 // A layer keeps Q|K|V, O and L, and backward scratch is O(T·C): nothing grows with T².
 TEST(Memory, NoBufferOfTSquared) {
   const AttentionDims dims{1, 2048, 64, 4};
+  AttentionOptions options;
+  options.kv_heads = dims.H;  // the programs the tests above built
   for (const char* name : {"flash", "gqa", "sliding_window"}) {
-    auto variant = resolved(name, dims);
+    auto variant = resolved(name, dims, options);
     Runtime& rt = shared_runtime();
     const size_t before = rt.memory().current_bytes();
     auto acts = variant->allocate(shared_ops(), dims);

@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "host/error.hpp"
 #include "model/npy.hpp"
 #include "model/registry.hpp"
 #include "model/variant_check.hpp"

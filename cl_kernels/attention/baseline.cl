@@ -50,8 +50,8 @@ float group_max(__local float* buf, float value) {
   const int lid = get_local_id(0);
   buf[lid] = value;
   barrier(CLK_LOCAL_MEM_FENCE);
-  for (int half = SOFTMAX_WG / 2; half > 0; half >>= 1) {
-    if (lid < half) buf[lid] = fmax(buf[lid], buf[lid + half]);
+  for (int stride = SOFTMAX_WG / 2; stride > 0; stride >>= 1) {
+    if (lid < stride) buf[lid] = fmax(buf[lid], buf[lid + stride]);
     barrier(CLK_LOCAL_MEM_FENCE);
   }
   const float result = buf[0];
@@ -63,8 +63,8 @@ float group_sum(__local float* buf, float value) {
   const int lid = get_local_id(0);
   buf[lid] = value;
   barrier(CLK_LOCAL_MEM_FENCE);
-  for (int half = SOFTMAX_WG / 2; half > 0; half >>= 1) {
-    if (lid < half) buf[lid] += buf[lid + half];
+  for (int stride = SOFTMAX_WG / 2; stride > 0; stride >>= 1) {
+    if (lid < stride) buf[lid] += buf[lid + stride];
     barrier(CLK_LOCAL_MEM_FENCE);
   }
   const float result = buf[0];

@@ -71,7 +71,9 @@ FlashTiles choose_flash_tiles(const DeviceInfo& device, int head_size) {
     throw UsageError("the tiled attention kernels support head sizes 1.." +
                      std::to_string(kMaxHeadSize) + " (n_embd/n_head), got " +
                      std::to_string(head_size));
-  FlashTiles t;
+  // On CPUs (PoCL) a work-group runs as a loop over SIMD lanes: 16 rows fill them, and the
+  // smaller unrolled bodies compile several times faster than GPU-sized tiles.
+  FlashTiles t = device.is_cpu ? FlashTiles{16, 8, 16, 8} : FlashTiles{};
   const size_t local = device.local_mem_bytes, items = device.max_work_group_size;
   shrink_until(t.br, t.bc, [&] {
     return size_t(t.br) <= items && sizeof(float) * dq_local_floats(t, head_size) <= local;

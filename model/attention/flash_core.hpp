@@ -20,9 +20,9 @@ struct FlashTiles {
   int bq = 32;   // queries per tile in dK/dV
 };
 
-// The largest tiles (from the defaults above, halving) whose __local arrays fit the device's
-// local memory and whose work-groups fit its maximum work-group size. Throws UsageError
-// for head sizes outside 1..128.
+// The largest tiles (from the defaults above on GPUs, 16/8/16/8 on CPUs; halving) whose
+// __local arrays fit the device's local memory and whose work-groups fit its maximum
+// work-group size. Throws UsageError for head sizes outside 1..128.
 FlashTiles choose_flash_tiles(const DeviceInfo& device, int head_size);
 // Local memory of the largest kernel (dQ or dK/dV) with these tiles, bytes.
 size_t flash_local_bytes(const FlashTiles& tiles, int head_size);

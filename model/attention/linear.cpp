@@ -173,7 +173,7 @@ void LinearAttention::element_wise(Runtime& rt, cl::Kernel& kernel, const Attent
 }
 
 void LinearAttention::features(Runtime& rt, const AttentionDims& dims, const cl::Buffer& qkv) {
-  set_args(features_, phi_q_, phi_k_, v_ext_, qkv, dims.T, dims.C, dims.H);
+  set_args(features_, phi_q_.buffer(), phi_k_.buffer(), v_ext_.buffer(), qkv, dims.T, dims.C, dims.H);
   const double btc = activation_floats(dims);
   element_wise(rt, features_, dims, sizeof(float) * (6 * btc + head_rows(dims)));
 }
@@ -203,7 +203,7 @@ void LinearAttention::forward(Ops& ops, const AttentionDims& dims, const StepCon
   ops.matmul_forward(acts.qkv, x, params[0], &params[1], N, C, 3 * C);
   features(rt, dims, acts.qkv);
   causal_product(rt, dims, ext_, phi_q_, phi_k_, d, v_ext_, d + 1, d + 1, /*reverse=*/false);
-  set_args(normalize_, acts.att, acts.den, ext_, dims.T, C, dims.H);
+  set_args(normalize_, acts.att.buffer(), acts.den.buffer(), ext_.buffer(), dims.T, C, dims.H);
   const double btc = activation_floats(dims), rows = head_rows(dims);
   element_wise(rt, normalize_, dims, sizeof(float) * (2 * btc + 2 * rows));
   ops.matmul_forward(out, acts.att, params[2], &params[3], N, C, C);
@@ -221,14 +221,15 @@ void LinearAttention::backward(Ops& ops, const AttentionDims& dims, const StepCo
   const double btc = activation_floats(dims), rows = head_rows(dims);
   ops.matmul_backward(datt_, grads[2], &grads[3], dout, acts.att, params[2], N, C, C);
   features(rt, dims, acts.qkv);
-  set_args(output_grad_, ext_, datt_, acts.att, acts.den, dims.B, dims.T, C, dims.H);
+  set_args(output_grad_, ext_.buffer(), datt_.buffer(), acts.att.buffer(), acts.den.buffer(), dims.B, dims.T, C, dims.H);
   rt.launch(output_grad_, cl::NDRange(dims.H, dims.T, dims.B), cl::NullRange,
             KernelCost{0, sizeof(float) * (3 * btc + 2 * rows)});
   // g' = [g | h] pairs with V' = [V | 1]; see linear.cl's header for the three products.
   causal_product(rt, dims, dphi_q_, ext_, v_ext_, d + 1, phi_k_, d, d, /*reverse=*/false);
   causal_product(rt, dims, dphi_k_, v_ext_, ext_, d + 1, phi_q_, d, d, /*reverse=*/true);
   causal_product(rt, dims, dv_, phi_k_, phi_q_, d, ext_, d, d + 1, /*reverse=*/true);
-  set_args(input_grad_, dqkv_, dphi_q_, dphi_k_, dv_, acts.qkv, dims.T, C, dims.H);
+  set_args(input_grad_, dqkv_.buffer(), dphi_q_.buffer(), dphi_k_.buffer(), dv_.buffer(),
+           acts.qkv.buffer(), dims.T, C, dims.H);
   element_wise(rt, input_grad_, dims, sizeof(float) * 8 * btc);
   ops.matmul_backward(dx, grads[0], &grads[1], dqkv_, x, params[0], N, C, 3 * C);
 }

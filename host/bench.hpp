@@ -1,0 +1,40 @@
+// `attnscope bench`: the variant matrix (variants × batch × seq × repeats), run fairly:
+// same seed, initial weights (where shapes agree) and data order for every variant;
+// variant order rotated across repeats; idle power measured before each run after a
+// bounded wait for the GPU to return near idle; medians over measured steps.
+#pragma once
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "host/options.hpp"
+#include "host/training.hpp"
+#include "telemetry/telemetry_options.hpp"
+
+namespace attnscope {
+
+struct BenchSettings {
+  std::string device;
+  ModelOptions model;
+  TrainSettings train;  // variant, batch and seq are overridden per run
+  std::vector<std::string> variants;
+  std::vector<int> batches, seqs;  // empty: sized to the device (see README)
+  int repeats = 3;
+  int warmup = 3;
+  int steps = 20;
+  std::optional<float> target_loss;
+  std::string out_dir = "results";
+  std::string tag = "bench";
+  TelemetryOptions telemetry;
+  double idle_seconds = 2.0;
+  double cooldown_max_seconds = 30.0;
+  std::optional<double> peak_tflops;
+  std::string command_line;
+};
+
+// Runs the matrix and writes the results directory; returns the process exit code
+// (0, or 130 when interrupted). A failed run (out of memory, NaN loss) is recorded and
+// the benchmark goes on.
+int run_bench(BenchSettings& settings);
+
+}  // namespace attnscope

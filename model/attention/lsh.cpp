@@ -1,0 +1,355 @@
+#include "model/attention/lsh.hpp"
+
+#include <algorithm>
+
+#include "host/error.hpp"
+#include "model/attention/variants.hpp"
+#include "model/reference/layers.hpp"
+
+namespace attnscope {
+
+namespace {
+
+constexpr const char* kKernelFile = "attention/lsh.cl";
+constexpr size_t kElementWiseGroup = 64;
+
+size_t activation_floats(const AttentionDims& d) { return size_t(d.B) * d.T * d.C; }
+size_t head_rows(const LshShape& s) { return size_t(s.B) * s.H * s.T; }
+size_t round_rows(const LshShape& s) { return head_rows(s) * s.rounds; }
+
+void ensure_size(Runtime& rt, DeviceBuffer& buffer, size_t bytes, const std::string& label) {
+  if (buffer.bytes() < bytes) buffer = rt.alloc(bytes, label);
+}
+
+// Σ over sorted slots s of the keys in its window, min(s, 2c) + 1: the allowed pairs of one
+// (b, h, round) when every bucket is long enough — the bound VARIANTS.md counts.
+double window_pairs(int T, int chunk) {
+  const double m = std::min(T, 2 * chunk);
+  return m * (m + 1) / 2 + (T - m) * (2.0 * chunk + 1);
+}
+
+size_t local_mem_budget(const DeviceInfo& dev) {
+  return dev.local_mem_bytes - dev.local_mem_bytes / 8;
+}
+
+// The largest tiles (64 queries per group, 32-row stream tiles) whose local memory fits the
+// device for this head size and whose work-groups the device allows.
+LshTiles choose_tiles(const DeviceInfo& dev, int head_size) {
+  LshTiles t;
+  const size_t budget = local_mem_budget(dev);
+  while (t.attention_local_bytes(head_size) > budget || size_t(t.queries) > dev.max_work_group_size) {
+    if (t.keys > 8)
+      t.keys /= 2;
+    else if (t.queries > 1)
+      t.queries /= 2;
+    else if (t.keys > 1)
+      t.keys /= 2;
+    else
+      throw Error("lsh attention with head size " + std::to_string(head_size) +
+                  " needs more local memory than " + dev.short_label() + " has");
+  }
+  t.sort_wg = int(std::min<size_t>(t.sort_wg, dev.max_work_group_size));
+  return t;
+}
+
+}  // namespace
+
+size_t LshTiles::attention_local_bytes(int d) const {
+  const size_t forward = 2 * size_t(keys) * d * sizeof(float) + keys * sizeof(int);
+  const size_t dkv = (size_t(queries) * (d + 1) + 2 * size_t(keys) * d + 2 * keys) * sizeof(float) +
+                     keys * sizeof(int);
+  return std::max(forward, dkv);
+}
+
+std::string LshTiles::build_options(int head_size) const {
+  return "-DHEAD_SIZE=" + std::to_string(head_size) + " -DQUERIES=" + std::to_string(queries) +
+         " -DKEYS=" + std::to_string(keys) + " -DSORT_WG=" + std::to_string(sort_wg);
+}
+
+VariantInfo LshAttention::info() const {
+  return {"lsh",
+          "Reformer LSH attention, strictly causal: shared-QK (K = Q/|Q|), random-rotation "
+          "hashing, sort by (bucket, position), each query attends to itself (score -1e5) and "
+          "its bucket's 2c latest earlier keys; rounds combined by log-sum-exp; pairs met in "
+          "several rounds are not de-duplicated",
+          "O(T·n_r·c·d) time, O(T·d) memory", "--hashes (2), --buckets (T/64), --chunk (64)",
+          "Kitaev et al. 2020, Reformer: The Efficient Transformer (arXiv:2001.04451)"};
+}
+
+void LshAttention::resolve(const AttentionDims& dims) {
+  options_ = requested_;
+  if (options_.chunk < 1)
+    throw UsageError("--chunk must be at least 1, got " + std::to_string(options_.chunk));
+  if (options_.hashes < 1)
+    throw UsageError("--hashes must be at least 1, got " + std::to_string(options_.hashes));
+  if (options_.buckets == 0)
+    options_.buckets = lsh::default_buckets(dims.T);
+  else if (options_.buckets < 2 || options_.buckets % 2 != 0)
+    throw UsageError("--buckets must be even and at least 2, got " +
+                     std::to_string(options_.buckets));
+}
+
+std::string LshAttention::describe_options() const {
+  return "hashes=" + std::to_string(options_.hashes) +
+         " buckets=" + std::to_string(options_.buckets) +
+         " chunk=" + std::to_string(options_.chunk);
+}
+
+LshShape LshAttention::shape(const AttentionDims& dims) const {
+  const int buckets = options_.buckets > 0 ? options_.buckets : lsh::default_buckets(dims.T);
+  return {dims.B, dims.T, dims.H, dims.head_size(), options_.hashes, buckets, options_.chunk};
+}
+
+std::vector<TensorSpec> LshAttention::parameters(const AttentionDims& dims) const {
+  const size_t C = dims.C;
+  return {{"qvw", {2 * C, C}, Init::kNormal, true},
+          {"qvb", {2 * C}, Init::kZero, false},
+          {"attprojw", {C, C}, Init::kResidualProjection, true},
+          {"attprojb", {C}, Init::kZero, false}};
+}
+
+AttentionCost LshAttention::cost(const AttentionDims& dims) const {
+  const LshShape s = shape(dims);
+  const double B = dims.B, T = dims.T, C = dims.C, d = s.head_size, G = B * dims.H;
+  const double projections = 2 * B * T * C * (2 * C) + 2 * B * T * C * C;
+  const double hashing = 2 * G * s.rounds * T * d * (s.buckets / 2);
+  // Allowed pairs, at most 2c + 1 per query and round: QKᵀ and PV forward. Backward
+  // recomputes scores twice: lsh_attend_dq (score, dO·V, dQ) and lsh_attend_dkv (score,
+  // dO·V, dK, dV), 7 multiply-adds per pair and channel against the definition's 4.
+  const double pairs = G * s.rounds * window_pairs(dims.T, s.chunk);
+  AttentionCost c;
+  c.model_flops_forward = projections + hashing + 2 * 2 * d * pairs;
+  c.executed_flops_forward = c.model_flops_forward;
+  c.model_flops_backward = 2 * projections + 2 * 4 * d * pairs;
+  c.executed_flops_backward = 2 * projections + 2 * 7 * d * pairs;
+  c.saved_bytes = sizeof(float) * (3 * B * T * C + 2 * G * T) + sizeof(int) * 2 * G * s.rounds * T;
+  return c;
+}
+
+void LshAttention::build_kernels(Runtime& rt, const AttentionDims& dims) {
+  const DeviceInfo& dev = rt.device();
+  const int d = dims.head_size();
+  LshTiles t = choose_tiles(dev, d);
+  for (;;) {  // a compiled kernel may allow fewer work-items than the device
+    const std::string options = t.build_options(d);
+    if (options == built_options_) return;
+    cl::Kernel attend = rt.kernel(kKernelFile, "lsh_attend", options);
+    cl::Kernel dq = rt.kernel(kKernelFile, "lsh_attend_dq", options);
+    cl::Kernel dkv = rt.kernel(kKernelFile, "lsh_attend_dkv", options);
+    cl::Kernel sort = rt.kernel(kKernelFile, "lsh_sort", options);
+    auto allows = [&](const cl::Kernel& k, int n) {
+      return k.getWorkGroupInfo<CL_KERNEL_WORK_GROUP_SIZE>(dev.device) >= size_t(n);
+    };
+    if (!allows(sort, t.sort_wg)) {
+      t.sort_wg /= 2;
+    } else if (!allows(attend, t.queries) || !allows(dq, t.queries) || !allows(dkv, t.queries)) {
+      t.queries /= 2;
+    } else {
+      attend_ = attend, attend_dq_ = dq, attend_dkv_ = dkv, sort_ = sort;
+      break;
+    }
+    if (t.sort_wg == 0 || t.queries == 0)
+      throw Error("lsh kernels cannot run on " + dev.short_label());
+  }
+  tiles_ = t;
+  built_options_ = t.build_options(d);
+  hash_ = rt.kernel(kKernelFile, "lsh_hash", built_options_);
+  combine_ = rt.kernel(kKernelFile, "lsh_combine", built_options_);
+  delta_ = rt.kernel(kKernelFile, "lsh_delta", built_options_);
+  input_grad_ = rt.kernel(kKernelFile, "lsh_input_grad", built_options_);
+}
+
+void LshAttention::grow_scratch(Runtime& rt, const AttentionDims& dims) {
+  const LshShape s = shape(dims);
+  const size_t per_round = s.rounds * activation_floats(dims) * sizeof(float);
+  ensure_size(rt, out_r_, per_round, "lsh per-round O / dQ scratch");
+  ensure_size(rt, lse_r_, round_rows(s) * sizeof(float), "lsh per-round LSE scratch");
+  ensure_size(rt, dk_r_, per_round, "lsh per-round dK scratch");
+  ensure_size(rt, dv_r_, per_round, "lsh per-round dV scratch");
+  ensure_size(rt, datt_, activation_floats(dims) * sizeof(float), "lsh datt scratch");
+  ensure_size(rt, delta_buf_, head_rows(s) * sizeof(float), "lsh D scratch");
+  ensure_size(rt, dqv_, 2 * activation_floats(dims) * sizeof(float), "lsh dqv scratch");
+}
+
+std::unique_ptr<AttentionActivations> LshAttention::allocate(Ops& ops, const AttentionDims& dims) {
+  Runtime& rt = ops.runtime();
+  const LshShape s = shape(dims);
+  build_kernels(rt, dims);
+  const size_t sort_bytes = (size_t(s.buckets) + tiles_.sort_wg) * sizeof(int);
+  if (sort_bytes > local_mem_budget(rt.device()))
+    throw UsageError("--buckets " + std::to_string(s.buckets) + " is too many for the sort's " +
+                     "local memory on " + rt.device().short_label());
+  grow_scratch(rt, dims);
+  auto acts = std::make_unique<LshActivations>();
+  acts->qv = rt.alloc_floats(2 * activation_floats(dims), "lsh qv");
+  acts->att = rt.alloc_floats(activation_floats(dims), "lsh att");
+  acts->lse = rt.alloc_floats(head_rows(s), "lsh lse");
+  acts->rho = rt.alloc_floats(head_rows(s), "lsh rho");
+  acts->bucket = rt.alloc(round_rows(s) * sizeof(int), "lsh bucket ids");
+  acts->sorted = rt.alloc(round_rows(s) * sizeof(int), "lsh sorted order");
+  return acts;
+}
+
+void LshAttention::upload_rotations(Runtime& rt, const LshShape& s, const StepContext& step) {
+  const std::vector<uint64_t> key = {options_.seed, uint64_t(step.step), uint64_t(s.rounds),
+                                     uint64_t(s.head_size), uint64_t(s.buckets)};
+  if (key == rotations_key_) return;  // layers of one step share the rotations
+  const std::vector<float> values =
+      lsh::rotations(options_.seed, step.step, s.rounds, s.head_size, s.buckets);
+  ensure_size(rt, rotations_, values.size() * sizeof(float), "lsh rotations");
+  rt.upload(rotations_, values.data(), values.size() * sizeof(float));
+  rotations_key_ = key;
+}
+
+size_t LshAttention::attention_groups(const LshShape& s) const {
+  return (size_t(s.T) + tiles_.queries - 1) / tiles_.queries;
+}
+
+void LshAttention::hash_and_sort(Runtime& rt, const LshShape& s, LshActivations& acts) {
+  const int C = s.H * s.head_size;
+  const double rows = round_rows(s);
+  set_args(hash_, acts.bucket.buffer(), acts.rho.buffer(), acts.qv.buffer(), rotations_.buffer(),
+           s.B, s.T, C, s.H, s.rounds, s.buckets);
+  rt.launch(hash_, cl::NDRange(s.H, s.T, s.B), cl::NullRange,
+            KernelCost{2.0 * rows * s.head_size * (s.buckets / 2),
+                       sizeof(float) * (double(s.B) * s.T * C + head_rows(s)) + sizeof(int) * rows});
+  const size_t slices = size_t(s.B) * s.H * s.rounds;
+  set_args(sort_, acts.sorted.buffer(), acts.bucket.buffer(), s.T, s.buckets,
+           cl::Local(s.buckets * sizeof(int)), cl::Local(tiles_.sort_wg * sizeof(int)));
+  rt.launch(sort_, cl::NDRange(slices * tiles_.sort_wg), cl::NDRange(tiles_.sort_wg),
+            KernelCost{0, 3.0 * sizeof(int) * rows});
+}
+
+void LshAttention::attend(Runtime& rt, const LshShape& s, const AttentionDims& dims,
+                          LshActivations& acts) {
+  const int C = dims.C, d = s.head_size;
+  const size_t slices = size_t(s.B) * s.H * s.rounds, keys = tiles_.keys;
+  const double pairs = slices * window_pairs(s.T, s.chunk), btc = activation_floats(dims);
+  set_args(attend_, out_r_.buffer(), lse_r_.buffer(), acts.qv.buffer(), acts.rho.buffer(),
+           acts.bucket.buffer(), acts.sorted.buffer(), s.B, s.T, C, s.H, s.rounds, s.chunk,
+           cl::Local(keys * d * sizeof(float)), cl::Local(keys * d * sizeof(float)),
+           cl::Local(keys * sizeof(int)));
+  rt.launch(attend_, cl::NDRange(attention_groups(s) * tiles_.queries, slices),
+            cl::NDRange(tiles_.queries, 1),
+            KernelCost{2 * 2 * d * pairs, sizeof(float) * (s.rounds * 3 * btc)});
+  set_args(combine_, acts.att.buffer(), acts.lse.buffer(), out_r_.buffer(), lse_r_.buffer(), s.B,
+           s.T, C, s.H, s.rounds);
+  const size_t group = std::min(kElementWiseGroup, rt.device().max_work_group_size);
+  rt.launch(combine_, cl::NDRange(round_up(C, group), s.T, s.B), cl::NDRange(group, 1, 1),
+            KernelCost{0, sizeof(float) * ((s.rounds + 1) * btc + round_rows(s))});
+}
+
+void LshAttention::attend_backward(Runtime& rt, const LshShape& s, const AttentionDims& dims,
+                                   LshActivations& acts) {
+  const int C = dims.C, d = s.head_size;
+  const size_t slices = size_t(s.B) * s.H * s.rounds, keys = tiles_.keys;
+  const double pairs = slices * window_pairs(s.T, s.chunk), btc = activation_floats(dims);
+  set_args(delta_, delta_buf_.buffer(), datt_.buffer(), acts.att.buffer(), s.B, s.T, C, s.H);
+  rt.launch(delta_, cl::NDRange(s.H, s.T, s.B), cl::NullRange,
+            KernelCost{0, sizeof(float) * (2 * btc + head_rows(s))});
+
+  const cl::NDRange global(attention_groups(s) * tiles_.queries, slices);
+  const cl::NDRange local(tiles_.queries, 1);
+  set_args(attend_dq_, out_r_.buffer(), acts.qv.buffer(), acts.rho.buffer(), acts.bucket.buffer(),
+           acts.sorted.buffer(), datt_.buffer(), acts.lse.buffer(), delta_buf_.buffer(), s.B, s.T,
+           C, s.H, s.rounds, s.chunk, cl::Local(keys * d * sizeof(float)),
+           cl::Local(keys * d * sizeof(float)), cl::Local(keys * sizeof(int)));
+  rt.launch(attend_dq_, global, local,
+            KernelCost{2 * 3 * d * pairs, sizeof(float) * s.rounds * 5 * btc});
+  set_args(attend_dkv_, dk_r_.buffer(), dv_r_.buffer(), acts.qv.buffer(), acts.rho.buffer(),
+           acts.bucket.buffer(), acts.sorted.buffer(), datt_.buffer(), acts.lse.buffer(),
+           delta_buf_.buffer(), s.B, s.T, C, s.H, s.rounds, s.chunk,
+           cl::Local(size_t(tiles_.queries) * (d + 1) * sizeof(float)),
+           cl::Local(keys * d * sizeof(float)), cl::Local(keys * d * sizeof(float)),
+           cl::Local(keys * sizeof(float)), cl::Local(keys * sizeof(float)),
+           cl::Local(keys * sizeof(int)));
+  rt.launch(attend_dkv_, global, local,
+            KernelCost{2 * 4 * d * pairs, sizeof(float) * s.rounds * 6 * btc});
+
+  set_args(input_grad_, dqv_.buffer(), out_r_.buffer(), dk_r_.buffer(), dv_r_.buffer(),
+           acts.qv.buffer(), acts.rho.buffer(), s.B, s.T, C, s.H, s.rounds);
+  rt.launch(input_grad_, cl::NDRange(s.H, s.T, s.B), cl::NullRange,
+            KernelCost{0, sizeof(float) * (3 * s.rounds * btc + 4 * btc + head_rows(s))});
+}
+
+void LshAttention::forward(Ops& ops, const AttentionDims& dims, const StepContext& step,
+                           const std::vector<cl::Buffer>& params, const cl::Buffer& x,
+                           const cl::Buffer& out, AttentionActivations& activations) {
+  auto& acts = static_cast<LshActivations&>(activations);
+  Runtime& rt = ops.runtime();
+  build_kernels(rt, dims);
+  const LshShape s = shape(dims);
+  const int N = dims.B * dims.T, C = dims.C;
+  ops.matmul_forward(acts.qv, x, params[0], &params[1], N, C, 2 * C);
+  upload_rotations(rt, s, step);
+  hash_and_sort(rt, s, acts);
+  attend(rt, s, dims, acts);
+  ops.matmul_forward(out, acts.att, params[2], &params[3], N, C, C);
+}
+
+void LshAttention::backward(Ops& ops, const AttentionDims& dims, const StepContext& /*step*/,
+                            const std::vector<cl::Buffer>& params,
+                            const std::vector<cl::Buffer>& grads, const cl::Buffer& x,
+                            const cl::Buffer& dout, const cl::Buffer& dx,
+                            AttentionActivations& activations) {
+  auto& acts = static_cast<LshActivations&>(activations);
+  Runtime& rt = ops.runtime();
+  build_kernels(rt, dims);
+  const int N = dims.B * dims.T, C = dims.C;
+  ops.matmul_backward(datt_, grads[2], &grads[3], dout, acts.att, params[2], N, C, C);
+  attend_backward(rt, shape(dims), dims, acts);
+  ops.matmul_backward(dx, grads[0], &grads[1], dqv_, x, params[0], N, C, 2 * C);
+}
+
+// The reference hashes in float from its own qv (double-accumulated, rounded to float),
+// exactly as the device hashes its qv; the two qv differ in the last bits, so a bucket
+// can differ only where two projections tie to within float rounding.
+void LshAttention::reference_forward(const AttentionDims& dims, const StepContext& step,
+                                     const std::vector<const float*>& params, const float* x,
+                                     float* out) const {
+  const LshShape s = shape(dims);
+  const int N = dims.B * dims.T, C = dims.C;
+  std::vector<float> qv(size_t(N) * 2 * C);
+  reference::matmul_forward(qv.data(), x, params[0], params[1], N, C, 2 * C);
+  const std::vector<int> buckets = lsh::hash_positions(
+      qv.data(), s, lsh::rotations(options_.seed, step.step, s.rounds, s.head_size, s.buckets));
+  reference::lsh_block_forward(s, buckets, params, x, out);
+  std::lock_guard<std::mutex> lock(reference_hash_mutex_);
+  reference_buckets_ = buckets;
+  reference_hash_key_ = {dims.B, dims.T, dims.C, dims.H, step.step};
+}
+
+void LshAttention::reference_backward(const AttentionDims& dims, const StepContext& step,
+                                      const std::vector<const float*>& params, const float* x,
+                                      const float* dout, float* dx,
+                                      const std::vector<float*>& dparams) const {
+  const LshShape s = shape(dims);
+  const int N = dims.B * dims.T, C = dims.C;
+  std::vector<float> qv(size_t(N) * 2 * C);
+  reference::matmul_forward(qv.data(), x, params[0], params[1], N, C, 2 * C);
+  const std::vector<int> buckets = lsh::hash_positions(
+      qv.data(), s, lsh::rotations(options_.seed, step.step, s.rounds, s.head_size, s.buckets));
+  reference::lsh_block_backward(s, buckets, params, x, dout, dx, dparams);
+}
+
+std::vector<NamedTensor> LshAttention::debug_tensors(const AttentionDims& dims,
+                                                     const StepContext& step) const {
+  const LshShape s = shape(dims);
+  std::vector<NamedTensor> tensors;
+  tensors.push_back({"rotations",
+                     {size_t(s.rounds), size_t(s.head_size), size_t(s.buckets / 2)},
+                     lsh::rotations(options_.seed, step.step, s.rounds, s.head_size, s.buckets)});
+  std::lock_guard<std::mutex> lock(reference_hash_mutex_);
+  const std::vector<int64_t> key = {dims.B, dims.T, dims.C, dims.H, step.step};
+  if (key == reference_hash_key_)
+    tensors.push_back({"bucket_ids",
+                       {size_t(s.B), size_t(s.H), size_t(s.rounds), size_t(s.T)},
+                       std::vector<float>(reference_buckets_.begin(), reference_buckets_.end())});
+  return tensors;
+}
+
+std::unique_ptr<AttentionVariant> make_lsh(const AttentionOptions& options) {
+  return std::make_unique<LshAttention>(options);
+}
+
+}  // namespace attnscope

@@ -1,0 +1,229 @@
+// mla: multi-head latent attention (DeepSeek-V2), non-absorbed form (VARIANTS.md §mla):
+// Q = x·W_qᵀ + b_q; latent c = x·W_dkvᵀ + b_dkv (d_c = --latent-dim, default 4·head size);
+// K|V = c·[W_uk ; W_uv]ᵀ; exact causal softmax attention per head (sdpa's fused kernels,
+// cl_kernels/attention/mla.cl); y = O·W_oᵀ + b_o. GPT-2 keeps learned absolute positions,
+// so there is no decoupled RoPE key. W_uk and W_uv are stored stacked as one (2C, d_c)
+// tensor, like GPT-2's W_qkv, so the up-projection is one product.
+#include <memory>
+#include <string>
+
+#include "host/error.hpp"
+#include "model/attention/common_reference.hpp"
+#include "model/attention/sdpa_core.hpp"
+#include "model/attention/variants.hpp"
+#include "model/reference/layers.hpp"
+
+namespace attnscope {
+
+namespace {
+
+const char* const kKernelFile = "attention/mla.cl";
+
+// params / grads, in parameters() order.
+enum Param { kQw, kQb, kDkvw, kDkvb, kUkvw, kProjw, kProjb };
+
+struct MlaActivations : AttentionActivations {
+  DeviceBuffer q;       // (B,T,C): Q
+  DeviceBuffer latent;  // (B,T,d_c): c — input of the up-projection
+  DeviceBuffer kv;      // (B,T,2C): K | V, read in place by the attention kernels
+  DeviceBuffer att;     // (B,T,C): O — input of the output projection, and D = rowsum(dO ⊙ O)
+  DeviceBuffer lse;     // (B,H,T): L
+};
+
+void ensure_floats(Runtime& rt, DeviceBuffer& buffer, size_t floats, const std::string& label) {
+  if (buffer.floats() < floats) buffer = rt.alloc_floats(floats, label);
+}
+
+class MlaAttention : public AttentionVariant {
+ public:
+  explicit MlaAttention(const AttentionOptions& options)
+      : AttentionVariant(options), requested_latent_dim_(options.latent_dim) {}
+
+  VariantInfo info() const override {
+    return {"mla",
+            "multi-head latent attention, non-absorbed: latent c = x·W_dkvᵀ + b (d_c), "
+            "per-head K, V = c·W_ukᵀ, c·W_uvᵀ materialised, exact causal attention (sdpa's "
+            "fused kernels); no decoupled RoPE (learned absolute positions)",
+            "O(T²·d + T·C·d_c) FLOPs", "--latent-dim (4 × head size)",
+            "DeepSeek-AI 2024, DeepSeek-V2: A Strong, Economical, and Efficient "
+            "Mixture-of-Experts Language Model (arXiv 2405.04434)"};
+  }
+
+  void resolve(const AttentionDims& dims) override {
+    if (requested_latent_dim_ < 0)
+      throw UsageError("mla: --latent-dim must be at least 1 (got " +
+                       std::to_string(requested_latent_dim_) + ")");
+    options_.latent_dim = requested_latent_dim_ > 0 ? requested_latent_dim_ : 4 * dims.head_size();
+  }
+
+  std::string describe_options() const override {
+    return "latent_dim=" + std::to_string(options_.latent_dim);
+  }
+
+  std::vector<TensorSpec> parameters(const AttentionDims& dims) const override {
+    const size_t C = dims.C, dc = latent_dim(dims);
+    return {{"qw", {C, C}, Init::kNormal, true},
+            {"qb", {C}, Init::kZero, false},
+            {"dkvw", {dc, C}, Init::kNormal, true},
+            {"dkvb", {dc}, Init::kZero, false},
+            {"ukvw", {2 * C, dc}, Init::kNormal, true},  // W_uk (rows 0..C-1) | W_uv
+            {"attprojw", {C, C}, Init::kResidualProjection, true},
+            {"attprojb", {C}, Init::kZero, false}};
+  }
+
+  AttentionCost cost(const AttentionDims& dims) const override {
+    const SdpaPlan plan = core_ && core_->head_size() == dims.head_size()
+                              ? core_->plan()
+                              : typical_gpu_sdpa_plan(dims.head_size());
+    const double N = double(dims.B) * dims.T, C = dims.C, dc = latent_dim(dims);
+    // W_q, W_dkv, [W_uk; W_uv], W_o
+    const double projections = 2 * N * C * C + 2 * N * C * dc + 2 * N * dc * 2 * C + 2 * N * C * C;
+    AttentionCost c;
+    c.model_flops_forward = projections + exact_attention_model_flops_forward(dims);
+    c.model_flops_backward = 2 * c.model_flops_forward;
+    c.executed_flops_forward = projections + sdpa_forward_flops(plan, dims);
+    c.executed_flops_backward = 2 * projections + sdpa_backward_flops(plan, dims);
+    // Q, c, K|V, O and L
+    c.saved_bytes = sizeof(float) * (N * C + N * dc + 2 * N * C + N * C + double(dims.B) * dims.H * dims.T);
+    return c;
+  }
+
+  std::unique_ptr<AttentionActivations> allocate(Ops& ops, const AttentionDims& dims) override {
+    Runtime& rt = ops.runtime();
+    if (!core_ || core_->head_size() != dims.head_size())
+      core_ = std::make_unique<SdpaCore>(rt, kKernelFile, dims.head_size());
+    const size_t btc = size_t(dims.B) * dims.T * dims.C, bht = size_t(dims.B) * dims.H * dims.T;
+    const size_t btl = size_t(dims.B) * dims.T * latent_dim(dims);
+    ensure_floats(rt, datt_, btc, "mla dO scratch");
+    ensure_floats(rt, dq_, btc, "mla dQ scratch");
+    ensure_floats(rt, dkv_, 2 * btc, "mla dK|dV scratch");
+    ensure_floats(rt, dlatent_, btl, "mla dc scratch");
+    ensure_floats(rt, delta_, bht, "mla D scratch");
+    auto acts = std::make_unique<MlaActivations>();
+    acts->q = rt.alloc_floats(btc, "mla Q");
+    acts->latent = rt.alloc_floats(btl, "mla latent");
+    acts->kv = rt.alloc_floats(2 * btc, "mla K|V");
+    acts->att = rt.alloc_floats(btc, "mla O");
+    acts->lse = rt.alloc_floats(bht, "mla L");
+    return acts;
+  }
+
+  void forward(Ops& ops, const AttentionDims& dims, const StepContext& /*step*/,
+               const std::vector<cl::Buffer>& params, const cl::Buffer& x, const cl::Buffer& out,
+               AttentionActivations& activations) override {
+    auto& acts = static_cast<MlaActivations&>(activations);
+    const int N = dims.B * dims.T, C = dims.C, dc = latent_dim(dims);
+    ops.matmul_forward(acts.q, x, params[kQw], &params[kQb], N, C, C);
+    ops.matmul_forward(acts.latent, x, params[kDkvw], &params[kDkvb], N, C, dc);
+    ops.matmul_forward(acts.kv, acts.latent, params[kUkvw], nullptr, N, dc, 2 * C);
+    core_->forward(dims, {acts.att, 0, C}, acts.lse, {acts.q, 0, C}, {acts.kv, 0, 2 * C},
+                   {acts.kv, C, 2 * C});
+    ops.matmul_forward(out, acts.att, params[kProjw], &params[kProjb], N, C, C);
+  }
+
+  void backward(Ops& ops, const AttentionDims& dims, const StepContext& /*step*/,
+                const std::vector<cl::Buffer>& params, const std::vector<cl::Buffer>& grads,
+                const cl::Buffer& x, const cl::Buffer& dout, const cl::Buffer& dx,
+                AttentionActivations& activations) override {
+    auto& acts = static_cast<MlaActivations&>(activations);
+    const int N = dims.B * dims.T, C = dims.C, dc = latent_dim(dims);
+    ops.matmul_backward(datt_, grads[kProjw], &grads[kProjb], dout, acts.att, params[kProjw], N,
+                        C, C);
+    core_->backward(dims, {dq_, 0, C}, {dkv_, 0, 2 * C}, {dkv_, C, 2 * C}, delta_, {datt_, 0, C},
+                    {acts.att, 0, C}, acts.lse, {acts.q, 0, C}, {acts.kv, 0, 2 * C},
+                    {acts.kv, C, 2 * C});
+    ops.matmul_backward(dlatent_, grads[kUkvw], nullptr, dkv_, acts.latent, params[kUkvw], N, dc,
+                        2 * C);
+    // x feeds two products: dx = dc·W_dkv + dQ·W_q (datt_ is free again for the second).
+    ops.matmul_backward(dx, grads[kDkvw], &grads[kDkvb], dlatent_, x, params[kDkvw], N, C, dc);
+    ops.matmul_backward(datt_, grads[kQw], &grads[kQb], dq_, x, params[kQw], N, C, C);
+    ops.accumulate(dx, datt_, size_t(N) * C);
+  }
+
+  void reference_forward(const AttentionDims& dims, const StepContext& /*step*/,
+                         const std::vector<const float*>& params, const float* x,
+                         float* out) const override {
+    Projections p = project(dims, params, x);
+    reference::matmul_forward(out, p.att.data(), params[kProjw], params[kProjb], p.N, dims.C,
+                              dims.C);
+  }
+
+  void reference_backward(const AttentionDims& dims, const StepContext& /*step*/,
+                          const std::vector<const float*>& params, const float* x,
+                          const float* dout, float* dx,
+                          const std::vector<float*>& dparams) const override {
+    Projections p = project(dims, params, x);  // recomputed: the reference keeps no state
+    const int N = p.N, C = dims.C, dc = latent_dim(dims);
+    std::vector<float> datt(size_t(N) * C), dq(size_t(N) * C, 0.f), dkv(size_t(N) * 2 * C, 0.f);
+    reference::matmul_backward(datt.data(), dparams[kProjw], dparams[kProjb], dout, p.att.data(),
+                               params[kProjw], N, C, C);
+    reference::exact_attention_backward({dq.data(), C}, {dkv.data(), 2 * C},
+                                        {dkv.data() + C, 2 * C}, {datt.data(), C},
+                                        {p.q.data(), C}, {p.kv.data(), 2 * C},
+                                        {p.kv.data() + C, 2 * C}, shape(dims));
+    std::vector<float> dlatent(size_t(N) * dc), dx_q(size_t(N) * C);
+    reference::matmul_backward(dlatent.data(), dparams[kUkvw], nullptr, dkv.data(),
+                               p.latent.data(), params[kUkvw], N, dc, 2 * C);
+    reference::matmul_backward(dx, dparams[kDkvw], dparams[kDkvb], dlatent.data(), x,
+                               params[kDkvw], N, C, dc);
+    reference::matmul_backward(dx_q.data(), dparams[kQw], dparams[kQb], dq.data(), x,
+                               params[kQw], N, C, C);
+    reference::accumulate(dx, dx_q.data(), size_t(N) * C);
+  }
+
+ private:
+  // The resolved d_c, or the default for these dims before resolve().
+  int latent_dim(const AttentionDims& dims) const {
+    return options_.latent_dim > 0 ? options_.latent_dim : 4 * dims.head_size();
+  }
+
+  static reference::ExactAttentionShape shape(const AttentionDims& dims) {
+    reference::ExactAttentionShape s;
+    s.B = dims.B;
+    s.T = dims.T;
+    s.H = dims.H;
+    s.head_size = dims.head_size();
+    return s;
+  }
+
+  // The reference's forward up to O: Q, c, K|V and O, as the device keeps them.
+  struct Projections {
+    int N = 0;
+    std::vector<float> q, latent, kv, att;
+  };
+  Projections project(const AttentionDims& dims, const std::vector<const float*>& params,
+                      const float* x) const {
+    Projections p;
+    const int C = dims.C, dc = latent_dim(dims);
+    p.N = dims.B * dims.T;
+    p.q.resize(size_t(p.N) * C);
+    p.latent.resize(size_t(p.N) * dc);
+    p.kv.resize(size_t(p.N) * 2 * C);
+    p.att.resize(size_t(p.N) * C);
+    reference::matmul_forward(p.q.data(), x, params[kQw], params[kQb], p.N, C, C);
+    reference::matmul_forward(p.latent.data(), x, params[kDkvw], params[kDkvb], p.N, C, dc);
+    reference::matmul_forward(p.kv.data(), p.latent.data(), params[kUkvw], nullptr, p.N, dc, 2 * C);
+    reference::exact_attention_forward({p.att.data(), C}, nullptr, nullptr, {p.q.data(), C},
+                                       {p.kv.data(), 2 * C}, {p.kv.data() + C, 2 * C},
+                                       shape(dims));
+    return p;
+  }
+
+  int requested_latent_dim_;        // as given: 0 = default (4·head size)
+  std::unique_ptr<SdpaCore> core_;  // built by allocate() for the device and head size
+  // Backward scratch shared by all layers (they run one at a time on the in-order queue),
+  // sized for the largest dims allocate() has seen.
+  DeviceBuffer datt_;     // (B,T,C): dO, then dQ·W_q
+  DeviceBuffer dq_;       // (B,T,C): dQ
+  DeviceBuffer dkv_;      // (B,T,2C): dK | dV
+  DeviceBuffer dlatent_;  // (B,T,d_c): dc
+  DeviceBuffer delta_;    // (B,H,T): D
+};
+
+}  // namespace
+
+std::unique_ptr<AttentionVariant> make_mla(const AttentionOptions& options) {
+  return std::make_unique<MlaAttention>(options);
+}
+
+}  // namespace attnscope

@@ -1,0 +1,346 @@
+// lsh attention: rotations (deterministic per seed and step), device bucket ids equal to
+// the host's from the same qv, the device's sort order, each query's key set against a
+// brute-force enumeration (read off the output with one-hot values), the device against
+// the CPU reference, the reference's gradients by finite differences (buckets frozen),
+// causality, options and the dump tensors.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+#include <vector>
+
+#include "host/error.hpp"
+#include "model/attention/lsh.hpp"
+#include "model/reference/layers.hpp"
+#include "model/variant_check.hpp"
+#include "tests/test_support.hpp"
+
+namespace attnscope {
+namespace {
+
+using testing::from_device;
+using testing::relative_error;
+using testing::shared_ops;
+using testing::shared_runtime;
+using testing::to_device;
+
+constexpr double kTolerance = 1e-4;  // fp32 against the double-accumulation reference
+
+std::unique_ptr<LshAttention> make(const AttentionDims& dims, int hashes, int buckets, int chunk,
+                                   uint64_t seed = 1337) {
+  AttentionOptions options;
+  options.hashes = hashes;
+  options.buckets = buckets;
+  options.chunk = chunk;
+  options.seed = seed;
+  auto v = std::make_unique<LshAttention>(options);
+  v->resolve(dims);
+  return v;
+}
+
+uint64_t fresh_seed() { return testing::test_rng()(); }
+
+// One device forward; keeps the activations so the tests can read buckets and the order.
+struct DeviceForward {
+  std::unique_ptr<AttentionActivations> acts;
+  std::vector<float> out;
+  const LshActivations& lsh() const { return static_cast<const LshActivations&>(*acts); }
+};
+
+DeviceForward forward_on_device(LshAttention& v, const AttentionDims& dims, int64_t step,
+                                const VariantInputs& in) {
+  std::vector<DeviceBuffer> buffers;
+  std::vector<cl::Buffer> params;
+  for (const auto& p : in.params) {
+    buffers.push_back(to_device(p));
+    params.push_back(buffers.back());
+  }
+  DeviceBuffer x = to_device(in.x), out = testing::poisoned(in.x.size());
+  DeviceForward result;
+  result.acts = v.allocate(shared_ops(), dims);
+  v.forward(shared_ops(), dims, StepContext{step}, params, x, out, *result.acts);
+  result.out = from_device(out, in.x.size());
+  return result;
+}
+
+std::vector<int> download_ints(const DeviceBuffer& buffer, size_t count) {
+  return shared_runtime().download_vector<int>(buffer, count);
+}
+
+std::vector<float> download_qv(const DeviceForward& f, const AttentionDims& dims) {
+  return from_device(f.lsh().qv, size_t(2) * dims.B * dims.T * dims.C);
+}
+
+TEST(LshHashing, RotationsAreDeterministicPerSeedAndStep) {
+  const auto a = lsh::rotations(42, 7, 2, 16, 8), b = lsh::rotations(42, 7, 2, 16, 8);
+  ASSERT_EQ(a.size(), 2u * 16 * 4);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, lsh::rotations(42, 8, 2, 16, 8));
+  EXPECT_NE(a, lsh::rotations(43, 7, 2, 16, 8));
+  // N(0, 1): mean and variance of many draws.
+  const auto many = lsh::rotations(1, 0, 4, 128, 128);
+  double sum = 0, squares = 0;
+  for (float x : many) sum += x, squares += double(x) * x;
+  const double mean = sum / many.size(), variance = squares / many.size() - mean * mean;
+  EXPECT_LT(std::abs(mean), 0.03);
+  EXPECT_NEAR(variance, 1.0, 0.05);
+}
+
+TEST(LshHashing, BucketIsArgmaxOfSignedProjections) {
+  // d = 2, n_b = 4: R = I, so the buckets are the four half-axes: +x, +y, −x, −y.
+  const float rotation[] = {1, 0, 0, 1};
+  const float px[] = {3, 1}, py[] = {1, 2}, nx[] = {-3, 1}, ny[] = {1, -2};
+  EXPECT_EQ(lsh::bucket_of(px, rotation, 2, 4), 0);
+  EXPECT_EQ(lsh::bucket_of(py, rotation, 2, 4), 1);
+  EXPECT_EQ(lsh::bucket_of(nx, rotation, 2, 4), 2);
+  EXPECT_EQ(lsh::bucket_of(ny, rotation, 2, 4), 3);
+}
+
+TEST(LshHashing, AllowedKeysAreTheLatestEarlierOfTheBucket) {
+  const int buckets[] = {0, 1, 0, 0, 1, 0, 0, 1};
+  EXPECT_EQ(lsh::allowed_keys(buckets, 0, 1), (std::vector<int>{0}));
+  EXPECT_EQ(lsh::allowed_keys(buckets, 6, 1), (std::vector<int>{3, 5, 6}));
+  EXPECT_EQ(lsh::allowed_keys(buckets, 6, 2), (std::vector<int>{0, 2, 3, 5, 6}));
+  EXPECT_EQ(lsh::allowed_keys(buckets, 7, 1), (std::vector<int>{1, 4, 7}));
+  EXPECT_EQ(lsh::default_buckets(37), 2);
+  EXPECT_EQ(lsh::default_buckets(192), 4);
+  EXPECT_EQ(lsh::default_buckets(4096), 64);
+}
+
+// T = 300 > SORT_WG: the sort's blocks; several buckets, batches and heads.
+TEST(LshDevice, BucketsEqualHostAndOrderIsByBucketThenPosition) {
+  const AttentionDims dims{2, 300, 64, 2};
+  auto v = make(dims, 3, 8, 4, fresh_seed());
+  const VariantInputs in = random_variant_inputs(*v, dims, fresh_seed());
+  const int64_t step = 5;
+  const DeviceForward f = forward_on_device(*v, dims, step, in);
+  const LshShape s = v->shape(dims);
+  const size_t n = size_t(s.B) * s.H * s.rounds * s.T;
+  const std::vector<int> device_buckets = download_ints(f.lsh().bucket, n);
+  const std::vector<int> sorted = download_ints(f.lsh().sorted, n);
+  const auto rotations = lsh::rotations(v->options().seed, step, s.rounds, s.head_size, s.buckets);
+  EXPECT_EQ(device_buckets, lsh::hash_positions(download_qv(f, dims).data(), s, rotations));
+  std::set<int> used;
+  for (size_t slice = 0; slice < n / s.T; ++slice) {
+    const int* order = sorted.data() + slice * s.T;
+    const int* ids = device_buckets.data() + slice * s.T;
+    std::vector<int> positions(order, order + s.T);
+    std::sort(positions.begin(), positions.end());
+    for (int t = 0; t < s.T; ++t) ASSERT_EQ(positions[t], t) << "not a permutation";
+    for (int slot = 1; slot < s.T; ++slot) {
+      const int a = order[slot - 1], b = order[slot];
+      ASSERT_TRUE(ids[a] < ids[b] || (ids[a] == ids[b] && a < b)) << "slot " << slot;
+    }
+    used.insert(ids, ids + s.T);
+  }
+  EXPECT_GT(used.size(), 4u);  // the hash spreads positions over buckets
+}
+
+// With x_j = e_j, V = x and identity output projection, out_i = Σ_j P_ij e_j: the positive
+// entries of row i are exactly the keys query i saw (its own, of score −1e5, gets weight
+// exactly 0 unless it is alone in every round).
+TEST(LshDevice, KeySetsMatchBruteForceEnumeration) {
+  for (int hashes : {1, 2}) {
+    const int T = 40;
+    const AttentionDims dims{1, T, T, 1};
+    auto v = make(dims, hashes, 4, 2, fresh_seed());  // window 2c = 4 keys
+    VariantInputs in = random_variant_inputs(*v, dims, fresh_seed());
+    std::fill(in.x.begin(), in.x.end(), 0.f);
+    for (int t = 0; t < T; ++t) in.x[size_t(t) * T + t] = 1.f;
+    for (auto& p : in.params) std::fill(p.begin(), p.end(), 0.f);
+    in.params[0] = testing::random_vector(size_t(2) * T * T);  // W_q random ...
+    std::fill(in.params[0].begin() + size_t(T) * T, in.params[0].end(), 0.f);
+    for (int c = 0; c < T; ++c) {
+      in.params[0][size_t(T + c) * T + c] = 1.f;  // ... W_v = I
+      in.params[2][size_t(c) * T + c] = 1.f;      // W_o = I
+    }
+    const DeviceForward f = forward_on_device(*v, dims, 3, in);
+    const std::vector<int> ids = download_ints(f.lsh().bucket, size_t(hashes) * T);
+    for (int i = 0; i < T; ++i) {
+      std::set<int> expected;
+      for (int r = 0; r < hashes; ++r)
+        for (int j : lsh::allowed_keys(ids.data() + size_t(r) * T, i, 2))
+          if (j != i) expected.insert(j);
+      if (expected.empty()) expected.insert(i);
+      std::set<int> seen;
+      for (int j = 0; j < T; ++j)
+        if (f.out[size_t(i) * T + j] > 0.f) seen.insert(j);
+      EXPECT_EQ(seen, expected) << "query " << i << ", " << hashes << " rounds";
+    }
+  }
+}
+
+// Smallest gap, relative to the largest |projection|, between the winning signed projection
+// and the runner-up over every hash of qv: below float rounding of qv a bucket can flip.
+double smallest_hash_margin(const std::vector<float>& qv, const LshShape& s,
+                            const std::vector<float>& rotations) {
+  const int d = s.head_size, half = s.buckets / 2, C = s.H * d;
+  double smallest = INFINITY;
+  for (size_t row = 0; row < size_t(s.B) * s.T; ++row)
+    for (int h = 0; h < s.H; ++h)
+      for (int r = 0; r < s.rounds; ++r) {
+        std::vector<double> signed_p;
+        for (int m = 0; m < half; ++m) {
+          double p = 0;
+          for (int k = 0; k < d; ++k)
+            p += double(qv[row * 2 * C + h * d + k]) * rotations[(size_t(r) * d + k) * half + m];
+          signed_p.push_back(p);
+          signed_p.push_back(-p);
+        }
+        std::sort(signed_p.rbegin(), signed_p.rend());
+        smallest = std::min(smallest, (signed_p[0] - signed_p[1]) / std::abs(signed_p[0]));
+      }
+  return smallest;
+}
+
+struct Case {
+  AttentionDims dims;
+  int hashes, buckets, chunk;
+};
+
+// Device and reference each hash their own qv (equal up to float rounding). Inputs whose
+// hashes are that close to a tie are redrawn, so the comparison is of attention, not of
+// rounding luck; BucketsEqualHost checks the hashing itself bit for bit.
+TEST(LshDevice, MatchesReference) {
+  const Case cases[] = {
+      {{1, 1, 32, 2}, 2, 2, 64},    // T = 1, d = 16
+      {{2, 37, 64, 2}, 2, 4, 4},    // T a multiple of no tile, windows truncated, d = 32
+      {{1, 70, 64, 1}, 3, 6, 8},    // d = 64, three rounds
+      {{1, 33, 128, 1}, 1, 4, 16},  // d = 128, one round
+      {{2, 130, 64, 4}, 2, 2, 64},  // d = 16, few buckets: long windows across tiles
+  };
+  for (const Case& c : cases) {
+    auto v = make(c.dims, c.hashes, c.buckets, c.chunk, fresh_seed());
+    const LshShape s = v->shape(c.dims);
+    const StepContext step{int64_t(fresh_seed() % 1000)};
+    const auto rotations =
+        lsh::rotations(v->options().seed, step.step, s.rounds, s.head_size, s.buckets);
+    VariantInputs in;
+    for (int attempt = 0; attempt < 10; ++attempt) {
+      in = random_variant_inputs(*v, c.dims, fresh_seed());
+      std::vector<float> qv(size_t(2) * c.dims.B * c.dims.T * c.dims.C);
+      reference::matmul_forward(qv.data(), in.x.data(), in.params[0].data(),
+                                in.params[1].data(), c.dims.B * c.dims.T, c.dims.C,
+                                2 * c.dims.C);
+      if (smallest_hash_margin(qv, s, rotations) > 1e-4) break;
+    }
+    const VariantOutputs dev = run_variant_on_device(shared_ops(), *v, c.dims, step, in);
+    const VariantOutputs ref = run_variant_reference(*v, c.dims, step, in);
+    const std::string label = "T=" + std::to_string(c.dims.T) + " " + v->describe_options();
+    EXPECT_LT(relative_error(dev.out, ref.out), kTolerance) << label;
+    EXPECT_LT(relative_error(dev.dx, ref.dx), kTolerance) << label;
+    for (size_t i = 0; i < dev.dparams.size(); ++i)
+      EXPECT_LT(relative_error(dev.dparams[i], ref.dparams[i]), kTolerance)
+          << "param " << i << " " << label;
+  }
+}
+
+// Σ out·dout of the reference block with the buckets held fixed (constants of the step).
+double weighted_sum(const LshShape& s, const std::vector<int>& buckets, const VariantInputs& in) {
+  std::vector<float> out(in.x.size());
+  std::vector<const float*> params;
+  for (const auto& p : in.params) params.push_back(p.data());
+  reference::lsh_block_forward(s, buckets, params, in.x.data(), out.data());
+  double sum = 0;
+  for (size_t i = 0; i < out.size(); ++i) sum += double(out[i]) * in.dout[i];
+  return sum;
+}
+
+// The directional derivative along a random direction of `tensor` (one of in's tensors)
+// by central differences against the analytic gradient; leaves `tensor` unchanged.
+void expect_directional_derivative(const LshShape& s, const std::vector<int>& buckets,
+                                   VariantInputs& in, std::vector<float>& tensor,
+                                   const std::vector<float>& gradient, const char* name) {
+  const std::vector<float> base = tensor, direction = testing::random_vector(tensor.size());
+  double analytic = 0;
+  for (size_t i = 0; i < tensor.size(); ++i) analytic += double(gradient[i]) * direction[i];
+  const double h = 1e-3;
+  auto at = [&](double step) {
+    for (size_t i = 0; i < tensor.size(); ++i) tensor[i] = float(base[i] + step * direction[i]);
+    return weighted_sum(s, buckets, in);
+  };
+  const double numeric = (at(h) - at(-h)) / (2 * h);
+  tensor = base;
+  EXPECT_NEAR(numeric, analytic, 2e-3 * std::max(1.0, std::abs(analytic))) << name;
+}
+
+TEST(LshReference, GradientsMatchFiniteDifferences) {
+  const LshShape s{2, 12, 2, 4, 2, 4, 2};  // window 4 of up to 11 earlier keys
+  const AttentionDims dims{s.B, s.T, s.H * s.head_size, s.H};
+  auto v = make(dims, s.rounds, s.buckets, s.chunk);
+  VariantInputs in = random_variant_inputs(*v, dims, fresh_seed());
+  std::vector<int> buckets(size_t(s.B) * s.H * s.rounds * s.T);
+  for (int& id : buckets) id = int(fresh_seed() % s.buckets);
+  std::vector<const float*> params;
+  for (const auto& p : in.params) params.push_back(p.data());
+  std::vector<float> dx(in.x.size());
+  std::vector<std::vector<float>> dparams;
+  std::vector<float*> dparam_ptrs;
+  for (const auto& p : in.params) dparams.emplace_back(p.size(), 0.f);
+  for (auto& g : dparams) dparam_ptrs.push_back(g.data());
+  reference::lsh_block_backward(s, buckets, params, in.x.data(), in.dout.data(), dx.data(),
+                                dparam_ptrs);
+  expect_directional_derivative(s, buckets, in, in.x, dx, "x");
+  const char* names[] = {"qvw", "qvb", "attprojw", "attprojb"};
+  for (size_t i = 0; i < in.params.size(); ++i)
+    expect_directional_derivative(s, buckets, in, in.params[i], dparams[i], names[i]);
+}
+
+// Changing the token at position t changes no output before t.
+TEST(LshDevice, IsCausal) {
+  const AttentionDims dims{1, 50, 32, 2};
+  auto v = make(dims, 2, 4, 4, fresh_seed());
+  VariantInputs in = random_variant_inputs(*v, dims, fresh_seed());
+  const std::vector<float> before = forward_on_device(*v, dims, 1, in).out;
+  const int t = 31;
+  for (int c = 0; c < dims.C; ++c) in.x[size_t(t) * dims.C + c] += 1.f;
+  const std::vector<float> after = forward_on_device(*v, dims, 1, in).out;
+  const size_t prefix = size_t(t) * dims.C;
+  EXPECT_TRUE(std::equal(before.begin(), before.begin() + prefix, after.begin()));
+  EXPECT_FALSE(std::equal(before.begin() + prefix, before.end(), after.begin() + prefix));
+}
+
+TEST(LshDevice, SameSeedAndStepSameResultOtherStepOtherBuckets) {
+  const AttentionDims dims{1, 64, 32, 2};
+  auto v = make(dims, 2, 8, 4, fresh_seed());
+  const VariantInputs in = random_variant_inputs(*v, dims, fresh_seed());
+  const DeviceForward a = forward_on_device(*v, dims, 9, in), b = forward_on_device(*v, dims, 9, in);
+  const DeviceForward c = forward_on_device(*v, dims, 10, in);
+  EXPECT_EQ(a.out, b.out);
+  const size_t n = size_t(2) * 2 * 64;
+  EXPECT_NE(download_ints(a.lsh().bucket, n), download_ints(c.lsh().bucket, n));
+}
+
+TEST(LshOptions, ResolveChecksAndDefaults) {
+  const AttentionDims dims{1, 1024, 64, 2};
+  EXPECT_THROW(make(dims, 2, 3, 64), UsageError);
+  EXPECT_THROW(make(dims, 2, -2, 64), UsageError);
+  EXPECT_THROW(make(dims, 0, 4, 64), UsageError);
+  EXPECT_THROW(make(dims, 2, 4, 0), UsageError);
+  EXPECT_EQ(make(dims, 2, 0, 64)->options().buckets, 16);
+  const AttentionCost cost = make(dims, 2, 0, 64)->cost(dims);
+  EXPECT_GT(cost.executed_flops_backward, cost.model_flops_backward);
+}
+
+TEST(LshOptions, DebugTensorsHoldRotationsAndReferenceBuckets) {
+  const AttentionDims dims{1, 20, 32, 2};
+  auto v = make(dims, 2, 4, 4, 77);
+  const VariantInputs in = random_variant_inputs(*v, dims, fresh_seed());
+  const StepContext step{3};
+  run_variant_reference(*v, dims, step, in);
+  const std::vector<NamedTensor> tensors = v->debug_tensors(dims, step);
+  ASSERT_EQ(tensors.size(), 2u);
+  EXPECT_EQ(tensors[0].name, "rotations");
+  EXPECT_EQ(tensors[0].data, lsh::rotations(77, 3, 2, 16, 4));
+  EXPECT_EQ(tensors[1].name, "bucket_ids");
+  std::vector<float> qv(size_t(2) * 20 * 32);
+  reference::matmul_forward(qv.data(), in.x.data(), in.params[0].data(), in.params[1].data(), 20,
+                            32, 64);
+  const std::vector<int> ids = lsh::hash_positions(qv.data(), v->shape(dims), tensors[0].data);
+  EXPECT_EQ(tensors[1].data, std::vector<float>(ids.begin(), ids.end()));
+  EXPECT_EQ(v->debug_tensors(dims, StepContext{4}).size(), 1u);  // other step: not hashed
+}
+
+}  // namespace
+}  // namespace attnscope
