@@ -279,7 +279,7 @@ RunOutcome run_one(Bench& b, const RunKey& k, double* eta_runs_left_s) {
     *eta_runs_left_s = std::max(0.0, *eta_runs_left_s);
   } catch (const Error& e) {
     o.status = "failed";
-    o.reason = e.what();
+    o.reason = std::string(e.what()).substr(0, std::string(e.what()).find('\n'));
     std::printf("%s%s: run failed: %s\n", b.tty ? "\n" : "", k.variant.c_str(), e.what());
   }
   if (!measured && t.step_ms.size() > 0) {

@@ -13,6 +13,7 @@ void add_telemetry_command(CLI::App& app);
 void add_train_command(CLI::App& app);
 // command_line: the whole invocation, recorded in the results manifest.
 void add_bench_command(CLI::App& app, const std::string& command_line);
+void add_merge_command(CLI::App& app);
 void add_check_command(CLI::App& app);
 
 }  // namespace attnscope

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   std::string command_line;
   for (int i = 0; i < argc; ++i) command_line += (i ? " " : "") + std::string(argv[i]);
   add_bench_command(app, command_line);
+  add_merge_command(app);
   add_check_command(app);
   try {
     app.parse(argc, argv);

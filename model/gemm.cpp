@@ -102,8 +102,7 @@ void launch_gemm(Runtime& rt, const GemmConfig& config, const Ops::GemmSpec& spe
   if (!fits_device(config, rt.device()))
     throw Error("gemm configuration " + config.label() + " does not fit " +
                 rt.device().short_label());
-  cl::Kernel kernel =
-      rt.kernel(kFile, "gemm", config.build_options(spec.trans_a, spec.trans_b));
+  cl::Kernel kernel = rt.kernel(kFile, "gemm", config.build_options(spec.trans_a, spec.trans_b));
   set_args(kernel, spec.M, spec.N, spec.K, spec.alpha, spec.beta, A, cl_ulong(spec.offset_a),
            cl_ulong(spec.stride_a), B, cl_ulong(spec.offset_b), cl_ulong(spec.stride_b), C,
            cl_ulong(spec.offset_c), cl_ulong(spec.stride_c), bias ? *bias : C,
@@ -128,8 +127,7 @@ void run_gemm(Runtime& rt, const Ops::GemmSpec& spec, const cl::Buffer& A, const
   for (const auto& c : gemm_configs()) {
     if (c.tile_m > config.tile_m || !fits_device(c, rt.device())) continue;
     cl::Kernel kernel = rt.kernel(kFile, "gemm", c.build_options(spec.trans_a, spec.trans_b));
-    size_t allowed =
-        kernel.getWorkGroupInfo<CL_KERNEL_WORK_GROUP_SIZE>(rt.device().device);
+    size_t allowed = kernel.getWorkGroupInfo<CL_KERNEL_WORK_GROUP_SIZE>(rt.device().device);
     if (c.work_group_size() <= allowed) return launch_gemm(rt, c, spec, A, B, C, bias);
   }
   throw Error("gemm: no tile configuration fits " + rt.device().short_label());

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 
 #include "host/error.hpp"
 #include "model/gemm.hpp"
@@ -11,6 +12,10 @@ namespace attnscope {
 namespace {
 
 constexpr double kFloat = sizeof(float);
+
+// Rows per partial sum of layernorm's dweight and dbias (layernorm.cl's LN_ROWS).
+constexpr int kLayernormRows = 32;
+const std::string kLayernormOptions = "-DLN_ROWS=" + std::to_string(kLayernormRows);
 
 // Scratch slots (Ops::scratch).
 enum ScratchSlot { kEncoderOrder, kLayernormPartials, kNormPartials };
@@ -71,8 +76,11 @@ void Ops::matmul_backward(const cl::Buffer& dinp, const cl::Buffer& dweight,
   dweight_spec.trans_a = true, dweight_spec.beta = 1.f;
   run_gemm(rt_, dweight_spec, dout, inp, dweight);
   if (!dbias) return;
-  const int cols = 32, rows = 8;  // matmul.cl's DBIAS_COLS, DBIAS_ROWS defaults
-  cl::Kernel kernel = rt_.kernel("matmul.cl", "matmul_dbias");
+  // 32 columns per work-group (coalesced rows), up to 8 work-items sharing each column.
+  const size_t cols = 32;
+  const size_t rows = std::clamp<size_t>(rt_.device().max_work_group_size / cols, 1, 8);
+  cl::Kernel kernel = rt_.kernel("matmul.cl", "matmul_dbias",
+                                 "-DDBIAS_COLS=32 -DDBIAS_ROWS=" + std::to_string(rows));
   set_args(kernel, *dbias, dout, N, OC);
   rt_.launch(kernel, cl::NDRange(round_up(OC, cols), rows), cl::NDRange(cols, rows),
              KernelCost{0, (double(N) * OC + 2.0 * OC) * kFloat});
@@ -99,8 +107,8 @@ void Ops::encoder_backward(const cl::Buffer& dwte, const cl::Buffer& dwpe, const
 
   const size_t sort_group = reduction_group_size(rt_.device());
   const cl::Buffer& order = scratch(kEncoderOrder, size_t(count) * sizeof(cl_int));
-  cl::Kernel sort = rt_.kernel("encoder.cl", "encoder_sort_positions",
-                               "-DSORT_WG=" + std::to_string(sort_group));
+  cl::Kernel sort =
+      rt_.kernel("encoder.cl", "encoder_sort_positions", "-DSORT_WG=" + std::to_string(sort_group));
   set_args(sort, order, tokens, count);
   rt_.launch(sort, cl::NDRange(round_up(count, sort_group)), cl::NDRange(sort_group),
              KernelCost{0, 2.0 * count * sizeof(cl_int)});
@@ -111,32 +119,33 @@ void Ops::encoder_backward(const cl::Buffer& dwte, const cl::Buffer& dwpe, const
 }
 
 void Ops::layernorm_forward(const cl::Buffer& out, const cl::Buffer& mean, const cl::Buffer& rstd,
-                            const cl::Buffer& inp, const cl::Buffer& weight,
-                            const cl::Buffer& bias, int N, int C) {
+                            const cl::Buffer& inp, const cl::Buffer& weight, const cl::Buffer& bias,
+                            int N, int C) {
+  if (N == 0) return;
   const size_t group = reduction_group_size(rt_.device(), C);
-  cl::Kernel kernel = rt_.kernel("layernorm.cl", "layernorm_forward");
+  cl::Kernel kernel = rt_.kernel("layernorm.cl", "layernorm_forward", kLayernormOptions);
   set_args(kernel, out, mean, rstd, inp, weight, bias, C, cl::Local(group * sizeof(float)));
   rt_.launch(kernel, cl::NDRange(size_t(N) * group), cl::NDRange(group),
              KernelCost{0, (2.0 * N * C + 2.0 * C + 2.0 * N) * kFloat});
 }
 
 void Ops::layernorm_backward(const cl::Buffer& dinp, const cl::Buffer& dweight,
-                             const cl::Buffer& dbias, const cl::Buffer& dout,
-                             const cl::Buffer& inp, const cl::Buffer& weight,
-                             const cl::Buffer& mean, const cl::Buffer& rstd, int N, int C) {
+                             const cl::Buffer& dbias, const cl::Buffer& dout, const cl::Buffer& inp,
+                             const cl::Buffer& weight, const cl::Buffer& mean,
+                             const cl::Buffer& rstd, int N, int C) {
+  if (N == 0) return;
   const size_t group = reduction_group_size(rt_.device(), C);
-  cl::Kernel rows = rt_.kernel("layernorm.cl", "layernorm_backward");
+  cl::Kernel rows = rt_.kernel("layernorm.cl", "layernorm_backward", kLayernormOptions);
   set_args(rows, dinp, dout, inp, weight, mean, rstd, C, cl::Local(group * sizeof(float)));
   rt_.launch(rows, cl::NDRange(size_t(N) * group), cl::NDRange(group),
              KernelCost{0, (4.0 * N * C + C + 2.0 * N) * kFloat});
 
-  const int rows_per_block = 32;  // layernorm.cl's LN_ROWS default
-  const int blocks = (N + rows_per_block - 1) / rows_per_block;
+  const int blocks = (N + kLayernormRows - 1) / kLayernormRows;
   const cl::Buffer& partials = scratch(kLayernormPartials, 2 * size_t(blocks) * C * sizeof(float));
-  cl::Kernel partial = rt_.kernel("layernorm.cl", "layernorm_param_partials");
+  cl::Kernel partial = rt_.kernel("layernorm.cl", "layernorm_param_partials", kLayernormOptions);
   set_args(partial, partials, dout, inp, mean, rstd, N, C);
   launch_columns(rt_, partial, C, blocks, (2.0 * N * C + 2.0 * blocks * C) * kFloat);
-  cl::Kernel reduce = rt_.kernel("layernorm.cl", "layernorm_param_reduce");
+  cl::Kernel reduce = rt_.kernel("layernorm.cl", "layernorm_param_reduce", kLayernormOptions);
   set_args(reduce, dweight, dbias, partials, blocks, C);
   launch_columns(rt_, reduce, C, 1, (2.0 * blocks * C + 4.0 * C) * kFloat);
 }
@@ -169,6 +178,7 @@ void Ops::accumulate(const cl::Buffer& dst, const cl::Buffer& src, size_t n) {
 
 void Ops::fused_classifier(const cl::Buffer& logits, const cl::Buffer& losses,
                            const cl::Buffer& targets, int N, int V, int Vp) {
+  if (N == 0) return;
   const size_t group = reduction_group_size(rt_.device(), V);
   cl::Kernel kernel = rt_.kernel("classifier.cl", "fused_classifier");
   set_args(kernel, logits, losses, targets, V, Vp, 1.f / N, cl::Local(2 * group * sizeof(float)));
@@ -178,6 +188,7 @@ void Ops::fused_classifier(const cl::Buffer& logits, const cl::Buffer& losses,
 
 void Ops::crossentropy_forward(const cl::Buffer& losses, const cl::Buffer& logits,
                                const cl::Buffer& targets, int N, int V, int Vp) {
+  if (N == 0) return;
   const size_t group = reduction_group_size(rt_.device(), V);
   cl::Kernel kernel = rt_.kernel("classifier.cl", "crossentropy_forward");
   set_args(kernel, losses, logits, targets, V, Vp, cl::Local(2 * group * sizeof(float)));
@@ -207,8 +218,8 @@ void Ops::clip_scale(const cl::Buffer& grad_scale, const cl::Buffer& norm_sq, fl
 }
 
 void Ops::adamw_update(const cl::Buffer& params, const cl::Buffer& grads, const cl::Buffer& m,
-                       const cl::Buffer& v, size_t n, const AdamW& hp, float weight_decay,
-                       int step, const cl::Buffer& grad_scale) {
+                       const cl::Buffer& v, size_t n, const AdamW& hp, float weight_decay, int step,
+                       const cl::Buffer& grad_scale) {
   if (step < 1) throw Error("adamw_update: step must count from 1, got " + std::to_string(step));
   // Bias corrections 1 − β^t in double on the host, rounded once (as the reference does).
   const float m_correction = float(1.0 - std::pow(double(hp.beta1), step));

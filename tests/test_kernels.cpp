@@ -56,7 +56,7 @@ struct GemmCase {
 
 // Non-multiples of every tile, K = 1, one row, one column, exact multiples, larger.
 const std::vector<GemmCase> kGemmShapes = {
-    {1, 1, 1},   {3, 5, 1},    {1, 17, 33},  {33, 1, 17},
+    {1, 1, 1},    {3, 5, 1},     {1, 17, 33},    {33, 1, 17},
     {65, 47, 19}, {128, 64, 32}, {129, 130, 17}, {300, 200, 130},
 };
 
@@ -74,9 +74,9 @@ double gemm_error(const GemmConfig* config, const Ops::GemmSpec& s) {
     shared_ops().gemm(s, da, db, dc);
   std::vector<float> got = from_device(dc, c.size()), want(got.size()), ref_c = c;
   for (int z = 0; z < s.batch; ++z)
-    reference::gemm(ref_c.data() + s.offset_c + z * s.stride_c, a.data() + s.offset_a + z * s.stride_a,
-                    b.data() + s.offset_b + z * s.stride_b, s.M, s.N, s.K, s.trans_a, s.trans_b,
-                    s.alpha, s.beta);
+    reference::gemm(ref_c.data() + s.offset_c + z * s.stride_c,
+                    a.data() + s.offset_a + z * s.stride_a, b.data() + s.offset_b + z * s.stride_b,
+                    s.M, s.N, s.K, s.trans_a, s.trans_b, s.alpha, s.beta);
   // Compare the slices only: the rest of C is either poison or must be untouched.
   std::vector<float> got_slices, want_slices;
   for (int z = 0; z < s.batch; ++z) {
@@ -114,8 +114,7 @@ TEST(Gemm, EveryTileConfigurationMatchesReference) {
   const int transposes[2][2] = {{2, 1}, {0, 3}};  // bit 0: trans_a, bit 1: trans_b
   int tested = 0;
   for (const auto& config : gemm_configs()) {
-    if (config.work_group_size() > device.max_work_group_size || config.label() == chosen)
-      continue;
+    if (config.work_group_size() > device.max_work_group_size || config.label() == chosen) continue;
     for (int t : transposes[tested++ % 2])
       for (const auto& shape : shapes) {
         Ops::GemmSpec s = plain_spec(shape, t & 1, t & 2);
@@ -133,7 +132,8 @@ TEST(Gemm, BatchedWithOffsetsStridesAlphaBeta) {
     s.batch = 3, s.alpha = 0.5f, s.beta = -1.5f;
     s.offset_a = 7, s.offset_b = 3, s.offset_c = 11;
     s.stride_a = 37 * 23 + 5, s.stride_b = 29 * 23 + 1, s.stride_c = 37 * 29 + 13;
-    EXPECT_LT(gemm_error(nullptr, s), kTolerance) << "trans_a=" << s.trans_a << " trans_b=" << s.trans_b;
+    EXPECT_LT(gemm_error(nullptr, s), kTolerance)
+        << "trans_a=" << s.trans_a << " trans_b=" << s.trans_b;
     s.beta = 0.f;  // C poisoned: must not be read
     EXPECT_LT(gemm_error(nullptr, s), kTolerance) << "beta=0 trans " << t;
   }
@@ -150,8 +150,8 @@ TEST(Gemm, RejectsOperandsLargerThanTheirBuffers) {
 struct MatmulCase {
   int N, C, OC;
 };
-const std::vector<MatmulCase> kMatmulShapes = {
-    {1, 1, 1}, {7, 1, 5}, {1, 13, 9}, {5, 13, 1}, {64, 48, 96}, {300, 130, 200}};
+const std::vector<MatmulCase> kMatmulShapes = {{1, 1, 1},  {7, 1, 5},    {1, 13, 9},
+                                               {5, 13, 1}, {64, 48, 96}, {300, 130, 200}};
 
 TEST(Matmul, ForwardMatchesReference) {
   for (const auto& m : kMatmulShapes)
@@ -196,8 +196,8 @@ TEST(Matmul, BackwardMatchesReferenceAndAccumulates) {
     MatmulGrads want{std::vector<float>(inp.size()), start.dweight, start.dbias};
     reference::matmul_backward(want.dinp.data(), want.dweight.data(), want.dbias.data(),
                                dout.data(), inp.data(), weight.data(), m.N, m.C, m.OC);
-    std::string where = "N=" + std::to_string(m.N) + " C=" + std::to_string(m.C) +
-                        " OC=" + std::to_string(m.OC);
+    std::string where =
+        "N=" + std::to_string(m.N) + " C=" + std::to_string(m.C) + " OC=" + std::to_string(m.OC);
     EXPECT_LT(relative_error(got.dinp, want.dinp), kTolerance) << "dinp " << where;
     EXPECT_LT(relative_error(got.dweight, want.dweight), kTolerance) << "dweight " << where;
     EXPECT_LT(relative_error(got.dbias, want.dbias), kTolerance) << "dbias " << where;
@@ -256,7 +256,8 @@ TEST(Encoder, BackwardMatchesReferenceAndAccumulates) {
     auto dout = random_vector(size_t(e.B) * e.T * e.C);
     auto dwte = random_vector(size_t(e.V) * e.C), dwpe = random_vector(size_t(e.T) * e.C);
     auto [got_dwte, got_dwpe] = device_encoder_backward(e, tokens, dout, dwte, dwpe);
-    reference::encoder_backward(dwte.data(), dwpe.data(), dout.data(), tokens.data(), e.B, e.T, e.C);
+    reference::encoder_backward(dwte.data(), dwpe.data(), dout.data(), tokens.data(), e.B, e.T,
+                                e.C);
     EXPECT_LT(relative_error(got_dwte, dwte), kTolerance) << "dwte B=" << e.B << " T=" << e.T;
     EXPECT_LT(relative_error(got_dwpe, dwpe), kTolerance) << "dwpe B=" << e.B << " T=" << e.T;
   }
@@ -315,8 +316,7 @@ LayernormGrads device_layernorm_backward(const RowsCase& r, const LayernormGrads
   auto d_mean = to_device(mean), d_rstd = to_device(rstd);
   shared_ops().layernorm_backward(d_dinp, d_dweight, d_dbias, d_dout, d_inp, d_weight, d_mean,
                                   d_rstd, r.N, r.C);
-  return {from_device(d_dinp, inp.size()), from_device(d_dweight, r.C),
-          from_device(d_dbias, r.C)};
+  return {from_device(d_dinp, inp.size()), from_device(d_dweight, r.C), from_device(d_dbias, r.C)};
 }
 
 TEST(Layernorm, BackwardMatchesReferenceAndAccumulates) {
@@ -329,8 +329,8 @@ TEST(Layernorm, BackwardMatchesReferenceAndAccumulates) {
     LayernormGrads want{random_vector(inp.size()), random_vector(r.C), random_vector(r.C)};
     LayernormGrads got = device_layernorm_backward(r, want, dout, inp, weight, mean, rstd);
     reference::layernorm_backward(want.dinp.data(), want.dweight.data(), want.dbias.data(),
-                                  dout.data(), inp.data(), weight.data(), mean.data(),
-                                  rstd.data(), r.N, r.C);
+                                  dout.data(), inp.data(), weight.data(), mean.data(), rstd.data(),
+                                  r.N, r.C);
     std::string where = "N=" + std::to_string(r.N) + " C=" + std::to_string(r.C);
     EXPECT_LT(relative_error(got.dinp, want.dinp), kTolerance) << "dinp " << where;
     EXPECT_LT(relative_error(got.dweight, want.dweight), kTolerance) << "dweight " << where;
@@ -480,4 +480,3 @@ TEST(Optimizer, AdamWMatchesReference) {
 
 }  // namespace
 }  // namespace attnscope
-

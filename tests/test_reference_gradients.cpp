@@ -216,11 +216,11 @@ TEST(ReferenceOptimizer, AdamWFirstStepByHand) {
   // Step 1 from m = v = 0: m̂ = g, v̂ = g², so param −= lr·(g/(|g| + eps) + wd·param).
   const float lr = 0.1f, wd = 0.5f, eps = 1e-8f, scale = 0.5f;
   std::vector<float> params = {1.f, -2.f}, grads = {4.f, -0.5f}, m = {0, 0}, v = {0, 0};
-  reference::adamw_update(params.data(), grads.data(), m.data(), v.data(), 2, lr, 0.9f, 0.95f,
-                          eps, wd, 1, scale);
+  reference::adamw_update(params.data(), grads.data(), m.data(), v.data(), 2, lr, 0.9f, 0.95f, eps,
+                          wd, 1, scale);
   EXPECT_NEAR(params[0], 1.f - lr * (1.f + wd * 1.f), 1e-6);
   EXPECT_NEAR(params[1], -2.f - lr * (-1.f + wd * -2.f), 1e-6);
-  EXPECT_NEAR(m[0], 0.1f * 2.f, 1e-7);     // (1 − β1)·g, g = grads·scale
+  EXPECT_NEAR(m[0], 0.1f * 2.f, 1e-7);       // (1 − β1)·g, g = grads·scale
   EXPECT_NEAR(v[1], 0.05f * 0.0625f, 1e-8);  // (1 − β2)·g²
 }
 
@@ -229,8 +229,8 @@ TEST(ReferenceOptimizer, AdamWBiasCorrectionAtLaterSteps) {
   const int t = 5;
   const float b1 = 0.9f, b2 = 0.95f;
   std::vector<float> params = {0.f}, grads = {0.f}, m = {0.3f}, v = {0.04f};
-  reference::adamw_update(params.data(), grads.data(), m.data(), v.data(), 1, 1.f, b1, b2, 0.f,
-                          0.f, t, 1.f);
+  reference::adamw_update(params.data(), grads.data(), m.data(), v.data(), 1, 1.f, b1, b2, 0.f, 0.f,
+                          t, 1.f);
   double m_hat = 0.9 * 0.3 / (1 - std::pow(0.9, t));
   double v_hat = 0.95 * 0.04 / (1 - std::pow(0.95, t));
   EXPECT_NEAR(params[0], -m_hat / std::sqrt(v_hat), 1e-5);

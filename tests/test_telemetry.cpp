@@ -97,6 +97,14 @@ void add_amdgpu_card(const FixtureTree& tree, const std::string& card, const std
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
+PowerSample sample_at(double time_s, double watts, std::optional<uint64_t> memory_used_bytes = std::nullopt) {
+  PowerSample sample;
+  sample.time_s = time_s;
+  sample.watts = watts;
+  sample.memory_used_bytes = memory_used_bytes;
+  return sample;
+}
+
 // --- PCI addresses -------------------------------------------------------------------
 
 TEST(PciAddress, NvmlAndSysfsSpellingsAreTheSameDevice) {
@@ -373,7 +381,7 @@ TEST(PowerSeries, TrapezoidIntegralMatchesAnAnalyticCurve) {
   auto power = [&](double t) { return 200 + 80 * std::sin(kTwoPi * t / period); };
   auto energy = [&](double t) { return 200 * t - 80 * period / kTwoPi * std::cos(kTwoPi * t / period); };
   PowerSeries series;
-  for (int i = 0; i <= 500; ++i) series.append(PowerSample{i * 0.01, power(i * 0.01)});
+  for (int i = 0; i <= 500; ++i) series.append(sample_at(i * 0.01, power(i * 0.01)));
   double exact = energy(4.567) - energy(0.123);
   EXPECT_NEAR(*series.joules(0.123, 4.567), exact, 1e-4 * exact);
   EXPECT_NEAR(*series.peak_watts(0.0, 5.0), 280.0, 0.1);
@@ -383,9 +391,9 @@ TEST(PowerSeries, TrapezoidIntegralMatchesAnAnalyticCurve) {
 TEST(PowerSeries, EdgesInterpolateInsideAndHoldOutside) {
   PowerSeries series;
   EXPECT_FALSE(series.joules(0, 1));
-  series.append(PowerSample{1.0, 100});
-  series.append(PowerSample{2.0, 200});
-  series.append(PowerSample{1.5, 999});  // out of order: ignored
+  series.append(sample_at(1.0, 100));
+  series.append(sample_at(2.0, 200));
+  series.append(sample_at(1.5, 999));  // out of order: ignored
   EXPECT_EQ(series.size(), 2u);
   EXPECT_DOUBLE_EQ(*series.joules(1.25, 1.75), 0.5 * 150);  // linear power: exact
   EXPECT_DOUBLE_EQ(*series.joules(0.0, 1.0), 100);          // held before the first sample
@@ -399,10 +407,10 @@ TEST(PowerSeries, EdgesInterpolateInsideAndHoldOutside) {
 TEST(PowerSeries, PeakMemoryIsTheLargestSampleInside) {
   PowerSeries series;
   uint64_t gib = uint64_t(1) << 30;
-  series.append(PowerSample{1.0, 1, 5 * gib});
-  series.append(PowerSample{2.0, 1, 7 * gib});
-  series.append(PowerSample{3.0, 1, 6 * gib});
-  series.append(PowerSample{4.0, 1, std::nullopt});
+  series.append(sample_at(1.0, 1, 5 * gib));
+  series.append(sample_at(2.0, 1, 7 * gib));
+  series.append(sample_at(3.0, 1, 6 * gib));
+  series.append(sample_at(4.0, 1, std::nullopt));
   EXPECT_EQ(series.peak_memory_used(1.5, 3.5), 7 * gib);
   EXPECT_EQ(series.peak_memory_used(3.1, 3.2), 6 * gib);  // none inside: the reading before
   EXPECT_EQ(series.peak_memory_used(0.0, 0.5), std::nullopt);
@@ -607,7 +615,7 @@ class ScriptedGpu : public PowerSource {
   }
   const SourceStatus& status() const override { return status_; }
   std::optional<PowerSample> sample(const TelemetryClock& clock) override {
-    PowerSample sample{clock.now(), watts_};
+    PowerSample sample = sample_at(clock.now(), watts_);
     read_counter(clock);
     return sample;
   }
@@ -729,8 +737,11 @@ TEST(SamplerOverhead, MeasuredAndSmall) {
 TEST(PowerCsv, AbsentMetricsAreEmptyCells) {
   std::ostringstream out;
   write_power_csv_header(out);
-  PowerSample gpu{1.5, 301.25, uint64_t(1024), 99.0, 1980.0, 65.0};
-  PowerSample cpu{1.5125, 88.0};
+  PowerSample gpu = sample_at(1.5, 301.25, 1024);
+  gpu.utilization_percent = 99.0;
+  gpu.clock_mhz = 1980.0;
+  gpu.temperature_c = 65.0;
+  PowerSample cpu = sample_at(1.5125, 88.0);
   write_power_csv_rows(out, {PowerRow{"nvml", gpu}, PowerRow{"rapl", cpu}});
   EXPECT_EQ(out.str(),
             "time_s,source,watts,memory_used_bytes,utilization_percent,clock_mhz,temperature_c\n"

@@ -18,9 +18,12 @@
 // Host sequence (model/attention/lsh.cpp):
 //   forward:  lsh_hash → lsh_sort → lsh_attend (all rounds) → lsh_combine
 //   backward: lsh_delta → lsh_attend_dq, lsh_attend_dkv (all rounds) → lsh_input_grad
-// Kept for backward (by the host, per layer): qv (B,T,2C), O (B,T,C), LSE (B,H,T),
+// Kept for backward (by the host, per layer): qv (B,T,2C), O (B,T,C), LSE (B,H,T,2),
 // ρ (B,H,T), bucket ids (B,H,n_r,T) and the sorted order (B,H,n_r,T). Hashes and sort are
-// constants of the step: backward reuses them and never rehashes.
+// constants of the step: backward reuses them and never rehashes. LSE is kept as the pair
+// (M, log Σ) with LSE = M + log Σ, M the largest round L_r: a query alone in every round
+// has LSE = −1e5 + log n_r, which one float holds only to ±0.004, while its self pair's
+// P = exp((−1e5 − M) − log Σ) = 1/n_r needs it exactly.
 //
 // Work-item mapping:
 //   lsh_hash: one work-item per (head, position, batch): ρ and its n_r bucket ids.
@@ -33,7 +36,7 @@
 //     slots that can see the block ([s0, s0 + QUERIES + 2c)) streamed through local memory.
 //   lsh_combine, lsh_input_grad, lsh_delta: element-wise over (B,T,C) / per (head,
 //     position, batch).
-// Layouts: qv (B,T,2C); ρ, LSE, D (B,H,T); bucket, sorted (B,H,n_r,T) (group id 1 of the
+// Layouts: qv (B,T,2C); ρ, D (B,H,T); LSE (B,H,T,2); bucket, sorted (B,H,n_r,T) (group id 1 of the
 // attention kernels is its (b·H + h)·n_r + r); per-round outputs out_r, dq_r, dk_r, dv_r
 // (n_r,B,T,C) and lse_r (n_r,B,H,T); rotations (n_r, d, n_b/2).
 
@@ -67,23 +70,23 @@ __kernel void lsh_hash(__global int* bucket, __global float* rho, __global const
                        const int H, const int n_rounds, const int n_buckets) {
   const int h = get_global_id(0), t = get_global_id(1), b = get_global_id(2);
   if (h >= H || b >= B) return;
-  const int half = n_buckets / 2;
+  const int n_half = n_buckets / 2;
   __global const float* q = qv + ((size_t)b * T + t) * 2 * C + h * HEAD_SIZE;
   float squares = 0.f;
   for (int k = 0; k < HEAD_SIZE; ++k) squares += q[k] * q[k];
   const size_t bh = (size_t)b * H + h;
   rho[bh * T + t] = 1.f / sqrt(squares + NORM_EPS);
   for (int r = 0; r < n_rounds; ++r) {
-    __global const float* rotation = rotations + (size_t)r * HEAD_SIZE * half;
-    // argmax of [p ; −p]: the largest p against the largest −p, the positive half first.
+    __global const float* rotation = rotations + (size_t)r * HEAD_SIZE * n_half;
+    // argmax of [p ; −p]: the largest p against the largest −p, the positive n_half first.
     float max_p = -INFINITY, min_p = INFINITY;
     int arg_max = 0, arg_min = 0;
-    for (int m = 0; m < half; ++m) {
-      const float p = project(q, rotation + m, half);
+    for (int m = 0; m < n_half; ++m) {
+      const float p = project(q, rotation + m, n_half);
       if (p > max_p) max_p = p, arg_max = m;
       if (p < min_p) min_p = p, arg_min = m;
     }
-    bucket[(bh * n_rounds + r) * T + t] = max_p >= -min_p ? arg_max : half + arg_min;
+    bucket[(bh * n_rounds + r) * T + t] = max_p >= -min_p ? arg_max : n_half + arg_min;
   }
 }
 
@@ -216,7 +219,7 @@ __kernel void lsh_attend(__global float* out_r, __global float* lse_r, __global 
   const int h = col / HEAD_SIZE;                                                  \
   const size_t row = (size_t)bt * T + t, bh_row = ((size_t)bt * H + h) * T + t;
 
-// att (B,T,C) = Σ_r exp(L_r − LSE)·O_r; LSE (B,H,T) kept for backward.
+// att (B,T,C) = Σ_r exp(L_r − LSE)·O_r; LSE (B,H,T,2) = (M, log Σ) kept for backward.
 __kernel void lsh_combine(__global float* att, __global float* lse, __global const float* out_r,
                           __global const float* lse_r, const int B, const int T, const int C,
                           const int H, const int n_rounds) {
@@ -231,7 +234,7 @@ __kernel void lsh_combine(__global float* att, __global float* lse, __global con
     o += w * out_r[(r * (size_t)B * T + row) * C + col];
   }
   att[row * C + col] = o / total;
-  if (col % HEAD_SIZE == 0) lse[bh_row] = max_l + log(total);
+  if (col % HEAD_SIZE == 0) lse[2 * bh_row] = max_l, lse[2 * bh_row + 1] = log(total);
 }
 
 // D (B,H,T) = dO_i·O_i per head.
@@ -261,8 +264,8 @@ __kernel void lsh_attend_dq(__global float* dq_r, __global const float* qv,
   const size_t batch_row0 = (size_t)z.b * T, bh_row0 = ((size_t)z.b * H + z.h) * T;
   const bool active = s < T;
   const int i = active ? order[s] : 0, my_bucket = active ? bkt[i] : -1;
-  const float scale = 1.f / sqrt((float)HEAD_SIZE), lse_i = lse[bh_row0 + i];
-  const float delta_i = delta[bh_row0 + i];
+  const float scale = 1.f / sqrt((float)HEAD_SIZE), delta_i = delta[bh_row0 + i];
+  const float lse_max = lse[2 * (bh_row0 + i)], lse_log_sum = lse[2 * (bh_row0 + i) + 1];
 
   float q[HEAD_SIZE], dout[HEAD_SIZE], dq[HEAD_SIZE];
   __global const float* qi = qv + (batch_row0 + i) * 2 * C + z.h * HEAD_SIZE;
@@ -280,7 +283,7 @@ __kernel void lsh_attend_dq(__global float* dq_r, __global const float* qv,
       const int ks = k0 + kk;
       if (ks >= s || ks < s - window || key_bucket[kk] != my_bucket) continue;
       __local const float* kj = keys + kk * HEAD_SIZE;
-      const float p = exp(dot_private_local(q, kj) - lse_i);
+      const float p = exp((dot_private_local(q, kj) - lse_max) - lse_log_sum);
       const float ds = p * (dot_private_local(dout, values + kk * HEAD_SIZE) - delta_i);
       for (int k = 0; k < HEAD_SIZE; ++k) dq[k] += ds * kj[k];
     }
@@ -302,8 +305,9 @@ __kernel void lsh_attend_dkv(__global float* dk_r, __global float* dv_r,
                              __local float* own_keys,   // QUERIES × (HEAD_SIZE + 1)
                              __local float* queries,    // KEYS × HEAD_SIZE: Q_i/√d
                              __local float* douts,      // KEYS × HEAD_SIZE: dO_i
-                             __local float* query_lse,  // KEYS
-                             __local float* query_delta,  // KEYS
+                             __local float* query_max,      // KEYS: M of LSE
+                             __local float* query_log_sum,  // KEYS: log Σ of LSE
+                             __local float* query_delta,    // KEYS
                              __local int* query_bucket) {  // KEYS
   const Slice z = slice_of(H, n_rounds);
   const int lid = get_local_id(0), s0 = get_group_id(0) * QUERIES, s = s0 + lid;
@@ -333,7 +337,8 @@ __kernel void lsh_attend_dkv(__global float* dk_r, __global float* dv_r,
     for (int row = lid; row < KEYS; row += QUERIES) {
       const int i = row < rows ? order[t0 + row] : 0;
       query_bucket[row] = row < rows ? bkt[i] : -2;
-      query_lse[row] = lse[bh_row0 + i];
+      query_max[row] = lse[2 * (bh_row0 + i)];
+      query_log_sum[row] = lse[2 * (bh_row0 + i) + 1];
       query_delta[row] = delta[bh_row0 + i];
     }
     barrier(CLK_LOCAL_MEM_FENCE);
@@ -343,12 +348,13 @@ __kernel void lsh_attend_dkv(__global float* dk_r, __global float* dv_r,
       __local const float* dout = douts + qq * HEAD_SIZE;
       float p;
       if (qs == s) {
-        p = exp(SELF_SCORE - query_lse[qq]);  // the self pair: a value, no score gradient
+        // the self pair: a value, no score gradient
+        p = exp((SELF_SCORE - query_max[qq]) - query_log_sum[qq]);
       } else {
         __local const float* qi = queries + qq * HEAD_SIZE;
         float score = 0.f, dp = 0.f;
         for (int k = 0; k < HEAD_SIZE; ++k) score += qi[k] * kj[k], dp += dout[k] * v[k];
-        p = exp(score - query_lse[qq]);
+        p = exp((score - query_max[qq]) - query_log_sum[qq]);
         const float ds = p * (dp - query_delta[qq]);
         for (int k = 0; k < HEAD_SIZE; ++k) dk[k] += ds * qi[k];
       }

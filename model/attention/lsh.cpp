@@ -56,7 +56,7 @@ LshTiles choose_tiles(const DeviceInfo& dev, int head_size) {
 
 size_t LshTiles::attention_local_bytes(int d) const {
   const size_t forward = 2 * size_t(keys) * d * sizeof(float) + keys * sizeof(int);
-  const size_t dkv = (size_t(queries) * (d + 1) + 2 * size_t(keys) * d + 2 * keys) * sizeof(float) +
+  const size_t dkv = (size_t(queries) * (d + 1) + 2 * size_t(keys) * d + 3 * keys) * sizeof(float) +
                      keys * sizeof(int);
   return std::max(forward, dkv);
 }
@@ -122,7 +122,7 @@ AttentionCost LshAttention::cost(const AttentionDims& dims) const {
   c.executed_flops_forward = c.model_flops_forward;
   c.model_flops_backward = 2 * projections + 2 * 4 * d * pairs;
   c.executed_flops_backward = 2 * projections + 2 * 7 * d * pairs;
-  c.saved_bytes = sizeof(float) * (3 * B * T * C + 2 * G * T) + sizeof(int) * 2 * G * s.rounds * T;
+  c.saved_bytes = sizeof(float) * (3 * B * T * C + 3 * G * T) + sizeof(int) * 2 * G * s.rounds * T;
   return c;
 }
 
@@ -183,7 +183,7 @@ std::unique_ptr<AttentionActivations> LshAttention::allocate(Ops& ops, const Att
   auto acts = std::make_unique<LshActivations>();
   acts->qv = rt.alloc_floats(2 * activation_floats(dims), "lsh qv");
   acts->att = rt.alloc_floats(activation_floats(dims), "lsh att");
-  acts->lse = rt.alloc_floats(head_rows(s), "lsh lse");
+  acts->lse = rt.alloc_floats(2 * head_rows(s), "lsh lse (max, log-sum)");
   acts->rho = rt.alloc_floats(head_rows(s), "lsh rho");
   acts->bucket = rt.alloc(round_rows(s) * sizeof(int), "lsh bucket ids");
   acts->sorted = rt.alloc(round_rows(s) * sizeof(int), "lsh sorted order");
@@ -262,7 +262,7 @@ void LshAttention::attend_backward(Runtime& rt, const LshShape& s, const Attenti
            cl::Local(size_t(tiles_.queries) * (d + 1) * sizeof(float)),
            cl::Local(keys * d * sizeof(float)), cl::Local(keys * d * sizeof(float)),
            cl::Local(keys * sizeof(float)), cl::Local(keys * sizeof(float)),
-           cl::Local(keys * sizeof(int)));
+           cl::Local(keys * sizeof(float)), cl::Local(keys * sizeof(int)));
   rt.launch(attend_dkv_, global, local,
             KernelCost{2 * 4 * d * pairs, sizeof(float) * s.rounds * 6 * btc});
 

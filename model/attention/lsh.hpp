@@ -24,7 +24,7 @@ struct LshShape {
 struct LshActivations : AttentionActivations {
   DeviceBuffer qv;      // (B, T, 2C): Q | V — scores, values, the normalisation's backward
   DeviceBuffer att;     // (B, T, C): O, heads merged — output projection input, D = dO·O
-  DeviceBuffer lse;     // (B, H, T): log-sum-exp over all rounds' allowed pairs
+  DeviceBuffer lse;     // (B, H, T, 2): log-sum-exp over all rounds' pairs as (M, log Σ)
   DeviceBuffer rho;     // (B, H, T): 1/‖Q‖, so K = Q·ρ
   DeviceBuffer bucket;  // (B, H, n_r, T) int: bucket id of each position
   DeviceBuffer sorted;  // (B, H, n_r, T) int: position at each sorted slot

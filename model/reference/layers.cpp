@@ -18,8 +18,8 @@ void encoder_forward(float* out, const int* tokens, const float* wte, const floa
     }
 }
 
-void encoder_backward(float* dwte, float* dwpe, const float* dout, const int* tokens, int B,
-                      int T, int C) {
+void encoder_backward(float* dwte, float* dwpe, const float* dout, const int* tokens, int B, int T,
+                      int C) {
   // Sums per token and per position in double, then one += into the float gradients.
   std::map<int, std::vector<double>> token_sums;
   std::vector<double> position_sums(size_t(T) * C, 0.0);
@@ -38,8 +38,8 @@ void encoder_backward(float* dwte, float* dwpe, const float* dout, const int* to
   for (size_t i = 0; i < position_sums.size(); ++i) dwpe[i] += float(position_sums[i]);
 }
 
-void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
-                       const float* weight, const float* bias, int N, int C) {
+void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                       const float* bias, int N, int C) {
   const double eps = 1e-5;
   for (int n = 0; n < N; ++n) {
     const float* x = inp + size_t(n) * C;
@@ -49,15 +49,16 @@ void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
     double var = 0;
     for (int c = 0; c < C; ++c) var += (x[c] - m) * (x[c] - m);
     const double s = 1.0 / std::sqrt(var / C + eps);
-    for (int c = 0; c < C; ++c) out[size_t(n) * C + c] = float((x[c] - m) * s * weight[c] + bias[c]);
+    for (int c = 0; c < C; ++c)
+      out[size_t(n) * C + c] = float((x[c] - m) * s * weight[c] + bias[c]);
     mean[n] = float(m);
     rstd[n] = float(s);
   }
 }
 
 void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                        const float* inp, const float* weight, const float* mean,
-                        const float* rstd, int N, int C) {
+                        const float* inp, const float* weight, const float* mean, const float* rstd,
+                        int N, int C) {
   std::vector<double> dweight_sum(C, 0.0), dbias_sum(C, 0.0);
   for (int n = 0; n < N; ++n) {
     const float* x = inp + size_t(n) * C;
@@ -85,8 +86,8 @@ void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* 
   }
 }
 
-void gemm(float* c, const float* a, const float* b, int M, int N, int K, bool trans_a,
-          bool trans_b, float alpha, float beta) {
+void gemm(float* c, const float* a, const float* b, int M, int N, int K, bool trans_a, bool trans_b,
+          float alpha, float beta) {
   for (int m = 0; m < M; ++m)
     for (int n = 0; n < N; ++n) {
       double sum = 0;
@@ -108,8 +109,8 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
     for (int o = 0; o < OC; ++o) out[size_t(n) * OC + o] += bias[o];
 }
 
-void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                     const float* inp, const float* weight, int N, int C, int OC) {
+void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                     const float* weight, int N, int C, int OC) {
   gemm(dinp, dout, weight, N, C, OC, false, false, 1.f, 0.f);
   gemm(dweight, dout, inp, OC, C, N, true, false, 1.f, 1.f);
   if (!dbias) return;

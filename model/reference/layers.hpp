@@ -15,28 +15,28 @@ namespace attnscope::reference {
 // out[b,t,:] = wte[tokens[b,t],:] + wpe[t,:].
 void encoder_forward(float* out, const int* tokens, const float* wte, const float* wpe, int B,
                      int T, int C);
-void encoder_backward(float* dwte, float* dwpe, const float* dout, const int* tokens, int B,
-                      int T, int C);
+void encoder_backward(float* dwte, float* dwpe, const float* dout, const int* tokens, int B, int T,
+                      int C);
 
 // Over N rows of C: out = (inp - mean) * rstd * weight + bias; saves mean, rstd (N).
-void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
-                       const float* weight, const float* bias, int N, int C);
+void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                       const float* bias, int N, int C);
 void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                        const float* inp, const float* weight, const float* mean,
-                        const float* rstd, int N, int C);
+                        const float* inp, const float* weight, const float* mean, const float* rstd,
+                        int N, int C);
 
 // out[N,OC] = inp[N,C] · weight[OC,C]ᵀ + bias[OC]; bias may be null.
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N,
                     int C, int OC);
 // dinp = dout·weight (overwritten); dweight += doutᵀ·inp; dbias += Σ_n dout (if non-null).
-void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                     const float* inp, const float* weight, int N, int C, int OC);
+void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                     const float* weight, int N, int C, int OC);
 
 // One slice of Ops::gemm: c[M,N] = alpha · op(a)[M,K] · op(b)[K,N] + beta · c, row-major,
 // op(a) = aᵀ when trans_a (a stored [K,M]), op(b) = bᵀ when trans_b (b stored [N,K]).
 // c is not read when beta == 0.
-void gemm(float* c, const float* a, const float* b, int M, int N, int K, bool trans_a,
-          bool trans_b, float alpha, float beta);
+void gemm(float* c, const float* a, const float* b, int M, int N, int K, bool trans_a, bool trans_b,
+          float alpha, float beta);
 
 // GELU, tanh approximation. gelu_backward overwrites dinp.
 void gelu_forward(float* out, const float* inp, size_t n);
