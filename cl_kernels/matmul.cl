@@ -30,6 +30,9 @@
 //   WPT_M, WPT_N     micro-tile of C per work-item       (registers: WPT_M·WPT_N accumulators)
 //   TRANS_A, TRANS_B 0/1, see above
 // Each output is one work-item's sum in a fixed order: results are deterministic.
+// Split-K: when M·N gives too few tiles to fill the device and K is long (dweight of a
+// C×C projection: 768×768 tiles, K = B·T), the host runs the K-slices as a batch of
+// products into scratch (beta = 0) and gemm_split_reduce adds them in order.
 // Index arithmetic is 32-bit within a slice (the host checks that each matrix has fewer
 // than 2^31 elements); slice offsets are 64-bit.
 //
@@ -191,4 +194,18 @@ void matmul_dbias(__global float* dbias, const __global float* dout, const int N
     for (int r = 0; r < DBIAS_ROWS; ++r) total += partial[r * DBIAS_COLS + lc];
     dbias[oc] += total;
   }
+}
+
+// gemm_split_reduce: C[i] = alpha · Σ_s partials[s][i] + beta · C[i], slices in order; one
+// work-item per element of C. The partials are the products of K-slices (split-K, used
+// when M·N alone gives too few tiles to fill the device).
+__kernel void gemm_split_reduce(__global float* C, const ulong offset_c,
+                                const __global float* partials, const int splits,
+                                const ulong count, const float alpha, const float beta) {
+  const size_t i = get_global_id(0);
+  if (i >= count) return;
+  float sum = 0.f;
+  for (int s = 0; s < splits; ++s) sum += partials[s * count + i];
+  C += offset_c;
+  C[i] = alpha * sum + (beta != 0.f ? beta * C[i] : 0.f);
 }

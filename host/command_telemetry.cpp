@@ -37,7 +37,9 @@ void print_sources(const std::vector<SourceStatus>& sources) {
 }
 
 void print_window(const WindowResult& window) {
-  std::printf("%-7s %-4s %9s %11s %-8s %11s %11s %9s %9s %12s  %s\n", "source", "dev", "mean W", "energy J",
+  if (window.sources.empty()) std::printf("no source is available: no power or energy to report\n");
+  if (!window.sources.empty())
+    std::printf("%-7s %-4s %9s %11s %-8s %11s %11s %9s %9s %12s  %s\n", "source", "dev", "mean W", "energy J",
               "method", "counter J", "sampled J", "differ", "peak W", "peak mem MiB", "flags");
   for (const SourceEnergy& e : window.sources) {
     std::optional<double> disagreement_percent;

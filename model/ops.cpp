@@ -18,7 +18,7 @@ constexpr int kLayernormRows = 32;
 const std::string kLayernormOptions = "-DLN_ROWS=" + std::to_string(kLayernormRows);
 
 // Scratch slots (Ops::scratch).
-enum ScratchSlot { kEncoderOrder, kLayernormPartials, kNormPartials };
+enum ScratchSlot { kEncoderOrder, kLayernormPartials, kNormPartials, kGemmPartials };
 
 // Work-group size for kernels that reduce over a work-group: a power of two, at most 256
 // and at most the device's limit; no more than `items` needs (rows of C floats).
@@ -58,11 +58,15 @@ const cl::Buffer& Ops::scratch(int slot, size_t bytes) {
   return buffer.buffer();
 }
 
+std::function<const cl::Buffer&(size_t)> Ops::gemm_scratch() {
+  return [this](size_t bytes) -> const cl::Buffer& { return scratch(kGemmPartials, bytes); };
+}
+
 void Ops::matmul_forward(const cl::Buffer& out, const cl::Buffer& inp, const cl::Buffer& weight,
                          const cl::Buffer* bias, int N, int C, int OC) {
   GemmSpec spec;
   spec.M = N, spec.N = OC, spec.K = C, spec.trans_b = true;
-  run_gemm(rt_, spec, inp, weight, out, bias);
+  run_gemm(rt_, spec, inp, weight, out, bias, gemm_scratch());
 }
 
 void Ops::matmul_backward(const cl::Buffer& dinp, const cl::Buffer& dweight,
@@ -70,11 +74,11 @@ void Ops::matmul_backward(const cl::Buffer& dinp, const cl::Buffer& dweight,
                           const cl::Buffer& weight, int N, int C, int OC) {
   GemmSpec dinp_spec;  // dinp[N,C] = dout[N,OC] · weight[OC,C]
   dinp_spec.M = N, dinp_spec.N = C, dinp_spec.K = OC;
-  run_gemm(rt_, dinp_spec, dout, weight, dinp);
+  run_gemm(rt_, dinp_spec, dout, weight, dinp, nullptr, gemm_scratch());
   GemmSpec dweight_spec;  // dweight[OC,C] += dout[N,OC]ᵀ · inp[N,C]
   dweight_spec.M = OC, dweight_spec.N = C, dweight_spec.K = N;
   dweight_spec.trans_a = true, dweight_spec.beta = 1.f;
-  run_gemm(rt_, dweight_spec, dout, inp, dweight);
+  run_gemm(rt_, dweight_spec, dout, inp, dweight, nullptr, gemm_scratch());
   if (!dbias) return;
   // 32 columns per work-group (coalesced rows), up to 8 work-items sharing each column.
   const size_t cols = 32;
@@ -88,7 +92,7 @@ void Ops::matmul_backward(const cl::Buffer& dinp, const cl::Buffer& dweight,
 
 void Ops::gemm(const GemmSpec& spec, const cl::Buffer& A, const cl::Buffer& B,
                const cl::Buffer& C) {
-  run_gemm(rt_, spec, A, B, C);
+  run_gemm(rt_, spec, A, B, C, nullptr, gemm_scratch());
 }
 
 void Ops::encoder_forward(const cl::Buffer& out, const cl::Buffer& tokens, const cl::Buffer& wte,

@@ -7,6 +7,7 @@
 // accumulate (+=) into dinp / dwte / dwpe, because they add into the residual stream.
 #pragma once
 #include <cstddef>
+#include <functional>
 #include <map>
 
 #include "host/runtime.hpp"
@@ -90,6 +91,8 @@ class Ops {
   // one buffer per slot, grown on demand. The queue is in order, so a call may reuse what
   // an earlier call's kernels used.
   const cl::Buffer& scratch(int slot, size_t bytes);
+  // The scratch slot of split-K partial products, for run_gemm (model/gemm.hpp).
+  std::function<const cl::Buffer&(size_t)> gemm_scratch();
 
   Runtime& rt_;
   std::map<int, DeviceBuffer> scratch_;

@@ -153,10 +153,11 @@ nlohmann::json options_json(const AttentionOptions& o) {
           {"seed", o.seed}};
 }
 
-// Writes name.npy into dir and records it in files (name → file) and shapes (file → shape).
-void dump_tensor(const std::string& dir, const std::string& name, const std::vector<size_t>& shape,
-                 const std::vector<float>& data, nlohmann::json& files, nlohmann::json& shapes) {
-  const std::string file = name + ".npy";
+// Writes <prefix><name>.npy into dir; records files[name] = file and shapes[file] = shape.
+void dump_tensor(const std::string& dir, const std::string& prefix, const std::string& name,
+                 const std::vector<size_t>& shape, const std::vector<float>& data,
+                 nlohmann::json& files, nlohmann::json& shapes) {
+  const std::string file = prefix + name + ".npy";
   write_npy(dir + "/" + file, shape, data);
   files[name] = file;
   shapes[file] = shape;
@@ -171,16 +172,16 @@ void write_dump(const std::string& dir, const AttentionVariant& variant,
   const AttentionDims& dims = result.c.dims;
   const auto specs = variant.parameters(dims);
   nlohmann::json files, shapes, params, grads, debug;
-  dump_tensor(dir, "x", activation_shape(dims), in.x, files, shapes);
-  dump_tensor(dir, "dout", activation_shape(dims), in.dout, files, shapes);
-  dump_tensor(dir, "out", activation_shape(dims), ref.out, files, shapes);
-  dump_tensor(dir, "dx", activation_shape(dims), ref.dx, files, shapes);
+  dump_tensor(dir, "", "x", activation_shape(dims), in.x, files, shapes);
+  dump_tensor(dir, "", "dout", activation_shape(dims), in.dout, files, shapes);
+  dump_tensor(dir, "", "out", activation_shape(dims), ref.out, files, shapes);
+  dump_tensor(dir, "", "dx", activation_shape(dims), ref.dx, files, shapes);
   for (size_t i = 0; i < specs.size(); ++i) {
-    dump_tensor(dir, "param_" + specs[i].name, specs[i].shape, in.params[i], params, shapes);
-    dump_tensor(dir, "grad_" + specs[i].name, specs[i].shape, ref.dparams[i], grads, shapes);
+    dump_tensor(dir, "param_", specs[i].name, specs[i].shape, in.params[i], params, shapes);
+    dump_tensor(dir, "grad_", specs[i].name, specs[i].shape, ref.dparams[i], grads, shapes);
   }
   for (const NamedTensor& t : variant.debug_tensors(dims, StepContext{result.c.step}))
-    dump_tensor(dir, "debug_" + t.name, t.shape, t.data, debug, shapes);
+    dump_tensor(dir, "debug_", t.name, t.shape, t.data, debug, shapes);
   nlohmann::json errors = {{"out", result.out_error}, {"dx", result.dx_error}};
   for (const auto& [name, error] : result.dparam_errors) errors["grad_" + name] = error;
   nlohmann::json index = {

@@ -9,6 +9,7 @@ void CheckedCounter::feed(uint64_t raw, double time_s) {
     // The counter's last update before the first reading is at most one resolution ago.
     baseline_ = Reference{raw, time_s - spec_.resolution_s};
     baseline_last_seen_s_ = time_s;
+    last_advance_s_ = time_s;
     return;
   }
   if (raw == baseline_->raw) {
@@ -50,6 +51,7 @@ std::optional<double> CheckedCounter::plausible_step_joules(const Reference& fro
 void CheckedCounter::accept(uint64_t raw, double time_s, double step_joules) {
   joules_ += step_joules;
   ++advances_;
+  last_advance_s_ = time_s;
   baseline_ = Reference{raw, baseline_last_seen_s_};
   baseline_last_seen_s_ = time_s;
   rejected_.reset();

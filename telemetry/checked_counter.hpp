@@ -10,7 +10,7 @@
 //     and only the energy across the jump is lost (the window then falls back to the
 //     sampled figure, since its glitch count moved).
 // A frozen counter is not detectable here (it looks like zero power); windows detect it
-// by comparing advances() with the sampled power.
+// from last_advance_s() and the sampled power.
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -34,6 +34,7 @@ class CheckedCounter {
   double joules() const { return joules_; }         // accepted energy since the first reading
   uint64_t glitches() const { return glitches_; }   // readings rejected
   uint64_t advances() const { return advances_; }   // readings accepted with a new value
+  double last_advance_s() const { return last_advance_s_; }  // when one was last seen (first reading: then)
   const CounterSpec& spec() const { return spec_; }
 
  private:
@@ -55,6 +56,7 @@ class CheckedCounter {
   double joules_ = 0;
   uint64_t glitches_ = 0;
   uint64_t advances_ = 0;
+  double last_advance_s_ = 0;
 };
 
 }  // namespace attnscope

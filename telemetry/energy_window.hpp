@@ -6,10 +6,15 @@
 //   sampled  otherwise, provided the samples are independent of a stale counter;
 //   none     (joules absent) when nothing trustworthy is left.
 // Flags: glitch_rejected (a counter reading in the window was rejected, so the counter
-// difference misses energy), stale_counter (the counter did not advance over a window
-// spanning several of its updates while the device drew power), and
+// difference misses energy), stale_counter (at the window's end the counter had not
+// advanced for several of its update periods while the device drew power),
 // shorter_than_counter_resolution (the window is shorter than one counter update, e.g.
-// < 100 ms for NVML, so the counter alone cannot measure it).
+// < 100 ms for NVML, so the counter alone cannot measure it), and counter_too_coarse
+// (the counter's granularity could put the window's figure off by more than
+// kCounterTolerance: the counter moves in steps of one update, and where its readings
+// were taken away from the window's edges — see SourceStatus::counter_read_at_window_edges
+// — each edge is uncertain by that gap as well; so the worst-case error is
+// (resolution + gap at begin + gap at end) / duration).
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -24,15 +29,21 @@ namespace attnscope {
 enum class EnergyMethod { kCounter, kSampled, kNone };
 const char* energy_method_name(EnergyMethod method);  // "counter", "sampled", "none"
 
-// A counter that shows no advance over this many of its update periods is stale.
+// A counter that has shown no advance for this many of its update periods, and for at
+// least kStaleAfterSeconds (so that a fast counter read by a descheduled thread is not
+// called stale), is stale.
 constexpr double kStaleAfterCounterUpdates = 3;
+constexpr double kStaleAfterSeconds = 0.25;
 // Below this mean sampled power a device counts as idle, and a still counter is no fault.
 constexpr double kBusyWatts = 1.0;
+// The largest worst-case quantization error accepted from a counter.
+constexpr double kCounterTolerance = 0.05;
 
 struct WindowFlags {
   bool glitch_rejected = false;
   bool stale_counter = false;
   bool shorter_than_counter_resolution = false;
+  bool counter_too_coarse = false;
   std::string describe() const;  // the raised flags' names, space-separated; "" when none
 };
 
@@ -79,8 +90,8 @@ struct CounterWindow {
   CounterSnapshot end;
 };
 
-// One source's figures for a window of duration_s, chosen as the header describes.
-SourceEnergy window_energy(const SourceStatus& status, double duration_s,
+// One source's figures for the window [begin_s, end_s], chosen as the header describes.
+SourceEnergy window_energy(const SourceStatus& status, double begin_s, double end_s,
                            const std::optional<CounterWindow>& counter, const SeriesFigures& sampled);
 
 }  // namespace attnscope

@@ -1,5 +1,7 @@
 #include "telemetry/nvml_source.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <mutex>
 
 #include "telemetry/checked_counter.hpp"
@@ -88,22 +90,36 @@ class NvmlSource : public PowerSource {
     sample.time_s = clock.now();
     sample.watts = *milliwatts * 1e-3;
     read_metrics(api, &sample);
-    // Reading the counter on every tick keeps its checks continuous between windows.
-    read_counter(clock);
+    if (counter_due(sample.time_s)) read_counter(clock);
     return sample;
   }
 
   std::optional<CounterSnapshot> read_counter(const TelemetryClock& clock) override {
     if (!counter_) return std::nullopt;
-    std::lock_guard<std::mutex> lock(counter_mutex_);
+    // One read at a time, so that readings reach the checked counter in time order.
+    std::lock_guard<std::mutex> reading(read_mutex_);
     unsigned long long millijoules = 0;
     double time_s = clock.now();
+    {
+      std::lock_guard<std::mutex> lock(latest_mutex_);
+      last_counter_read_s_ = time_s;
+    }
     if (library_->api().DeviceGetTotalEnergyConsumption(device_, &millijoules) != nvml::kSuccess) {
       count_failed_read();
       return std::nullopt;
     }
     counter_->feed(millijoules, time_s);
-    return CounterSnapshot{time_s, counter_->joules(), counter_->glitches(), counter_->advances()};
+    CounterSnapshot snapshot{time_s, counter_->joules(), counter_->glitches(), counter_->advances(),
+                             counter_->last_advance_s()};
+    std::lock_guard<std::mutex> lock(latest_mutex_);
+    latest_ = snapshot;
+    return snapshot;
+  }
+
+  // Never waits for a read in progress (which can take milliseconds).
+  std::optional<CounterSnapshot> latest_counter() const override {
+    std::lock_guard<std::mutex> lock(latest_mutex_);
+    return latest_;
   }
 
  private:
@@ -121,14 +137,41 @@ class NvmlSource : public PowerSource {
       sample->temperature_c = value;
   }
 
+  // Cheap counters are read on every tick, which keeps their checks continuous; an
+  // expensive one every counter_poll_s (the windows then use that reading).
+  bool counter_due(double now_s) const {
+    if (!counter_) return false;
+    if (status_.counter_read_at_window_edges) return true;
+    std::lock_guard<std::mutex> lock(latest_mutex_);
+    return !last_counter_read_s_ || now_s - *last_counter_read_s_ >= status_.counter_poll_s.value_or(0);
+  }
+
   SourceStatus status_;
   std::unique_ptr<nvml::Library> library_;
   nvml::Device device_;
   bool instant_power_;
   NvmlMetrics metrics_;
-  std::mutex counter_mutex_;
+  std::mutex read_mutex_;  // guards counter_
   std::optional<CheckedCounter> counter_;
+  mutable std::mutex latest_mutex_;  // guards latest_ and last_counter_read_s_
+  std::optional<CounterSnapshot> latest_;
+  std::optional<double> last_counter_read_s_;
 };
+
+// The cost of one counter read (the cheapest of three: preemption can only add to it).
+// On some GPUs the call takes milliseconds (4 ms of CPU measured on an H100 with driver
+// 580), which decides where the counter is read. nullopt: the GPU has no counter.
+std::optional<double> counter_read_seconds(const nvml::Api& api, nvml::Device device) {
+  if (!api.DeviceGetTotalEnergyConsumption) return std::nullopt;
+  double cheapest = 1e9;
+  for (int i = 0; i < 3; ++i) {
+    unsigned long long millijoules = 0;
+    auto start = std::chrono::steady_clock::now();
+    if (api.DeviceGetTotalEnergyConsumption(device, &millijoules) != nvml::kSuccess) return std::nullopt;
+    cheapest = std::min(cheapest, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  return cheapest;
+}
 
 NvmlMetrics probe_metrics(const nvml::Api& api, nvml::Device device) {
   NvmlMetrics metrics;
@@ -216,9 +259,7 @@ DetectedSource detect_nvml(const std::string& pci_bus_id, const std::string& lib
                          : ", enforced power limit unknown";
 
   std::optional<CheckedCounter> counter;
-  unsigned long long millijoules = 0;
-  if (api.DeviceGetTotalEnergyConsumption &&
-      api.DeviceGetTotalEnergyConsumption(device, &millijoules) == nvml::kSuccess) {
+  if (std::optional<double> read_seconds = counter_read_seconds(api, device)) {
     CounterSpec spec;
     spec.joules_per_unit = 1e-3;
     spec.max_plausible_watts = *status.max_plausible_watts;
@@ -226,7 +267,12 @@ DetectedSource detect_nvml(const std::string& pci_bus_id, const std::string& lib
     counter.emplace(spec);
     status.has_energy_counter = true;
     status.counter_resolution_s = kNvmlCounterResolutionSeconds;
-    status.detail += "; energy counter nvmlDeviceGetTotalEnergyConsumption (mJ)";
+    set_counter_read_policy(status, *read_seconds);
+    status.detail += "; energy counter nvmlDeviceGetTotalEnergyConsumption (mJ), one read " +
+                     std::to_string(int(*read_seconds * 1e6 + 0.5)) + " us";
+    if (!status.counter_read_at_window_edges)
+      status.detail += ", so read every " + std::to_string(int(*status.counter_poll_s * 1e3 + 0.5)) +
+                       " ms by the sampler, not at window edges";
   } else {
     status.detail += "; no energy counter (before Volta): energy is the sampled integral";
   }

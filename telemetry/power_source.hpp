@@ -25,6 +25,11 @@ struct SourceStatus {
   std::string power_method;  // how power is read, e.g. "NVML_FI_DEV_POWER_INSTANT (instantaneous)"
   bool has_energy_counter = false;
   std::optional<double> counter_resolution_s;  // how often the counter updates
+  std::optional<double> counter_read_s;        // what one counter read cost at detection
+  // Window edges read the counter themselves when a read is cheap; otherwise they take
+  // the latest reading, which the sampler refreshes every counter_poll_s.
+  bool counter_read_at_window_edges = true;
+  std::optional<double> counter_poll_s;
   // True when the sampled power comes from a reading of its own, not from differences
   // of the energy counter (RAPL): only then can it stand in for a stale counter.
   bool power_independent_of_counter = true;
@@ -49,6 +54,7 @@ struct CounterSnapshot {
   double joules = 0;       // accepted energy since the source was created
   uint64_t glitches = 0;   // rejected readings so far
   uint64_t advances = 0;   // accepted readings with a new value so far
+  double last_advance_s = 0;  // when the counter last showed a new value
 };
 
 class PowerSource {
@@ -69,6 +75,9 @@ class PowerSource {
     return std::nullopt;
   }
 
+  // The latest successful counter reading, by anyone; no I/O. nullopt before the first.
+  virtual std::optional<CounterSnapshot> latest_counter() const { return std::nullopt; }
+
   uint64_t failed_reads() const { return failed_reads_.load(); }
 
  protected:
@@ -77,6 +86,16 @@ class PowerSource {
  private:
   std::atomic<uint64_t> failed_reads_{0};
 };
+
+// A counter read costing more than this is not done at window edges, which must stay cheap...
+constexpr double kMaxEdgeCounterReadSeconds = 200e-6;
+// ...the sampler reads it in the background instead, spending at most this share of one
+// core on it, and no more often than the counter updates.
+constexpr double kMaxCounterPollCpuShare = 0.01;
+
+// Sets counter_read_s, counter_read_at_window_edges and counter_poll_s from the
+// measured cost of one read (status.counter_resolution_s must be set).
+void set_counter_read_policy(SourceStatus& status, double read_seconds);
 
 // What detection found: the status always, the source when available.
 struct DetectedSource {

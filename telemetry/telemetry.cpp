@@ -21,37 +21,32 @@ std::vector<DetectedSource> detect_sources(const TelemetryConfig& config) {
 
 Telemetry::Telemetry(const TelemetryConfig& config) : Telemetry(config, detect_sources(config)) {}
 
-Telemetry::Telemetry(const TelemetryConfig& config, std::vector<DetectedSource> sources) : config_(config) {
+Telemetry::Telemetry(const TelemetryConfig& config, std::vector<DetectedSource> sources)
+    : config_(config), detected_(std::move(sources)) {
   if (config.sample_interval < std::chrono::milliseconds(1))
     throw UsageError("telemetry sample interval must be at least 1 ms, got " +
                      std::to_string(config.sample_interval.count()) + " ms");
-  std::vector<PowerSource*> sampled;
-  for (DetectedSource& detected : sources) {
-    if (detected.source) {
-      sampled.push_back(detected.source.get());
-      available_.push_back(std::move(detected.source));
-    } else {
-      unavailable_.push_back(std::move(detected.status));
-    }
-  }
-  sampler_ = std::make_unique<Sampler>(std::move(sampled), clock_, config.sample_interval);
+  for (const DetectedSource& detected : detected_)
+    if (detected.source) available_.push_back(detected.source.get());
+  sampler_ = std::make_unique<Sampler>(available_, clock_, config.sample_interval);
 }
 
 Telemetry::~Telemetry() = default;
 
 std::vector<SourceStatus> Telemetry::sources() const {
   std::vector<SourceStatus> statuses;
-  for (const auto& source : available_) {
-    statuses.push_back(source->status());
-    statuses.back().failed_reads = source->failed_reads();
+  for (const DetectedSource& detected : detected_) {
+    statuses.push_back(detected.status);
+    if (detected.source) statuses.back().failed_reads = detected.source->failed_reads();
   }
-  statuses.insert(statuses.end(), unavailable_.begin(), unavailable_.end());
   return statuses;
 }
 
 std::vector<std::optional<CounterSnapshot>> Telemetry::read_counters() {
   std::vector<std::optional<CounterSnapshot>> counters;
-  for (const auto& source : available_) counters.push_back(source->read_counter(clock_));
+  for (PowerSource* source : available_)
+    counters.push_back(source->status().counter_read_at_window_edges ? source->read_counter(clock_)
+                                                                     : source->latest_counter());
   return counters;
 }
 
@@ -87,7 +82,7 @@ WindowResult Telemetry::end_window(const std::string& name) {
   for (size_t i = 0; i < available_.size(); ++i) {
     std::optional<CounterWindow> counter;
     if (window.counters[i] && end_counters[i]) counter = CounterWindow{*window.counters[i], *end_counters[i]};
-    result.sources.push_back(window_energy(available_[i]->status(), result.duration_s(), counter,
+    result.sources.push_back(window_energy(available_[i]->status(), result.begin_s, result.end_s, counter,
                                            sampler_->figures(i, result.begin_s, result.end_s)));
   }
   return result;

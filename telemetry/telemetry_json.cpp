@@ -23,7 +23,8 @@ nlohmann::json source_energy_json(const SourceEnergy& e) {
           {"flags",
            {{"glitch_rejected", e.flags.glitch_rejected},
             {"stale_counter", e.flags.stale_counter},
-            {"shorter_than_counter_resolution", e.flags.shorter_than_counter_resolution}}}};
+            {"shorter_than_counter_resolution", e.flags.shorter_than_counter_resolution},
+            {"counter_too_coarse", e.flags.counter_too_coarse}}}};
 }
 
 }  // namespace
@@ -36,6 +37,9 @@ nlohmann::json source_status_json(const SourceStatus& s) {
           {"power_method", s.available ? nlohmann::json(s.power_method) : nlohmann::json(nullptr)},
           {"energy_counter", s.has_energy_counter},
           {"counter_resolution_s", optional_json(s.counter_resolution_s)},
+          {"counter_read_s", optional_json(s.counter_read_s)},
+          {"counter_read_at_window_edges", s.counter_read_at_window_edges},
+          {"counter_poll_s", optional_json(s.counter_poll_s)},
           {"power_independent_of_counter", s.power_independent_of_counter},
           {"max_plausible_watts", optional_json(s.max_plausible_watts)},
           {"metrics", s.metrics},

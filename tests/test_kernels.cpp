@@ -60,16 +60,22 @@ const std::vector<GemmCase> kGemmShapes = {
     {65, 47, 19}, {128, 64, 32}, {129, 130, 17}, {300, 200, 130},
 };
 
-// Runs one gemm (all slices) on the device with `config` and on the CPU; returns the error.
-double gemm_error(const GemmConfig* config, const Ops::GemmSpec& s) {
+// Runs one gemm (all slices) on the device as `plan` says (or as Ops chooses) and on the
+// CPU; returns the error.
+double gemm_error(const GemmPlan* plan, const Ops::GemmSpec& s) {
   const size_t a_size = size_t(s.M) * s.K, b_size = size_t(s.K) * s.N, c_size = size_t(s.M) * s.N;
   std::vector<float> a = random_vector(s.offset_a + (s.batch - 1) * s.stride_a + a_size);
   std::vector<float> b = random_vector(s.offset_b + (s.batch - 1) * s.stride_b + b_size);
   std::vector<float> c = random_vector(s.offset_c + (s.batch - 1) * s.stride_c + c_size);
   auto da = to_device(a), db = to_device(b);
   auto dc = s.beta == 0.f ? poisoned(c.size()) : to_device(c);
-  if (config)
-    launch_gemm(shared_runtime(), *config, s, da, db, dc);
+  DeviceBuffer partials;
+  GemmScratch scratch = [&](size_t bytes) -> const cl::Buffer& {
+    partials = poisoned(bytes / sizeof(float));
+    return partials.buffer();
+  };
+  if (plan)
+    launch_gemm(shared_runtime(), *plan, s, da, db, dc, nullptr, scratch);
   else
     shared_ops().gemm(s, da, db, dc);
   std::vector<float> got = from_device(dc, c.size()), want(got.size()), ref_c = c;
@@ -110,20 +116,74 @@ TEST(Gemm, EveryTransposeAndShapeMatchesReference) {
 TEST(Gemm, EveryTileConfigurationMatchesReference) {
   const std::vector<GemmCase> shapes = {{1, 1, 1}, {3, 5, 1}, {129, 130, 17}, {70, 200, 45}};
   const DeviceInfo& device = shared_runtime().device();
-  const std::string chosen = choose_gemm_config(device, 129, 130, 1).label();
+  const std::string chosen =
+      plan_gemm(device, plain_spec({129, 130, 17}, false, false), false).config.label();
   const int transposes[2][2] = {{2, 1}, {0, 3}};  // bit 0: trans_a, bit 1: trans_b
-  int tested = 0;
+  int tested = 0, last_tile_m = 0;
   for (const auto& config : gemm_configs()) {
-    if (config.work_group_size() > device.max_work_group_size || config.label() == chosen) continue;
+    // Each tile shape once: 128×128 with K-slabs of 16 runs the code of 32.
+    if (config.work_group_size() > device.max_work_group_size || config.label() == chosen ||
+        config.tile_m == last_tile_m)
+      continue;
+    last_tile_m = config.tile_m;
     for (int t : transposes[tested++ % 2])
       for (const auto& shape : shapes) {
         Ops::GemmSpec s = plain_spec(shape, t & 1, t & 2);
-        EXPECT_LT(gemm_error(&config, s), kTolerance)
+        GemmPlan plan{config, 1};
+        EXPECT_LT(gemm_error(&plan, s), kTolerance)
             << config.label() << " M=" << s.M << " N=" << s.N << " K=" << s.K
             << " trans_a=" << s.trans_a << " trans_b=" << s.trans_b;
       }
   }
   EXPECT_GE(tested, 2);
+}
+
+// Split-K (GPUs use it for dweight-shaped products with small M·N): slices that do not
+// divide K, fewer slices than asked when K is short, accumulation (beta = 1) and beta = 0.
+TEST(Gemm, SplitKMatchesReference) {
+  const GemmConfig config =
+      plan_gemm(shared_runtime().device(), plain_spec({37, 29, 300}, true, false), false).config;
+  struct Case {
+    GemmCase shape;
+    int splits;
+    float alpha, beta;
+  };
+  for (const Case& c : {Case{{37, 29, 300}, 3, 1.f, 1.f}, Case{{37, 29, 300}, 5, 0.5f, 0.f},
+                        Case{{5, 70, 20}, 4, 1.f, 1.f}, Case{{64, 32, 256}, 2, 1.f, 0.f}}) {
+    Ops::GemmSpec s = plain_spec(c.shape, true, false);
+    s.alpha = c.alpha, s.beta = c.beta, s.offset_a = 3, s.offset_b = 5, s.offset_c = 7;
+    GemmPlan plan{config, c.splits};
+    EXPECT_LT(gemm_error(&plan, s), kTolerance)
+        << "M=" << s.M << " N=" << s.N << " K=" << s.K << " splits=" << c.splits;
+  }
+}
+
+// The plan a GPU like the H100 gets (132 compute units, 48 KiB local memory) for GPT-2's
+// products: 128×128 tiles, split-K for small dweights, 64×64 for thin attention products.
+TEST(Gemm, PlanForALargeGpu) {
+  DeviceInfo gpu;
+  gpu.is_gpu = true, gpu.compute_units = 132, gpu.local_mem_bytes = 48 * 1024;
+  gpu.max_work_group_size = 1024;
+  auto plan_for = [&](int M, int N, int K, bool trans_a, bool trans_b, int batch = 1) {
+    Ops::GemmSpec s = plain_spec({M, N, K}, trans_a, trans_b);
+    s.batch = batch;
+    return plan_gemm(gpu, s, false);
+  };
+  EXPECT_EQ(plan_for(8192, 2304, 768, false, true).config.tile_m, 128);   // qkv forward
+  EXPECT_EQ(plan_for(8192, 768, 3072, false, false).config.tile_m, 128);  // fcproj dinp
+  GemmPlan attproj_dweight = plan_for(768, 768, 8192, true, false);
+  EXPECT_EQ(attproj_dweight.config.tile_m, 128);
+  EXPECT_EQ(attproj_dweight.config.tile_k, 32);  // 33 KiB of local memory fits in 48
+  EXPECT_EQ(attproj_dweight.k_splits, 16);       // 36 tiles: the most slices, 512 deep
+  EXPECT_EQ(plan_for(50304, 768, 8192, true, false).k_splits, 1);           // enough tiles already
+  EXPECT_EQ(plan_for(1024, 64, 1024, false, false, 96).config.tile_m, 64);  // P·V: N = 64
+  DeviceInfo small_local = gpu;
+  small_local.local_mem_bytes = 32 * 1024;
+  EXPECT_EQ(plan_gemm(small_local, plain_spec({8192, 768, 768}, false, true), false).config.tile_k,
+            16);
+  DeviceInfo cpu = gpu;
+  cpu.is_gpu = false, cpu.is_cpu = true;
+  EXPECT_EQ(plan_gemm(cpu, plain_spec({768, 768, 8192}, true, false), false).k_splits, 1);
 }
 
 TEST(Gemm, BatchedWithOffsetsStridesAlphaBeta) {

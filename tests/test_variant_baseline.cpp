@@ -1,10 +1,15 @@
 // baseline-specific checks (the generic ones are in test_variants.cpp): what a layer keeps
 // for backward (Q/K/V per head, P, merged O) against the CPU reference, P's shape
 // (rows sum to 1, exact zeros above the diagonal), rows longer than the softmax
-// work-group, the parameter table and the cost formulas at a shape computed by hand.
+// work-group, `attnscope check` failing on a broken kernel, the parameter table and the
+// cost formulas at a shape computed by hand.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <limits>
 #include <vector>
 
@@ -110,6 +115,38 @@ TEST(Baseline, LongRowsMatchReference) {
   c.seed = 5;
   const VariantCheckResult r = check_variant(shared_ops(), "baseline", c);
   EXPECT_TRUE(r.passed) << format_check_result(r);
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// `attnscope check` must catch a causality leak: a copy of the kernels whose softmax lets
+// each query see one future key, read through ATTNSCOPE_KERNEL_DIR, fails with exit 1.
+TEST(Baseline, CheckCommandFailsOnALeakingSoftmax) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(::testing::TempDir()) / "attnscope_leaking_kernels";
+  fs::remove_all(dir);
+  fs::copy(fs::path(ATTNSCOPE_SOURCE_DIR) / "cl_kernels", dir, fs::copy_options::recursive);
+  const fs::path file = dir / "attention" / "baseline.cl";
+  std::string source = read_text(file.string());
+  const std::string mask = "for (int j = lid; j <= i; j += SOFTMAX_WG)";
+  ASSERT_NE(source.find(mask), std::string::npos) << "baseline.cl changed: update this test";
+  for (size_t at; (at = source.find(mask)) != std::string::npos;)
+    source.replace(at, mask.size(), "for (int j = lid; j <= i + 1 && j < T; j += SOFTMAX_WG)");
+  const std::string write = "s[j] = j <= i ?";
+  ASSERT_NE(source.find(write), std::string::npos) << "baseline.cl changed: update this test";
+  source.replace(source.find(write), write.size(), "s[j] = j <= i + 1 ?");
+  std::ofstream(file) << source;
+
+  setenv("ATTNSCOPE_KERNEL_DIR", dir.c_str(), 1);
+  std::string output;
+  const int code = testing::run_attnscope("check --variant baseline", &output);
+  unsetenv("ATTNSCOPE_KERNEL_DIR");
+  fs::remove_all(dir);
+  EXPECT_EQ(code, 1) << output;
+  EXPECT_NE(output.find("FAIL"), std::string::npos) << output;
 }
 
 TEST(Baseline, ParametersAreLlmcsAttentionTensors) {

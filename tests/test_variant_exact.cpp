@@ -165,8 +165,8 @@ TEST_P(TiledKernels, MatchReference) {
   s.window = k.window;
   auto kernels = TiledAttentionKernels::for_device(shared_runtime(), k.family, s);
   const FlashTiles& tiles = kernels->tiles();
-  s.T = k.blocks * std::max(tiles.br, tiles.bkv) + k.extra;
-  ASSERT_TRUE(k.blocks == 0 || (s.T > tiles.bc && s.T > tiles.bq)) << "not several tiles";
+  s.T = k.blocks * std::max(tiles.br, tiles.bb) + k.extra;
+  ASSERT_TRUE(k.blocks == 0 || (s.T > tiles.bc && s.T > tiles.bb)) << "not several tiles";
 
   const int C = s.H * s.head_size, KV = 2 * (s.H / s.group_size) * s.head_size;
   const size_t rows = size_t(s.B) * s.T, stats = rows * s.H;
@@ -310,12 +310,17 @@ TEST(Tiles, FitTypicalGpuLocalMemoryForEveryHeadSize) {
   gpu.max_work_group_size = 1024;
   for (int d : {1, 16, 24, 64, 100, 128}) {
     const FlashTiles t = choose_flash_tiles(gpu, d);
-    EXPECT_LE(flash_local_bytes(t, d), gpu.local_mem_bytes) << "head size " << d;
-    EXPECT_GE(t.br, 16) << d;
-    EXPECT_GE(t.bc, 8) << d;
+    EXPECT_LE(t.local_bytes(d), gpu.local_mem_bytes) << "head size " << d;
+    EXPECT_GE(t.forward_items(), 32) << d;
+    EXPECT_GE(t.padded_head(d), d);
+    EXPECT_EQ(t.padded_head(d) % 4, 0);
   }
+  const FlashTiles t64 = choose_flash_tiles(gpu, 64);  // GPT-2's head size gets full tiles
+  EXPECT_EQ(t64.br, 64);
+  EXPECT_EQ(t64.bb, 32);
+  EXPECT_EQ(t64.padded_head(64), 64);
   gpu.max_work_group_size = 32;
-  EXPECT_LE(choose_flash_tiles(gpu, 64).br, 32);
+  EXPECT_LE(choose_flash_tiles(gpu, 64).forward_items(), 32);
   DeviceInfo cpu;  // PoCL: 1 MiB local memory, 4096 work-items
   cpu.is_cpu = true;
   cpu.local_mem_bytes = 1 << 20;

@@ -220,9 +220,8 @@ TEST(LshDevice, MatchesReference) {
     for (int attempt = 0; attempt < 10; ++attempt) {
       in = random_variant_inputs(*v, c.dims, fresh_seed());
       std::vector<float> qv(size_t(2) * c.dims.B * c.dims.T * c.dims.C);
-      reference::matmul_forward(qv.data(), in.x.data(), in.params[0].data(),
-                                in.params[1].data(), c.dims.B * c.dims.T, c.dims.C,
-                                2 * c.dims.C);
+      reference::matmul_forward(qv.data(), in.x.data(), in.params[0].data(), in.params[1].data(),
+                                c.dims.B * c.dims.T, c.dims.C, 2 * c.dims.C);
       if (smallest_hash_margin(qv, s, rotations) > 1e-4) break;
     }
     const VariantOutputs dev = run_variant_on_device(shared_ops(), *v, c.dims, step, in);
@@ -305,7 +304,8 @@ TEST(LshDevice, SameSeedAndStepSameResultOtherStepOtherBuckets) {
   const AttentionDims dims{1, 64, 32, 2};
   auto v = make(dims, 2, 8, 4, fresh_seed());
   const VariantInputs in = random_variant_inputs(*v, dims, fresh_seed());
-  const DeviceForward a = forward_on_device(*v, dims, 9, in), b = forward_on_device(*v, dims, 9, in);
+  const DeviceForward a = forward_on_device(*v, dims, 9, in),
+                      b = forward_on_device(*v, dims, 9, in);
   const DeviceForward c = forward_on_device(*v, dims, 10, in);
   EXPECT_EQ(a.out, b.out);
   const size_t n = size_t(2) * 2 * 64;

@@ -136,14 +136,17 @@ class SdpaCorePaths : public ::testing::TestWithParam<CoreCase> {};
 TEST_P(SdpaCorePaths, MatchReference) {
   const CoreCase c = GetParam();
   SdpaTuning tuning;
+  // Drivers may take a little __local memory of their own (NVIDIA: 4 bytes); the slack
+  // covers that without making room for another 32-key tile of scores.
   if (c.score_keys > 0)
     tuning.local_mem_limit = tuning.tiles.forward_local_bytes(c.head_size) +
-                             tuning.tiles.score_bytes(int(c.score_keys));
+                             tuning.tiles.score_bytes(int(c.score_keys)) + 1024;
   SdpaCore core(shared_runtime(), "attention/sdpa.cl", c.head_size, tuning);
   const int chunk = core.plan().chunk_keys;
   if (c.score_keys > 0) {
     ASSERT_LT(chunk, c.T) << "the chunked path is not taken";
     ASSERT_GE(chunk, core.plan().forward.block_cols());
+    ASSERT_LE(chunk, int(c.score_keys));
   } else {
     ASSERT_GE(chunk, c.T) << "the full-row path is not taken";
   }
@@ -184,8 +187,11 @@ TEST(SdpaPlan, ShrinksTilesToFitAndSizesTheChunk) {
         << "a longer chunk would have fitted";
     EXPECT_EQ(plan.chunk_keys % plan.forward.block_cols(), 0);
   }
-  // d = 128 backward does not fit 48 KiB with the default 16×32 tiles: columns shrink first.
-  EXPECT_EQ(plan_sdpa(local, 1024, 128, SdpaTuning{}).backward.block_cols(), 16);
+  // d = 128 backward does not fit 48 KiB with the default 32×32 tiles: columns shrink
+  // first, then rows.
+  const SdpaPlan wide = plan_sdpa(local, 1024, 128, SdpaTuning{});
+  EXPECT_EQ(wide.backward.block_cols(), 16);
+  EXPECT_EQ(wide.backward.block_rows(), 16);
   EXPECT_EQ(plan_sdpa(local, 64, 64, SdpaTuning{}).forward.work_group_size(), 64);
   EXPECT_THROW(plan_sdpa(1024, 1024, 64, SdpaTuning{}), Error);
 }
@@ -199,12 +205,12 @@ TEST(SdpaCost, ChunkedPathRecomputesScores) {
   for (int q0 = 0; q0 < 256; q0 += rows) tiles += (std::min(256, q0 + rows) + cols - 1) / cols;
   const double tile_flops = 2.0 * rows * cols * 64;
   EXPECT_DOUBLE_EQ(sdpa_forward_flops(plan, dims), 2 * tiles * tile_flops);
-  ASSERT_EQ(rows, 16);
+  ASSERT_EQ(rows, 32);
   ASSERT_EQ(cols, 32);
-  // One-tile chunks: the blocks at q0 = 0 and 16 (rows of at most 32 keys, one tile each)
-  // still fit; every later block computes QKᵀ twice.
+  // One-tile chunks: the block at q0 = 0 (a row of at most 32 keys, one tile) still fits;
+  // every later block computes QKᵀ twice.
   plan.chunk_keys = cols;
-  EXPECT_DOUBLE_EQ(sdpa_forward_flops(plan, dims), (3 * tiles - 2) * tile_flops);
+  EXPECT_DOUBLE_EQ(sdpa_forward_flops(plan, dims), (3 * tiles - 1) * tile_flops);
   EXPECT_GT(exact_attention_model_flops_forward(dims), 0);
   EXPECT_LT(exact_attention_model_flops_forward(dims), sdpa_forward_flops(plan, dims));
 }

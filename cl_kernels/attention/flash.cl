@@ -5,7 +5,7 @@
 // Computes, per batch b and query head h (K/V head g = h / GROUP_SIZE), with d = HEAD_SIZE:
 //     S_ij = q_i·k_j/√d for allowed pairs (j ≤ i; WINDOWED: also j > i − window),
 //     O_i = Σ_j softmax_j(S_ij) v_j,  L_i = log Σ_j exp(S_ij).
-// Scores are carried in base 2 (s = S·log2 e, exp2) and L is stored in natural units.
+// Scores are carried in base 2 (s = S·log2 e, exp2); L is stored in natural units.
 //
 // Layouts (the host passes row strides and column offsets, so the kernels read the
 // projections in place, no permutes): row t of batch b of head h of Q starts at
@@ -16,39 +16,51 @@
 // Gradients are written with the layout of what they differentiate (dq like q, dk/dv like
 // k/v) and overwrite it.
 //
-// Kernels and work-item mapping (one work-item owns one row; tiles of the other side are
-// staged in __local memory, each row's state stays in private registers):
-//   <v>_forward        work-group = BR queries of one (b, h); loops over tiles of BC keys
-//                      with the online softmax (running max m, sum l, O accumulator);
-//                      visits only tiles that intersect the causal (or band) region.
-//                      Writes O and L: that is all it keeps for backward (with Q, K, V).
+// Kernels. A work-group owns a block of rows of one (b, head) and loops over tiles of the
+// other side, staged in __local memory; only the tiles that intersect the causal (or band)
+// region are visited:
+//   <v>_forward        BR queries; tiles of BC keys; online softmax (running max m, sum l,
+//                      O accumulator in registers). Writes O and L: all it keeps for
+//                      backward (besides Q, K, V).
 //   <v>_backward_delta one work-item per (b, t, h): delta_i = Σ_c dO_ic·O_ic (= Σ_j P_ij dP_ij).
-//   <v>_backward_dkdv  work-group = BKV keys of one (b, g); loops over the GROUP_SIZE query
-//                      heads of the group and, for each, over tiles of BQ queries,
-//                      recomputing P_ij = exp(S_ij − L_i); accumulates dV_j = Σ_i P_ij dO_i,
-//                      dK_j = Σ_i dS_ij q_i/√d, dS_ij = P_ij (dO_i·v_j − delta_i).
-//   <v>_backward_dq    work-group = BR queries of one (b, h); loops over key tiles as
-//                      forward: dQ_i = Σ_j dS_ij k_j/√d.
-// Every gradient is one work-item's sum in a fixed order: no atomics, deterministic. No
-// (T,T) buffer exists. Own-row tiles are stored transposed ([d/4][rows] float4) so that
-// each work-item reads its own row without bank conflicts; the other side's tiles are
-// row-major and read by all work-items at the same address (broadcast).
+//   <v>_backward_dkdv  BB keys of one K/V head; loops over the GROUP_SIZE query heads of the
+//                      group and, for each, over tiles of BB queries, recomputing
+//                      P_ij = exp(S_ij − L_i): dV_j += Σ_i P_ij dO_i, dK_j += Σ_i dS_ij q_i/√d,
+//                      dS_ij = P_ij (dO_i·v_j − delta_i).
+//   <v>_backward_dq    BB queries; tiles of BB keys: dQ_i = Σ_j dS_ij k_j/√d.
+// Work-item mapping (register tiling, as in a GEMM): the work-items of a group form
+// (rows/TM) row blocks × NG column groups. Item (rb, cg) owns rows rb·TM .. rb·TM+TM−1 and
+// computes their scores against the TN tile columns cg, cg+NG, cg+2·NG, ...; it then updates
+// its rows' accumulators (O, dQ, dK, dV) in the head columns (float4s) cg, cg+NG, ...,
+// reading the tile's P or dS back from __local memory. Per staged float4, TM + TN local
+// loads feed TM·TN·4 multiply-adds. Row maxima and sums are combined across the NG items
+// of a row block through __local memory in a fixed order. Every result is a fixed-order
+// sum: no atomics, deterministic. No (T,T) buffer exists.
+// Staged rows are padded by one float4 (RS) so that the items' float4 loads of different
+// rows fall in different banks; head rows are zero-padded to D4P float4s (a multiple of
+// the column groups), so padding adds nothing to dot products and is never stored.
 // Index arithmetic is 32-bit within a batch (the host checks T·stride < 2^31).
 
 #ifndef HEAD_SIZE
-#define HEAD_SIZE 64  // d, floats per head (1..128; rows are padded to a multiple of 4)
+#define HEAD_SIZE 64  // d, floats per head (1..128)
+#endif
+#ifndef TM
+#define TM 4  // rows per work-item, all kernels
 #endif
 #ifndef BR
-#define BR 64  // queries per work-group in forward and dQ (= work-group size)
+#define BR 64  // forward: queries per work-group (multiple of TM)
 #endif
 #ifndef BC
-#define BC 32  // keys per tile in forward and dQ (private scores per work-item)
+#define BC 32  // forward: keys per tile (multiple of TN)
 #endif
-#ifndef BKV
-#define BKV 64  // keys per work-group in dK/dV (= work-group size)
+#ifndef TN
+#define TN 8  // forward: tile columns per work-item; BC/TN column groups (a power of 2)
 #endif
-#ifndef BQ
-#define BQ 32  // queries per tile in dK/dV (private scores per work-item)
+#ifndef BB
+#define BB 32  // backward: rows per work-group and per tile, dQ and dK/dV (multiple of TM)
+#endif
+#ifndef TNB
+#define TNB 4  // backward: tile columns per work-item; BB/TNB column groups (a power of 2)
 #endif
 #ifndef GROUP_SIZE
 #define GROUP_SIZE 1  // query heads per K/V head (gqa: H/G; 1 = multi-head)
@@ -60,8 +72,20 @@
 #define VARIANT_KERNEL(name) flash_##name  // kernel names carry the variant, for profiles
 #endif
 
-#define D4 ((HEAD_SIZE + 3) / 4)  // float4s per (zero-padded) row
-#define DP (4 * D4)               // floats per padded row
+#define NG_F (BC / TN)                         // forward column groups
+#define NG_B (BB / TNB)                        // backward column groups
+#define ITEMS_F ((BR / TM) * NG_F)             // forward work-group size
+#define ITEMS_B ((BB / TM) * NG_B)             // backward work-group size
+#define NG_MAX (NG_F > NG_B ? NG_F : NG_B)
+#define D4P (((HEAD_SIZE + 3) / 4 + NG_MAX - 1) / NG_MAX * NG_MAX)  // float4s per head row
+#define RS (D4P + 1)                           // float4 stride of staged rows
+#define OC_F (D4P / NG_F)                      // accumulator float4s per row, forward
+#define OC_B (D4P / NG_B)                      // accumulator float4s per row, backward
+#define PS_F (BR + 1)                          // stride of the forward P tile ([key][query])
+#define PS_B (BB + 1)                          // stride of the backward P/dS tiles
+
+// log2(e)/√d: S·log2 e from a raw dot product.
+#define SCORE_SCALE_LOG2 (M_LOG2E_F * rsqrt((float)HEAD_SIZE))
 
 // ---- masks and tile ranges ----
 
@@ -97,7 +121,7 @@ inline int first_key(int i0, int window) {
 #endif
 }
 
-// One past the last query that any key of [j0, j1] is attended by.
+// One past the last query that any key of [.., j1] is attended by.
 inline int query_end(int j1, int T, int window) {
 #if WINDOWED
   return min(T, j1 + window);
@@ -108,30 +132,28 @@ inline int query_end(int j1, int T, int window) {
 #endif
 }
 
-// ---- staging into __local memory ----
+// ---- staging and register tiles ----
 
-// Rows [row0, row0 + rows) of one head (head: its row 0) into tile[r·D4 + c4], zero past T
-// and past HEAD_SIZE. Consecutive work-items read consecutive floats of a row (coalesced).
+// Rows [row0, row0 + rows) of one head (head: its row 0) into tile[r·RS + c4], zero past T
+// and past HEAD_SIZE. Consecutive work-items read consecutive float4s of a row (coalesced).
 inline void stage_rows(__local float4* tile, const int rows, __global const float* head,
                        const int row_stride, const int row0, const int T, const int lid,
                        const int n_items) {
-  __local float* t = (__local float*)tile;
-  for (int e = lid; e < rows * DP; e += n_items) {
-    const int r = e / DP, c = e - r * DP, row = row0 + r;
-    t[e] = (row < T && c < HEAD_SIZE) ? head[row * row_stride + c] : 0.f;
-  }
-}
-
-// The same, transposed to tile[c4·rows + r]: work-item r then reads its own row's float4s
-// at consecutive addresses across work-items.
-inline void stage_rows_transposed(__local float4* tile, const int rows,
-                                  __global const float* head, const int row_stride,
-                                  const int row0, const int T, const int lid, const int n_items) {
-  __local float* t = (__local float*)tile;
-  for (int e = lid; e < rows * DP; e += n_items) {
-    const int r = e / DP, c = e - r * DP, row = row0 + r;
-    t[((c >> 2) * rows + r) * 4 + (c & 3)] =
-        (row < T && c < HEAD_SIZE) ? head[row * row_stride + c] : 0.f;
+  for (int e = lid; e < rows * D4P; e += n_items) {
+    const int r = e / D4P, c4 = e - r * D4P, row = row0 + r;
+    float4 value = (float4)(0.f);
+    if (row < T) {
+      __global const float* src = head + row * row_stride + 4 * c4;
+#if HEAD_SIZE % 4 == 0
+      if (4 * c4 < HEAD_SIZE) value = vload4(0, src);
+#else
+      if (4 * c4 + 0 < HEAD_SIZE) value.x = src[0];
+      if (4 * c4 + 1 < HEAD_SIZE) value.y = src[1];
+      if (4 * c4 + 2 < HEAD_SIZE) value.z = src[2];
+      if (4 * c4 + 3 < HEAD_SIZE) value.w = src[3];
+#endif
+    }
+    tile[r * RS + c4] = value;
   }
 }
 
@@ -139,84 +161,147 @@ inline float dot4(const float4 a, const float4 b, const float acc) {
   return fma(a.x, b.x, fma(a.y, b.y, fma(a.z, b.z, fma(a.w, b.w, acc))));
 }
 
-// Writes a private row, scaled, to dst[0 .. HEAD_SIZE).
-inline void store_row(__global float* dst, const float4* x, const float scale) {
+// s[r·tn + c] = rows[row0 + r] · cols[cg + ng·c] for r < TM, c < tn: one work-item's block of
+// a (rows × cols) product of staged tiles. tn and ng are compile-time constants at each call.
+inline void block_dots(float* s, const int tn, const int ng, __local const float4* rows,
+                       const int row0, __local const float4* cols, const int cg) {
 #pragma unroll
-  for (int c4 = 0; c4 < D4; ++c4) {
-    const float4 value = x[c4] * scale;
-    if (4 * c4 + 0 < HEAD_SIZE) dst[4 * c4 + 0] = value.x;
-    if (4 * c4 + 1 < HEAD_SIZE) dst[4 * c4 + 1] = value.y;
-    if (4 * c4 + 2 < HEAD_SIZE) dst[4 * c4 + 2] = value.z;
-    if (4 * c4 + 3 < HEAD_SIZE) dst[4 * c4 + 3] = value.w;
+  for (int e = 0; e < TM * tn; ++e) s[e] = 0.f;
+  for (int c4 = 0; c4 < D4P; ++c4) {
+    float4 a[TM];
+#pragma unroll
+    for (int r = 0; r < TM; ++r) a[r] = rows[(row0 + r) * RS + c4];
+#pragma unroll
+    for (int c = 0; c < tn; ++c) {
+      const float4 b = cols[(cg + ng * c) * RS + c4];
+#pragma unroll
+      for (int r = 0; r < TM; ++r) s[r * tn + c] = dot4(a[r], b, s[r * tn + c]);
+    }
   }
 }
 
-// log2(e)/√d: S·log2 e from a raw dot product.
-#define SCORE_SCALE_LOG2 (M_LOG2E_F * rsqrt((float)HEAD_SIZE))
+// acc[r·oc + c] += Σ_j weights[j·ps + row0 + r] · vecs[j·RS + cg + ng·c] over the n tile
+// rows j: an item's rows of (weights tile)ᵀ · (staged tile), in its own head columns.
+inline void block_accumulate(float4* acc, const int oc, const int ng, const int n,
+                             __local const float* weights, const int ps, const int row0,
+                             __local const float4* vecs, const int cg) {
+  for (int j = 0; j < n; ++j) {
+    float w[TM];
+#pragma unroll
+    for (int r = 0; r < TM; ++r) w[r] = weights[j * ps + row0 + r];
+#pragma unroll
+    for (int c = 0; c < oc; ++c) {
+      const float4 v = vecs[j * RS + cg + ng * c];
+#pragma unroll
+      for (int r = 0; r < TM; ++r) acc[r * oc + c] = fma((float4)(w[r]), v, acc[r * oc + c]);
+    }
+  }
+}
+
+// Writes an item's head columns of one row (acc[c] → float4 column cg + ng·c), scaled.
+inline void store_columns(__global float* row, const float4* acc, const int oc, const int ng,
+                          const int cg, const float scale) {
+#pragma unroll
+  for (int c = 0; c < oc; ++c) {
+    const int c4 = cg + ng * c;
+    const float4 value = acc[c] * scale;
+#if HEAD_SIZE % 4 == 0
+    if (4 * c4 < HEAD_SIZE) vstore4(value, 0, row + 4 * c4);
+#else
+    if (4 * c4 + 0 < HEAD_SIZE) row[4 * c4 + 0] = value.x;
+    if (4 * c4 + 1 < HEAD_SIZE) row[4 * c4 + 1] = value.y;
+    if (4 * c4 + 2 < HEAD_SIZE) row[4 * c4 + 2] = value.z;
+    if (4 * c4 + 3 < HEAD_SIZE) row[4 * c4 + 3] = value.w;
+#endif
+  }
+}
 
 // ---- forward ----
 
-__kernel __attribute__((reqd_work_group_size(BR, 1, 1))) void VARIANT_KERNEL(forward)(
+__kernel __attribute__((reqd_work_group_size(ITEMS_F, 1, 1))) void VARIANT_KERNEL(forward)(
     __global float* out, __global float* lse, __global const float* q, const int q_stride,
     const int q_offset, __global const float* k, __global const float* v, const int kv_stride,
     const int k_offset, const int v_offset, const int T, const int n_head, const int window) {
-  __local float4 q_tile[D4 * BR];  // own rows, transposed
-  __local float4 k_tile[BC * D4];
-  __local float4 v_tile[BC * D4];
-  const int lid = get_local_id(0);
+  __local float4 q_tile[BR * RS];
+  __local float4 k_tile[BC * RS];
+  __local float4 v_tile[BC * RS];
+  __local float p_tile[BC * PS_F];  // P of the tile, [key][query]
+  __local float partial[BR * NG_F];  // per row and column group: maxima, then sums
+  const int lid = get_local_id(0), rb = lid / NG_F, cg = lid % NG_F, row0 = rb * TM;
   const int q0 = (get_num_groups(0) - 1 - get_group_id(0)) * BR;  // longest rows first
   const int b = get_group_id(1) / n_head, h = get_group_id(1) % n_head, g = h / GROUP_SIZE;
-  const int i = q0 + lid;
   const size_t batch_q = (size_t)b * T * q_stride, batch_kv = (size_t)b * T * kv_stride;
   __global const float* k_head = k + batch_kv + k_offset + g * HEAD_SIZE;
   __global const float* v_head = v + batch_kv + v_offset + g * HEAD_SIZE;
-  stage_rows_transposed(q_tile, BR, q + batch_q + q_offset + h * HEAD_SIZE, q_stride, q0, T,
-                        lid, BR);
+  stage_rows(q_tile, BR, q + batch_q + q_offset + h * HEAD_SIZE, q_stride, q0, T, lid, ITEMS_F);
 
-  float4 o[D4];
+  float4 o[TM * OC_F];
+  float m[TM], l[TM];  // running max (finite start: fully masked tiles change nothing), sum
 #pragma unroll
-  for (int c4 = 0; c4 < D4; ++c4) o[c4] = (float4)(0.f);
-  float m = -FLT_MAX, l = 0.f;  // finite start: a fully masked tile leaves them unchanged
+  for (int e = 0; e < TM * OC_F; ++e) o[e] = (float4)(0.f);
+#pragma unroll
+  for (int r = 0; r < TM; ++r) m[r] = -FLT_MAX, l[r] = 0.f;
   const int k_end = min(T, q0 + BR);
   for (int k0 = first_key(q0, window); k0 < k_end; k0 += BC) {
     barrier(CLK_LOCAL_MEM_FENCE);  // the previous tile is consumed
-    stage_rows(k_tile, BC, k_head, kv_stride, k0, T, lid, BR);
-    stage_rows(v_tile, BC, v_head, kv_stride, k0, T, lid, BR);
+    stage_rows(k_tile, BC, k_head, kv_stride, k0, T, lid, ITEMS_F);
+    stage_rows(v_tile, BC, v_head, kv_stride, k0, T, lid, ITEMS_F);
     barrier(CLK_LOCAL_MEM_FENCE);
 
-    float s[BC];
-#pragma unroll
-    for (int j = 0; j < BC; ++j) s[j] = 0.f;
-    for (int c4 = 0; c4 < D4; ++c4) {
-      const float4 qv = q_tile[c4 * BR + lid];
-#pragma unroll
-      for (int j = 0; j < BC; ++j) s[j] = dot4(qv, k_tile[j * D4 + c4], s[j]);
-    }
+    float s[TM * TN];
+    block_dots(s, TN, NG_F, q_tile, row0, k_tile, cg);
     const bool full = tile_unmasked(q0, q0 + BR - 1, k0, k0 + BC - 1, T, window);
-    float tile_max = -FLT_MAX;
 #pragma unroll
-    for (int j = 0; j < BC; ++j) {
-      s[j] = (full || allowed(i, k0 + j, T, window)) ? s[j] * SCORE_SCALE_LOG2 : -INFINITY;
-      tile_max = fmax(tile_max, s[j]);
+    for (int r = 0; r < TM; ++r) {
+      float row_max = -FLT_MAX;
+#pragma unroll
+      for (int c = 0; c < TN; ++c) {
+        float x = s[r * TN + c];
+        x = (full || allowed(q0 + row0 + r, k0 + cg + NG_F * c, T, window))
+                ? x * SCORE_SCALE_LOG2
+                : -INFINITY;
+        s[r * TN + c] = x;
+        row_max = fmax(row_max, x);
+      }
+      partial[(row0 + r) * NG_F + cg] = row_max;
     }
-    // Online softmax: rescale what was accumulated under the old max.
-    const float m_new = fmax(m, tile_max), alpha = exp2(m - m_new);
-    l *= alpha;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    // Online softmax: the new row max over the row's column groups, then rescale what was
+    // accumulated under the old one.
 #pragma unroll
-    for (int c4 = 0; c4 < D4; ++c4) o[c4] *= alpha;
+    for (int r = 0; r < TM; ++r) {
+      float m_new = m[r];
+      for (int gi = 0; gi < NG_F; ++gi) m_new = fmax(m_new, partial[(row0 + r) * NG_F + gi]);
+      const float alpha = exp2(m[r] - m_new);
+      m[r] = m_new;
+      l[r] *= alpha;
 #pragma unroll
-    for (int j = 0; j < BC; ++j) {
-      const float p = exp2(s[j] - m_new);
-      l += p;
+      for (int c = 0; c < OC_F; ++c) o[r * OC_F + c] *= alpha;
 #pragma unroll
-      for (int c4 = 0; c4 < D4; ++c4) o[c4] = fma((float4)(p), v_tile[j * D4 + c4], o[c4]);
+      for (int c = 0; c < TN; ++c) {
+        const float p = exp2(s[r * TN + c] - m_new);
+        l[r] += p;
+        p_tile[(cg + NG_F * c) * PS_F + row0 + r] = p;
+      }
     }
-    m = m_new;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    block_accumulate(o, OC_F, NG_F, BC, p_tile, PS_F, row0, v_tile, cg);
   }
-  if (i < T) {
+
+  // Each item summed P over its own columns: the row sum adds the column groups' sums.
+  barrier(CLK_LOCAL_MEM_FENCE);
+#pragma unroll
+  for (int r = 0; r < TM; ++r) partial[(row0 + r) * NG_F + cg] = l[r];
+  barrier(CLK_LOCAL_MEM_FENCE);
+#pragma unroll
+  for (int r = 0; r < TM; ++r) {
+    const int i = q0 + row0 + r;
+    if (i >= T) continue;
+    float sum = 0.f;
+    for (int gi = 0; gi < NG_F; ++gi) sum += partial[(row0 + r) * NG_F + gi];
     __global float* out_row = out + ((size_t)b * T + i) * (n_head * HEAD_SIZE) + h * HEAD_SIZE;
-    store_row(out_row, o, 1.f / l);
-    lse[((size_t)b * n_head + h) * T + i] = (m + log2(l)) * M_LN2_F;
+    store_columns(out_row, o + r * OC_F, OC_F, NG_F, cg, 1.f / sum);
+    if (cg == 0) lse[((size_t)b * n_head + h) * T + i] = (m[r] + log2(sum)) * M_LN2_F;
   }
 }
 
@@ -235,144 +320,141 @@ __kernel void VARIANT_KERNEL(backward_delta)(__global float* delta, __global con
   delta[((size_t)b * n_head + h) * T + t] = acc;
 }
 
-__kernel __attribute__((reqd_work_group_size(BKV, 1, 1))) void VARIANT_KERNEL(backward_dkdv)(
+__kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNEL(backward_dkdv)(
     __global float* dkv, __global const float* q, const int q_stride, const int q_offset,
     __global const float* k, __global const float* v, const int kv_stride, const int k_offset,
     const int v_offset, __global const float* dout, __global const float* lse,
     __global const float* delta, const int T, const int n_head, const int window) {
-  __local float4 k_tile[D4 * BKV];  // own rows, transposed
-  __local float4 v_tile[D4 * BKV];
-  __local float4 q_tile[BQ * D4];
-  __local float4 do_tile[BQ * D4];
-  __local float lse2_tile[BQ];  // L_i·log2 e
-  __local float delta_tile[BQ];
+  __local float4 k_tile[BB * RS];  // own rows: keys
+  __local float4 v_tile[BB * RS];
+  __local float4 q_tile[BB * RS];  // tile rows: queries
+  __local float4 do_tile[BB * RS];
+  __local float p_tile[BB * PS_B];   // P of the tile, [query][key]
+  __local float ds_tile[BB * PS_B];  // dS of the tile, [query][key]
+  __local float lse2_tile[BB];       // L_i·log2 e
+  __local float delta_tile[BB];
   const int n_kv_head = n_head / GROUP_SIZE;
-  const int lid = get_local_id(0);
-  const int k0 = get_group_id(0) * BKV;  // first key blocks have the most queries: first
+  const int lid = get_local_id(0), rb = lid / NG_B, cg = lid % NG_B, row0 = rb * TM;
+  const int k0 = get_group_id(0) * BB;  // the first key blocks have the most queries: first
   const int b = get_group_id(1) / n_kv_head, g = get_group_id(1) % n_kv_head;
-  const int j = k0 + lid;
   const size_t batch_q = (size_t)b * T * q_stride, batch_kv = (size_t)b * T * kv_stride;
   const size_t batch_o = (size_t)b * T * (n_head * HEAD_SIZE);
-  stage_rows_transposed(k_tile, BKV, k + batch_kv + k_offset + g * HEAD_SIZE, kv_stride, k0, T,
-                        lid, BKV);
-  stage_rows_transposed(v_tile, BKV, v + batch_kv + v_offset + g * HEAD_SIZE, kv_stride, k0, T,
-                        lid, BKV);
+  stage_rows(k_tile, BB, k + batch_kv + k_offset + g * HEAD_SIZE, kv_stride, k0, T, lid, ITEMS_B);
+  stage_rows(v_tile, BB, v + batch_kv + v_offset + g * HEAD_SIZE, kv_stride, k0, T, lid, ITEMS_B);
 
-  float4 dk[D4], dv[D4];
+  float4 dk[TM * OC_B], dv[TM * OC_B];
 #pragma unroll
-  for (int c4 = 0; c4 < D4; ++c4) dk[c4] = dv[c4] = (float4)(0.f);
-  const int i_end = query_end(k0 + BKV - 1, T, window);
+  for (int e = 0; e < TM * OC_B; ++e) dk[e] = dv[e] = (float4)(0.f);
+  const int i_end = query_end(k0 + BB - 1, T, window);
   // dK_g, dV_g sum over the group's query heads, in this fixed order.
   for (int h = g * GROUP_SIZE; h < (g + 1) * GROUP_SIZE; ++h) {
     __global const float* q_head = q + batch_q + q_offset + h * HEAD_SIZE;
     __global const float* do_head = dout + batch_o + h * HEAD_SIZE;
     __global const float* lse_row = lse + ((size_t)b * n_head + h) * T;
     __global const float* delta_row = delta + ((size_t)b * n_head + h) * T;
-    for (int i0 = k0; i0 < i_end; i0 += BQ) {
+    for (int i0 = k0; i0 < i_end; i0 += BB) {
       barrier(CLK_LOCAL_MEM_FENCE);  // the previous tile is consumed
-      stage_rows(q_tile, BQ, q_head, q_stride, i0, T, lid, BKV);
-      stage_rows(do_tile, BQ, do_head, n_head * HEAD_SIZE, i0, T, lid, BKV);
-      for (int r = lid; r < BQ; r += BKV) {
+      stage_rows(q_tile, BB, q_head, q_stride, i0, T, lid, ITEMS_B);
+      stage_rows(do_tile, BB, do_head, n_head * HEAD_SIZE, i0, T, lid, ITEMS_B);
+      for (int r = lid; r < BB; r += ITEMS_B) {
         const bool in = i0 + r < T;
         lse2_tile[r] = in ? lse_row[i0 + r] * M_LOG2E_F : 0.f;
         delta_tile[r] = in ? delta_row[i0 + r] : 0.f;
       }
       barrier(CLK_LOCAL_MEM_FENCE);
 
-      float s[BQ], dp[BQ];  // S_ij and dP_ij = dO_i·v_j for this key j
+      float s[TM * TNB], dp[TM * TNB];  // Sᵀ and dPᵀ: own keys × the tile's queries
+      block_dots(s, TNB, NG_B, k_tile, row0, q_tile, cg);
+      block_dots(dp, TNB, NG_B, v_tile, row0, do_tile, cg);
+      const bool full = tile_unmasked(i0, i0 + BB - 1, k0, k0 + BB - 1, T, window);
 #pragma unroll
-      for (int r = 0; r < BQ; ++r) s[r] = dp[r] = 0.f;
-      for (int c4 = 0; c4 < D4; ++c4) {
-        const float4 kv = k_tile[c4 * BKV + lid], vv = v_tile[c4 * BKV + lid];
+      for (int r = 0; r < TM; ++r) {
 #pragma unroll
-        for (int r = 0; r < BQ; ++r) {
-          s[r] = dot4(q_tile[r * D4 + c4], kv, s[r]);
-          dp[r] = dot4(do_tile[r * D4 + c4], vv, dp[r]);
+        for (int c = 0; c < TNB; ++c) {
+          const int ii = cg + NG_B * c, e = r * TNB + c;
+          const float p = (full || allowed(i0 + ii, k0 + row0 + r, T, window))
+                              ? exp2(s[e] * SCORE_SCALE_LOG2 - lse2_tile[ii])
+                              : 0.f;
+          p_tile[ii * PS_B + row0 + r] = p;
+          ds_tile[ii * PS_B + row0 + r] = p * (dp[e] - delta_tile[ii]);
         }
       }
-      const bool full = tile_unmasked(i0, i0 + BQ - 1, k0, k0 + BKV - 1, T, window);
-#pragma unroll
-      for (int r = 0; r < BQ; ++r) {
-        const float p = (full || allowed(i0 + r, j, T, window))
-                            ? exp2(s[r] * SCORE_SCALE_LOG2 - lse2_tile[r])
-                            : 0.f;
-        const float ds = p * (dp[r] - delta_tile[r]);
-#pragma unroll
-        for (int c4 = 0; c4 < D4; ++c4) {
-          dv[c4] = fma((float4)(p), do_tile[r * D4 + c4], dv[c4]);
-          dk[c4] = fma((float4)(ds), q_tile[r * D4 + c4], dk[c4]);
-        }
-      }
+      barrier(CLK_LOCAL_MEM_FENCE);
+      block_accumulate(dv, OC_B, NG_B, BB, p_tile, PS_B, row0, do_tile, cg);
+      block_accumulate(dk, OC_B, NG_B, BB, ds_tile, PS_B, row0, q_tile, cg);
     }
   }
-  if (j < T) {
+#pragma unroll
+  for (int r = 0; r < TM; ++r) {
+    const int j = k0 + row0 + r;
+    if (j >= T) continue;
     __global float* row = dkv + batch_kv + (size_t)j * kv_stride + g * HEAD_SIZE;
-    __global float* dk_row = row + k_offset;
-    __global float* dv_row = row + v_offset;
-    store_row(dk_row, dk, rsqrt((float)HEAD_SIZE));
-    store_row(dv_row, dv, 1.f);
+    store_columns(row + k_offset, dk + r * OC_B, OC_B, NG_B, cg, rsqrt((float)HEAD_SIZE));
+    store_columns(row + v_offset, dv + r * OC_B, OC_B, NG_B, cg, 1.f);
   }
 }
 
-__kernel __attribute__((reqd_work_group_size(BR, 1, 1))) void VARIANT_KERNEL(backward_dq)(
+__kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNEL(backward_dq)(
     __global float* dq, __global const float* q, const int q_stride, const int q_offset,
     __global const float* k, __global const float* v, const int kv_stride, const int k_offset,
     const int v_offset, __global const float* dout, __global const float* lse,
     __global const float* delta, const int T, const int n_head, const int window) {
-  __local float4 q_tile[D4 * BR];  // own rows, transposed
-  __local float4 do_tile[D4 * BR];
-  __local float4 k_tile[BC * D4];
-  __local float4 v_tile[BC * D4];
-  const int lid = get_local_id(0);
-  const int q0 = (get_num_groups(0) - 1 - get_group_id(0)) * BR;  // longest rows first
+  __local float4 q_tile[BB * RS];  // own rows: queries
+  __local float4 do_tile[BB * RS];
+  __local float4 k_tile[BB * RS];  // tile rows: keys
+  __local float4 v_tile[BB * RS];
+  __local float ds_tile[BB * PS_B];  // dS of the tile, [key][query]
+  const int lid = get_local_id(0), rb = lid / NG_B, cg = lid % NG_B, row0 = rb * TM;
+  const int q0 = (get_num_groups(0) - 1 - get_group_id(0)) * BB;  // longest rows first
   const int b = get_group_id(1) / n_head, h = get_group_id(1) % n_head, g = h / GROUP_SIZE;
-  const int i = q0 + lid;
   const size_t batch_q = (size_t)b * T * q_stride, batch_kv = (size_t)b * T * kv_stride;
   const size_t batch_o = (size_t)b * T * (n_head * HEAD_SIZE);
   __global const float* k_head = k + batch_kv + k_offset + g * HEAD_SIZE;
   __global const float* v_head = v + batch_kv + v_offset + g * HEAD_SIZE;
-  stage_rows_transposed(q_tile, BR, q + batch_q + q_offset + h * HEAD_SIZE, q_stride, q0, T,
-                        lid, BR);
-  stage_rows_transposed(do_tile, BR, dout + batch_o + h * HEAD_SIZE, n_head * HEAD_SIZE, q0, T,
-                        lid, BR);
-  const size_t stat = ((size_t)b * n_head + h) * T + i;
-  const float lse2 = i < T ? lse[stat] * M_LOG2E_F : 0.f;
-  const float delta_i = i < T ? delta[stat] : 0.f;
-
-  float4 acc[D4];
+  stage_rows(q_tile, BB, q + batch_q + q_offset + h * HEAD_SIZE, q_stride, q0, T, lid, ITEMS_B);
+  stage_rows(do_tile, BB, dout + batch_o + h * HEAD_SIZE, n_head * HEAD_SIZE, q0, T, lid, ITEMS_B);
+  float lse2[TM], delta_i[TM];
 #pragma unroll
-  for (int c4 = 0; c4 < D4; ++c4) acc[c4] = (float4)(0.f);
-  const int k_end = min(T, q0 + BR);
-  for (int k0 = first_key(q0, window); k0 < k_end; k0 += BC) {
+  for (int r = 0; r < TM; ++r) {
+    const int i = q0 + row0 + r;
+    const size_t stat = ((size_t)b * n_head + h) * T + i;
+    lse2[r] = i < T ? lse[stat] * M_LOG2E_F : 0.f;
+    delta_i[r] = i < T ? delta[stat] : 0.f;
+  }
+
+  float4 acc[TM * OC_B];
+#pragma unroll
+  for (int e = 0; e < TM * OC_B; ++e) acc[e] = (float4)(0.f);
+  const int k_end = min(T, q0 + BB);
+  for (int k0 = first_key(q0, window); k0 < k_end; k0 += BB) {
     barrier(CLK_LOCAL_MEM_FENCE);  // the previous tile is consumed
-    stage_rows(k_tile, BC, k_head, kv_stride, k0, T, lid, BR);
-    stage_rows(v_tile, BC, v_head, kv_stride, k0, T, lid, BR);
+    stage_rows(k_tile, BB, k_head, kv_stride, k0, T, lid, ITEMS_B);
+    stage_rows(v_tile, BB, v_head, kv_stride, k0, T, lid, ITEMS_B);
     barrier(CLK_LOCAL_MEM_FENCE);
 
-    float s[BC], dp[BC];  // S_ij and dP_ij = dO_i·v_j for this query i
+    float s[TM * TNB], dp[TM * TNB];  // S and dP: own queries × the tile's keys
+    block_dots(s, TNB, NG_B, q_tile, row0, k_tile, cg);
+    block_dots(dp, TNB, NG_B, do_tile, row0, v_tile, cg);
+    const bool full = tile_unmasked(q0, q0 + BB - 1, k0, k0 + BB - 1, T, window);
 #pragma unroll
-    for (int j = 0; j < BC; ++j) s[j] = dp[j] = 0.f;
-    for (int c4 = 0; c4 < D4; ++c4) {
-      const float4 qv = q_tile[c4 * BR + lid], dov = do_tile[c4 * BR + lid];
+    for (int r = 0; r < TM; ++r) {
 #pragma unroll
-      for (int j = 0; j < BC; ++j) {
-        s[j] = dot4(qv, k_tile[j * D4 + c4], s[j]);
-        dp[j] = dot4(dov, v_tile[j * D4 + c4], dp[j]);
+      for (int c = 0; c < TNB; ++c) {
+        const int jj = cg + NG_B * c, e = r * TNB + c;
+        const float p = (full || allowed(q0 + row0 + r, k0 + jj, T, window))
+                            ? exp2(s[e] * SCORE_SCALE_LOG2 - lse2[r])
+                            : 0.f;
+        ds_tile[jj * PS_B + row0 + r] = p * (dp[e] - delta_i[r]);
       }
     }
-    const bool full = tile_unmasked(q0, q0 + BR - 1, k0, k0 + BC - 1, T, window);
-#pragma unroll
-    for (int j = 0; j < BC; ++j) {
-      const float p = (full || allowed(i, k0 + j, T, window))
-                          ? exp2(s[j] * SCORE_SCALE_LOG2 - lse2)
-                          : 0.f;
-      const float ds = p * (dp[j] - delta_i);
-#pragma unroll
-      for (int c4 = 0; c4 < D4; ++c4) acc[c4] = fma((float4)(ds), k_tile[j * D4 + c4], acc[c4]);
-    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    block_accumulate(acc, OC_B, NG_B, BB, ds_tile, PS_B, row0, k_tile, cg);
   }
-  if (i < T) {
+#pragma unroll
+  for (int r = 0; r < TM; ++r) {
+    const int i = q0 + row0 + r;
+    if (i >= T) continue;
     __global float* dq_row = dq + batch_q + (size_t)i * q_stride + q_offset + h * HEAD_SIZE;
-    store_row(dq_row, acc, rsqrt((float)HEAD_SIZE));
+    store_columns(dq_row, acc + r * OC_B, OC_B, NG_B, cg, rsqrt((float)HEAD_SIZE));
   }
 }

@@ -26,7 +26,8 @@
 // P = exp((−1e5 − M) − log Σ) = 1/n_r needs it exactly.
 //
 // Work-item mapping:
-//   lsh_hash: one work-item per (head, position, batch): ρ and its n_r bucket ids.
+//   lsh_hash: one work-item per (head, position, batch): ρ and its n_r bucket ids; every
+//     work-item reads the same rotation entry at once (broadcast).
 //   lsh_sort: one work-group of SORT_WG work-items per (batch, head, round).
 //   lsh_attend, lsh_attend_dq: one work-group per (QUERIES consecutive sorted slots,
 //     (batch, head, round)); one work-item per query slot, holding its vectors in private
@@ -34,8 +35,9 @@
 //     through local memory KEYS rows at a time, read by all work-items at once (broadcast).
 //   lsh_attend_dkv: the same with roles swapped: one work-item per key slot, the query
 //     slots that can see the block ([s0, s0 + QUERIES + 2c)) streamed through local memory.
-//   lsh_combine, lsh_input_grad, lsh_delta: element-wise over (B,T,C) / per (head,
-//     position, batch).
+//   lsh_combine: one work-item per element of (B,T,C).
+//   lsh_delta, lsh_input_grad: one work-group of HEAD_SIZE work-items per (head, position,
+//     batch), one per channel, dot products summed in local memory.
 // Layouts: qv (B,T,2C); ρ, D (B,H,T); LSE (B,H,T,2); bucket, sorted (B,H,n_r,T) (group id 1 of the
 // attention kernels is its (b·H + h)·n_r + r); per-round outputs out_r, dq_r, dk_r, dv_r
 // (n_r,B,T,C) and lse_r (n_r,B,H,T); rotations (n_r, d, n_b/2).
@@ -57,8 +59,8 @@
 #define NORM_EPS 1e-12f
 
 // Σ_k q[k]·R[k][m] in plain float, product and sum rounded separately and in order, so the
-// host (lsh_bucket_of in model/attention/lsh_hashing.cpp) reproduces every bucket exactly.
-float project(__global const float* q, __global const float* rotation_column, int stride) {
+// host (lsh::bucket_of in model/attention/lsh_hashing.cpp) reproduces every bucket exactly.
+float project(const float* q, __global const float* rotation_column, int stride) {
 #pragma OPENCL FP_CONTRACT OFF
   float p = 0.f;
   for (int k = 0; k < HEAD_SIZE; ++k) p += q[k] * rotation_column[k * stride];
@@ -71,9 +73,9 @@ __kernel void lsh_hash(__global int* bucket, __global float* rho, __global const
   const int h = get_global_id(0), t = get_global_id(1), b = get_global_id(2);
   if (h >= H || b >= B) return;
   const int n_half = n_buckets / 2;
-  __global const float* q = qv + ((size_t)b * T + t) * 2 * C + h * HEAD_SIZE;
-  float squares = 0.f;
-  for (int k = 0; k < HEAD_SIZE; ++k) squares += q[k] * q[k];
+  __global const float* q_row = qv + ((size_t)b * T + t) * 2 * C + h * HEAD_SIZE;
+  float q[HEAD_SIZE], squares = 0.f;
+  for (int k = 0; k < HEAD_SIZE; ++k) q[k] = q_row[k], squares += q[k] * q[k];
   const size_t bh = (size_t)b * H + h;
   rho[bh * T + t] = 1.f / sqrt(squares + NORM_EPS);
   for (int r = 0; r < n_rounds; ++r) {
@@ -237,16 +239,31 @@ __kernel void lsh_combine(__global float* att, __global float* lse, __global con
   if (col % HEAD_SIZE == 0) lse[2 * bh_row] = max_l, lse[2 * bh_row + 1] = log(total);
 }
 
-// D (B,H,T) = dO_i·O_i per head.
+// Σ of `value` over the work-group's HEAD_SIZE work-items (any HEAD_SIZE), returned to all;
+// buf (HEAD_SIZE floats) is free again on return.
+float head_sum(__local float* buf, float value) {
+  const int k = get_local_id(0);
+  buf[k] = value;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int n = HEAD_SIZE; n > 1;) {
+    const int upper = (n + 1) / 2;
+    if (k < n - upper) buf[k] += buf[k + upper];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    n = upper;
+  }
+  const float total = buf[0];
+  barrier(CLK_LOCAL_MEM_FENCE);
+  return total;
+}
+
+// D (B,H,T) = dO_i·O_i per head. Work-group = the HEAD_SIZE channels of (head, position, batch).
 __kernel void lsh_delta(__global float* delta, __global const float* datt,
-                        __global const float* att, const int B, const int T, const int C,
-                        const int H) {
-  const int h = get_global_id(0), t = get_global_id(1), b = get_global_id(2);
-  if (h >= H || b >= B) return;
-  const size_t src = ((size_t)b * T + t) * C + h * HEAD_SIZE;
-  float d = 0.f;
-  for (int k = 0; k < HEAD_SIZE; ++k) d += datt[src + k] * att[src + k];
-  delta[((size_t)b * H + h) * T + t] = d;
+                        __global const float* att, const int T, const int C, const int H,
+                        __local float* buf) {  // HEAD_SIZE
+  const int k = get_local_id(0), h = get_group_id(0), t = get_global_id(1), b = get_global_id(2);
+  const size_t src = ((size_t)b * T + t) * C + h * HEAD_SIZE + k;
+  const float d = head_sum(buf, datt[src] * att[src]);
+  if (k == 0) delta[((size_t)b * H + h) * T + t] = d;
 }
 
 // dq_r (n_r,B,T,C): Σ over the query's allowed keys of round r of dS K_j/√d.
@@ -367,31 +384,23 @@ __kernel void lsh_attend_dkv(__global float* dk_r, __global float* dv_r,
 }
 
 // dqv (B,T,2C) ← dQ = Σ_r dq_r + ρ dK − ρ³ (Q·dK) Q with dK = Σ_r dk_r, and dV = Σ_r dv_r.
+// Work-group = the HEAD_SIZE channels of one (head, position, batch).
 __kernel void lsh_input_grad(__global float* dqv, __global const float* dq_r,
                              __global const float* dk_r, __global const float* dv_r,
                              __global const float* qv, __global const float* rho, const int B,
-                             const int T, const int C, const int H, const int n_rounds) {
-  const int h = get_global_id(0), t = get_global_id(1), b = get_global_id(2);
-  if (h >= H || b >= B) return;
+                             const int T, const int C, const int H, const int n_rounds,
+                             __local float* buf) {  // HEAD_SIZE
+  const int k = get_local_id(0), h = get_group_id(0), t = get_global_id(1), b = get_global_id(2);
   const size_t row = (size_t)b * T + t, round_stride = (size_t)B * T * C;
-  const size_t src = row * C + h * HEAD_SIZE;
-  __global const float* q = qv + row * 2 * C + h * HEAD_SIZE;
-  const float rho_t = rho[((size_t)b * H + h) * T + t];
-  float q_dot_dk = 0.f;
-  for (int k = 0; k < HEAD_SIZE; ++k) {
-    float dk = 0.f;
-    for (int r = 0; r < n_rounds; ++r) dk += dk_r[r * round_stride + src + k];
-    q_dot_dk += q[k] * dk;
+  const size_t src = row * C + h * HEAD_SIZE + k, q_at = row * 2 * C + h * HEAD_SIZE + k;
+  float dq = 0.f, dk = 0.f, dv = 0.f;
+  for (int r = 0; r < n_rounds; ++r) {
+    dq += dq_r[r * round_stride + src];
+    dk += dk_r[r * round_stride + src];
+    dv += dv_r[r * round_stride + src];
   }
-  __global float* dq = dqv + row * 2 * C + h * HEAD_SIZE;
-  for (int k = 0; k < HEAD_SIZE; ++k) {
-    float dq_sum = 0.f, dk = 0.f, dv = 0.f;
-    for (int r = 0; r < n_rounds; ++r) {
-      dq_sum += dq_r[r * round_stride + src + k];
-      dk += dk_r[r * round_stride + src + k];
-      dv += dv_r[r * round_stride + src + k];
-    }
-    dq[k] = dq_sum + rho_t * dk - rho_t * rho_t * rho_t * q_dot_dk * q[k];
-    dq[C + k] = dv;
-  }
+  const float q = qv[q_at], rho_t = rho[((size_t)b * H + h) * T + t];
+  const float q_dot_dk = head_sum(buf, q * dk);
+  dqv[q_at] = dq + rho_t * dk - rho_t * rho_t * rho_t * q_dot_dk * q;
+  dqv[q_at + C] = dv;
 }

@@ -43,7 +43,7 @@
 #define THREADS_COL 16  // work-items along a tile's columns and a head vector's dimensions
 #endif
 #ifndef ROWS_PER_THREAD
-#define ROWS_PER_THREAD 2  // block rows per work-item (BLOCK_ROWS = THREADS_ROW · this)
+#define ROWS_PER_THREAD 4  // block rows per work-item (BLOCK_ROWS = THREADS_ROW · this)
 #endif
 #ifndef COLS_PER_THREAD
 #define COLS_PER_THREAD 2  // tile columns per work-item (BLOCK_COLS = THREADS_COL · this)

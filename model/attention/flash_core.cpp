@@ -10,28 +10,11 @@ namespace attnscope {
 
 namespace {
 
-constexpr int kMaxHeadSize = 128;  // private accumulators: 2 rows of d floats per work-item
+constexpr int kMaxHeadSize = 128;  // register accumulators: TM rows of d/column-groups
 
-size_t padded_head(int head_size) { return round_up(size_t(head_size), 4); }
-
-// __local floats of each kernel (flash.cl): forward ⊂ dQ (Q, dO tiles of BR rows; K, V tiles
-// of BC rows); dK/dV (K, V of BKV rows; Q, dO of BQ rows; L, delta of BQ).
-size_t dq_local_floats(const FlashTiles& t, int head_size) {
-  return size_t(2 * t.br + 2 * t.bc) * padded_head(head_size);
-}
-size_t dkdv_local_floats(const FlashTiles& t, int head_size) {
-  return size_t(2 * t.bkv + 2 * t.bq) * padded_head(head_size) + 2 * size_t(t.bq);
-}
-
-// Halves the larger of a (work-group rows) and b (tile rows) until fits(a, b).
-template <typename Fits>
-void shrink_until(int& a, int& b, Fits fits) {
-  while (!fits() && (a > 1 || b > 1)) {
-    if (a > b)
-      a /= 2;
-    else
-      b /= 2;
-  }
+bool fits(const FlashTiles& t, const DeviceInfo& device, int head_size) {
+  const size_t items = size_t(std::max(t.forward_items(), t.backward_items()));
+  return items <= device.max_work_group_size && t.local_bytes(head_size) <= device.local_mem_bytes;
 }
 
 struct TiledActivations : AttentionActivations {
@@ -43,9 +26,13 @@ struct TiledActivations : AttentionActivations {
 };
 
 std::string build_options(const TiledShape& s, const FlashTiles& t) {
-  return "-DHEAD_SIZE=" + std::to_string(s.head_size) + " -DBR=" + std::to_string(t.br) +
-         " -DBC=" + std::to_string(t.bc) + " -DBKV=" + std::to_string(t.bkv) +
-         " -DBQ=" + std::to_string(t.bq) + " -DGROUP_SIZE=" + std::to_string(s.group_size);
+  std::string options = "-DHEAD_SIZE=" + std::to_string(s.head_size);
+  const std::pair<const char*, int> values[] = {{"TM", t.tm}, {"BR", t.br},   {"BC", t.bc},
+                                                {"TN", t.tn}, {"BB", t.bb},   {"TNB", t.tnb},
+                                                {"GROUP_SIZE", s.group_size}};
+  for (const auto& [name, value] : values)
+    options += std::string(" -D") + name + "=" + std::to_string(value);
+  return options;
 }
 
 size_t kernel_work_group_limit(const Runtime& rt, const cl::Kernel& kernel) {
@@ -61,40 +48,68 @@ size_t blocks(int n, int block) { return size_t((n + block - 1) / block); }
 
 // ---- tiles and cost ----
 
-size_t flash_local_bytes(const FlashTiles& tiles, int head_size) {
-  return sizeof(float) * std::max(dq_local_floats(tiles, head_size),
-                                  dkdv_local_floats(tiles, head_size));
+int FlashTiles::padded_head(int head_size) const {
+  const int groups = std::max(bc / tn, bb / tnb);
+  return 4 * int(round_up(size_t((head_size + 3) / 4), size_t(groups)));
 }
 
-FlashTiles choose_flash_tiles(const DeviceInfo& device, int head_size) {
+size_t FlashTiles::local_bytes(int head_size) const {
+  const size_t row = sizeof(float) * (padded_head(head_size) + 4);  // staged row + padding
+  const size_t forward = row * (br + 2 * bc) + sizeof(float) * (bc * (br + 1) + br * (bc / tn));
+  const size_t dq = row * 4 * bb + sizeof(float) * bb * (bb + 1);
+  const size_t dkdv = row * 4 * bb + sizeof(float) * (2 * bb * (bb + 1) + 2 * bb);
+  return std::max({forward, dq, dkdv});
+}
+
+std::vector<FlashTiles> flash_tile_candidates(const DeviceInfo& device, int head_size) {
   if (head_size < 1 || head_size > kMaxHeadSize)
     throw UsageError("the tiled attention kernels support head sizes 1.." +
                      std::to_string(kMaxHeadSize) + " (n_embd/n_head), got " +
                      std::to_string(head_size));
-  // On CPUs (PoCL) a work-group runs as a loop over SIMD lanes: 16 rows fill them, and the
-  // smaller unrolled bodies compile several times faster than GPU-sized tiles.
-  FlashTiles t = device.is_cpu ? FlashTiles{16, 8, 16, 8} : FlashTiles{};
-  const size_t local = device.local_mem_bytes, items = device.max_work_group_size;
-  shrink_until(t.br, t.bc, [&] {
-    return size_t(t.br) <= items && sizeof(float) * dq_local_floats(t, head_size) <= local;
-  });
-  shrink_until(t.bkv, t.bq, [&] {
-    return size_t(t.bkv) <= items && sizeof(float) * dkdv_local_floats(t, head_size) <= local;
-  });
-  return t;
+  struct Forward { int br, bc, tn; };
+  struct Backward { int bb, tnb; };
+  const bool cpu = device.is_cpu;
+  const int tm = cpu ? 2 : 4;
+  const std::vector<Forward> forward =
+      cpu ? std::vector<Forward>{{16, 8, 4}, {8, 4, 2}, {4, 2, 1}}
+          : std::vector<Forward>{{64, 32, 8}, {64, 16, 4}, {32, 16, 4}, {32, 8, 2}, {16, 8, 2},
+                                 {8, 4, 1}};
+  const std::vector<Backward> backward =
+      cpu ? std::vector<Backward>{{8, 2}, {4, 1}}
+          : std::vector<Backward>{{32, 4}, {16, 4}, {16, 2}, {8, 2}, {4, 1}};
+  std::vector<FlashTiles> candidates;
+  for (const Forward& f : forward)
+    for (const Backward& b : backward) {
+      const FlashTiles t{tm, f.br, f.bc, f.tn, b.bb, b.tnb};
+      if (fits(t, device, head_size)) candidates.push_back(t);
+    }
+  return candidates;
+}
+
+FlashTiles choose_flash_tiles(const DeviceInfo& device, int head_size) {
+  const std::vector<FlashTiles> candidates = flash_tile_candidates(device, head_size);
+  if (candidates.empty())
+    throw Error("no attention tiles fit the local memory (" +
+                std::to_string(device.local_mem_bytes) + " bytes) of " + device.short_label());
+  return candidates.front();
 }
 
 TiledPairs count_tiled_pairs(int T, int window, const FlashTiles& t) {
+  // Key tiles of `width` visited by a block of `rows` queries from q0, and query tiles of
+  // `width` visited by a block of keys from k0 (flash.cl's first_key / query_end).
+  auto key_tiles = [&](int q0, int rows, int width) {
+    const int first = window > 0 ? std::max(0, q0 - window + 1) : 0;
+    return double(blocks(std::min(T, q0 + rows) - first, width));
+  };
+  auto query_tiles = [&](int k0, int rows, int width) {
+    const int end = window > 0 ? std::min(T, k0 + rows - 1 + window) : T;
+    return double(blocks(end - k0, width));
+  };
   TiledPairs p;
   for (int i = 0; i < T; ++i) p.needed += window > 0 ? std::min(i + 1, window) : i + 1;
-  for (int q0 = 0; q0 < T; q0 += t.br) {  // forward and dQ: key tiles of each query block
-    const int first = window > 0 ? std::max(0, q0 - window + 1) : 0;
-    p.forward_tiles += double(blocks(std::min(T, q0 + t.br) - first, t.bc)) * t.br * t.bc;
-  }
-  for (int k0 = 0; k0 < T; k0 += t.bkv) {  // dK/dV: query tiles of each key block
-    const int end = window > 0 ? std::min(T, k0 + t.bkv - 1 + window) : T;
-    p.dkdv_tiles += double(blocks(end - k0, t.bq)) * t.bkv * t.bq;
-  }
+  for (int q0 = 0; q0 < T; q0 += t.br) p.forward_tiles += key_tiles(q0, t.br, t.bc) * t.br * t.bc;
+  for (int q0 = 0; q0 < T; q0 += t.bb) p.dq_tiles += key_tiles(q0, t.bb, t.bb) * t.bb * t.bb;
+  for (int k0 = 0; k0 < T; k0 += t.bb) p.dkdv_tiles += query_tiles(k0, t.bb, t.bb) * t.bb * t.bb;
   return p;
 }
 
@@ -111,36 +126,35 @@ TiledAttentionKernels::TiledAttentionKernels(Runtime& rt, const std::string& fam
 }
 
 bool TiledAttentionKernels::fits_compiled_limits() const {
-  return kernel_work_group_limit(rt_, forward_) >= size_t(tiles_.br) &&
-         kernel_work_group_limit(rt_, dq_) >= size_t(tiles_.br) &&
-         kernel_work_group_limit(rt_, dkdv_) >= size_t(tiles_.bkv);
+  const size_t forward = size_t(tiles_.forward_items()), backward = size_t(tiles_.backward_items());
+  return kernel_work_group_limit(rt_, forward_) >= forward &&
+         kernel_work_group_limit(rt_, dq_) >= backward &&
+         kernel_work_group_limit(rt_, dkdv_) >= backward;
 }
 
 std::unique_ptr<TiledAttentionKernels> TiledAttentionKernels::for_device(
     Runtime& rt, const std::string& family, const TiledShape& shape) {
-  FlashTiles tiles = choose_flash_tiles(rt.device(), shape.head_size);
-  for (;;) {
+  for (const FlashTiles& tiles : flash_tile_candidates(rt.device(), shape.head_size)) {
     auto kernels = std::make_unique<TiledAttentionKernels>(rt, family, shape, tiles);
     if (kernels->fits_compiled_limits()) return kernels;
-    if (tiles.br == 1 && tiles.bkv == 1)
-      throw Error("cl_kernels/attention/" + family + ".cl: no work-group size fits the " +
-                  "compiled kernels on " + rt.device().short_label());
-    tiles.br = std::max(1, tiles.br / 2);
-    tiles.bkv = std::max(1, tiles.bkv / 2);
   }
+  throw Error("cl_kernels/attention/" + family + ".cl: no tiles fit the local memory and the " +
+              "compiled kernels' work-group sizes on " + rt.device().short_label());
 }
 
 void TiledAttentionKernels::forward(const cl::Buffer& out, const cl::Buffer& lse,
                                     const cl::Buffer& q, const cl::Buffer& kv,
                                     const QkvLayout& l, const TiledShape& s) {
   const TiledPairs pairs = count_tiled_pairs(s.T, s.window, tiles_);
-  const double bh = double(s.B) * s.H, dp = double(padded_head(s.head_size));
+  const double bh = double(s.B) * s.H, dp = tiles_.padded_head(s.head_size);
   const double rows = double(s.B) * s.T, q_floats = rows * s.H * s.head_size;
   const double kv_floats = 2 * rows * (s.H / s.group_size) * s.head_size;
+  const size_t items = tiles_.forward_items();
   set_args(forward_, out, lse, q, l.q_stride, l.q_offset, kv, kv, l.kv_stride, l.k_offset,
            l.v_offset, s.T, s.H, kernel_window(s));
-  rt_.launch(forward_, cl::NDRange(blocks(s.T, tiles_.br) * tiles_.br, size_t(s.B) * s.H),
-             cl::NDRange(tiles_.br, 1),
+  // QKᵀ and PV per tile; reads Q, K, V once, writes O and L.
+  rt_.launch(forward_, cl::NDRange(blocks(s.T, tiles_.br) * items, size_t(s.B) * s.H),
+             cl::NDRange(items, 1),
              {bh * 4 * pairs.forward_tiles * dp,
               sizeof(float) * (2 * q_floats + kv_floats + bh * s.T)});
 }
@@ -151,9 +165,10 @@ void TiledAttentionKernels::backward(const cl::Buffer& dq, const cl::Buffer& dkv
                                      const cl::Buffer& q, const cl::Buffer& kv,
                                      const QkvLayout& l, const TiledShape& s) {
   const TiledPairs pairs = count_tiled_pairs(s.T, s.window, tiles_);
-  const double bh = double(s.B) * s.H, dp = double(padded_head(s.head_size));
+  const double bh = double(s.B) * s.H, dp = tiles_.padded_head(s.head_size);
   const double rows = double(s.B) * s.T, q_floats = rows * s.H * s.head_size;
   const double kv_floats = 2 * rows * (s.H / s.group_size) * s.head_size;
+  const size_t items = tiles_.backward_items(), row_blocks = blocks(s.T, tiles_.bb);
   const int window = kernel_window(s);
 
   set_args(delta_, delta, dout, out, s.B, s.T, s.H);
@@ -164,17 +179,15 @@ void TiledAttentionKernels::backward(const cl::Buffer& dq, const cl::Buffer& dkv
   const double inputs = sizeof(float) * (2 * q_floats + kv_floats + 2 * bh * s.T);
   set_args(dkdv_, dkv, q, l.q_stride, l.q_offset, kv, kv, l.kv_stride, l.k_offset, l.v_offset,
            dout, lse, delta, s.T, s.H, window);
-  rt_.launch(dkdv_,
-             cl::NDRange(blocks(s.T, tiles_.bkv) * tiles_.bkv, size_t(s.B) * (s.H / s.group_size)),
-             cl::NDRange(tiles_.bkv, 1),
+  rt_.launch(dkdv_, cl::NDRange(row_blocks * items, size_t(s.B) * (s.H / s.group_size)),
+             cl::NDRange(items, 1),
              {bh * 8 * pairs.dkdv_tiles * dp, inputs + sizeof(float) * kv_floats});
 
   // dQ: S, dP, dQ per tile (3 products).
   set_args(dq_, dq, q, l.q_stride, l.q_offset, kv, kv, l.kv_stride, l.k_offset, l.v_offset, dout,
            lse, delta, s.T, s.H, window);
-  rt_.launch(dq_, cl::NDRange(blocks(s.T, tiles_.br) * tiles_.br, size_t(s.B) * s.H),
-             cl::NDRange(tiles_.br, 1),
-             {bh * 6 * pairs.forward_tiles * dp, inputs + sizeof(float) * q_floats});
+  rt_.launch(dq_, cl::NDRange(row_blocks * items, size_t(s.B) * s.H), cl::NDRange(items, 1),
+             {bh * 6 * pairs.dq_tiles * dp, inputs + sizeof(float) * q_floats});
 }
 
 // ---- the variant ----
@@ -196,7 +209,8 @@ void TiledExactAttention::resolve(const AttentionDims& dims) {
   DeviceInfo typical_gpu;  // what cost() assumes until allocate() sees the device
   typical_gpu.local_mem_bytes = 48 * 1024;
   typical_gpu.max_work_group_size = 1024;
-  tiles_ = choose_flash_tiles(typical_gpu, dims.head_size());  // also checks the head size
+  const FlashTiles typical = choose_flash_tiles(typical_gpu, dims.head_size());  // checks d
+  tiles_ = kernels_ && kernels_->head_size() == dims.head_size() ? kernels_->tiles() : typical;
 }
 
 TiledShape TiledExactAttention::tiled_shape(const AttentionDims& dims) const {
@@ -253,14 +267,14 @@ double TiledExactAttention::projection_flops(const AttentionDims& d) const {
 
 AttentionCost TiledExactAttention::cost(const AttentionDims& d) const {
   const TiledPairs pairs = count_tiled_pairs(d.T, window(d), tiles_);
-  const double bh = double(d.B) * d.H, hd = d.head_size(), dp = double(padded_head(d.head_size()));
+  const double bh = double(d.B) * d.H, hd = d.head_size(), dp = tiles_.padded_head(d.head_size());
   const double proj = projection_flops(d);
   AttentionCost c;
   c.model_flops_forward = proj + bh * 4 * pairs.needed * hd;  // QKᵀ and PV over allowed pairs
   c.model_flops_backward = 2 * c.model_flops_forward;
   c.executed_flops_forward = proj + bh * 4 * pairs.forward_tiles * dp;
   // dQ kernel: S, dP, dQ (3 products); dK/dV kernel: S, dP, dV, dK (4 products).
-  c.executed_flops_backward = 2 * proj + bh * (6 * pairs.forward_tiles + 8 * pairs.dkdv_tiles) * dp;
+  c.executed_flops_backward = 2 * proj + bh * (6 * pairs.dq_tiles + 8 * pairs.dkdv_tiles) * dp;
   const double att_floats = double(d.B) * d.T * d.C;
   c.saved_bytes = sizeof(float) * (double(q_floats(d) + kv_floats(d)) + att_floats + bh * d.T);
   return c;

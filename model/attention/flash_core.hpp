@@ -12,20 +12,29 @@
 
 namespace attnscope {
 
-// Tunables of flash.cl (see its top comment).
+// Tunables of flash.cl (see its top comment): work-items own TM rows of each tile product;
+// forward: BR queries per work-group, tiles of BC keys, TN tile columns per work-item;
+// backward (dQ and dK/dV): BB rows per work-group and per tile, TNB columns per work-item.
 struct FlashTiles {
-  int br = 64;   // queries per work-group in forward and dQ
-  int bc = 32;   // keys per tile in forward and dQ
-  int bkv = 64;  // keys per work-group in dK/dV
-  int bq = 32;   // queries per tile in dK/dV
+  int tm = 4;
+  int br = 64, bc = 32, tn = 8;
+  int bb = 32, tnb = 4;
+
+  int forward_items() const { return (br / tm) * (bc / tn); }
+  int backward_items() const { return (bb / tm) * (bb / tnb); }
+  // Head size padded as the kernels stage it: float4s, a multiple of the column groups.
+  int padded_head(int head_size) const;
+  // __local bytes of the forward, dQ and dK/dV kernels; the largest of them.
+  size_t local_bytes(int head_size) const;
 };
 
-// The largest tiles (from the defaults above on GPUs, 16/8/16/8 on CPUs; halving) whose
-// __local arrays fit the device's local memory and whose work-groups fit its maximum
-// work-group size. Throws UsageError for head sizes outside 1..128.
-FlashTiles choose_flash_tiles(const DeviceInfo& device, int head_size);
-// Local memory of the largest kernel (dQ or dK/dV) with these tiles, bytes.
-size_t flash_local_bytes(const FlashTiles& tiles, int head_size);
+// Tiles that fit the device (local memory, work-group size) for this head size, preferred
+// first: on GPUs from 64×32 forward / 32×32 backward tiles with 4×8 / 4×4 register blocks
+// down; on CPUs (PoCL, where a work-group is a loop over SIMD lanes and small unrolled
+// bodies compile several times faster) 16×8 / 8×8 with 2×4 / 2×2. Throws UsageError for
+// head sizes outside 1..128.
+std::vector<FlashTiles> flash_tile_candidates(const DeviceInfo& device, int head_size);
+FlashTiles choose_flash_tiles(const DeviceInfo& device, int head_size);  // the first
 
 // Where Q, K and V rows live (floats): Q in one buffer, K and V in another (or the same).
 struct QkvLayout {
@@ -41,11 +50,12 @@ struct TiledShape {
 };
 
 // Number of (query, key) pairs each (batch, head) attends to, and the pairs the kernels'
-// tiles actually visit (padding rows and masked parts of tiles included).
+// tiles actually compute (padding rows and masked parts of tiles included).
 struct TiledPairs {
   double needed = 0;         // per (b, h): Σ_i |allowed keys of i|
-  double forward_tiles = 0;  // per (b, h): Σ over visited forward/dQ tiles of BR·BC
-  double dkdv_tiles = 0;     // per (b, h): Σ over visited dK/dV tiles of BKV·BQ
+  double forward_tiles = 0;  // per (b, h): Σ over visited forward tiles of BR·BC
+  double dq_tiles = 0;       // per (b, h): Σ over visited dQ tiles of BB·BB
+  double dkdv_tiles = 0;     // per (b, h): Σ over visited dK/dV tiles of BB·BB
 };
 TiledPairs count_tiled_pairs(int T, int window, const FlashTiles& tiles);
 
@@ -57,8 +67,8 @@ class TiledAttentionKernels {
                         const FlashTiles& tiles);
   // Whether the compiled kernels (their registers) allow the tiles' work-group sizes.
   bool fits_compiled_limits() const;
-  // With choose_flash_tiles(), halved further while the compiled kernels (registers) allow
-  // fewer work-items per group than the tiles need.
+  // With the first of flash_tile_candidates() whose compiled kernels (their registers)
+  // allow the tiles' work-group sizes.
   static std::unique_ptr<TiledAttentionKernels> for_device(Runtime& rt, const std::string& family,
                                                           const TiledShape& shape);
   const FlashTiles& tiles() const { return tiles_; }

@@ -20,54 +20,71 @@ void ensure_size(Runtime& rt, DeviceBuffer& buffer, size_t floats, const std::st
   if (buffer.floats() < floats) buffer = rt.alloc_floats(floats, label);
 }
 
-// The largest tiles (TILE ≤ 32 rows, BLOCK_COLS 8) whose local memory, for the widest
-// operand (Dk = d + 1), fits in the device's local memory with room to spare, and whose
-// work-group the device allows.
-LinearTiles choose_tiles(const DeviceInfo& dev, int chunk, int head_size) {
+size_t chunk_count(int T, int chunk) { return (size_t(T) + chunk - 1) / chunk; }
+
+// The tiles before a device is known: a sub-tile of 32 rows, or the chunk if shorter.
+LinearTiles default_tiles(int chunk, int head_size) {
   LinearTiles t;
-  t.tile = std::min(32, chunk);
+  t.head_size = head_size;
+  t.tile = std::min(t.tile, chunk);
+  return t;
+}
+
+// The largest sub-tile (TILE ≤ 32 rows, at most the chunk) whose local memory fits in the
+// device's with room to spare and whose work-group the device allows.
+LinearTiles choose_tiles(const DeviceInfo& dev, int chunk, int head_size) {
+  LinearTiles t = default_tiles(chunk, head_size);
   const size_t budget = dev.local_mem_bytes - dev.local_mem_bytes / 8;
-  while (t.local_bytes(head_size + 1) > budget || t.work_group() > dev.max_work_group_size) {
-    if (t.tile > 1)
-      t.tile = (t.tile + 1) / 2;
-    else if (t.block_cols > 1)
-      t.block_cols /= 2;
-    else
+  while (t.local_bytes() > budget || t.work_group() > dev.max_work_group_size) {
+    if (t.tile == 1)
       throw Error("linear attention with head size " + std::to_string(head_size) +
-                  " needs more local memory than " + dev.short_label() + " has");
+                  " needs more local memory or work-items than " + dev.short_label() + " has");
+    t.tile = (t.tile + 1) / 2;
   }
   return t;
 }
 
-// What one launch of linear_causal_product computes (2 FLOPs per multiply-add) and loads,
-// following its loops: per work-group and chunk of m sub-tiles, m query tiles (a·state,
-// state update) and m(m+1)/2 (query, key) tile pairs (scores, scores·v).
-KernelCost causal_product_cost(const LinearTiles& t, double G, int T, int chunk, int Dk, int Dv) {
-  double q_tiles = 0, pairs = 0;
+// What one causal product's three kernels compute (2 FLOPs per multiply-add, padding
+// included) and move, following their loops: per chunk of m sub-tiles, the state
+// (m·TILE rows × padded state rows × BLOCK_COLS), m query tiles (a·S) and m(m+1)/2
+// (query, key) tile pairs (scores, scores·v). The scan only adds.
+struct ProductCost {
+  KernelCost states, scan, output;
+  double flops() const { return states.flops + output.flops; }
+};
+
+ProductCost causal_product_cost(const LinearTiles& t, double G, int T, int chunk, int Dk, int Dv) {
+  double tiles = 0, pairs = 0;
   auto add_chunks = [&](int length, int count) {
     const double m = (length + t.tile - 1) / t.tile;
-    q_tiles += count * m;
+    tiles += count * m;
     pairs += count * m * (m + 1) / 2;
   };
   add_chunks(chunk, T / chunk);
   if (T % chunk) add_chunks(T % chunk, 1);
-  const double tile = t.tile, cols = t.block_cols;
-  const double groups = G * ((Dv + t.block_cols - 1) / t.block_cols);
-  const double macs = q_tiles * 2 * tile * Dk * cols + pairs * tile * tile * (Dk + cols);
-  const double loads = q_tiles * tile * (2 * Dk + cols) + pairs * tile * (Dk + cols) + T * cols;
-  return {2 * groups * macs, sizeof(float) * groups * loads};
+  const double tile = t.tile, cols = t.block_cols(), state = double(Dk) * Dv;
+  const double n_chunks = chunk_count(T, chunk), f = sizeof(float);
+  ProductCost c;
+  c.states = {2 * G * tiles * tile * (t.state_iters() * tile) * cols,
+              f * G * (double(T) * (Dk + Dv) + n_chunks * state)};
+  c.scan = {0, 2 * f * G * n_chunks * state};
+  c.output = {2 * G * (tiles * tile * Dk * cols + pairs * tile * tile * (Dk + cols)),
+              f * G * (tiles * (tile * Dk + state) + pairs * tile * (Dk + Dv) + double(T) * Dv)};
+  return c;
 }
 
 }  // namespace
 
-size_t LinearTiles::local_bytes(int Dk) const {
-  const size_t pitch = size_t(Dk) | 1;
-  return sizeof(float) * (2 * tile * pitch + size_t(tile) * block_cols + size_t(tile) * tile +
-                          size_t(Dk) * block_cols);
+size_t LinearTiles::local_bytes() const {
+  const size_t pitch = size_t(head_size + 1) | 1;
+  return sizeof(float) * (2 * tile * pitch + size_t(tile) * block_cols() + size_t(tile) * tile +
+                          size_t(state_rows) * block_cols());
 }
 
 std::string LinearTiles::build_options() const {
-  return "-DTILE=" + std::to_string(tile) + " -DBLOCK_COLS=" + std::to_string(block_cols);
+  return "-DHEAD_SIZE=" + std::to_string(head_size) + " -DTILE=" + std::to_string(tile) +
+         " -DCOLS_PER_ITEM=" + std::to_string(cols_per_item) +
+         " -DSTATE_ROWS=" + std::to_string(state_rows);
 }
 
 VariantInfo LinearAttention::info() const {
@@ -80,11 +97,10 @@ VariantInfo LinearAttention::info() const {
           "Transformers with Linear Attention (arXiv:2006.16236)"};
 }
 
-void LinearAttention::resolve(const AttentionDims&) {
+void LinearAttention::resolve(const AttentionDims& dims) {
   if (options_.chunk < 1)
     throw UsageError("--chunk must be at least 1, got " + std::to_string(options_.chunk));
-  tiles_ = LinearTiles{};
-  tiles_.tile = std::min(tiles_.tile, options_.chunk);
+  tiles_ = default_tiles(options_.chunk, dims.head_size());
 }
 
 std::string LinearAttention::describe_options() const {
@@ -106,14 +122,15 @@ AttentionCost LinearAttention::cost(const AttentionDims& dims) const {
   // The definition: S'_i = S'_{i-1} + φ(K_i)ᵀ[V_i | 1] and φ(Q_i)·S'_i, d·(d+1)
   // multiply-adds each per position and head.
   const double core = 2 * 2 * G * T * d * (d + 1.0);
-  const auto fwd = causal_product_cost(tiles_, G, dims.T, chunk, d, d + 1);
-  const auto dq = causal_product_cost(tiles_, G, dims.T, chunk, d + 1, d);  // and dK
-  const auto dv = causal_product_cost(tiles_, G, dims.T, chunk, d, d);
+  const LinearTiles t = tiles_.head_size == d ? tiles_ : default_tiles(chunk, d);
+  const auto fwd = causal_product_cost(t, G, dims.T, chunk, d, d + 1);
+  const auto dq = causal_product_cost(t, G, dims.T, chunk, d + 1, d);  // and dK
+  const auto dv = causal_product_cost(t, G, dims.T, chunk, d, d);
   AttentionCost c;
   c.model_flops_forward = projections + core;
   c.model_flops_backward = 2 * c.model_flops_forward;
-  c.executed_flops_forward = projections + fwd.flops;
-  c.executed_flops_backward = 2 * projections + 2 * dq.flops + dv.flops;
+  c.executed_flops_forward = projections + fwd.flops();
+  c.executed_flops_backward = 2 * projections + 2 * dq.flops() + dv.flops();
   c.saved_bytes = sizeof(float) * (3 * B * T * C + B * T * C + G * T);
   return c;
 }
@@ -122,17 +139,26 @@ void LinearAttention::build_kernels(Runtime& rt, const AttentionDims& dims) {
   const DeviceInfo& dev = rt.device();
   LinearTiles t = choose_tiles(dev, options_.chunk, dims.head_size());
   for (;;) {  // a compiled kernel may allow fewer work-items than the device
-    if (t.build_options() == built_options_) return;
-    cl::Kernel product = rt.kernel(kKernelFile, "linear_causal_product", t.build_options());
-    if (product.getWorkGroupInfo<CL_KERNEL_WORK_GROUP_SIZE>(dev.device) >= t.work_group()) {
-      product_ = product;
+    const std::string options = t.build_options();
+    if (options == built_options_) return;
+    cl::Kernel states = rt.kernel(kKernelFile, "linear_chunk_states", options);
+    cl::Kernel output = rt.kernel(kKernelFile, "linear_chunk_output", options);
+    auto allows = [&](const cl::Kernel& k) {
+      return k.getWorkGroupInfo<CL_KERNEL_WORK_GROUP_SIZE>(dev.device) >= t.work_group();
+    };
+    if (allows(states) && allows(output)) {
+      chunk_states_ = states, chunk_output_ = output;
       break;
     }
-    if (t.tile == 1) throw Error("linear_causal_product cannot run on " + dev.short_label());
+    if (t.tile == 1) throw Error("linear attention kernels cannot run on " + dev.short_label());
     t.tile = (t.tile + 1) / 2;
   }
+  if (size_t(t.head_size) > dev.max_work_group_size)
+    throw Error("linear attention needs work-groups of the head size (" +
+                std::to_string(t.head_size) + ") on " + dev.short_label());
   tiles_ = t;
   built_options_ = t.build_options();
+  state_scan_ = rt.kernel(kKernelFile, "linear_state_scan", built_options_);
   features_ = rt.kernel(kKernelFile, "linear_features", built_options_);
   normalize_ = rt.kernel(kKernelFile, "linear_normalize", built_options_);
   output_grad_ = rt.kernel(kKernelFile, "linear_output_grad", built_options_);
@@ -150,6 +176,9 @@ void LinearAttention::grow_scratch(Runtime& rt, const AttentionDims& dims) {
   ensure_size(rt, dphi_k_, rows * d, "linear dphi(K) scratch");
   ensure_size(rt, dv_, rows * d, "linear dV scratch");
   ensure_size(rt, dqkv_, 3 * btc, "linear dqkv scratch");
+  const size_t heads = size_t(dims.B) * dims.H;
+  ensure_size(rt, states_, heads * chunk_count(dims.T, options_.chunk) * d * (d + 1),
+              "linear per-chunk states scratch");
 }
 
 std::unique_ptr<AttentionActivations> LinearAttention::allocate(Ops& ops,
@@ -168,12 +197,13 @@ std::unique_ptr<AttentionActivations> LinearAttention::allocate(Ops& ops,
 void LinearAttention::element_wise(Runtime& rt, cl::Kernel& kernel, const AttentionDims& dims,
                                    double bytes) {
   const size_t group = std::min(kElementWiseGroup, rt.device().max_work_group_size);
-  rt.launch(kernel, cl::NDRange(round_up(dims.C, group), dims.T, dims.B),
-            cl::NDRange(group, 1, 1), KernelCost{0, bytes});
+  rt.launch(kernel, cl::NDRange(round_up(dims.C, group), dims.T, dims.B), cl::NDRange(group, 1, 1),
+            KernelCost{0, bytes});
 }
 
 void LinearAttention::features(Runtime& rt, const AttentionDims& dims, const cl::Buffer& qkv) {
-  set_args(features_, phi_q_.buffer(), phi_k_.buffer(), v_ext_.buffer(), qkv, dims.T, dims.C, dims.H);
+  set_args(features_, phi_q_.buffer(), phi_k_.buffer(), v_ext_.buffer(), qkv, dims.T, dims.C,
+           dims.H);
   const double btc = activation_floats(dims);
   element_wise(rt, features_, dims, sizeof(float) * (6 * btc + head_rows(dims)));
 }
@@ -182,15 +212,25 @@ void LinearAttention::causal_product(Runtime& rt, const AttentionDims& dims, con
                                      const cl::Buffer& a, const cl::Buffer& b, int Dk,
                                      const cl::Buffer& v, int Dv, int ldv, bool reverse) {
   const LinearTiles& t = tiles_;
-  const size_t pitch = size_t(Dk) | 1, G = size_t(dims.B) * dims.H;
-  set_args(product_, out, a, b, v, dims.T, Dk, Dv, ldv, options_.chunk, int(reverse),
-           cl::Local(sizeof(float) * t.tile * pitch), cl::Local(sizeof(float) * t.tile * pitch),
-           cl::Local(sizeof(float) * t.tile * t.block_cols),
+  const int T = dims.T, chunk = options_.chunk;
+  const size_t G = size_t(dims.B) * dims.H, n_chunks = chunk_count(T, chunk);
+  const size_t tile_bytes = sizeof(float) * t.tile * (size_t(Dk) | 1);
+  const size_t block_bytes = sizeof(float) * t.tile * t.block_cols();
+  const ProductCost cost = causal_product_cost(t, double(G), T, chunk, Dk, Dv);
+  const cl::NDRange chunks(t.work_group(), n_chunks, G), group(t.work_group(), 1, 1);
+
+  set_args(chunk_states_, states_.buffer(), b, v, T, Dk, Dv, ldv, chunk, cl::Local(tile_bytes),
+           cl::Local(block_bytes));
+  rt.launch(chunk_states_, chunks, group, cost.states);
+  const size_t scan_group = std::min<size_t>(64, rt.device().max_work_group_size);
+  set_args(state_scan_, states_.buffer(), int(n_chunks), Dk * Dv, int(reverse));
+  rt.launch(state_scan_, cl::NDRange(round_up(size_t(Dk) * Dv, scan_group), G),
+            cl::NDRange(scan_group, 1), cost.scan);
+  set_args(chunk_output_, out, a, b, v, states_.buffer(), T, Dk, Dv, ldv, chunk, int(reverse),
+           cl::Local(tile_bytes), cl::Local(tile_bytes), cl::Local(block_bytes),
            cl::Local(sizeof(float) * t.tile * t.tile),
-           cl::Local(sizeof(float) * Dk * t.block_cols));
-  const size_t blocks = (Dv + t.block_cols - 1) / t.block_cols;
-  rt.launch(product_, cl::NDRange(blocks * t.work_group(), G), cl::NDRange(t.work_group(), 1),
-            causal_product_cost(t, double(G), dims.T, options_.chunk, Dk, Dv));
+           cl::Local(sizeof(float) * t.state_rows * t.block_cols()));
+  rt.launch(chunk_output_, chunks, group, cost.output);
 }
 
 void LinearAttention::forward(Ops& ops, const AttentionDims& dims, const StepContext& /*step*/,
@@ -221,8 +261,9 @@ void LinearAttention::backward(Ops& ops, const AttentionDims& dims, const StepCo
   const double btc = activation_floats(dims), rows = head_rows(dims);
   ops.matmul_backward(datt_, grads[2], &grads[3], dout, acts.att, params[2], N, C, C);
   features(rt, dims, acts.qkv);
-  set_args(output_grad_, ext_.buffer(), datt_.buffer(), acts.att.buffer(), acts.den.buffer(), dims.B, dims.T, C, dims.H);
-  rt.launch(output_grad_, cl::NDRange(dims.H, dims.T, dims.B), cl::NullRange,
+  set_args(output_grad_, ext_.buffer(), datt_.buffer(), acts.att.buffer(), acts.den.buffer(),
+           dims.T, C, dims.H, cl::Local(sizeof(float) * d));
+  rt.launch(output_grad_, cl::NDRange(C, dims.T, dims.B), cl::NDRange(d, 1, 1),
             KernelCost{0, sizeof(float) * (3 * btc + 2 * rows)});
   // g' = [g | h] pairs with V' = [V | 1]; see linear.cl's header for the three products.
   causal_product(rt, dims, dphi_q_, ext_, v_ext_, d + 1, phi_k_, d, d, /*reverse=*/false);
@@ -259,8 +300,7 @@ void LinearAttention::reference_forward(const AttentionDims& dims, const StepCon
                                         float* out) const {
   std::vector<float> qkv, att;
   linear_core_forward(qkv, att, dims, params, x);
-  reference::matmul_forward(out, att.data(), params[2], params[3], dims.B * dims.T, dims.C,
-                            dims.C);
+  reference::matmul_forward(out, att.data(), params[2], params[3], dims.B * dims.T, dims.C, dims.C);
 }
 
 void LinearAttention::reference_backward(const AttentionDims& dims, const StepContext& /*step*/,
@@ -271,12 +311,12 @@ void LinearAttention::reference_backward(const AttentionDims& dims, const StepCo
   std::vector<float> qkv, att;  // recomputed: the reference keeps no state between calls
   linear_core_forward(qkv, att, dims, params, x);
   std::vector<float> datt(size_t(N) * C), dqkv(size_t(N) * 3 * C, 0.f);
-  reference::matmul_backward(datt.data(), dparams[2], dparams[3], dout, att.data(), params[2], N,
-                             C, C);
+  reference::matmul_backward(datt.data(), dparams[2], dparams[3], dout, att.data(), params[2], N, C,
+                             C);
   const reference::QKVHeads in = reference::split_qkv(qkv.data(), C);
   const reference::QKVGradHeads grad = reference::split_qkv_grad(dqkv.data(), C);
-  reference::linear_attention_backward(grad.q, grad.k, grad.v, {datt.data(), C}, in.q, in.k,
-                                       in.v, linear_shape(dims));
+  reference::linear_attention_backward(grad.q, grad.k, grad.v, {datt.data(), C}, in.q, in.k, in.v,
+                                       linear_shape(dims));
   reference::matmul_backward(dx, dparams[0], dparams[1], dqkv.data(), x, params[0], N, C, 3 * C);
 }
 

@@ -18,12 +18,17 @@ struct LinearActivations : AttentionActivations {
   DeviceBuffer den;  // (B, H, T): φ(Q_i)·z_i + ε
 };
 
-// linear.cl's tunables for one device and head size (see the kernel file).
+// linear.cl's tunables for one device and head size d (see the kernel file).
 struct LinearTiles {
+  int head_size = 64;
   int tile = 32;
-  int block_cols = 8;
-  size_t work_group() const { return size_t(tile) * block_cols; }
-  size_t local_bytes(int Dk) const;
+  int cols_per_item = 8;
+  int state_rows = 16;
+  int col_groups() const { return (head_size + cols_per_item) / cols_per_item; }
+  int block_cols() const { return col_groups() * cols_per_item; }  // ≥ d + 1
+  int state_iters() const { return (head_size + tile) / tile; }    // ⌈(d + 1) / tile⌉
+  size_t work_group() const { return size_t(tile) * col_groups(); }
+  size_t local_bytes() const;  // linear_chunk_output's, the largest
   std::string build_options() const;
 };
 
@@ -62,22 +67,24 @@ class LinearAttention : public AttentionVariant {
   void grow_scratch(Runtime& rt, const AttentionDims& dims);
   void features(Runtime& rt, const AttentionDims& dims, const cl::Buffer& qkv);
   void causal_product(Runtime& rt, const AttentionDims& dims, const cl::Buffer& out,
-                      const cl::Buffer& a, const cl::Buffer& b, int Dk, const cl::Buffer& v,
-                      int Dv, int ldv, bool reverse);
+                      const cl::Buffer& a, const cl::Buffer& b, int Dk, const cl::Buffer& v, int Dv,
+                      int ldv, bool reverse);
   void element_wise(Runtime& rt, cl::Kernel& kernel, const AttentionDims& dims, double bytes);
 
   LinearTiles tiles_;
   std::string built_options_;  // the tiles' build options the kernels below came from
-  cl::Kernel product_, features_, normalize_, output_grad_, input_grad_;
+  cl::Kernel chunk_states_, state_scan_, chunk_output_;
+  cl::Kernel features_, normalize_, output_grad_, input_grad_;
 
   // Transient buffers shared by all layers (layers run one at a time on the in-order
   // queue), sized for the largest dims allocate() has seen. (G,T,·) with G = B·H.
-  DeviceBuffer phi_q_, phi_k_;  // (G,T,d)
-  DeviceBuffer v_ext_;          // (G,T,d+1): [V | 1]
-  DeviceBuffer ext_;            // (G,T,d+1): forward [num | den − ε]; backward g'
-  DeviceBuffer datt_;           // (B,T,C)
+  DeviceBuffer phi_q_, phi_k_;         // (G,T,d)
+  DeviceBuffer v_ext_;                 // (G,T,d+1): [V | 1]
+  DeviceBuffer ext_;                   // (G,T,d+1): forward [num | den − ε]; backward g'
+  DeviceBuffer datt_;                  // (B,T,C)
   DeviceBuffer dphi_q_, dphi_k_, dv_;  // (G,T,d)
-  DeviceBuffer dqkv_;           // (B,T,3C)
+  DeviceBuffer dqkv_;                  // (B,T,3C)
+  DeviceBuffer states_;                // (G,⌈T/c⌉,Dk,Dv): one product's per-chunk states
 };
 
 namespace reference {

@@ -38,8 +38,8 @@ void add_to_state(std::vector<double>& S, std::vector<double>& z, const std::vec
 }
 
 // o = φq S / (φq·z + ε); returns the denominator.
-double read_state(std::vector<double>& o, const std::vector<double>& S, const std::vector<double>& z,
-                  const std::vector<double>& phiq, int d) {
+double read_state(std::vector<double>& o, const std::vector<double>& S,
+                  const std::vector<double>& z, const std::vector<double>& phiq, int d) {
   double den = kEps;
   std::fill(o.begin(), o.end(), 0.0);
   for (int a = 0; a < d; ++a) {

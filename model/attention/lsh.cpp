@@ -37,7 +37,8 @@ size_t local_mem_budget(const DeviceInfo& dev) {
 LshTiles choose_tiles(const DeviceInfo& dev, int head_size) {
   LshTiles t;
   const size_t budget = local_mem_budget(dev);
-  while (t.attention_local_bytes(head_size) > budget || size_t(t.queries) > dev.max_work_group_size) {
+  while (t.attention_local_bytes(head_size) > budget ||
+         size_t(t.queries) > dev.max_work_group_size) {
     if (t.keys > 8)
       t.keys /= 2;
     else if (t.queries > 1)
@@ -49,6 +50,9 @@ LshTiles choose_tiles(const DeviceInfo& dev, int head_size) {
                   " needs more local memory than " + dev.short_label() + " has");
   }
   t.sort_wg = int(std::min<size_t>(t.sort_wg, dev.max_work_group_size));
+  if (size_t(head_size) > dev.max_work_group_size)
+    throw Error("lsh attention needs work-groups of the head size (" + std::to_string(head_size) +
+                ") on " + dev.short_label());
   return t;
 }
 
@@ -210,9 +214,10 @@ void LshAttention::hash_and_sort(Runtime& rt, const LshShape& s, LshActivations&
   const double rows = round_rows(s);
   set_args(hash_, acts.bucket.buffer(), acts.rho.buffer(), acts.qv.buffer(), rotations_.buffer(),
            s.B, s.T, C, s.H, s.rounds, s.buckets);
-  rt.launch(hash_, cl::NDRange(s.H, s.T, s.B), cl::NullRange,
-            KernelCost{2.0 * rows * s.head_size * (s.buckets / 2),
-                       sizeof(float) * (double(s.B) * s.T * C + head_rows(s)) + sizeof(int) * rows});
+  rt.launch(
+      hash_, cl::NDRange(s.H, s.T, s.B), cl::NullRange,
+      KernelCost{2.0 * rows * s.head_size * (s.buckets / 2),
+                 sizeof(float) * (double(s.B) * s.T * C + head_rows(s)) + sizeof(int) * rows});
   const size_t slices = size_t(s.B) * s.H * s.rounds;
   set_args(sort_, acts.sorted.buffer(), acts.bucket.buffer(), s.T, s.buckets,
            cl::Local(s.buckets * sizeof(int)), cl::Local(tiles_.sort_wg * sizeof(int)));
@@ -244,8 +249,9 @@ void LshAttention::attend_backward(Runtime& rt, const LshShape& s, const Attenti
   const int C = dims.C, d = s.head_size;
   const size_t slices = size_t(s.B) * s.H * s.rounds, keys = tiles_.keys;
   const double pairs = slices * window_pairs(s.T, s.chunk), btc = activation_floats(dims);
-  set_args(delta_, delta_buf_.buffer(), datt_.buffer(), acts.att.buffer(), s.B, s.T, C, s.H);
-  rt.launch(delta_, cl::NDRange(s.H, s.T, s.B), cl::NullRange,
+  set_args(delta_, delta_buf_.buffer(), datt_.buffer(), acts.att.buffer(), s.T, C, s.H,
+           cl::Local(sizeof(float) * d));
+  rt.launch(delta_, cl::NDRange(C, s.T, s.B), cl::NDRange(d, 1, 1),
             KernelCost{0, sizeof(float) * (2 * btc + head_rows(s))});
 
   const cl::NDRange global(attention_groups(s) * tiles_.queries, slices);
@@ -267,8 +273,9 @@ void LshAttention::attend_backward(Runtime& rt, const LshShape& s, const Attenti
             KernelCost{2 * 4 * d * pairs, sizeof(float) * s.rounds * 6 * btc});
 
   set_args(input_grad_, dqv_.buffer(), out_r_.buffer(), dk_r_.buffer(), dv_r_.buffer(),
-           acts.qv.buffer(), acts.rho.buffer(), s.B, s.T, C, s.H, s.rounds);
-  rt.launch(input_grad_, cl::NDRange(s.H, s.T, s.B), cl::NullRange,
+           acts.qv.buffer(), acts.rho.buffer(), s.B, s.T, C, s.H, s.rounds,
+           cl::Local(sizeof(float) * d));
+  rt.launch(input_grad_, cl::NDRange(C, s.T, s.B), cl::NDRange(d, 1, 1),
             KernelCost{0, sizeof(float) * (3 * s.rounds * btc + 4 * btc + head_rows(s))});
 }
 

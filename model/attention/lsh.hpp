@@ -32,9 +32,9 @@ struct LshActivations : AttentionActivations {
 
 // lsh.cl's tunables for one device and head size (see the kernel file).
 struct LshTiles {
-  int queries = 64;  // QUERIES
-  int keys = 32;     // KEYS
-  int sort_wg = 256;  // SORT_WG
+  int queries = 64;                                   // QUERIES
+  int keys = 32;                                      // KEYS
+  int sort_wg = 256;                                  // SORT_WG
   size_t attention_local_bytes(int head_size) const;  // the largest of the three kernels
   std::string build_options(int head_size) const;
 };
@@ -89,16 +89,16 @@ class LshAttention : public AttentionVariant {
   std::string built_options_;
   cl::Kernel hash_, sort_, attend_, combine_, delta_, attend_dq_, attend_dkv_, input_grad_;
 
-  DeviceBuffer rotations_;  // (n_r, d, n_b/2) of the step below
+  DeviceBuffer rotations_;               // (n_r, d, n_b/2) of the step below
   std::vector<uint64_t> rotations_key_;  // seed, step, n_r, d, n_b of rotations_
 
   // Transient buffers shared by all layers, sized for the largest dims allocate() has seen.
-  DeviceBuffer out_r_;                   // (n_r, B, T, C): per-round O_r; backward dq_r
-  DeviceBuffer lse_r_;                   // (n_r, B, H, T): per-round L_r
-  DeviceBuffer dk_r_, dv_r_;             // (n_r, B, T, C)
-  DeviceBuffer datt_;                    // (B, T, C)
-  DeviceBuffer delta_buf_;               // (B, H, T): D = dO·O
-  DeviceBuffer dqv_;                     // (B, T, 2C)
+  DeviceBuffer out_r_;        // (n_r, B, T, C): per-round O_r; backward dq_r
+  DeviceBuffer lse_r_;        // (n_r, B, H, T): per-round L_r
+  DeviceBuffer dk_r_, dv_r_;  // (n_r, B, T, C)
+  DeviceBuffer datt_;         // (B, T, C)
+  DeviceBuffer delta_buf_;    // (B, H, T): D = dO·O
+  DeviceBuffer dqv_;          // (B, T, 2C)
 
   // What the reference hashed last, for debug_tensors (the reference is const).
   mutable std::mutex reference_hash_mutex_;
@@ -143,8 +143,8 @@ void lsh_attention_backward(const Heads& dq, const Heads& dv, const ConstHeads& 
 void lsh_block_forward(const LshShape& s, const std::vector<int>& buckets,
                        const std::vector<const float*>& params, const float* x, float* out);
 void lsh_block_backward(const LshShape& s, const std::vector<int>& buckets,
-                        const std::vector<const float*>& params, const float* x,
-                        const float* dout, float* dx, const std::vector<float*>& dparams);
+                        const std::vector<const float*>& params, const float* x, const float* dout,
+                        float* dx, const std::vector<float*>& dparams);
 
 }  // namespace reference
 

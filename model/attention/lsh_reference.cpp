@@ -147,8 +147,8 @@ void lsh_attention_backward(const Heads& dq, const Heads& dv, const ConstHeads& 
           for (size_t n = 0; n < round.keys.size(); ++n) {
             const int j = round.keys[n];
             const double p = round.p[n];
-            const double ds = p * (dot(dout_r.data(), v.at(b, j, h, T, d), d) - dout_dot_or) +
-                              p * dlse;
+            const double ds =
+                p * (dot(dout_r.data(), v.at(b, j, h, T, d), d) - dout_dot_or) + p * dlse;
             for (int c = 0; c < d; ++c) dv_acc[size_t(j) * d + c] += p * dout_r[c];
             if (j == i) continue;
             for (int c = 0; c < d; ++c) {
@@ -197,8 +197,8 @@ void lsh_block_forward(const LshShape& s, const std::vector<int>& buckets,
 }
 
 void lsh_block_backward(const LshShape& s, const std::vector<int>& buckets,
-                        const std::vector<const float*>& params, const float* x,
-                        const float* dout, float* dx, const std::vector<float*>& dparams) {
+                        const std::vector<const float*>& params, const float* x, const float* dout,
+                        float* dx, const std::vector<float*>& dparams) {
   const int N = s.B * s.T, C = s.H * s.head_size;
   std::vector<float> qv, att;  // recomputed: the reference keeps no state between calls
   lsh_core_forward(qv, att, s, buckets, params, x);
