@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <thread>
 
 #include "host/device_peaks.hpp"
@@ -49,7 +50,7 @@ struct Bench {
   Runtime runtime;
   Ops ops;
   Telemetry telemetry;
-  ResultsDirectory results;
+  std::unique_ptr<ResultsDirectory> results;  // created once the matrix is validated
   SeriesCursor power_cursor;
   std::optional<PeakFlops> peak;
   std::optional<double> reference_idle_w;
@@ -59,8 +60,7 @@ struct Bench {
       : s(settings),
         runtime(settings.device),
         ops(runtime),
-        telemetry(telemetry_config(settings.telemetry, runtime.device().pci_bus_id)),
-        results(settings.out_dir, runtime.device().name, settings.tag) {
+        telemetry(telemetry_config(settings.telemetry, runtime.device().pci_bus_id)) {
     if (s.peak_tflops)
       peak = PeakFlops{*s.peak_tflops, "--peak-tflops"};
     else
@@ -78,8 +78,8 @@ CsvCell text(const std::string& v) { return CsvCell(v); }
 const CsvCell kEmpty = CsvCell(std::monostate{});
 
 void flush_power(Bench& b) {
-  write_power_csv_rows(b.results.power(), b.telemetry.samples_since(b.power_cursor));
-  b.results.power().flush();
+  write_power_csv_rows(b.results->power(), b.telemetry.samples_since(b.power_cursor));
+  b.results->power().flush();
 }
 
 // Waits (bounded) until the GPU's power is back within 10% + 5 W of the idle power
@@ -106,7 +106,7 @@ void write_step_row(Bench& b, const RunKey& k, const StepResult& r, const char* 
                     const std::optional<float>& val, const WindowResult& w) {
   const SourceEnergy* gpu = w.gpu();
   const SourceEnergy* cpu = w.cpu();
-  b.results.steps().write_row(
+  b.results->steps().write_row(
       {text(k.variant), integer(k.batch), integer(k.seq), integer(k.repeat), integer(r.step),
        text(phase), num(double(r.loss)), val ? num(double(*val)) : kEmpty,
        num(double(r.grad_norm)), num(r.step_ms), num(r.tokens_per_s),
@@ -173,7 +173,7 @@ void write_kernels(Bench& b, const RunKey& k) {
   for (const auto& st : stats) total_ns += st.total_ns;
   for (const auto& st : stats) {
     const double seconds = st.total_ns * 1e-9;
-    b.results.kernels().write_row(
+    b.results->kernels().write_row(
         {text(k.variant), integer(k.batch), integer(k.seq), integer(k.repeat), text(st.name),
          integer((long long)st.calls), num(st.total_ns * 1e-6),
          total_ns > 0 ? num(st.total_ns / total_ns) : kEmpty,
@@ -200,7 +200,7 @@ void write_summary(Bench& b, const RunKey& k, const RunOutcome& o, const RunTota
   if (t.cpu_j && idle_cpu && idle_cpu->mean_watts)
     cpu_net = *t.cpu_j - *idle_cpu->mean_watts * t.train_time_s;
   const SourceEnergy* run_gpu = measured ? measured->gpu() : nullptr;
-  b.results.summary().write_row(
+  b.results->summary().write_row(
       {text(k.variant), integer(k.batch), integer(k.seq), integer(k.repeat), integer(k.order),
        text(o.status), text(o.reason), text(o.options), integer((long long)t.step_ms.size()),
        num(t.train_time_s), num(step_ms), num(iqr(t.step_ms)), num(median(t.tokens_per_s)),
@@ -235,6 +235,10 @@ RunOutcome run_one(Bench& b, const RunKey& k, double* eta_runs_left_s) {
   std::optional<StepFlops> flops;
   std::optional<WindowResult> idle, measured;
   b.runtime.memory().reset_peak();
+  // Only this run's measured steps may reach kernels.csv: not the model's initialisation,
+  // not its warm-up, not validation, and nothing left over from the previous run.
+  b.runtime.profiler().set_enabled(false);
+  b.runtime.profiler().reset();
   o.begin_s = b.telemetry.clock().now();
   try {
     idle = cool_down_and_measure_idle(b);
@@ -257,6 +261,7 @@ RunOutcome run_one(Bench& b, const RunKey& k, double* eta_runs_left_s) {
       StepResult r = run.step();
       WindowResult w = b.telemetry.end_window("step");
       if (measuring) b.runtime.profiler().collect();
+      b.runtime.profiler().set_enabled(false);
       std::optional<float> val;
       const int every = b.s.train.val_every;
       if (measuring && every > 0 && (i + 1 - b.s.warmup) % every == 0) val = run.validate();
@@ -396,7 +401,8 @@ int run_bench(BenchSettings& s) {
   Bench b(s);
   ModelConfig model;
   resolve_matrix(b, model);
-  Json& m = b.results.manifest();
+  b.results = std::make_unique<ResultsDirectory>(s.out_dir, b.runtime.device().name, s.tag);
+  Json& m = b.results->manifest();
   m = {{"tool", "attnscope"},
        {"git_commit", ATTNSCOPE_GIT_COMMIT},
        {"command_line", s.command_line},
@@ -411,9 +417,9 @@ int run_bench(BenchSettings& s) {
        {"profiling", "every kernel launch carries an OpenCL profiling event during measured steps"},
        {"unavailable", unavailable_json(b)},
        {"runs", Json::array()}};
-  b.results.save_manifest();
+  b.results->save_manifest();
   std::cout << "attnscope bench on " << b.runtime.device().short_label() << " -> "
-            << b.results.path() << "\n";
+            << b.results->path() << "\n";
   std::vector<std::pair<RunKey, Json>> done;
   const int total_runs = int(s.variants.size() * s.batches.size() * s.seqs.size()) * s.repeats;
   double last_run_s = 0;
@@ -430,15 +436,15 @@ int run_bench(BenchSettings& s) {
           Json j = run_json(k, o);
           m["runs"].push_back(j);
           done.emplace_back(k, j);
-          b.results.save_manifest();
+          b.results->save_manifest();
         }
   m["completed"] = !interrupted();
   m["interrupted"] = interrupted();
   m["finished_utc"] = utc_timestamp("%Y-%m-%dT%H:%M:%SZ");
   m["sampler"] = {{"cpu_share", b.telemetry.sampler_stats().cpu_share()},
                   {"missed_ticks", b.telemetry.sampler_stats().missed_ticks}};
-  b.results.save_manifest();
-  print_table(done, b.results.path());
+  b.results->save_manifest();
+  print_table(done, b.results->path());
   return interrupted() ? int(ExitCode::kInterrupted) : 0;
 }
 

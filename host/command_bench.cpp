@@ -19,36 +19,36 @@ void add_bench_command(CLI::App& app, const std::string& command_line) {
   add_model_options(cmd, s->model);
   add_attention_options(cmd, s->train.attention);
   cmd->add_option("--batch,-B", s->batches, "Batch sizes, comma-separated (default 16 on a "
-                  "GPU, 4 on a CPU)")->delimiter(',')->check(CLI::PositiveNumber);
+                  "GPU, 4 on a CPU)")->delimiter(',')->check(kPositive);
   cmd->add_option("--seq,-T", s->seqs, "Sequence lengths, comma-separated (default 512 on a "
-                  "GPU, 64 on a CPU)")->delimiter(',')->check(CLI::PositiveNumber);
+                  "GPU, 64 on a CPU)")->delimiter(',')->check(kPositive);
   cmd->add_option("--repeats", s->repeats, "Repeats of the whole matrix")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(kPositive);
   cmd->add_option("--warmup", s->warmup, "Warm-up steps per run (not measured)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(kNonNegative);
   cmd->add_option("--steps", s->steps, "Measured steps per run")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(kPositive);
   cmd->add_option("--seed", s->train.seed, "Seed of weights and data (same for every variant)")
       ->capture_default_str();
   add_optimizer_options(cmd, s->train.optimizer);
   cmd->add_option("--data", s->train.data.path, "Training data file (default: built-in corpus)");
   cmd->add_option("--val-data", s->train.data.val_path, "Held-out data file");
   cmd->add_option("--val-every", s->train.val_every, "Validation every N measured steps "
-                  "(0: once at the end)")->capture_default_str()->check(CLI::NonNegativeNumber);
+                  "(0: once at the end)")->capture_default_str()->check(kNonNegative);
   cmd->add_option("--val-batches", s->train.val_batches, "Batches per validation")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(kPositive);
   auto* target_opt = cmd->add_option("--target-loss", *target,
                                      "Record time and energy to reach this validation loss");
   cmd->add_option("--out", s->out_dir, "Parent directory of the results directory")
       ->capture_default_str();
   cmd->add_option("--tag", s->tag, "Tag in the results directory name")->capture_default_str();
   cmd->add_option("--idle-seconds", s->idle_seconds, "Idle-power window before each run")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(kPositive);
   cmd->add_option("--cooldown-max", s->cooldown_max_seconds,
                   "Longest wait for the GPU to return near idle power between runs, seconds")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(kNonNegative);
   auto* peak_opt = cmd->add_option("--peak-tflops", *peak, "Device FP32 peak for MFU (default: "
-                                   "built-in table by device name)")->check(CLI::PositiveNumber);
+                                   "built-in table by device name)")->check(kPositive);
   add_telemetry_options(*cmd, s->telemetry);
   cmd->callback([s, variants, target, peak, target_opt, peak_opt] {
     s->variants = parse_variant_list(*variants);

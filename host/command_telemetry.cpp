@@ -7,6 +7,7 @@
 
 #include "host/commands.hpp"
 #include "host/device_info.hpp"
+#include "host/options.hpp"
 #include "telemetry/telemetry_options.hpp"
 
 namespace attnscope {
@@ -85,7 +86,7 @@ void add_telemetry_command(CLI::App& app) {
   auto args = std::make_shared<TelemetryCommandArgs>();
   auto* cmd = app.add_subcommand("telemetry", "List the power/energy sources for a device and measure each for a while");
   cmd->add_option("--seconds", args->seconds, "How long to sample")
-      ->check(CLI::PositiveNumber)
+      ->check(kPositive)
       ->capture_default_str();
   cmd->add_option("--device", args->device,
                   "OpenCL device: P:D, or part of its name (default: first GPU, else first CPU)");

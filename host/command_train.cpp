@@ -10,6 +10,8 @@
 #include "host/stats.hpp"
 #include "host/training.hpp"
 #include "model/registry.hpp"
+#include "telemetry/telemetry.hpp"
+#include "telemetry/telemetry_options.hpp"
 
 namespace attnscope {
 namespace {
@@ -19,12 +21,44 @@ struct TrainCommand {
   ModelOptions model;
   TrainSettings settings;
   std::string save_path;
+  TelemetryOptions telemetry;
 };
 
-void print_step(const StepResult& r, int total) {
-  std::printf("step %5lld/%d | loss %.6f | grad norm %.4f | %8.2f ms | %9.0f tok/s\n",
-              (long long)r.step, total, r.loss, r.grad_norm, r.step_ms, r.tokens_per_s);
+// "| 612 W 183.4 J counter", or nothing where the machine has no GPU power source.
+std::string gpu_energy_text(const WindowResult& w) {
+  const SourceEnergy* gpu = w.gpu();
+  if (!gpu || !gpu->joules || !gpu->mean_watts) return "";
+  char buf[96];
+  std::snprintf(buf, sizeof buf, " | %4.0f W %8.2f J %s", *gpu->mean_watts, *gpu->joules,
+                energy_method_name(gpu->method));
+  return buf;
+}
+
+void print_step(const StepResult& r, int total, const WindowResult& w) {
+  std::printf("step %5lld/%d | loss %.6f | grad norm %.4f | %8.2f ms | %9.0f tok/s%s\n",
+              (long long)r.step, total, r.loss, r.grad_norm, r.step_ms, r.tokens_per_s,
+              gpu_energy_text(w).c_str());
   std::fflush(stdout);
+}
+
+// The steps' GPU energy two ways: the sum of the per-step figures, and the one window
+// around the training loop (counter and sampled; it includes any --val-every validation),
+// with its Unix-time edges so that an independent reader of the same counter (nvidia-smi,
+// pynvml) can be held against it.
+void print_energy_totals(const Telemetry& telemetry, double step_sum_j, bool every_step,
+                         const WindowResult& run) {
+  const SourceEnergy* gpu = run.gpu();
+  if (!gpu) {
+    std::printf("GPU energy: unavailable (no GPU power source; see `attnscope telemetry`)\n");
+    return;
+  }
+  const double origin = telemetry.clock().origin_unix_seconds();
+  auto joules = [](const std::optional<double>& j) { return j ? std::to_string(*j) : std::string("-"); };
+  std::printf("GPU energy of the steps: %s J summed per step; window %.3f s (unix %.3f to %.3f): "
+              "%s J by counter, %s J sampled\n",
+              every_step ? std::to_string(step_sum_j).c_str() : "-", run.duration_s(),
+              origin + run.begin_s, origin + run.end_s, joules(gpu->counter_joules).c_str(),
+              joules(gpu->sampled_joules).c_str());
 }
 
 void print_validation(TrainingRun& run) {
@@ -38,16 +72,29 @@ void run_train(TrainCommand& cmd) {
   Ops ops(runtime);
   cmd.settings.model = cmd.model.resolve(runtime.device());
   TrainingRun run(ops, cmd.settings);
+  Telemetry telemetry(telemetry_config(cmd.telemetry, runtime.device().pci_bus_id));
   std::cout << run.banner() << std::flush;
   std::vector<double> step_ms;
+  double step_sum_j = 0;
+  bool every_step = true;
   const int total = cmd.settings.steps;
+  telemetry.begin_window("run");
   for (int i = 0; i < total && !interrupted(); ++i) {
+    telemetry.begin_window("step");
     StepResult r = run.step();
-    print_step(r, total);
+    WindowResult w = telemetry.end_window("step");
+    const SourceEnergy* gpu = w.gpu();
+    if (gpu && gpu->joules)
+      step_sum_j += *gpu->joules;
+    else
+      every_step = false;
+    print_step(r, total, w);
     if (i > 0) step_ms.push_back(r.step_ms);  // the first step includes one-time setup
     const int every = cmd.settings.val_every;
     if (every > 0 && r.step % every == 0) print_validation(run);
   }
+  WindowResult run_window = telemetry.end_window("run");
+  print_energy_totals(telemetry, step_sum_j, every_step && run.steps_done() > 0, run_window);
   if (cmd.settings.val_every <= 0 || run.steps_done() % cmd.settings.val_every != 0)
     print_validation(run);
   if (auto ms = median(step_ms)) {
@@ -77,9 +124,9 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--variant", s.variant, "Attention variant (see `attnscope variants`)")
       ->capture_default_str();
   add_attention_options(cmd, s.attention);
-  cmd->add_option("--batch,-B", s.batch, "Batch size B")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--seq,-T", s.seq, "Sequence length T")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--steps", s.steps, "Training steps")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--batch,-B", s.batch, "Batch size B")->capture_default_str()->check(kPositive);
+  cmd->add_option("--seq,-T", s.seq, "Sequence length T")->capture_default_str()->check(kPositive);
+  cmd->add_option("--steps", s.steps, "Training steps")->capture_default_str()->check(kNonNegative);
   cmd->add_option("--seed", s.seed, "Seed of the initial weights and the built-in data")
       ->capture_default_str();
   add_optimizer_options(cmd, s.optimizer);
@@ -88,12 +135,13 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--val-data", s.data.val_path, "Held-out data (default: see README)");
   cmd->add_option("--val-every", s.val_every, "Validation loss every N steps (0: at the end)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
   cmd->add_option("--val-batches", s.val_batches, "Batches per validation")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   cmd->add_option("--load", s.load_path, "Start from this checkpoint (llm.c GPT-2 format)");
   cmd->add_option("--save", state->save_path, "Write a checkpoint here at the end");
+  add_telemetry_options(*cmd, state->telemetry);
   cmd->callback([state] {
     make_variant(state->settings.variant, state->settings.attention);  // early, clear error
     run_train(*state);

@@ -4,6 +4,25 @@
 
 namespace attnscope {
 
+namespace {
+
+CLI::Validator lower_bound(bool inclusive) {
+  const std::string rule = inclusive ? "must be >= 0" : "must be > 0";
+  return CLI::Validator(
+      [inclusive, rule](std::string& text) -> std::string {
+        double value = 0;
+        if (!CLI::detail::lexical_cast(text, value)) return "'" + text + "' is not a number";
+        const bool ok = inclusive ? value >= 0 : value > 0;
+        return ok ? "" : rule + ", got " + text;
+      },
+      inclusive ? "NONNEGATIVE" : "POSITIVE");
+}
+
+}  // namespace
+
+const CLI::Validator kPositive = lower_bound(false);
+const CLI::Validator kNonNegative = lower_bound(true);
+
 ModelConfig ModelOptions::resolve(const DeviceInfo& device) const {
   ModelConfig c = preset_config(preset == "auto" ? (device.is_gpu ? "gpt2" : "tiny") : preset);
   if (n_layer) c.n_layer = n_layer;
@@ -24,46 +43,46 @@ void add_model_options(CLI::App* cmd, ModelOptions& o) {
                   "tiny on a CPU)")
       ->capture_default_str();
   cmd->add_option("--n-layer", o.n_layer, "Override the preset's number of layers")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   cmd->add_option("--n-head", o.n_head, "Override the preset's number of heads")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   cmd->add_option("--n-embd", o.n_embd, "Override the preset's embedding width")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   cmd->add_option("--max-seq", o.max_seq_len, "Override the preset's max sequence length")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   cmd->add_option("--vocab-size", o.vocab_size, "Override the preset's vocabulary size")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
 }
 
 void add_attention_options(CLI::App* cmd, AttentionOptions& o) {
   cmd->add_option("--kv-heads", o.kv_heads, "gqa: K/V heads (default n_head/4)")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   cmd->add_option("--latent-dim", o.latent_dim, "mla: latent width d_c (default 4 x head size)")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   cmd->add_option("--chunk", o.chunk, "linear: chunk length; lsh: keys per chunk c")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   cmd->add_option("--window", o.window, "sliding_window: window w")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   cmd->add_option("--hashes", o.hashes, "lsh: hash rounds")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   cmd->add_option("--buckets", o.buckets, "lsh: buckets, even (default max(2, T/64))")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
 }
 
 void add_optimizer_options(CLI::App* cmd, OptimizerConfig& o) {
-  cmd->add_option("--lr", o.adamw.lr, "AdamW learning rate")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--lr", o.adamw.lr, "AdamW learning rate")->capture_default_str()->check(kPositive);
   cmd->add_option("--beta1", o.adamw.beta1, "AdamW beta1")->capture_default_str()->check(CLI::Range(0.0, 0.999999));
   cmd->add_option("--beta2", o.adamw.beta2, "AdamW beta2")->capture_default_str()->check(CLI::Range(0.0, 0.999999));
-  cmd->add_option("--eps", o.adamw.eps, "AdamW epsilon")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--eps", o.adamw.eps, "AdamW epsilon")->capture_default_str()->check(kPositive);
   cmd->add_option("--weight-decay", o.adamw.weight_decay, "AdamW weight decay (matrices only)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
   cmd->add_option("--grad-clip", o.grad_clip, "Global gradient-norm clip (0 disables)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
 }
 
 }  // namespace attnscope

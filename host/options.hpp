@@ -19,6 +19,11 @@ struct ModelOptions {
   ModelConfig resolve(const DeviceInfo& device) const;
 };
 
+// Option checks with a plain message ("--steps: must be >= 0, got -1"); CLI11's
+// PositiveNumber prints its whole double range instead.
+extern const CLI::Validator kPositive;
+extern const CLI::Validator kNonNegative;
+
 void add_model_options(CLI::App* cmd, ModelOptions& options);
 void add_attention_options(CLI::App* cmd, AttentionOptions& options);
 void add_optimizer_options(CLI::App* cmd, OptimizerConfig& options);

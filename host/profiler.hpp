@@ -32,7 +32,11 @@ class KernelProfiler {
   double collect();
   // Totals since the last reset, sorted by total time, descending.
   std::vector<KernelStats> stats() const;
-  void reset() { totals_.clear(); }
+  // Drops the totals and any launches not yet collected.
+  void reset() {
+    totals_.clear();
+    pending_.clear();
+  }
   void set_enabled(bool on) { enabled_ = on; }
   bool enabled() const { return enabled_; }
 

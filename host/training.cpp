@@ -10,14 +10,10 @@
 namespace attnscope {
 namespace {
 
-std::vector<int> resolved_options(const AttentionOptions& o) {
-  return {o.kv_heads, o.latent_dim, o.chunk, o.window, o.hashes, o.buckets};
-}
-
 CheckpointHeader header_for(const GPT2& model, const std::string& variant) {
   return checkpoint_header(model.config(), variant,
                            model.attention().parameters(model.attention_dims()),
-                           resolved_options(model.attention().options()));
+                           model.attention().parameter_options());
 }
 
 }  // namespace

@@ -102,6 +102,11 @@ class AttentionVariant {
   const AttentionOptions& options() const { return options_; }
   // Human-readable resolved options, e.g. "window=256".
   virtual std::string describe_options() const { return ""; }
+  // The resolved options that shape parameters() (gqa's kv_heads, mla's latent_dim): a
+  // checkpoint records them and is refused by a model whose options differ. Options that
+  // change only the computation (window, chunk, hashes) are left out, so one checkpoint
+  // serves every setting of them.
+  virtual std::vector<int> parameter_options() const { return {}; }
 
   // Parameter tensors of one layer, in checkpoint order.
   virtual std::vector<TensorSpec> parameters(const AttentionDims& dims) const = 0;

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Figures from an attnscope results directory (headless matplotlib).
 
 Usage: tools/plot_results.py RESULTS_DIR

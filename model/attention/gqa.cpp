@@ -49,6 +49,7 @@ class GroupedQueryAttention final : public TiledExactAttention {
     TiledExactAttention::resolve(dims);
   }
 
+  std::vector<int> parameter_options() const override { return {kv_heads_}; }
   std::string describe_options() const override {
     return "kv_heads=" + std::to_string(kv_heads_);
   }

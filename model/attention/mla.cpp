@@ -56,6 +56,7 @@ class MlaAttention : public AttentionVariant {
     options_.latent_dim = requested_latent_dim_ > 0 ? requested_latent_dim_ : 4 * dims.head_size();
   }
 
+  std::vector<int> parameter_options() const override { return {options_.latent_dim}; }
   std::string describe_options() const override {
     return "latent_dim=" + std::to_string(options_.latent_dim);
   }

@@ -1,0 +1,319 @@
+// `attnscope bench`, `merge`, the plot script and bad command lines, run as a user runs
+// them: the binary on the test device with the tiny model. One benchmark of two variants ×
+// two repeats is shared by the tests that read its results directory.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "host/stats.hpp"
+#include "test_support.hpp"
+
+namespace fs = std::filesystem;
+
+namespace attnscope {
+namespace {
+
+using Row = std::map<std::string, std::string>;
+
+struct Csv {
+  std::vector<std::string> columns;
+  std::vector<Row> rows;
+};
+
+// RFC 4180 fields: quoted cells may hold commas and doubled quotes.
+std::vector<std::string> split_csv_line(const std::string& line) {
+  std::vector<std::string> cells(1);
+  bool quoted = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted && c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+      cells.back() += '"';
+      ++i;
+    } else if (c == '"') {
+      quoted = !quoted;
+    } else if (c == ',' && !quoted) {
+      cells.emplace_back();
+    } else {
+      cells.back() += c;
+    }
+  }
+  return cells;
+}
+
+// Every row must have exactly the header's cell count: a torn row fails the test.
+Csv read_csv(const fs::path& path) {
+  std::ifstream in(path);
+  EXPECT_TRUE(in) << path;
+  Csv csv;
+  std::string line;
+  std::getline(in, line);
+  csv.columns = split_csv_line(line);
+  while (std::getline(in, line)) {
+    auto cells = split_csv_line(line);
+    EXPECT_EQ(cells.size(), csv.columns.size()) << path << ": " << line;
+    Row row;
+    for (size_t i = 0; i < cells.size() && i < csv.columns.size(); ++i) row[csv.columns[i]] = cells[i];
+    csv.rows.push_back(row);
+  }
+  return csv;
+}
+
+nlohmann::json read_json(const fs::path& path) {
+  std::ifstream in(path);
+  return nlohmann::json::parse(in);
+}
+
+// The columns README.md documents under "### <file>": the first cell of each table row,
+// split at ", " ("variant, batch, seq" documents three columns).
+std::set<std::string> documented_columns(const std::string& file) {
+  std::ifstream in(std::string(ATTNSCOPE_SOURCE_DIR) + "/README.md");
+  std::set<std::string> columns;
+  bool in_section = false;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("### ", 0) == 0) in_section = line.rfind("### " + file, 0) == 0;
+    if (!in_section || line.rfind("| ", 0) != 0 || line.rfind("| column", 0) == 0) continue;
+    std::string first = line.substr(2, line.find(" |", 2) - 2);
+    std::stringstream names(first);
+    for (std::string name; std::getline(names, name, ',');) {
+      name.erase(0, name.find_first_not_of(' '));
+      columns.insert(name);
+    }
+  }
+  return columns;
+}
+
+fs::path fresh_dir(const std::string& name) {
+  fs::path dir = fs::temp_directory_path() / ("attnscope_test_" + name + "_" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+// The one results directory a bench created under parent.
+fs::path only_subdirectory(const fs::path& parent) {
+  std::vector<fs::path> dirs;
+  for (const auto& e : fs::directory_iterator(parent))
+    if (e.is_directory()) dirs.push_back(e.path());
+  EXPECT_EQ(dirs.size(), 1u) << parent;
+  return dirs.empty() ? parent : dirs.front();
+}
+
+const std::string kQuickRun = "--warmup 1 --idle-seconds 0.2 --cooldown-max 0 --sample-ms 20";
+
+// baseline and lsh share no attention kernel, so kernels.csv shows any misattribution.
+struct SharedBench {
+  fs::path dir;
+  int status = -1;
+  std::string output;
+  SharedBench() {
+    fs::path parent = fresh_dir("bench");
+    status = testing::run_attnscope("bench --variants baseline,lsh --repeats 2 --steps 3 " +
+                                        kQuickRun + " --tag test --out " + parent.string(),
+                                    &output);
+    dir = only_subdirectory(parent);
+  }
+};
+
+const SharedBench& bench() {
+  static SharedBench b;
+  return b;
+}
+
+double number(const Row& row, const std::string& column) { return std::stod(row.at(column)); }
+
+TEST(Bench, RunsAndWritesEveryFile) {
+  ASSERT_EQ(bench().status, 0) << bench().output;
+  for (const char* f : {"steps.csv", "summary.csv", "kernels.csv", "power.csv", "manifest.json"})
+    EXPECT_TRUE(fs::exists(bench().dir / f)) << f;
+  EXPECT_NE(bench().dir.filename().string().find("_test"), std::string::npos);
+  EXPECT_NE(bench().output.find("results: " + bench().dir.string()), std::string::npos);
+}
+
+TEST(Bench, ColumnsAreTheOnesReadmeDocuments) {
+  for (const char* f : {"steps.csv", "summary.csv", "kernels.csv", "power.csv"}) {
+    const Csv csv = read_csv(bench().dir / f);
+    const std::set<std::string> header(csv.columns.begin(), csv.columns.end());
+    EXPECT_EQ(header, documented_columns(f)) << f;
+  }
+}
+
+TEST(Bench, RowCountsAndRotatedOrder) {
+  const Csv steps = read_csv(bench().dir / "steps.csv");
+  EXPECT_EQ(steps.rows.size(), 2u * 2u * (1u + 3u));
+  const Csv summary = read_csv(bench().dir / "summary.csv");
+  ASSERT_EQ(summary.rows.size(), 4u);
+  std::map<std::string, std::vector<std::string>> order_by_variant;
+  for (const Row& r : summary.rows) {
+    EXPECT_EQ(r.at("status"), "ok") << r.at("reason");
+    EXPECT_EQ(r.at("steps_measured"), "3");
+    order_by_variant[r.at("variant")].push_back(r.at("order"));
+  }
+  // Repeat 0 runs baseline first, repeat 1 runs lsh first.
+  EXPECT_EQ(order_by_variant["baseline"], (std::vector<std::string>{"0", "1"}));
+  EXPECT_EQ(order_by_variant["lsh"], (std::vector<std::string>{"1", "0"}));
+}
+
+TEST(Bench, SummaryMediansAreTheMeasuredStepsMedians) {
+  const Csv steps = read_csv(bench().dir / "steps.csv");
+  const Csv summary = read_csv(bench().dir / "summary.csv");
+  for (const Row& s : summary.rows) {
+    std::vector<double> step_ms, tokens_per_s;
+    double train_time_ms = 0;
+    for (const Row& r : steps.rows)
+      if (r.at("variant") == s.at("variant") && r.at("repeat") == s.at("repeat") &&
+          r.at("phase") == "measured") {
+        step_ms.push_back(number(r, "step_ms"));
+        tokens_per_s.push_back(number(r, "tokens_per_s"));
+        train_time_ms += number(r, "step_ms");
+      }
+    ASSERT_EQ(step_ms.size(), 3u);
+    EXPECT_NEAR(number(s, "step_ms_median"), *median(step_ms), 1e-4 * *median(step_ms));
+    EXPECT_NEAR(number(s, "tokens_per_s_median"), *median(tokens_per_s), 1e-4 * *median(tokens_per_s));
+    EXPECT_NEAR(number(s, "step_ms_iqr"), *iqr(step_ms), 1e-3 * *median(step_ms));
+    EXPECT_NEAR(number(s, "train_time_s") * 1000, train_time_ms, 1e-4 * train_time_ms);
+    EXPECT_GT(number(s, "peak_mem_allocated_bytes"), 0);
+    EXPECT_GT(number(s, "model_flops_per_step"), 0);
+  }
+}
+
+TEST(Bench, KernelsBelongToTheirRun) {
+  const Csv kernels = read_csv(bench().dir / "kernels.csv");
+  std::set<std::string> runs_with_rows;
+  for (const Row& r : kernels.rows) {
+    runs_with_rows.insert(r.at("variant") + r.at("repeat"));
+    const bool lsh_kernel = r.at("kernel").rfind("lsh_", 0) == 0;
+    const bool baseline_kernel = r.at("kernel").rfind("causal_softmax", 0) == 0;
+    if (r.at("variant") == "baseline") {
+      EXPECT_FALSE(lsh_kernel) << r.at("kernel");
+    } else {
+      EXPECT_FALSE(baseline_kernel) << r.at("kernel");
+    }
+    EXPECT_GT(number(r, "calls"), 0);
+  }
+  EXPECT_EQ(runs_with_rows.size(), 4u);
+}
+
+TEST(Bench, ManifestIsCompleteAndNamesWhatIsUnavailable) {
+  const auto m = read_json(bench().dir / "manifest.json");
+  EXPECT_TRUE(m.at("completed").get<bool>());
+  EXPECT_EQ(m.at("runs").size(), 4u);
+  EXPECT_EQ(m.at("config").at("model").at("preset"), "tiny");
+  // A metric the machine cannot measure has an empty cell and a reason; PoCL has no GPU power.
+  const Csv summary = read_csv(bench().dir / "summary.csv");
+  for (const auto& [metric, reason] : m.at("unavailable").items()) {
+    EXPECT_FALSE(reason.get<std::string>().empty()) << metric;
+    for (const Row& r : summary.rows) {
+      if (r.count(metric)) {
+        EXPECT_EQ(r.at(metric), "") << metric;
+      }
+    }
+  }
+}
+
+TEST(Merge, CombinesDirectoriesWithTheirSource) {
+  const fs::path out = fresh_dir("merge") / "merged";
+  std::string output;
+  ASSERT_EQ(testing::run_attnscope("merge --out " + out.string() + " " + bench().dir.string() +
+                                       " " + bench().dir.string(), &output), 0) << output;
+  const Csv merged = read_csv(out / "summary.csv");
+  EXPECT_EQ(merged.rows.size(), 8u);
+  ASSERT_EQ(merged.columns.front(), "source");
+  EXPECT_EQ(merged.rows.front().at("source"), bench().dir.filename().string());
+  EXPECT_EQ(read_csv(out / "steps.csv").rows.size(), 2 * read_csv(bench().dir / "steps.csv").rows.size());
+  EXPECT_NE(testing::run_attnscope("merge --out " + out.string() + " /no/such/dir", &output), 0);
+}
+
+TEST(Plots, ScriptWritesItsFigures) {
+  const std::string cmd = std::string(ATTNSCOPE_SOURCE_DIR) +
+                          "/tools/plot_results.py " + bench().dir.string() + " 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  int pngs = 0;
+  for (const auto& e : fs::directory_iterator(bench().dir))
+    if (e.path().extension() == ".png" && fs::file_size(e.path()) > 1000) ++pngs;
+  EXPECT_GE(pngs, 6);
+}
+
+// SIGINT mid-run: the step in flight ends, the finished rows stay whole, the run is
+// summarised as interrupted, the manifest says incomplete, and the exit status is 130.
+TEST(Bench, InterruptKeepsFinishedRowsAndMarksTheManifestIncomplete) {
+  const fs::path parent = fresh_dir("interrupt");
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    freopen("/dev/null", "w", stdout);
+    execl(ATTNSCOPE_BINARY, ATTNSCOPE_BINARY, "bench", "--variants", "baseline,flash",
+          "--steps", "100000", "--warmup", "0", "--idle-seconds", "0.2", "--cooldown-max", "0",
+          "--out", parent.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  size_t rows_seen = 0;
+  for (int i = 0; i < 600 && rows_seen < 4; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    for (const auto& e : fs::directory_iterator(parent))
+      if (fs::exists(e.path() / "steps.csv")) rows_seen = read_csv(e.path() / "steps.csv").rows.size();
+  }
+  ASSERT_GE(rows_seen, 4u) << "the benchmark wrote no steps within a minute";
+  kill(child, SIGINT);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 130);
+
+  const fs::path dir = only_subdirectory(parent);
+  const Csv steps = read_csv(dir / "steps.csv");
+  EXPECT_GE(steps.rows.size(), rows_seen);
+  for (const Row& r : steps.rows) EXPECT_EQ(r.at("variant"), "baseline");
+  const Csv summary = read_csv(dir / "summary.csv");
+  ASSERT_EQ(summary.rows.size(), 1u);
+  EXPECT_EQ(summary.rows[0].at("status"), "interrupted");
+  EXPECT_EQ(summary.rows[0].at("steps_measured"), std::to_string(steps.rows.size()));
+  const auto m = read_json(dir / "manifest.json");
+  EXPECT_FALSE(m.at("completed").get<bool>());
+  EXPECT_TRUE(m.at("interrupted").get<bool>());
+}
+
+// Bad input: one line on stderr naming the problem, exit status 2, no results directory.
+TEST(CommandLine, BadInputIsOneLineAndExitTwo) {
+  const fs::path parent = fresh_dir("badinput");
+  const std::string out = " --out " + parent.string();
+  const std::vector<std::string> bad = {
+      "train --steps -1",
+      "train --model no_such_preset",
+      "train --variant no_such_variant",
+      "train --batch 0",
+      "train --seq 100000",
+      "train --data /no/such/file.bin",
+      "train --load /no/such/checkpoint.bin",
+      "train --device 7:7",
+      "train --variant gqa --kv-heads 3",
+      "train --frobnicate",
+      "bench --variants baseline,nope" + out,
+      "bench --seq 100000" + out,
+      "bench --target-loss 2" + out,
+      "bench --repeats 0" + out,
+      "telemetry --seconds -1",
+      "check --variant nope",
+  };
+  for (const std::string& args : bad) {
+    std::string output;
+    EXPECT_EQ(testing::run_attnscope(args, &output), 2) << args << "\n" << output;
+    EXPECT_EQ(std::count(output.begin(), output.end(), '\n'), 1) << args << "\n" << output;
+    EXPECT_EQ(output.rfind("attnscope: error: ", 0), 0u) << args << "\n" << output;
+  }
+  EXPECT_TRUE(fs::is_empty(parent));
+}
+
+}  // namespace
+}  // namespace attnscope
