@@ -23,6 +23,7 @@ phase() {
 }
 
 phase 30 devices "$bin" devices
+nvidia-smi --query-gpu=name,driver_version,power.limit,clocks.max.sm --format=csv >"$out/nvsmi_gpu.csv" 2>&1
 phase 90 check "$bin" check --variant all
 phase 20 telemetry "$bin" telemetry --seconds 5
 phase 60 tiny "$bin" train --model tiny --batch 4 --seq 64 --steps 50
@@ -33,7 +34,7 @@ nvidia-smi --query-gpu=timestamp,total_energy_consumption,power.draw --format=cs
   -lms 100 >"$out/nvsmi_energy.csv" 2>&1 &
 smi=$!
 sleep 1
-phase 150 gpt2_train "$bin" train --model gpt2 --batch 16 --seq 512 --steps 50
+phase "${GPT2_SECONDS:-150}" gpt2_train "$bin" train --model gpt2 --batch 16 --seq 512 --steps 50
 sleep 1
 kill "$smi"
 
