@@ -28,15 +28,15 @@ phase 90 check "$bin" check --variant all
 phase 20 telemetry "$bin" telemetry --seconds 5
 phase 60 tiny "$bin" train --model tiny --batch 4 --seq 64 --steps 50
 
-# NVML's total-energy counter (mJ), read by nvidia-smi, a process independent of attnscope,
-# every 100 ms while GPT-2 trains; attnscope prints its own window's Unix-time edges.
-nvidia-smi --query-gpu=timestamp,total_energy_consumption,power.draw --format=csv,nounits \
-  -lms 100 >"$out/nvsmi_energy.csv" 2>&1 &
-smi=$!
+# NVML's total-energy counter (mJ), read by a process independent of attnscope every
+# 100 ms while GPT-2 trains; attnscope prints its own window's Unix-time edges. (nvidia-smi
+# 580 has no total_energy_consumption query field, so the reader calls NVML itself.)
+"$(dirname "$0")/nvml_energy.py" --period-ms 100 >"$out/nvml_energy.csv" 2>&1 &
+reader=$!
 sleep 1
 phase "${GPT2_SECONDS:-150}" gpt2_train "$bin" train --model gpt2 --batch 16 --seq 512 --steps 50
 sleep 1
-kill "$smi"
+kill "$reader"
 
 phase "${BENCH_SECONDS:-330}" bench "$bin" bench --out "$out/results" --tag h200 "$@"
 phase "${SCALING_SECONDS:-120}" scaling "$bin" bench --out "$out/results" --tag seq-scaling \

@@ -5,7 +5,8 @@ Usage: tools/plot_results.py RESULTS_DIR
 
 Writes PNG files beside the CSVs: training time, GPU energy, peak memory, mean power,
 FLOPs, CPU usage per variant (bars: median over repeats, whiskers: min..max), loss curves,
-and energy against time (one point per run). Empty cells (unmeasured metrics) are
+and energy against time (one point per run); and summary.md, a Markdown table of the
+medians over repeats per variant and configuration. Empty cells (unmeasured metrics) are
 skipped, never plotted as 0. Only the standard library and matplotlib are needed.
 """
 import csv
@@ -127,6 +128,42 @@ def energy_time_figure(summary, path):
     return path
 
 
+TABLE_COLUMNS = [
+    # (summary column, heading, scale, decimals)
+    ("step_ms_median", "step ms", 1, 1),
+    ("tokens_per_s_median", "tokens/s", 1, 0),
+    ("achieved_tflops", "TFLOP/s", 1, 1),
+    ("mfu", "MFU %", 100, 1),
+    ("peak_mem_allocated_bytes", "peak mem GiB", 1 / 2**30, 2),
+    ("gpu_mean_w", "GPU W", 1, 0),
+    ("gpu_j_per_token", "GPU mJ/token", 1e3, 1),
+    ("gpu_energy_net_j", "net GPU J", 1, 0),
+    ("cpu_util", "CPU cores", 1, 2),
+    ("final_val_loss", "val loss", 1, 3),
+]
+
+
+def markdown_table(summary, path):
+    """Median over ok repeats of each run's figure; an unmeasured figure is '—'."""
+    runs = defaultdict(list)
+    for row in summary:
+        if row["status"] == "ok":
+            runs[(int(row["batch"]), int(row["seq"]), row["variant"])].append(row)
+    if not runs:
+        return None
+    lines = ["| B | T | variant | runs | " + " | ".join(h for _, h, _, _ in TABLE_COLUMNS) + " |",
+             "|---" * (4 + len(TABLE_COLUMNS)) + "|"]
+    for (batch, seq, variant), rows in sorted(runs.items()):
+        cells = [str(batch), str(seq), variant, str(len(rows))]
+        for column, _, scale, decimals in TABLE_COLUMNS:
+            values = [v for v in (number(r.get(column)) for r in rows) if v is not None]
+            cells.append(f"{statistics.median(values) * scale:.{decimals}f}" if values else "—")
+        lines.append("| " + " | ".join(cells) + " |")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
 def main(argv):
     if len(argv) != 2:
         print(__doc__.strip().splitlines()[2], file=sys.stderr)
@@ -155,6 +192,7 @@ def main(argv):
         bar_figure(summary, "cpu_util", "cores busy", "CPU utilisation", out("cpu_usage.png")),
         loss_figure(steps, out("loss_curves.png")),
         energy_time_figure(summary, out("energy_vs_time.png")),
+        markdown_table(summary, out("summary.md")),
     ]
     written = [w for w in written if w]
     for path in written:
