@@ -6,6 +6,7 @@
 
 #include "host/commands.hpp"
 #include "host/error.hpp"
+#include "host/options.hpp"
 #include "host/runtime.hpp"
 #include "model/ops.hpp"
 #include "model/registry.hpp"
@@ -19,7 +20,20 @@ struct CheckOptions {
   std::string variants = "all";
   std::string device;
   std::string dump_dir;
+  std::vector<int> shape;     // B,T,C,H: one case at the user's own size instead of the standard ones
+  AttentionOptions attention;  // for that case
 };
+
+std::vector<VariantCheckCase> cases_to_check(const CheckOptions& o) {
+  if (o.shape.empty()) return standard_check_cases();
+  VariantCheckCase c;
+  c.dims = {o.shape[0], o.shape[1], o.shape[2], o.shape[3]};
+  if (c.dims.C % c.dims.H != 0)
+    throw UsageError("--shape: C (" + std::to_string(c.dims.C) + ") must be a multiple of H (" +
+                     std::to_string(c.dims.H) + ")");
+  c.options = o.attention;
+  return {c};
+}
 
 // "<dump>/<variant>/<case index>_B2_T37_C64_H4", or "" without --dump.
 std::string case_dump_dir(const CheckOptions& o, const std::string& variant, size_t index,
@@ -47,11 +61,11 @@ bool check_one(Ops& ops, const CheckOptions& o, const std::string& variant, size
 
 void run_check(const CheckOptions& o) {
   const std::vector<std::string> variants = parse_variant_list(o.variants);
+  const auto cases = cases_to_check(o);
   Runtime rt(o.device, /*profiling=*/false);
   Ops ops(rt);
   std::cout << "checking on " << rt.device().short_label() << " (" << rt.device().version
             << "), tolerance 1e-4 relative to the CPU reference" << std::endl;
-  const auto cases = standard_check_cases();
   size_t failed = 0, total = 0;
   for (const auto& variant : variants)
     for (size_t i = 0; i < cases.size(); ++i, ++total)
@@ -75,6 +89,13 @@ void add_check_command(CLI::App& app) {
                   "OpenCL device: P:D or part of its name (default: first GPU, else CPU)");
   cmd->add_option("--dump", options->dump_dir,
                   "write each case's tensors (.npy) and index.json under this directory");
+  cmd->add_option("--shape", options->shape,
+                  "B,T,C,H: check one case of this size (e.g. the benchmark's) instead of the "
+                  "standard small cases; the CPU reference costs O(B·T²·C)")
+      ->delimiter(',')
+      ->expected(4)
+      ->check(kPositive);
+  add_attention_options(cmd, options->attention);
   cmd->callback([options] { run_check(*options); });
 }
 

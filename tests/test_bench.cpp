@@ -305,6 +305,8 @@ TEST(CommandLine, BadInputIsOneLineAndExitTwo) {
       "bench --repeats 0" + out,
       "telemetry --seconds -1",
       "check --variant nope",
+      "check --shape 1,64,100,12",
+      "check --shape 1,64",
   };
   for (const std::string& args : bad) {
     std::string output;

@@ -306,5 +306,14 @@ TEST(CheckCommand, ChecksOneVariantAndRejectsUnknownNames) {
   EXPECT_NE(output.find("unknown attention variant"), std::string::npos) << output;
 }
 
+// --shape checks one case of the user's size with the user's options.
+TEST(CheckCommand, ShapeAndOptionsGiveOneCase) {
+  std::string output;
+  EXPECT_EQ(testing::run_attnscope("check --variant gqa --shape 2,75,96,6 --kv-heads 3", &output), 0)
+      << output;
+  EXPECT_NE(output.find("gqa  B2 T75 C96 H6 [kv_heads=3]"), std::string::npos) << output;
+  EXPECT_NE(output.find("all 1 checks passed"), std::string::npos) << output;
+}
+
 }  // namespace
 }  // namespace attnscope
