@@ -64,8 +64,12 @@ void run_check(const CheckOptions& o) {
   const auto cases = cases_to_check(o);
   Runtime rt(o.device, /*profiling=*/false);
   Ops ops(rt);
-  std::cout << "checking on " << rt.device().short_label() << " (" << rt.device().version
-            << "), tolerance 1e-4 relative to the CPU reference" << std::endl;
+  // The limits the tiles were sized from: a failure on one device but not another often
+  // comes down to them.
+  std::cout << "checking on " << rt.device().short_label() << " (" << rt.device().version << "; "
+            << (rt.device().local_mem_bytes >> 10) << " KiB local memory, work-groups up to "
+            << rt.device().max_work_group_size << "), tolerance 1e-4 relative to the CPU reference"
+            << std::endl;
   size_t failed = 0, total = 0;
   for (const auto& variant : variants)
     for (size_t i = 0; i < cases.size(); ++i, ++total)

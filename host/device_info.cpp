@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <cstdlib>
 #include <sstream>
 
 #include "host/error.hpp"
@@ -51,6 +52,33 @@ std::string pci_bus_id(const cl::Device& d, const std::string& extensions) {
   return "";
 }
 
+// ATTNSCOPE_DEVICE_LIMITS="local_mem=49152,work_group=1024" lowers the limits that tiles
+// are sized from, so that a CPU device (PoCL: 2 MiB local memory, 4096-item work-groups)
+// runs the tile choices a GPU gets (48 KiB, 1024 on NVIDIA). For tests and debugging;
+// a value above the device's own limit is an error, never a raise.
+void apply_limit_override(DeviceInfo& info) {
+  const char* spec = std::getenv("ATTNSCOPE_DEVICE_LIMITS");
+  if (!spec || !*spec) return;
+  std::stringstream items(spec);
+  for (std::string item; std::getline(items, item, ',');) {
+    const size_t eq = item.find('=');
+    const std::string key = item.substr(0, eq);
+    unsigned long long value = 0;
+    if (eq == std::string::npos || std::sscanf(item.c_str() + eq + 1, "%llu", &value) != 1 || value == 0)
+      throw UsageError("ATTNSCOPE_DEVICE_LIMITS: '" + item + "' is not key=positive-number");
+    uint64_t* limit64 = key == "local_mem" ? &info.local_mem_bytes : nullptr;
+    size_t* limit = key == "work_group" ? &info.max_work_group_size : nullptr;
+    if (!limit64 && !limit)
+      throw UsageError("ATTNSCOPE_DEVICE_LIMITS: unknown key '" + key + "' (local_mem, work_group)");
+    const unsigned long long current = limit64 ? *limit64 : *limit;
+    if (value > current)
+      throw UsageError("ATTNSCOPE_DEVICE_LIMITS: " + key + "=" + std::to_string(value) +
+                       " exceeds the device's " + std::to_string(current));
+    if (limit64) *limit64 = value;
+    if (limit) *limit = value;
+  }
+}
+
 DeviceInfo query(const cl::Platform& platform, const cl::Device& d, int pi, int di) {
   DeviceInfo info;
   info.platform_index = pi;
@@ -74,6 +102,7 @@ DeviceInfo query(const cl::Platform& platform, const cl::Device& d, int pi, int 
   info.fp64 = ext.find("cl_khr_fp64") != std::string::npos;
   info.pci_bus_id = pci_bus_id(d, ext);
   info.device = d;
+  apply_limit_override(info);
   for (auto& c : info.name) if (c == '\0') c = ' ';
   while (!info.name.empty() && (info.name.back() == ' ')) info.name.pop_back();
   return info;

@@ -65,8 +65,9 @@ double relative_error(const std::vector<float>& a, const std::vector<float>& b) 
   return std::sqrt(num / den);
 }
 
-int run_attnscope(const std::string& args, std::string* output) {
-  std::string cmd = std::string(ATTNSCOPE_BINARY) + " " + args + " 2>&1";
+int run_attnscope(const std::string& args, std::string* output, const std::string& device_limits) {
+  const std::string env = device_limits.empty() ? "" : "ATTNSCOPE_DEVICE_LIMITS=" + device_limits + " ";
+  std::string cmd = env + std::string(ATTNSCOPE_BINARY) + " " + args + " 2>&1";
   std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
   if (!pipe) return -1;
   std::array<char, 4096> buf{};

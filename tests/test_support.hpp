@@ -28,6 +28,8 @@ std::vector<float> from_device(const cl::Buffer& buffer, size_t count);
 double relative_error(const std::vector<float>& a, const std::vector<float>& b);
 
 // Runs the attnscope binary with arguments; returns exit code, captures stdout+stderr.
-int run_attnscope(const std::string& args, std::string* output = nullptr);
+// device_limits, when given, is passed as ATTNSCOPE_DEVICE_LIMITS.
+int run_attnscope(const std::string& args, std::string* output = nullptr,
+                  const std::string& device_limits = "");
 
 }  // namespace attnscope::testing

@@ -306,6 +306,15 @@ TEST(CheckCommand, ChecksOneVariantAndRejectsUnknownNames) {
   EXPECT_NE(output.find("unknown attention variant"), std::string::npos) << output;
 }
 
+// A GPU's limits (NVIDIA: 48 KiB local memory, 1024-item work-groups) give other tiles
+// than PoCL's 2 MiB and 4096: every variant must still pass with them.
+TEST(CheckCommand, AllVariantsPassWithTheTilesOfATypicalGpu) {
+  std::string output;
+  EXPECT_EQ(testing::run_attnscope("check --variant all", &output, "local_mem=49152,work_group=1024"), 0)
+      << output;
+  EXPECT_NE(output.find("48 KiB local memory, work-groups up to 1024"), std::string::npos) << output;
+}
+
 // --shape checks one case of the user's size with the user's options.
 TEST(CheckCommand, ShapeAndOptionsGiveOneCase) {
   std::string output;
