@@ -1,5 +1,8 @@
 #include "host/runtime.hpp"
 
+#include <cstdio>
+#include <cstdlib>
+
 #include <iostream>
 
 #include "host/error.hpp"
@@ -70,6 +73,14 @@ const cl::Program& Runtime::program(const std::string& file, const std::string& 
     std::string log = program.getBuildInfo<CL_PROGRAM_BUILD_LOG>(device_.device);
     throw Error("building cl_kernels/" + file + " with options '" + full_options + "' failed on " +
                 device_.short_label() + ":\n" + log);
+  }
+  // ATTNSCOPE_BUILD_LOG=1 shows the compiler's warnings of programs that did build.
+  const char* show = std::getenv("ATTNSCOPE_BUILD_LOG");
+  if (show && std::string(show) == "1") {
+    std::string log = program.getBuildInfo<CL_PROGRAM_BUILD_LOG>(device_.device);
+    if (log.find_first_not_of(" \n\r\t") != std::string::npos)
+      std::fprintf(stderr, "build log of cl_kernels/%s (%s):\n%s\n", file.c_str(),
+                   full_options.c_str(), log.c_str());
   }
   return programs_.emplace(key, std::move(program)).first->second;
 }
