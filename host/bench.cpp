@@ -104,17 +104,8 @@ WindowResult cool_down_and_measure_idle(Bench& b) {
 
 void write_step_row(Bench& b, const RunKey& k, const StepResult& r, const char* phase,
                     const std::optional<float>& val, const WindowResult& w) {
-  const SourceEnergy* gpu = w.gpu();
-  const SourceEnergy* cpu = w.cpu();
-  b.results->steps().write_row(
-      {text(k.variant), integer(k.batch), integer(k.seq), integer(k.repeat), integer(r.step),
-       text(phase), num(double(r.loss)), val ? num(double(*val)) : kEmpty,
-       num(double(r.grad_norm)), num(r.step_ms), num(r.tokens_per_s),
-       gpu ? num(gpu->joules) : kEmpty, gpu ? num(gpu->mean_watts) : kEmpty,
-       gpu ? text(energy_method_name(gpu->method)) : kEmpty, cpu ? num(cpu->joules) : kEmpty,
-       num(w.cpu_seconds()), num(w.cpu_utilization()),
-       integer((long long)b.runtime.memory().current_bytes()),
-       gpu ? num(gpu->peak_memory_used_bytes) : kEmpty});
+  b.results->steps().write_row(step_row({k.variant, k.batch, k.seq, k.repeat}, r, phase, val,
+                                        w, b.runtime.memory().current_bytes()));
 }
 
 void accumulate(RunTotals& t, const StepResult& r, const WindowResult& w) {
@@ -192,7 +183,8 @@ void write_summary(Bench& b, const RunKey& k, const RunOutcome& o, const RunTota
   if (achieved && b.peak) mfu = *achieved / b.peak->tflops;
   const SourceEnergy* idle_gpu = idle ? idle->gpu() : nullptr;
   const SourceEnergy* idle_cpu = idle ? idle->cpu() : nullptr;
-  std::optional<double> idle_w = idle_gpu ? idle_gpu->mean_watts : std::nullopt;
+  std::optional<double> idle_w;
+  if (idle_gpu) idle_w = idle_gpu->mean_watts;
   std::optional<double> net, per_token, mean_w, cpu_net;
   if (t.gpu_j && idle_w) net = *t.gpu_j - *idle_w * t.train_time_s;
   if (t.gpu_j && tokens > 0) per_token = *t.gpu_j / tokens;

@@ -2,11 +2,14 @@
 // the loss, step time and throughput; validation loss every --val-every steps.
 #include <cstdio>
 #include <iostream>
+#include <memory>
+#include <optional>
 
 #include "host/commands.hpp"
 #include "host/error.hpp"
 #include "host/interrupt.hpp"
 #include "host/options.hpp"
+#include "host/results_dir.hpp"
 #include "host/stats.hpp"
 #include "host/training.hpp"
 #include "model/registry.hpp"
@@ -21,6 +24,7 @@ struct TrainCommand {
   ModelOptions model;
   TrainSettings settings;
   std::string save_path;
+  std::string steps_csv;  // every step's row, columns as the benchmark's steps.csv
   TelemetryOptions telemetry;
 };
 
@@ -61,18 +65,31 @@ void print_energy_totals(const Telemetry& telemetry, double step_sum_j, bool eve
               joules(gpu->sampled_joules).c_str());
 }
 
-void print_validation(TrainingRun& run) {
-  std::printf("step %5lld | validation loss %.6f\n", (long long)run.steps_done(), run.validate());
+float print_validation(TrainingRun& run) {
+  const float loss = run.validate();
+  std::printf("step %5lld | validation loss %.6f\n", (long long)run.steps_done(), loss);
   std::fflush(stdout);
+  return loss;
+}
+
+std::unique_ptr<CsvWriter> open_steps_csv(const std::string& path) {
+  if (path.empty()) return nullptr;
+  try {
+    return std::make_unique<CsvWriter>(path, steps_columns());
+  } catch (const Error&) {
+    throw UsageError("--steps-csv: cannot write " + path);
+  }
 }
 
 void run_train(TrainCommand& cmd) {
   install_interrupt_handler();
+  std::unique_ptr<CsvWriter> steps_csv = open_steps_csv(cmd.steps_csv);
   Runtime runtime(cmd.device);
   Ops ops(runtime);
   cmd.settings.model = cmd.model.resolve(runtime.device());
   TrainingRun run(ops, cmd.settings);
   Telemetry telemetry(telemetry_config(cmd.telemetry, runtime.device().pci_bus_id));
+  const StepRowRun row_run{cmd.settings.variant, cmd.settings.batch, cmd.settings.seq, 0};
   std::cout << run.banner() << std::flush;
   std::vector<double> step_ms;
   double step_sum_j = 0;
@@ -91,7 +108,10 @@ void run_train(TrainCommand& cmd) {
     print_step(r, total, w);
     if (i > 0) step_ms.push_back(r.step_ms);  // the first step includes one-time setup
     const int every = cmd.settings.val_every;
-    if (every > 0 && r.step % every == 0) print_validation(run);
+    std::optional<float> val;
+    if (every > 0 && r.step % every == 0) val = print_validation(run);
+    if (steps_csv)
+      steps_csv->write_row(step_row(row_run, r, "measured", val, w, runtime.memory().current_bytes()));
   }
   WindowResult run_window = telemetry.end_window("run");
   print_energy_totals(telemetry, step_sum_j, every_step && run.steps_done() > 0, run_window);
@@ -141,6 +161,8 @@ void add_train_command(CLI::App& app) {
       ->check(kPositive);
   cmd->add_option("--load", s.load_path, "Start from this checkpoint (llm.c GPT-2 format)");
   cmd->add_option("--save", state->save_path, "Write a checkpoint here at the end");
+  cmd->add_option("--steps-csv", state->steps_csv, "Write every step's row here (the columns "
+                  "of the benchmark's steps.csv: loss, time, GPU/CPU energy, CPU time, memory)");
   add_telemetry_options(*cmd, state->telemetry);
   cmd->callback([state] {
     make_variant(state->settings.variant, state->settings.attention);  // early, clear error

@@ -18,6 +18,22 @@ const std::vector<std::string>& steps_columns() {
   return c;
 }
 
+std::vector<CsvCell> step_row(const StepRowRun& run, const StepResult& r, const char* phase,
+                              const std::optional<float>& val, const WindowResult& w,
+                              size_t allocated_bytes) {
+  const SourceEnergy* gpu = w.gpu();
+  const SourceEnergy* cpu = w.cpu();
+  const CsvCell empty;
+  auto opt = [](const auto& v) { return v ? CsvCell(double(*v)) : CsvCell(); };
+  return {run.variant, (long long)run.batch, (long long)run.seq, (long long)run.repeat,
+          (long long)r.step, std::string(phase), double(r.loss), opt(val), double(r.grad_norm),
+          r.step_ms, r.tokens_per_s, gpu ? opt(gpu->joules) : empty,
+          gpu ? opt(gpu->mean_watts) : empty,
+          gpu ? CsvCell(std::string(energy_method_name(gpu->method))) : empty,
+          cpu ? opt(cpu->joules) : empty, w.cpu_seconds(), w.cpu_utilization(),
+          (long long)allocated_bytes, gpu ? opt(gpu->peak_memory_used_bytes) : empty};
+}
+
 const std::vector<std::string>& summary_columns() {
   static const std::vector<std::string> c = {
       "variant", "batch", "seq", "repeat", "order", "status", "reason", "options",

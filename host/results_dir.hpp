@@ -5,18 +5,32 @@
 #pragma once
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "host/csv_writer.hpp"
+#include "host/training.hpp"
+#include "telemetry/energy_window.hpp"
 
 namespace attnscope {
 
 const std::vector<std::string>& steps_columns();
 const std::vector<std::string>& summary_columns();
 const std::vector<std::string>& kernels_columns();
+
+// One steps.csv row, as the benchmark and `attnscope train --steps-csv` write it: the run,
+// the step's result, its phase ("warmup"/"measured"), the validation loss where one was
+// computed, the step's energy window, and attnscope's allocated device bytes.
+struct StepRowRun {
+  std::string variant;
+  int batch = 0, seq = 0, repeat = 0;
+};
+std::vector<CsvCell> step_row(const StepRowRun& run, const StepResult& r, const char* phase,
+                              const std::optional<float>& val, const WindowResult& w,
+                              size_t allocated_bytes);
 
 class ResultsDirectory {
  public:

@@ -284,6 +284,24 @@ TEST(Bench, InterruptKeepsFinishedRowsAndMarksTheManifestIncomplete) {
   EXPECT_TRUE(m.at("interrupted").get<bool>());
 }
 
+// `train --steps-csv`: one row per step, the columns of the benchmark's steps.csv.
+TEST(Train, StepsCsvHasARowPerStepWithTheBenchmarksColumns) {
+  const fs::path path = fresh_dir("train_csv") / "steps.csv";
+  std::string output;
+  ASSERT_EQ(testing::run_attnscope("train --model tiny --steps 4 --val-every 2 --steps-csv " +
+                                       path.string(), &output), 0) << output;
+  const Csv csv = read_csv(path);
+  const std::set<std::string> header(csv.columns.begin(), csv.columns.end());
+  EXPECT_EQ(header, documented_columns("steps.csv"));
+  ASSERT_EQ(csv.rows.size(), 4u);
+  for (size_t i = 0; i < csv.rows.size(); ++i) {
+    EXPECT_EQ(csv.rows[i].at("step"), std::to_string(i + 1));
+    EXPECT_EQ(csv.rows[i].at("val_loss").empty(), i % 2 == 0) << i;
+    EXPECT_GT(number(csv.rows[i], "device_mem_allocated_bytes"), 0);
+    EXPECT_GT(number(csv.rows[i], "step_ms"), 0);
+  }
+}
+
 // Bad input: one line on stderr naming the problem, exit status 2, no results directory.
 TEST(CommandLine, BadInputIsOneLineAndExitTwo) {
   const fs::path parent = fresh_dir("badinput");
@@ -299,6 +317,7 @@ TEST(CommandLine, BadInputIsOneLineAndExitTwo) {
       "train --device 7:7",
       "train --variant gqa --kv-heads 3",
       "train --frobnicate",
+      "train --steps 1 --steps-csv /no/such/dir/steps.csv",
       "bench --variants baseline,nope" + out,
       "bench --seq 100000" + out,
       "bench --target-loss 2" + out,
