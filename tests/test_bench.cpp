@@ -334,6 +334,12 @@ TEST(CommandLine, BadInputIsOneLineAndExitTwo) {
     EXPECT_EQ(output.rfind("attnscope: error: ", 0), 0u) << args << "\n" << output;
   }
   EXPECT_TRUE(fs::is_empty(parent));
+  // The device-limits override may only lower a limit, and names what is wrong.
+  for (const std::string& limits : {"local_mem=0", "nonsense=4", "local_mem=99999999999", "work_group"}) {
+    std::string output;
+    EXPECT_EQ(testing::run_attnscope("devices", &output, limits), 2) << limits << "\n" << output;
+    EXPECT_EQ(output.rfind("attnscope: error: ATTNSCOPE_DEVICE_LIMITS: ", 0), 0u) << output;
+  }
 }
 
 }  // namespace
