@@ -51,6 +51,7 @@ TEST(LinearAttention, DeviceMatchesReference) {
       {{1, 70, 64, 1}, 16},   // d = 64, partial last chunk
       {{2, 100, 64, 1}, 64},  // chunk longer than a tile: sub-tiles inside the chunk
       {{1, 33, 128, 1}, 7},   // d = 128
+      {{2, 29, 72, 3}, 8},    // d = 24: the backward's per-head sums over a non-power of two
   };
   for (const Case& c : cases) {
     LinearAttention variant = make(c.dims, c.chunk);

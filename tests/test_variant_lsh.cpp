@@ -209,6 +209,7 @@ TEST(LshDevice, MatchesReference) {
       {{1, 70, 64, 1}, 3, 6, 8},    // d = 64, three rounds
       {{1, 33, 128, 1}, 1, 4, 16},  // d = 128, one round
       {{2, 130, 64, 4}, 2, 2, 64},  // d = 16, few buckets: long windows across tiles
+      {{2, 29, 72, 3}, 2, 4, 8},    // d = 24: the backward's per-head sums over a non-power of two
   };
   for (const Case& c : cases) {
     auto v = make(c.dims, c.hashes, c.buckets, c.chunk, fresh_seed());

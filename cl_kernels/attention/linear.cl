@@ -38,6 +38,9 @@
 #ifndef HEAD_SIZE
 #define HEAD_SIZE 64  // d: bounds Dk and Dv (≤ d + 1)
 #endif
+
+#include "reduce.cl"  // work_group_sum: the per-head dot products of the backward
+
 #ifndef TILE
 #define TILE 32  // rows of a query or key sub-tile held in local memory (1..chunk)
 #endif
@@ -232,23 +235,6 @@ __kernel void linear_normalize(__global float* att, __global float* den,
   if (k == 0) den[g * T + t] = denominator;
 }
 
-// Σ of `value` over the work-group's HEAD_SIZE work-items (any HEAD_SIZE), returned to all;
-// buf (HEAD_SIZE floats) is free again on return.
-float head_sum(__local float* buf, float value) {
-  const int k = get_local_id(0);
-  buf[k] = value;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int n = HEAD_SIZE; n > 1;) {
-    const int upper = (n + 1) / 2;
-    if (k < n - upper) buf[k] += buf[k + upper];
-    barrier(CLK_LOCAL_MEM_FENCE);
-    n = upper;
-  }
-  const float total = buf[0];
-  barrier(CLK_LOCAL_MEM_FENCE);
-  return total;
-}
-
 // g' (G,T,d+1) = [dO/den | −(dO·O)/den]: the gradient of [num | den] given dO = datt.
 // Work-group = the HEAD_SIZE channels of one (head, position, batch).
 __kernel void linear_output_grad(__global float* g_ext, __global const float* datt,
@@ -259,7 +245,7 @@ __kernel void linear_output_grad(__global float* g_ext, __global const float* da
   const size_t g = (size_t)bt * H + h, src = ((size_t)bt * T + t) * C + h * HEAD_SIZE + k;
   const size_t ext = (g * T + t) * (HEAD_SIZE + 1);
   const float inv_den = 1.f / den[g * T + t], dout = datt[src];
-  const float dot = head_sum(buf, dout * att[src]);
+  const float dot = work_group_sum(dout * att[src], buf);
   g_ext[ext + k] = dout * inv_den;
   if (k == 0) g_ext[ext + HEAD_SIZE] = -dot * inv_den;
 }

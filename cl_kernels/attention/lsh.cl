@@ -45,6 +45,8 @@
 #ifndef HEAD_SIZE
 #define HEAD_SIZE 64  // d, the head size (sizes the private arrays)
 #endif
+
+#include "reduce.cl"  // work_group_sum: the per-head dot products of the backward
 #ifndef QUERIES
 #define QUERIES 64  // sorted slots per work-group of the attention kernels (= work-items)
 #endif
@@ -239,30 +241,13 @@ __kernel void lsh_combine(__global float* att, __global float* lse, __global con
   if (col % HEAD_SIZE == 0) lse[2 * bh_row] = max_l, lse[2 * bh_row + 1] = log(total);
 }
 
-// Σ of `value` over the work-group's HEAD_SIZE work-items (any HEAD_SIZE), returned to all;
-// buf (HEAD_SIZE floats) is free again on return.
-float head_sum(__local float* buf, float value) {
-  const int k = get_local_id(0);
-  buf[k] = value;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int n = HEAD_SIZE; n > 1;) {
-    const int upper = (n + 1) / 2;
-    if (k < n - upper) buf[k] += buf[k + upper];
-    barrier(CLK_LOCAL_MEM_FENCE);
-    n = upper;
-  }
-  const float total = buf[0];
-  barrier(CLK_LOCAL_MEM_FENCE);
-  return total;
-}
-
 // D (B,H,T) = dO_i·O_i per head. Work-group = the HEAD_SIZE channels of (head, position, batch).
 __kernel void lsh_delta(__global float* delta, __global const float* datt,
                         __global const float* att, const int T, const int C, const int H,
                         __local float* buf) {  // HEAD_SIZE
   const int k = get_local_id(0), h = get_group_id(0), t = get_global_id(1), b = get_global_id(2);
   const size_t src = ((size_t)b * T + t) * C + h * HEAD_SIZE + k;
-  const float d = head_sum(buf, datt[src] * att[src]);
+  const float d = work_group_sum(datt[src] * att[src], buf);
   if (k == 0) delta[((size_t)b * H + h) * T + t] = d;
 }
 
@@ -400,7 +385,7 @@ __kernel void lsh_input_grad(__global float* dqv, __global const float* dq_r,
     dv += dv_r[r * round_stride + src];
   }
   const float q = qv[q_at], rho_t = rho[((size_t)b * H + h) * T + t];
-  const float q_dot_dk = head_sum(buf, q * dk);
+  const float q_dot_dk = work_group_sum(q * dk, buf);
   dqv[q_at] = dq + rho_t * dk - rho_t * rho_t * rho_t * q_dot_dk * q;
   dqv[q_at + C] = dv;
 }
