@@ -244,10 +244,7 @@ RunOutcome run_one(Bench& b, const RunKey& k, double* eta_runs_left_s) {
     const int total = b.s.warmup + b.s.steps;
     for (int i = 0; i < total && !interrupted(); ++i) {
       const bool measuring = i >= b.s.warmup;
-      if (i == b.s.warmup) {
-        b.runtime.profiler().reset();
-        b.telemetry.begin_window("measured");
-      }
+      if (i == b.s.warmup) b.telemetry.begin_window("measured");
       b.runtime.profiler().set_enabled(measuring);
       b.telemetry.begin_window("step");
       StepResult r = run.step();

@@ -47,8 +47,8 @@ void print_step(const StepResult& r, int total, const WindowResult& w) {
 
 // The steps' GPU energy two ways: the sum of the per-step figures, and the one window
 // around the training loop (counter and sampled; it includes any --val-every validation),
-// with its Unix-time edges so that an independent reader of the same counter (nvidia-smi,
-// pynvml) can be held against it.
+// with its Unix-time edges so that an independent reader of the same counter
+// (tools/nvml_energy.py) can be held against it.
 void print_energy_totals(const Telemetry& telemetry, double step_sum_j, bool every_step,
                          const WindowResult& run) {
   const SourceEnergy* gpu = run.gpu();

@@ -66,16 +66,18 @@ void apply_limit_override(DeviceInfo& info) {
     unsigned long long value = 0;
     if (eq == std::string::npos || std::sscanf(item.c_str() + eq + 1, "%llu", &value) != 1 || value == 0)
       throw UsageError("ATTNSCOPE_DEVICE_LIMITS: '" + item + "' is not key=positive-number");
-    uint64_t* limit64 = key == "local_mem" ? &info.local_mem_bytes : nullptr;
-    size_t* limit = key == "work_group" ? &info.max_work_group_size : nullptr;
-    if (!limit64 && !limit)
+    auto lower = [&](auto& limit) {
+      if (value > limit)
+        throw UsageError("ATTNSCOPE_DEVICE_LIMITS: " + key + "=" + std::to_string(value) +
+                         " exceeds the device's " + std::to_string(limit));
+      limit = value;
+    };
+    if (key == "local_mem")
+      lower(info.local_mem_bytes);
+    else if (key == "work_group")
+      lower(info.max_work_group_size);
+    else
       throw UsageError("ATTNSCOPE_DEVICE_LIMITS: unknown key '" + key + "' (local_mem, work_group)");
-    const unsigned long long current = limit64 ? *limit64 : *limit;
-    if (value > current)
-      throw UsageError("ATTNSCOPE_DEVICE_LIMITS: " + key + "=" + std::to_string(value) +
-                       " exceeds the device's " + std::to_string(current));
-    if (limit64) *limit64 = value;
-    if (limit) *limit = value;
   }
 }
 
