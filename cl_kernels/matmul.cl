@@ -1,5 +1,6 @@
-// matmul.cl — one register-blocked, tiled SGEMM for every matrix product of the model
-// (in the spirit of CLBlast's xgemm), and the bias-gradient column sum.
+// matmul.cl — the portable fp32 SGEMM behind every matrix product of the model (in the
+// spirit of CLBlast's xgemm and the classic 128×128 CUDA SGEMMs), and the bias-gradient
+// column sum.
 //
 // gemm: for each slice z = get_group_id(2) of a batch,
 //     C[M,N] = alpha · op(A)[M,K] · op(B)[K,N] (+ bias[n]) + beta · C        (row-major)
@@ -10,25 +11,38 @@
 //     matmul dinp      dinp  = dout · W                    M=rows N=C  K=OC
 //     matmul dweight   dW   += doutᵀ · inp       TRANS_A   M=OC   N=C  K=rows, beta=1
 //
-// Tiling. A work-group owns a TILE_M × TILE_N tile of C and walks K in steps of TILE_K.
-// Each step it stages a TILE_K × TILE_M slab of op(A) and a TILE_K × TILE_N slab of op(B)
-// in __local memory, k-major (zeros beyond M, N or K, so every size works: odd sizes,
-// K = 1, one row), then each work-item accumulates a WPT_M × WPT_N micro-tile in private
-// registers: per k, WPT_M values of A and WPT_N of B feed WPT_M·WPT_N multiply-adds.
+// Tiling. A work-group owns a TILE_M × TILE_N tile of C and walks K in slabs of TILE_K.
+// Each slab of op(A) and op(B) is staged k-major in __local memory (a_tile[k][m],
+// b_tile[k][n]; zeros beyond M, N or K, so every size works: odd sizes, K = 1, one row).
+// Each work-item accumulates a WPT_M × WPT_N micro-tile in registers, made of 4 × 4
+// blocks of contiguous rows and columns, so that per k it reads its operands from local
+// memory as WPT_M/4 + WPT_N/4 float4 loads for WPT_M·WPT_N multiply-adds (8×8: 4 vector
+// loads feed 64 FMAs; a scalar layout needs 16 loads, which made the kernel local-memory
+// bound).
 //
 // Mapping. Work-group = (RTS_N, RTS_M) = (TILE_N/WPT_N, TILE_M/WPT_M) work-items;
-// work-item (tx, ty) owns rows ty + i·RTS_M and columns tx + j·RTS_N of the tile. The
-// stride makes neighbouring work-items read neighbouring (or the same, broadcast) local
-// addresses and write neighbouring addresses of C. Staging loads are ordered so that
-// neighbouring work-items read neighbouring global addresses of the stored matrix (fast
-// dimension k for A and for Bᵀ, m for Aᵀ, n for B); local rows are padded by one float so
-// the k-fast stores fall in different banks.
+// work-item (tx, ty) owns rows c·4·RTS_M + 4·ty + r (block c, r < 4) and columns
+// d·4·RTS_N + 4·tx + s of the tile: the blocks of one work-group interleave, so a warp's
+// float4 reads of b_tile cover consecutive addresses and its reads of a_tile broadcast.
 //
-// Tunables (build options; the host picks them per device, model/gemm.cpp):
-//   TILE_M, TILE_N   tile of C per work-group            (multiples of WPT_M, WPT_N)
-//   TILE_K           depth of the slab staged per step   (local floats: TILE_K·(TILE_M+TILE_N+2))
-//   WPT_M, WPT_N     micro-tile of C per work-item       (registers: WPT_M·WPT_N accumulators)
+// Pipeline (register prefetch, local double buffer, one barrier per slab): while a slab
+// is multiplied out of one local buffer, the next slab's global loads are already in
+// flight into registers; they are stored into the other buffer after the arithmetic, and
+// one barrier separates the two. Global loads are float4 along the stored matrix's fast
+// dimension (k for A and Bᵀ, m for Aᵀ, n for B): consecutive work-items read consecutive
+// addresses. Tiles entirely inside M × N × K take a path without bounds checks; edge
+// tiles check every element. With VECTOR_IO the host has proved every row of A, B and C
+// starts on a 16-byte boundary, and the unchecked path uses float4 pointers (one 128-bit
+// access); without it, vload4 (any alignment).
+//
+// Tunables (build options; the planner picks them per device and shape class from the
+// tuning database, model/gemm.cpp; `attnscope gemm --tune` fills it):
+//   TILE_M, TILE_N   tile of C per work-group        (multiples of 4·RTS_M, 4·RTS_N)
+//   TILE_K           depth of a staged slab          (multiple of 4)
+//   WPT_M, WPT_N     micro-tile per work-item        (multiples of 4; registers: WPT_M·WPT_N)
+//   VECTOR_IO        0/1, see above
 //   TRANS_A, TRANS_B 0/1, see above
+// Local memory: 2 buffers · TILE_K · (TILE_M + TILE_N + 2·PAD) floats.
 // Each output is one work-item's sum in a fixed order: results are deterministic.
 // Split-K: when M·N gives too few tiles to fill the device and K is long (dweight of a
 // C×C projection: 768×768 tiles, K = B·T), the host runs the K-slices as a batch of
@@ -48,13 +62,16 @@
 #define TILE_N 32  // columns of C per work-group
 #endif
 #ifndef TILE_K
-#define TILE_K 16  // depth of the K slab staged in local memory per step
+#define TILE_K 8  // depth of the K slab staged in local memory per step (multiple of 4)
 #endif
 #ifndef WPT_M
-#define WPT_M 4  // rows of C per work-item (divides TILE_M)
+#define WPT_M 4  // rows of C per work-item (multiple of 4, divides TILE_M)
 #endif
 #ifndef WPT_N
-#define WPT_N 4  // columns of C per work-item (divides TILE_N)
+#define WPT_N 4  // columns of C per work-item (multiple of 4, divides TILE_N)
+#endif
+#ifndef VECTOR_IO
+#define VECTOR_IO 0  // 1: rows of A, B, C are 16-byte aligned (the host checked)
 #endif
 #ifndef TRANS_A
 #define TRANS_A 0  // 1: A is stored [K,M] and used transposed
@@ -72,54 +89,103 @@
 #define RTS_M (TILE_M / WPT_M)
 #define RTS_N (TILE_N / WPT_N)
 #define WG_SIZE (RTS_M * RTS_N)
-#define A_LD (TILE_M + 1)
-#define B_LD (TILE_N + 1)
+// Rows of a local slab are padded by 4 floats (keeps float4 alignment): the k-fast
+// scatter of A's and Bᵀ's slabs then falls into different banks for TILE_K = 8.
+#define PAD 4
+#define A_LD (TILE_M + PAD)
+#define B_LD (TILE_N + PAD)
+#define A_SLAB (TILE_K * A_LD)
+#define B_SLAB (TILE_K * B_LD)
+// float4 global loads per slab, in all and per work-item (the last round may be partial).
+#define A_VECS (TILE_M * TILE_K / 4)
+#define B_VECS (TILE_N * TILE_K / 4)
+#define A_ROUNDS ((A_VECS + WG_SIZE - 1) / WG_SIZE)
+#define B_ROUNDS ((B_VECS + WG_SIZE - 1) / WG_SIZE)
 
-// op(A)[m, k], zero outside the matrix.
-inline float load_op_a(const __global float* A, int M, int K, int m, int k) {
-  if (m >= M || k >= K) return 0.f;
-#if TRANS_A
-  return A[k * M + m];
+// Four consecutive floats of a row at p: one 128-bit access where the host proved
+// alignment, else vload4.
+inline float4 load4(const __global float* p) {
+#if VECTOR_IO
+  return *(const __global float4*)p;
 #else
-  return A[m * K + k];
+  return vload4(0, p);
 #endif
 }
 
-// op(B)[k, n], zero outside the matrix.
-inline float load_op_b(const __global float* B, int N, int K, int k, int n) {
-  if (n >= N || k >= K) return 0.f;
-#if TRANS_B
-  return B[n * K + k];
-#else
-  return B[k * N + n];
-#endif
-}
-
-// a_tile[k][m] = op(A)[m0 + m, k0 + k]; consecutive work-items take consecutive addresses
-// of the stored matrix.
-inline void stage_a(__local float* a_tile, const __global float* A, int M, int K, int m0,
-                    int k0, int tid) {
-  for (int e = tid; e < TILE_K * TILE_M; e += WG_SIZE) {
-#if TRANS_A
-    const int m = e % TILE_M, k = e / TILE_M;
-#else
-    const int k = e % TILE_K, m = e / TILE_K;
-#endif
-    a_tile[k * A_LD + m] = load_op_a(A, M, K, m0 + m, k0 + k);
+// The same four floats, each zero where its index (first + i) reaches `limit` or the row
+// is outside the matrix.
+inline float4 load4_checked(const __global float* p, bool row_inside, int first, int limit) {
+  float4 v = (float4)(0.f);
+  if (row_inside) {
+    if (first + 0 < limit) v.s0 = p[0];
+    if (first + 1 < limit) v.s1 = p[1];
+    if (first + 2 < limit) v.s2 = p[2];
+    if (first + 3 < limit) v.s3 = p[3];
   }
+  return v;
 }
 
-// b_tile[k][n] = op(B)[k0 + k, n0 + n].
-inline void stage_b(__local float* b_tile, const __global float* B, int N, int K, int n0,
-                    int k0, int tid) {
-  for (int e = tid; e < TILE_K * TILE_N; e += WG_SIZE) {
-#if TRANS_B
-    const int k = e % TILE_K, n = e / TILE_K;
+// Vector e of the A slab at k0 (e < A_VECS): op(A)[m0 + m, k0 + k .. k + 3] (k-fast, A
+// stored [M,K]) or op(A)[m0 + m .. m + 3, k0 + k] (m-fast, A stored [K,M]).
+inline float4 load_a(const __global float* A, int M, int K, int m0, int k0, int e, bool checked) {
+#if TRANS_A
+  const int m = (e % (TILE_M / 4)) * 4, k = e / (TILE_M / 4);
+  const __global float* p = A + (k0 + k) * M + m0 + m;
+  return checked ? load4_checked(p, k0 + k < K, m0 + m, M) : load4(p);
 #else
-    const int n = e % TILE_N, k = e / TILE_N;
+  const int k = (e % (TILE_K / 4)) * 4, m = e / (TILE_K / 4);
+  const __global float* p = A + (m0 + m) * K + k0 + k;
+  return checked ? load4_checked(p, m0 + m < M, k0 + k, K) : load4(p);
 #endif
-    b_tile[k * B_LD + n] = load_op_b(B, N, K, k0 + k, n0 + n);
-  }
+}
+
+inline void store_a(__local float* a_tile, int e, float4 v) {
+#if TRANS_A
+  const int m = (e % (TILE_M / 4)) * 4, k = e / (TILE_M / 4);
+  *(__local float4*)(a_tile + k * A_LD + m) = v;
+#else
+  const int k = (e % (TILE_K / 4)) * 4, m = e / (TILE_K / 4);
+  a_tile[(k + 0) * A_LD + m] = v.s0;
+  a_tile[(k + 1) * A_LD + m] = v.s1;
+  a_tile[(k + 2) * A_LD + m] = v.s2;
+  a_tile[(k + 3) * A_LD + m] = v.s3;
+#endif
+}
+
+// Vector e of the B slab at k0: op(B)[k0 + k, n0 + n .. n + 3] (n-fast, B stored [K,N]) or
+// op(B)[k0 + k .. k + 3, n0 + n] (k-fast, B stored [N,K]).
+inline float4 load_b(const __global float* B, int N, int K, int n0, int k0, int e, bool checked) {
+#if TRANS_B
+  const int k = (e % (TILE_K / 4)) * 4, n = e / (TILE_K / 4);
+  const __global float* p = B + (n0 + n) * K + k0 + k;
+  return checked ? load4_checked(p, n0 + n < N, k0 + k, K) : load4(p);
+#else
+  const int n = (e % (TILE_N / 4)) * 4, k = e / (TILE_N / 4);
+  const __global float* p = B + (k0 + k) * N + n0 + n;
+  return checked ? load4_checked(p, k0 + k < K, n0 + n, N) : load4(p);
+#endif
+}
+
+inline void store_b(__local float* b_tile, int e, float4 v) {
+#if TRANS_B
+  const int k = (e % (TILE_K / 4)) * 4, n = e / (TILE_K / 4);
+  b_tile[(k + 0) * B_LD + n] = v.s0;
+  b_tile[(k + 1) * B_LD + n] = v.s1;
+  b_tile[(k + 2) * B_LD + n] = v.s2;
+  b_tile[(k + 3) * B_LD + n] = v.s3;
+#else
+  const int n = (e % (TILE_N / 4)) * 4, k = e / (TILE_N / 4);
+  *(__local float4*)(b_tile + k * B_LD + n) = v;
+#endif
+}
+
+// One output element of the epilogue: alpha·acc (+ bias) (+ beta·C).
+inline float finish_value(float acc, float alpha, float beta, const __global float* bias,
+                          int use_bias, int n, const __global float* c) {
+  float value = alpha * acc;
+  if (use_bias) value += bias[n];
+  if (beta != 0.f) value += beta * *c;
+  return value;
 }
 
 __kernel __attribute__((reqd_work_group_size(RTS_N, RTS_M, 1)))
@@ -135,46 +201,113 @@ void gemm(const int M, const int N, const int K, const float alpha, const float 
   const int tx = get_local_id(0), ty = get_local_id(1);
   const int tid = ty * RTS_N + tx;
   const int m0 = get_group_id(1) * TILE_M, n0 = get_group_id(0) * TILE_N;
+  const bool inside_mn = m0 + TILE_M <= M && n0 + TILE_N <= N;
 
-  __local float a_tile[TILE_K * A_LD];
-  __local float b_tile[TILE_K * B_LD];
+  __local float a_tiles[2 * A_SLAB];
+  __local float b_tiles[2 * B_SLAB];
+  float4 a_next[A_ROUNDS], b_next[B_ROUNDS];  // the next slab, in flight
   float acc[WPT_M][WPT_N];
 #pragma unroll
   for (int i = 0; i < WPT_M; ++i)
 #pragma unroll
     for (int j = 0; j < WPT_N; ++j) acc[i][j] = 0.f;
 
+  // The first slab goes straight to buffer 0.
+  if (K > 0) {
+    const bool checked = !inside_mn || TILE_K > K;
+#pragma unroll
+    for (int r = 0; r < A_ROUNDS; ++r) {
+      const int e = tid + r * WG_SIZE;
+      if (A_VECS % WG_SIZE == 0 || e < A_VECS) store_a(a_tiles, e, load_a(A, M, K, m0, 0, e, checked));
+    }
+#pragma unroll
+    for (int r = 0; r < B_ROUNDS; ++r) {
+      const int e = tid + r * WG_SIZE;
+      if (B_VECS % WG_SIZE == 0 || e < B_VECS) store_b(b_tiles, e, load_b(B, N, K, n0, 0, e, checked));
+    }
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+
+  int buffer = 0;
   for (int k0 = 0; k0 < K; k0 += TILE_K) {
-    stage_a(a_tile, A, M, K, m0, k0, tid);
-    stage_b(b_tile, B, N, K, n0, k0, tid);
-    barrier(CLK_LOCAL_MEM_FENCE);
+    const int k_next = k0 + TILE_K;
+    const bool more = k_next < K;
+    if (more) {  // issue the next slab's global loads before this slab's arithmetic
+      const bool checked = !inside_mn || k_next + TILE_K > K;
+#pragma unroll
+      for (int r = 0; r < A_ROUNDS; ++r) {
+        const int e = tid + r * WG_SIZE;
+        if (A_VECS % WG_SIZE == 0 || e < A_VECS) a_next[r] = load_a(A, M, K, m0, k_next, e, checked);
+      }
+#pragma unroll
+      for (int r = 0; r < B_ROUNDS; ++r) {
+        const int e = tid + r * WG_SIZE;
+        if (B_VECS % WG_SIZE == 0 || e < B_VECS) b_next[r] = load_b(B, N, K, n0, k_next, e, checked);
+      }
+    }
+
+    const __local float* a_tile = a_tiles + buffer * A_SLAB;
+    const __local float* b_tile = b_tiles + buffer * B_SLAB;
 #pragma unroll
     for (int k = 0; k < TILE_K; ++k) {
       float a[WPT_M], b[WPT_N];
 #pragma unroll
-      for (int i = 0; i < WPT_M; ++i) a[i] = a_tile[k * A_LD + ty + i * RTS_M];
+      for (int c = 0; c < WPT_M / 4; ++c) {
+        const float4 v = *(const __local float4*)(a_tile + k * A_LD + c * 4 * RTS_M + 4 * ty);
+        a[4 * c] = v.s0, a[4 * c + 1] = v.s1, a[4 * c + 2] = v.s2, a[4 * c + 3] = v.s3;
+      }
 #pragma unroll
-      for (int j = 0; j < WPT_N; ++j) b[j] = b_tile[k * B_LD + tx + j * RTS_N];
+      for (int d = 0; d < WPT_N / 4; ++d) {
+        const float4 v = *(const __local float4*)(b_tile + k * B_LD + d * 4 * RTS_N + 4 * tx);
+        b[4 * d] = v.s0, b[4 * d + 1] = v.s1, b[4 * d + 2] = v.s2, b[4 * d + 3] = v.s3;
+      }
 #pragma unroll
       for (int i = 0; i < WPT_M; ++i)
 #pragma unroll
-        for (int j = 0; j < WPT_N; ++j) acc[i][j] += a[i] * b[j];  // contracted to an FMA
+        for (int j = 0; j < WPT_N; ++j) acc[i][j] = fma(a[i], b[j], acc[i][j]);
     }
-    barrier(CLK_LOCAL_MEM_FENCE);  // the next step overwrites the tiles
+
+    if (more) {  // the other buffer: nobody reads it until after the barrier below
+      __local float* a_store = a_tiles + (1 - buffer) * A_SLAB;
+      __local float* b_store = b_tiles + (1 - buffer) * B_SLAB;
+#pragma unroll
+      for (int r = 0; r < A_ROUNDS; ++r) {
+        const int e = tid + r * WG_SIZE;
+        if (A_VECS % WG_SIZE == 0 || e < A_VECS) store_a(a_store, e, a_next[r]);
+      }
+#pragma unroll
+      for (int r = 0; r < B_ROUNDS; ++r) {
+        const int e = tid + r * WG_SIZE;
+        if (B_VECS % WG_SIZE == 0 || e < B_VECS) store_b(b_store, e, b_next[r]);
+      }
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    buffer = 1 - buffer;
   }
 
 #pragma unroll
   for (int i = 0; i < WPT_M; ++i) {
-    const int m = m0 + ty + i * RTS_M;
-    if (m >= M) break;  // rows grow with i
+    const int m = m0 + (i / 4) * 4 * RTS_M + 4 * ty + i % 4;
 #pragma unroll
-    for (int j = 0; j < WPT_N; ++j) {
-      const int n = n0 + tx + j * RTS_N;
-      if (n >= N) break;
-      float value = alpha * acc[i][j];
-      if (use_bias) value += bias[n];
-      if (beta != 0.f) value += beta * C[m * N + n];
-      C[m * N + n] = value;
+    for (int d = 0; d < WPT_N / 4; ++d) {
+      const int n = n0 + d * 4 * RTS_N + 4 * tx;
+      __global float* c = C + m * N + n;
+      const float4 sum =
+          (float4)(acc[i][4 * d], acc[i][4 * d + 1], acc[i][4 * d + 2], acc[i][4 * d + 3]);
+#if VECTOR_IO
+      if (inside_mn) {
+        float4 value = alpha * sum;
+        if (use_bias) value += *(const __global float4*)(bias + n);
+        if (beta != 0.f) value += beta * *(const __global float4*)c;
+        *(__global float4*)c = value;
+        continue;
+      }
+#endif
+      if (m >= M) continue;
+      const float sums[4] = {sum.s0, sum.s1, sum.s2, sum.s3};
+#pragma unroll
+      for (int s = 0; s < 4; ++s)
+        if (n + s < N) c[s] = finish_value(sums[s], alpha, beta, bias, use_bias, n + s, c + s);
     }
   }
 }

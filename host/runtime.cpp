@@ -87,8 +87,10 @@ const cl::Program& Runtime::program(const std::string& file, const std::string& 
 
 cl::Kernel Runtime::kernel(const std::string& file, const std::string& name,
                            const std::string& options) {
+  const std::string key = file + '\n' + options + '\n' + name;
+  if (auto it = kernels_.find(key); it != kernels_.end()) return it->second;
   try {
-    return cl::Kernel(program(file, options), name.c_str());
+    return kernels_[key] = cl::Kernel(program(file, options), name.c_str());
   } catch (const cl::Error& e) {
     rethrow_cl_error(e.err(), e.what(), "creating kernel " + name + " from " + file);
   }
@@ -151,8 +153,9 @@ void Runtime::copy(const cl::Buffer& src, const cl::Buffer& dst, size_t bytes) {
 }
 
 void Runtime::launch(const cl::Kernel& kernel, const cl::NDRange& global, const cl::NDRange& local,
-                     const KernelCost& cost) {
-  std::string name = kernel.getInfo<CL_KERNEL_FUNCTION_NAME>();
+                     const KernelCost& cost, const std::string& profile_name) {
+  const std::string name =
+      profile_name.empty() ? kernel.getInfo<CL_KERNEL_FUNCTION_NAME>() : profile_name;
   cl::Event event;
   try {
     queue_.enqueueNDRangeKernel(kernel, cl::NullRange, global, local, nullptr,

@@ -67,6 +67,9 @@ class Runtime {
   // Compiled once per (file, options) per process. `file` is relative to cl_kernels/,
   // e.g. "gemm.cl" or "attention/baseline.cl". Build failure throws with the build log.
   const cl::Program& program(const std::string& file, const std::string& options = "");
+  // Created once per (file, options, name): setting a kernel's arguments costs nothing,
+  // creating it does. The queue captures arguments at enqueue, so reuse is safe as long as
+  // a caller sets every argument before each launch (set_args does).
   cl::Kernel kernel(const std::string& file, const std::string& name,
                     const std::string& options = "");
 
@@ -92,9 +95,10 @@ class Runtime {
   }
 
   // Enqueues kernel over `global` (rounded up to a multiple of `local` by the caller).
-  // `cost` feeds the per-kernel profile (GFLOP/s, GB/s). local = cl::NullRange allowed.
+  // `cost` feeds the per-kernel profile (GFLOP/s, GB/s) under `profile_name` (default:
+  // the kernel's function name). local = cl::NullRange allowed.
   void launch(const cl::Kernel& kernel, const cl::NDRange& global, const cl::NDRange& local,
-              const KernelCost& cost = {});
+              const KernelCost& cost = {}, const std::string& profile_name = "");
   void finish();
 
   MemoryTracker& memory() { return memory_; }
@@ -106,6 +110,7 @@ class Runtime {
   cl::CommandQueue queue_;
   bool profiling_;
   std::map<std::pair<std::string, std::string>, cl::Program> programs_;
+  std::map<std::string, cl::Kernel> kernels_;  // key: file, options and name
   MemoryTracker memory_;
   KernelProfiler profiler_;
 };

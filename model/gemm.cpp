@@ -2,16 +2,32 @@
 
 #include <algorithm>
 #include <climits>
+#include <cmath>
 
 #include "host/error.hpp"
+#include "model/gemm_tuning.hpp"
 
 namespace attnscope {
 
-std::string GemmConfig::build_options(bool trans_a, bool trans_b) const {
+size_t GemmConfig::local_bytes() const {
+  constexpr int kPad = 4;  // matmul.cl's PAD
+  return 2 * sizeof(float) * tile_k * (tile_m + tile_n + 2 * kPad);
+}
+
+bool GemmConfig::valid() const {
+  if (tile_m <= 0 || tile_n <= 0 || tile_k <= 0 || wpt_m <= 0 || wpt_n <= 0) return false;
+  if (wpt_m % 4 || wpt_n % 4 || tile_k % 4 || tile_m % wpt_m || tile_n % wpt_n) return false;
+  // Rows of a micro-tile block are 4 consecutive rows of the tile: the tile must be a whole
+  // number of blocks per work-item row.
+  const int rts_m = tile_m / wpt_m, rts_n = tile_n / wpt_n;
+  return tile_m == (wpt_m / 4) * 4 * rts_m && tile_n == (wpt_n / 4) * 4 * rts_n;
+}
+
+std::string GemmConfig::build_options(bool trans_a, bool trans_b, bool vector_io) const {
   return "-DTILE_M=" + std::to_string(tile_m) + " -DTILE_N=" + std::to_string(tile_n) +
          " -DTILE_K=" + std::to_string(tile_k) + " -DWPT_M=" + std::to_string(wpt_m) +
          " -DWPT_N=" + std::to_string(wpt_n) + " -DTRANS_A=" + (trans_a ? "1" : "0") +
-         " -DTRANS_B=" + (trans_b ? "1" : "0");
+         " -DTRANS_B=" + (trans_b ? "1" : "0") + " -DVECTOR_IO=" + (vector_io ? "1" : "0");
 }
 
 std::string GemmConfig::label() const {
@@ -20,38 +36,50 @@ std::string GemmConfig::label() const {
 }
 
 const std::vector<GemmConfig>& gemm_configs() {
-  // 128×128 with 8×8 per work-item: 256 work-items, 64 accumulators each, 2 multiply-adds
-  // per local load; K-slabs of 32 (33 KiB of local memory) where the device has room,
-  // else 16 (16.5 KiB). 64×64/4×4 has 4× the tiles for thin products (attention's P·V);
-  // 32×32/4×4 (64 work-items) suits CPUs, whose work-items are loop iterations; 8×8/2×2
-  // needs 16 work-items and 0.5 KiB, for devices that allow nothing bigger.
-  // Measured on an H100 (NVIDIA OpenCL, GPT-2 124M shapes, B·T = 8192): 128×128×32 reaches
-  // 24–29 TFLOP/s, 128×128×16 0.5–1.5 less, 64×64 21–23.
+  // 128×128 with 8×8 per work-item (256 work-items, 64 accumulators, 4 float4 local loads
+  // per 64 multiply-adds) for large products; 128×64 and 64×64 (256 work-items) where
+  // 128×128 tiles would leave compute units idle in the last wave; 32×32/4×4 (64
+  // work-items) suits CPUs, whose work-items are loop iterations; 16×16/4×4 needs 16
+  // work-items and 2.5 KiB, for devices that allow nothing bigger.
   static const std::vector<GemmConfig> configs = {
-      {128, 128, 32, 8, 8}, {128, 128, 16, 8, 8}, {64, 64, 16, 4, 4},
-      {32, 32, 16, 4, 4},   {8, 8, 8, 2, 2},
+      {128, 128, 8, 8, 8}, {128, 64, 8, 8, 4}, {64, 64, 8, 4, 4},
+      {32, 32, 8, 4, 4},   {16, 16, 8, 4, 4},
   };
   return configs;
 }
 
-namespace {
-
-bool fits_device(const GemmConfig& c, const DeviceInfo& device) {
+bool gemm_fits_device(const GemmConfig& c, const DeviceInfo& device) {
   return c.work_group_size() <= device.max_work_group_size &&
          c.local_bytes() <= device.local_mem_bytes;
 }
+
+std::vector<GemmConfig> gemm_tuning_space(const DeviceInfo& device) {
+  std::vector<GemmConfig> space;
+  for (int tile_m : {32, 64, 128, 256})
+    for (int tile_n : {32, 64, 128, 256})
+      for (int tile_k : {4, 8, 16, 32})
+        for (int wpt_m : {4, 8, 16})
+          for (int wpt_n : {4, 8, 16}) {
+            GemmConfig c{tile_m, tile_n, tile_k, wpt_m, wpt_n};
+            // Beyond 128 accumulators a work-item spills on every GPU we know; fewer than
+            // 64 work-items leave a GPU's SIMD lanes idle.
+            if (!c.valid() || wpt_m * wpt_n > 128 || c.work_group_size() < 64 ||
+                !gemm_fits_device(c, device))
+              continue;
+            space.push_back(c);
+          }
+  return space;
+}
+
+namespace {
 
 size_t tiles_of(const GemmConfig& c, int M, int N, int batch) {
   return size_t((M + c.tile_m - 1) / c.tile_m) * ((N + c.tile_n - 1) / c.tile_n) * batch;
 }
 
-// Padded tile area over useful area: 1 when M and N are multiples of the tile.
-double waste_of(const GemmConfig& c, int M, int N) {
-  double padded = double(round_up(M, c.tile_m)) * double(round_up(N, c.tile_n));
-  return padded / (double(M) * double(N));
-}
-
 const char* const kFile = "matmul.cl";
+
+char size_class(int n) { return n < 1024 ? 's' : n < 4096 ? 'm' : 'l'; }
 
 // Element count a slice-strided operand needs: offset + (batch-1)·stride + rows·cols.
 void check_operand(const char* name, const cl::Buffer& buffer, size_t offset, size_t stride,
@@ -76,51 +104,108 @@ void check_spec(const Ops::GemmSpec& s, const cl::Buffer& A, const cl::Buffer& B
   check_operand("C", C, s.offset_c, s.stride_c, s.batch, size_t(s.M) * s.N);
 }
 
+// Every row of A, B and C starts on a 16-byte boundary (buffers themselves are aligned far
+// beyond that): the kernel may use 128-bit accesses.
+bool rows_aligned(const Ops::GemmSpec& s) {
+  const size_t lda = s.trans_a ? s.M : s.K, ldb = s.trans_b ? s.K : s.N;
+  for (size_t v : {lda, ldb, size_t(s.N), s.offset_a, s.offset_b, s.offset_c, s.stride_a,
+                   s.stride_b, s.stride_c})
+    if (v % 4) return false;
+  return true;
+}
+
+// The share of a device's work-group slots that the last wave keeps busy, over all waves:
+// 1 when the tiles fill whole waves. Two work-groups of 256 per compute unit.
+double wave_efficiency(size_t tiles, const DeviceInfo& device) {
+  const size_t slots = 2 * size_t(std::max(1u, device.compute_units));
+  const size_t waves = (tiles + slots - 1) / slots;
+  return double(tiles) / double(waves * slots);
+}
+
+// Without a tuned entry: on GPUs, the built-in 256-work-item configuration with the best
+// expected time, counting each tile's relative speed (bigger tiles reuse each load more:
+// measured on an H100, 128×64 runs at ~0.85 and 64×64 at ~0.7 of 128×128) and the padded
+// area and last-wave idling it costs; split-K for dweights whose tiles are too few.
+GemmPlan default_gpu_plan(const DeviceInfo& device, const Ops::GemmSpec& spec, bool has_bias) {
+  struct Candidate {
+    GemmConfig config;
+    double speed;
+  };
+  const Candidate candidates[] = {{gemm_configs()[0], 1.0}, {gemm_configs()[1], 0.85},
+                                  {gemm_configs()[2], 0.7}};
+  const Candidate* best = nullptr;
+  double best_time = 0;
+  for (const auto& c : candidates) {
+    if (!gemm_fits_device(c.config, device)) continue;
+    const size_t tiles = tiles_of(c.config, spec.M, spec.N, spec.batch);
+    const double area = double(tiles) * c.config.tile_m * c.config.tile_n;
+    const double time = area / (c.speed * wave_efficiency(tiles, device));
+    if (!best || time < best_time) best = &c, best_time = time;
+  }
+  if (!best) {  // a device too small for 256 work-items: the largest built-in that fits
+    for (const auto& c : gemm_configs())
+      if (gemm_fits_device(c, device)) return {c, 1};
+    return {gemm_configs().back(), 1};
+  }
+  GemmPlan plan{best->config, 1};
+  // Split K when the tiles give less than one full wave: enough slices for ~4 waves, at
+  // most 16, each at least 512 deep so the partial sums' traffic stays small.
+  const size_t tiles = tiles_of(plan.config, spec.M, spec.N, spec.batch);
+  const size_t wanted = 2 * size_t(device.compute_units);
+  if (gemm_splittable(spec, has_bias) && tiles < wanted) {
+    const size_t splits = std::min<size_t>({16, (4 * wanted + tiles - 1) / tiles, size_t(spec.K) / 512});
+    if (splits > 1) plan.k_splits = int(splits);
+  }
+  return plan;
+}
+
 }  // namespace
 
 bool gemm_splittable(const Ops::GemmSpec& spec, bool has_bias) {
   return spec.trans_a && !spec.trans_b && spec.batch == 1 && !has_bias;
 }
 
-GemmPlan plan_gemm(const DeviceInfo& device, const Ops::GemmSpec& spec, bool has_bias) {
-  const auto& configs = gemm_configs();
-  const auto fitting = [&](int tile) -> const GemmConfig* {
-    for (const auto& c : configs)
-      if (c.tile_m == tile && fits_device(c, device)) return &c;
-    return nullptr;
-  };
-  if (!device.is_gpu) {
-    if (const GemmConfig* c = fitting(32)) return {*c, 1};
-    return {configs.back(), 1};
+std::string gemm_layout(const Ops::GemmSpec& spec) {
+  return std::string(1, spec.trans_a ? 't' : 'n') + (spec.trans_b ? 't' : 'n');
+}
+
+std::string gemm_shape_class(const Ops::GemmSpec& spec) {
+  return gemm_layout(spec) + (spec.batch > 1 ? ":b:" : ":") + size_class(spec.M) + "-" +
+         size_class(spec.N) + "-" + size_class(spec.K);
+}
+
+std::string gemm_profile_name(const Ops::GemmSpec& spec) {
+  std::string name = "gemm_" + gemm_layout(spec) + "_" + std::to_string(spec.M) + "x" +
+                     std::to_string(spec.N) + "x" + std::to_string(spec.K);
+  if (spec.batch > 1) name += "_b" + std::to_string(spec.batch);
+  return name;
+}
+
+GemmPlan plan_gemm(const DeviceInfo& device, const Ops::GemmSpec& spec, bool has_bias,
+                   const GemmTuningTable& table) {
+  const GemmTuningEntry* tuned = table.find(device.name, "fp32", gemm_shape_class(spec));
+  if (tuned && gemm_fits_device(tuned->config, device)) {
+    const int splits = gemm_splittable(spec, has_bias) ? tuned->k_splits : 1;
+    return {tuned->config, splits, "tuned"};
   }
-  // Two work-groups per compute unit hide each other's barriers and loads.
-  const size_t wanted_tiles = 2 * size_t(device.compute_units);
-  if (const GemmConfig* big = fitting(128); big && waste_of(*big, spec.M, spec.N) <= 1.25) {
-    const size_t tiles = tiles_of(*big, spec.M, spec.N, spec.batch);
-    if (tiles >= wanted_tiles) return {*big, 1};
-    // Split K into enough slices for ~8 work-groups per compute unit (many short waves
-    // lose less to the last one: on an H100, 8–16 slices beat 2–4 by 20–60%), at most 16
-    // slices, each at least 512 deep so the partial sums' traffic stays small.
-    const size_t splits =
-        std::min<size_t>({16, (4 * wanted_tiles + tiles - 1) / tiles, size_t(spec.K) / 512});
-    if (gemm_splittable(spec, has_bias) && splits > 1) return {*big, int(splits)};
-  }
-  for (int tile : {64, 32})
-    if (const GemmConfig* c = fitting(tile)) return {*c, 1};
-  return {configs.back(), 1};
+  if (device.is_gpu) return default_gpu_plan(device, spec, has_bias);
+  for (const auto& c : gemm_configs())
+    if (c.tile_m == 32 && gemm_fits_device(c, device)) return {c, 1};
+  return {gemm_configs().back(), 1};
 }
 
 namespace {
 
 void launch_tiles(Runtime& rt, const GemmConfig& config, const Ops::GemmSpec& spec,
                   const cl::Buffer& A, const cl::Buffer& B, const cl::Buffer& C,
-                  const cl::Buffer* bias) {
+                  const cl::Buffer* bias, const std::string& profile_name) {
   check_spec(spec, A, B, C);
   if (spec.M == 0 || spec.N == 0) return;
-  if (!fits_device(config, rt.device()))
+  if (!config.valid() || !gemm_fits_device(config, rt.device()))
     throw Error("gemm configuration " + config.label() + " does not fit " +
                 rt.device().short_label());
-  cl::Kernel kernel = rt.kernel(kFile, "gemm", config.build_options(spec.trans_a, spec.trans_b));
+  const std::string options = config.build_options(spec.trans_a, spec.trans_b, rows_aligned(spec));
+  cl::Kernel kernel = rt.kernel(kFile, "gemm", options);
   set_args(kernel, spec.M, spec.N, spec.K, spec.alpha, spec.beta, A, cl_ulong(spec.offset_a),
            cl_ulong(spec.stride_a), B, cl_ulong(spec.offset_b), cl_ulong(spec.stride_b), C,
            cl_ulong(spec.offset_c), cl_ulong(spec.stride_c), bias ? *bias : C,
@@ -134,7 +219,7 @@ void launch_tiles(Runtime& rt, const GemmConfig& config, const Ops::GemmSpec& sp
                      double(spec.M) * spec.N * (spec.beta != 0.f ? 2 : 1)) *
                     spec.batch;
   rt.launch(kernel, global, cl::NDRange(rts_n, rts_m, 1),
-            KernelCost{2 * mnk, elements * sizeof(float)});
+            KernelCost{2 * mnk, elements * sizeof(float)}, profile_name);
 }
 
 // C = alpha · Σ_s op(A_s)·B_s + beta · C over K-slices s of `slice_k` (the last one
@@ -143,6 +228,7 @@ void launch_split(Runtime& rt, const GemmPlan& plan, const Ops::GemmSpec& spec, 
                   const cl::Buffer& B, const cl::Buffer& C, const GemmScratch& scratch) {
   check_spec(spec, A, B, C);
   if (spec.M == 0 || spec.N == 0) return;
+  const std::string profile_name = gemm_profile_name(spec) + "_split" + std::to_string(plan.k_splits);
   const int tile_k = plan.config.tile_k;
   const int slice_k = int(round_up((spec.K + plan.k_splits - 1) / plan.k_splits, tile_k));
   const int splits = (spec.K + slice_k - 1) / slice_k;
@@ -153,13 +239,13 @@ void launch_split(Runtime& rt, const GemmPlan& plan, const Ops::GemmSpec& spec, 
   part.alpha = 1.f, part.beta = 0.f, part.K = slice_k, part.batch = splits - 1;
   part.stride_a = size_t(slice_k) * spec.M, part.stride_b = size_t(slice_k) * spec.N;
   part.offset_c = 0, part.stride_c = mn;
-  if (part.batch > 0) launch_tiles(rt, plan.config, part, A, B, partials, nullptr);
+  if (part.batch > 0) launch_tiles(rt, plan.config, part, A, B, partials, nullptr, profile_name);
   const int full = splits - 1;
   part.batch = 1, part.K = spec.K - full * slice_k;
   part.offset_a = spec.offset_a + full * part.stride_a;
   part.offset_b = spec.offset_b + full * part.stride_b;
   part.offset_c = full * mn;
-  launch_tiles(rt, plan.config, part, A, B, partials, nullptr);
+  launch_tiles(rt, plan.config, part, A, B, partials, nullptr, profile_name);
 
   cl::Kernel reduce = rt.kernel(kFile, "gemm_split_reduce");
   set_args(reduce, C, cl_ulong(spec.offset_c), partials, splits, cl_ulong(mn), spec.alpha,
@@ -174,7 +260,8 @@ void launch_split(Runtime& rt, const GemmPlan& plan, const Ops::GemmSpec& spec, 
 void launch_gemm(Runtime& rt, const GemmPlan& plan, const Ops::GemmSpec& spec, const cl::Buffer& A,
                  const cl::Buffer& B, const cl::Buffer& C, const cl::Buffer* bias,
                  const GemmScratch& scratch) {
-  if (plan.k_splits <= 1) return launch_tiles(rt, plan.config, spec, A, B, C, bias);
+  if (plan.k_splits <= 1)
+    return launch_tiles(rt, plan.config, spec, A, B, C, bias, gemm_profile_name(spec));
   if (!gemm_splittable(spec, bias != nullptr))
     throw Error("gemm: split-K needs trans_a, no trans_b, one slice and no bias");
   launch_split(rt, plan, spec, A, B, C, scratch);
@@ -184,15 +271,18 @@ void run_gemm(Runtime& rt, const Ops::GemmSpec& spec, const cl::Buffer& A, const
               const cl::Buffer& C, const cl::Buffer* bias, const GemmScratch& scratch) {
   GemmPlan plan = plan_gemm(rt.device(), spec, bias != nullptr);
   // A compiler may allow fewer work-items than the device maximum (register pressure):
-  // step down to the next configuration that the compiled kernel accepts.
-  for (const auto& c : gemm_configs()) {
-    if (c.tile_m > plan.config.tile_m || !fits_device(c, rt.device())) continue;
-    cl::Kernel kernel = rt.kernel(kFile, "gemm", c.build_options(spec.trans_a, spec.trans_b));
-    size_t allowed = kernel.getWorkGroupInfo<CL_KERNEL_WORK_GROUP_SIZE>(rt.device().device);
-    if (c.work_group_size() > allowed) continue;
-    plan.config = c;
-    return launch_gemm(rt, plan, spec, A, B, C, bias, scratch);
-  }
+  // fall back to the largest built-in configuration that the compiled kernel accepts.
+  const auto accepts = [&](const GemmConfig& c) {
+    if (!gemm_fits_device(c, rt.device())) return false;
+    cl::Kernel kernel = rt.kernel(kFile, "gemm", c.build_options(spec.trans_a, spec.trans_b, rows_aligned(spec)));
+    return c.work_group_size() <= kernel.getWorkGroupInfo<CL_KERNEL_WORK_GROUP_SIZE>(rt.device().device);
+  };
+  if (accepts(plan.config)) return launch_gemm(rt, plan, spec, A, B, C, bias, scratch);
+  for (const auto& c : gemm_configs())
+    if (c.work_group_size() < plan.config.work_group_size() && accepts(c)) {
+      plan.config = c;
+      return launch_gemm(rt, plan, spec, A, B, C, bias, scratch);
+    }
   throw Error("gemm: no tile configuration fits " + rt.device().short_label());
 }
 

@@ -1,7 +1,7 @@
 // Host side of the SGEMM kernel family (cl_kernels/matmul.cl): its tile configurations,
 // the plan (configuration and K split) per device and product, and the launch. Ops::gemm
 // and Ops::matmul_* go through here; tests use it directly to run every configuration and
-// the split path on any device.
+// the split path on any device; `attnscope gemm` times and tunes it.
 #pragma once
 #include <functional>
 #include <string>
@@ -13,37 +13,63 @@
 namespace attnscope {
 
 // matmul.cl's tunables: a work-group computes a tile_m × tile_n tile of C with
-// (tile_n/wpt_n) × (tile_m/wpt_m) work-items, each owning a wpt_m × wpt_n micro-tile.
+// (tile_n/wpt_n) × (tile_m/wpt_m) work-items, each owning a wpt_m × wpt_n micro-tile made
+// of 4×4 blocks; K is staged in slabs of tile_k, double-buffered.
 struct GemmConfig {
-  int tile_m, tile_n, tile_k, wpt_m, wpt_n;
+  int tile_m = 0, tile_n = 0, tile_k = 0, wpt_m = 0, wpt_n = 0;
 
   size_t work_group_size() const { return size_t(tile_m / wpt_m) * (tile_n / wpt_n); }
-  size_t local_bytes() const { return sizeof(float) * tile_k * (tile_m + tile_n + 2); }
-  // "-DTILE_M=... -DTRANS_A=..." for matmul.cl.
-  std::string build_options(bool trans_a, bool trans_b) const;
-  std::string label() const;  // "128x128x16/8x8"
+  size_t local_bytes() const;
+  // The kernel's own constraints (micro-tiles of 4×4 blocks, float4 slabs, whole rounds of
+  // float4 loads per work-group or fewer).
+  bool valid() const;
+  // "-DTILE_M=... -DTRANS_A=... -DVECTOR_IO=..." for matmul.cl.
+  std::string build_options(bool trans_a, bool trans_b, bool vector_io) const;
+  std::string label() const;  // "128x128x8/8x8"
+  bool operator==(const GemmConfig& o) const {
+    return tile_m == o.tile_m && tile_n == o.tile_n && tile_k == o.tile_k && wpt_m == o.wpt_m &&
+           wpt_n == o.wpt_n;
+  }
 };
 
-// Every configuration, largest first; the last one fits any OpenCL device.
+// The built-in configurations, largest first; the last one fits any OpenCL device.
 const std::vector<GemmConfig>& gemm_configs();
+// Every valid configuration that fits the device: the space `attnscope gemm --tune`
+// sweeps.
+std::vector<GemmConfig> gemm_tuning_space(const DeviceInfo& device);
+bool gemm_fits_device(const GemmConfig& config, const DeviceInfo& device);
 
 // How a product runs: one configuration, and the number of K-slices whose partial
-// products are summed afterwards (1: no split).
+// products are summed afterwards (1: no split). `source` says where the plan came from:
+// "tuned" (the tuning database's entry for this device and shape class) or "default".
 struct GemmPlan {
   GemmConfig config;
   int k_splits = 1;
+  std::string source = "default";
 };
 
 // Split-K applies to products whose K-slices are contiguous blocks of both operands,
 // i.e. dweight's shape (trans_a, not trans_b), one slice, no bias.
 bool gemm_splittable(const Ops::GemmSpec& spec, bool has_bias);
 
-// The plan for this device and product. GPUs: 128×128 tiles when they give two work-groups
-// per compute unit with little padding; a dweight-shaped product with too few tiles (small
-// M·N, long K) keeps 128×128 and splits K into up to 16 slices instead; otherwise 64×64.
-// CPUs: 32×32, no split.
-// Configurations must fit the device's local memory and work-group size.
-GemmPlan plan_gemm(const DeviceInfo& device, const Ops::GemmSpec& spec, bool has_bias);
+// "nt", "nn", "tn", "tt": whether op(A) and op(B) are transposed.
+std::string gemm_layout(const Ops::GemmSpec& spec);
+// The tuning database's key for a product: layout, batched or not, and each of M, N, K
+// as s (< 1024), m (< 4096) or l: "nt:l-m-s", "nt:b:s-s-s".
+std::string gemm_shape_class(const Ops::GemmSpec& spec);
+// The name a product's launches carry in the kernel profile: "gemm_nt_8192x2304x768",
+// "gemm_nt_512x512x64_b192".
+std::string gemm_profile_name(const Ops::GemmSpec& spec);
+
+// The plan for this device and product: the tuning database's entry for the device and
+// the product's shape class where there is one (and it fits), else the defaults — GPUs:
+// the built-in configuration whose tiles fill the compute units best, split-K for
+// dweight-shaped products with too few tiles; CPUs: 32×32, no split.
+// `table` is the tuning database in use (tests pass their own).
+class GemmTuningTable;
+const GemmTuningTable& gemm_tuning_table();
+GemmPlan plan_gemm(const DeviceInfo& device, const Ops::GemmSpec& spec, bool has_bias,
+                   const GemmTuningTable& table = gemm_tuning_table());
 
 // Device scratch of at least `bytes`, owned by the caller (Ops keeps it between calls).
 using GemmScratch = std::function<const cl::Buffer&(size_t bytes)>;

@@ -3,6 +3,7 @@
 // instead), at shapes that are not multiples of any tile; plus run-to-run determinism.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -10,6 +11,7 @@
 
 #include "host/error.hpp"
 #include "model/gemm.hpp"
+#include "model/gemm_tuning.hpp"
 #include "model/reference/layers.hpp"
 #include "tests/test_support.hpp"
 
@@ -109,23 +111,23 @@ TEST(Gemm, EveryTransposeAndShapeMatchesReference) {
     }
 }
 
-// The GPU configurations run on the CPU device too, so CI checks the code path a GPU takes.
-// Each program build costs seconds on PoCL, so each configuration that the device would
-// not choose anyway gets two of the four transpose cases, alternating between
-// configurations so that every case runs with more than one tile shape.
+// The configurations GPUs run — the built-in ones and every entry of the tuning database —
+// run on the CPU device too, so CI checks the tiles a GPU takes. Each program build costs
+// seconds on PoCL, so each configuration gets two of the four transpose cases, alternating
+// between configurations so that every case runs with more than one tile shape; the
+// shapes cover edge tiles (bounds-checked loads and stores), interior tiles of aligned
+// rows (128-bit loads and stores, VECTOR_IO) and unaligned rows (vload4).
 TEST(Gemm, EveryTileConfigurationMatchesReference) {
-  const std::vector<GemmCase> shapes = {{1, 1, 1}, {3, 5, 1}, {129, 130, 17}, {70, 200, 45}};
+  const std::vector<GemmCase> shapes = {{1, 1, 1}, {129, 130, 17}, {70, 200, 45}, {256, 256, 64}};
   const DeviceInfo& device = shared_runtime().device();
-  const std::string chosen =
-      plan_gemm(device, plain_spec({129, 130, 17}, false, false), false).config.label();
+  std::vector<GemmConfig> configs = gemm_configs();
+  for (const auto& entry : gemm_tuning_table().entries())
+    if (std::find(configs.begin(), configs.end(), entry.config) == configs.end())
+      configs.push_back(entry.config);
   const int transposes[2][2] = {{2, 1}, {0, 3}};  // bit 0: trans_a, bit 1: trans_b
-  int tested = 0, last_tile_m = 0;
-  for (const auto& config : gemm_configs()) {
-    // Each tile shape once: 128×128 with K-slabs of 16 runs the code of 32.
-    if (config.work_group_size() > device.max_work_group_size || config.label() == chosen ||
-        config.tile_m == last_tile_m)
-      continue;
-    last_tile_m = config.tile_m;
+  int tested = 0;
+  for (const auto& config : configs) {
+    if (!gemm_fits_device(config, device)) continue;
     for (int t : transposes[tested++ % 2])
       for (const auto& shape : shapes) {
         Ops::GemmSpec s = plain_spec(shape, t & 1, t & 2);
@@ -135,14 +137,13 @@ TEST(Gemm, EveryTileConfigurationMatchesReference) {
             << " trans_a=" << s.trans_a << " trans_b=" << s.trans_b;
       }
   }
-  EXPECT_GE(tested, 2);
+  EXPECT_GE(tested, int(gemm_configs().size()));
 }
 
 // Split-K (GPUs use it for dweight-shaped products with small M·N): slices that do not
 // divide K, fewer slices than asked when K is short, accumulation (beta = 1) and beta = 0.
 TEST(Gemm, SplitKMatchesReference) {
-  const GemmConfig config =
-      plan_gemm(shared_runtime().device(), plain_spec({37, 29, 300}, true, false), false).config;
+  const GemmConfig config = gemm_configs()[0];  // a GPU's tiles
   struct Case {
     GemmCase shape;
     int splits;
@@ -158,32 +159,104 @@ TEST(Gemm, SplitKMatchesReference) {
   }
 }
 
-// The plan a GPU like the H100 gets (132 compute units, 48 KiB local memory) for GPT-2's
-// products: 128×128 tiles, split-K for small dweights, 64×64 for thin attention products.
-TEST(Gemm, PlanForALargeGpu) {
+DeviceInfo large_gpu() {  // like the H100/H200: 132 compute units, 48 KiB local memory
   DeviceInfo gpu;
+  gpu.name = "test GPU";
   gpu.is_gpu = true, gpu.compute_units = 132, gpu.local_mem_bytes = 48 * 1024;
   gpu.max_work_group_size = 1024;
+  return gpu;
+}
+
+// The default plan (no tuned entry) for GPT-2's products on a large GPU: tiles chosen by
+// wave efficiency, split-K for small dweights, the largest fitting tile on small devices.
+TEST(Gemm, DefaultPlanForALargeGpu) {
+  const DeviceInfo gpu = large_gpu();
+  const GemmTuningTable empty;
   auto plan_for = [&](int M, int N, int K, bool trans_a, bool trans_b, int batch = 1) {
     Ops::GemmSpec s = plain_spec({M, N, K}, trans_a, trans_b);
     s.batch = batch;
-    return plan_gemm(gpu, s, false);
+    return plan_gemm(gpu, s, false, empty);
   };
-  EXPECT_EQ(plan_for(8192, 2304, 768, false, true).config.tile_m, 128);   // qkv forward
-  EXPECT_EQ(plan_for(8192, 768, 3072, false, false).config.tile_m, 128);  // fcproj dinp
+  // 1152 tiles of 128×128 fill 4.4 waves of 264 slots: big tiles win.
+  EXPECT_EQ(plan_for(8192, 2304, 768, false, true).config.label(), "128x128x8/8x8");
+  // N = 768: 384 tiles of 128×128 are 1.45 waves; 768 of 128×64 are 2.9.
+  EXPECT_EQ(plan_for(8192, 768, 768, false, true).config.label(), "128x64x8/8x4");
   GemmPlan attproj_dweight = plan_for(768, 768, 8192, true, false);
-  EXPECT_EQ(attproj_dweight.config.tile_m, 128);
-  EXPECT_EQ(attproj_dweight.config.tile_k, 32);  // 33 KiB of local memory fits in 48
-  EXPECT_EQ(attproj_dweight.k_splits, 16);       // 36 tiles: the most slices, 512 deep
-  EXPECT_EQ(plan_for(50304, 768, 8192, true, false).k_splits, 1);           // enough tiles already
-  EXPECT_EQ(plan_for(1024, 64, 1024, false, false, 96).config.tile_m, 64);  // P·V: N = 64
+  EXPECT_GT(attproj_dweight.k_splits, 1);
+  EXPECT_EQ(attproj_dweight.source, "default");
+  EXPECT_EQ(plan_for(50304, 768, 8192, true, false).k_splits, 1);  // enough tiles already
+  EXPECT_EQ(plan_for(1024, 64, 1024, false, false, 96).config.tile_n, 64);  // P·V: N = 64
   DeviceInfo small_local = gpu;
-  small_local.local_mem_bytes = 32 * 1024;
-  EXPECT_EQ(plan_gemm(small_local, plain_spec({8192, 768, 768}, false, true), false).config.tile_k,
-            16);
+  small_local.local_mem_bytes = 8 * 1024;  // none of the 256-work-item tiles fits
+  EXPECT_EQ(plan_gemm(small_local, plain_spec({8192, 768, 768}, false, true), false, empty)
+                .config.tile_m, 32);
   DeviceInfo cpu = gpu;
   cpu.is_gpu = false, cpu.is_cpu = true;
-  EXPECT_EQ(plan_gemm(cpu, plain_spec({768, 768, 8192}, true, false), false).k_splits, 1);
+  EXPECT_EQ(plan_gemm(cpu, plain_spec({768, 768, 8192}, true, false), false, empty).k_splits, 1);
+}
+
+// A tuned entry for the device's name and the product's shape class wins over the
+// defaults; split-K only where the product allows it; other devices and classes fall back.
+TEST(Gemm, TunedPlanComesFromTheDatabase) {
+  const DeviceInfo gpu = large_gpu();
+  GemmTuningEntry entry;
+  entry.device = gpu.name, entry.precision = "fp32", entry.shape_class = "tn:s-s-l";
+  entry.config = {64, 128, 16, 4, 8}, entry.k_splits = 6;
+  GemmTuningTable table;
+  table.merge({entry});
+  Ops::GemmSpec dweight = plain_spec({768, 768, 8192}, true, false);
+  EXPECT_EQ(gemm_shape_class(dweight), "tn:s-s-l");
+  GemmPlan plan = plan_gemm(gpu, dweight, false, table);
+  EXPECT_EQ(plan.source, "tuned");
+  EXPECT_EQ(plan.config.label(), "64x128x16/4x8");
+  EXPECT_EQ(plan.k_splits, 6);
+  EXPECT_EQ(plan_gemm(gpu, dweight, true, table).k_splits, 1);  // a bias forbids the split
+  DeviceInfo other = gpu;
+  other.name = "another GPU";
+  EXPECT_EQ(plan_gemm(other, dweight, false, table).source, "default");
+  EXPECT_EQ(plan_gemm(gpu, plain_spec({768, 768, 8192}, false, false), false, table).source,
+            "default");
+}
+
+TEST(Gemm, TuningTableRoundTripsAndRejectsMalformedText) {
+  GemmTuningEntry entry;
+  entry.device = "NVIDIA H200", entry.precision = "fp32", entry.shape_class = "nt:l-m-s";
+  entry.config = {128, 128, 8, 8, 8}, entry.k_splits = 1, entry.tflops = 41.5;
+  GemmTuningTable table;
+  table.merge({entry});
+  entry.config.tile_k = 16;  // same key: replaces
+  table.merge({entry});
+  ASSERT_EQ(table.entries().size(), 1u);
+  GemmTuningTable again = GemmTuningTable::parse(table.to_json(), "test");
+  ASSERT_NE(again.find("NVIDIA H200", "fp32", "nt:l-m-s"), nullptr);
+  EXPECT_EQ(again.find("NVIDIA H200", "fp32", "nt:l-m-s")->config.tile_k, 16);
+  EXPECT_EQ(again.find("NVIDIA H200", "tf32", "nt:l-m-s"), nullptr);
+  EXPECT_THROW(GemmTuningTable::parse("{\"entries\": [{\"device\": 1}]}", "test"), Error);
+  EXPECT_THROW(GemmTuningTable::parse("not json", "test"), Error);
+  const std::string invalid = R"({"entries": [{"device": "d", "precision": "fp32",
+      "shape_class": "nn:s-s-s", "config": {"tile_m": 30, "tile_n": 32, "tile_k": 8,
+      "wpt_m": 4, "wpt_n": 4}}]})";
+  EXPECT_THROW(GemmTuningTable::parse(invalid, "test"), Error);  // 30 is not 4-row blocks
+}
+
+TEST(Gemm, ProfileNamesAndShapeClasses) {
+  Ops::GemmSpec s = plain_spec({8192, 2304, 768}, false, true);
+  EXPECT_EQ(gemm_profile_name(s), "gemm_nt_8192x2304x768");
+  EXPECT_EQ(gemm_shape_class(s), "nt:l-m-s");
+  s.batch = 192;
+  EXPECT_EQ(gemm_profile_name(s), "gemm_nt_8192x2304x768_b192");
+  EXPECT_EQ(gemm_shape_class(s), "nt:b:l-m-s");
+}
+
+// The tuner's space: only valid configurations that fit the device, and plenty of them.
+TEST(Gemm, TuningSpaceFitsTheDevice) {
+  const DeviceInfo gpu = large_gpu();
+  const auto space = gemm_tuning_space(gpu);
+  EXPECT_GE(space.size(), 100u);
+  for (const auto& c : space) {
+    EXPECT_TRUE(c.valid()) << c.label();
+    EXPECT_TRUE(gemm_fits_device(c, gpu)) << c.label();
+  }
 }
 
 TEST(Gemm, BatchedWithOffsetsStridesAlphaBeta) {
