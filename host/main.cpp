@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   add_bench_command(app, command_line);
   add_merge_command(app);
   add_check_command(app);
+  add_gemm_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

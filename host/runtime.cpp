@@ -1,8 +1,13 @@
 #include "host/runtime.hpp"
 
+#include <algorithm>
+#include <atomic>
 #include <cstdio>
+#include <thread>
 #include <cstdlib>
 
+#include <fstream>
+#include <functional>
 #include <iostream>
 
 #include "host/error.hpp"
@@ -82,7 +87,26 @@ const cl::Program& Runtime::program(const std::string& file, const std::string& 
       std::fprintf(stderr, "build log of cl_kernels/%s (%s):\n%s\n", file.c_str(),
                    full_options.c_str(), log.c_str());
   }
+  dump_binary(file, full_options, program);
   return programs_.emplace(key, std::move(program)).first->second;
+}
+
+// ATTNSCOPE_DUMP_BINARIES=DIR writes what the compiler produced for each program (PTX on
+// NVIDIA: read it for spills and vector loads rather than guessing), named after the file
+// and a hash of its options, with the options as the first line of a .txt beside it.
+void Runtime::dump_binary(const std::string& file, const std::string& options,
+                          const cl::Program& program) const {
+  const char* dir = std::getenv("ATTNSCOPE_DUMP_BINARIES");
+  if (!dir || !*dir) return;
+  std::vector<std::vector<unsigned char>> binaries = program.getInfo<CL_PROGRAM_BINARIES>();
+  if (binaries.empty()) return;
+  std::string stem = file;
+  for (char& c : stem)
+    if (c == '/' || c == '.') c = '_';
+  stem = std::string(dir) + "/" + stem + "_" + std::to_string(std::hash<std::string>{}(options) % 1000000);
+  std::ofstream(stem + ".txt") << options << "\n";
+  std::ofstream(stem + ".bin", std::ios::binary)
+      .write(reinterpret_cast<const char*>(binaries[0].data()), std::streamsize(binaries[0].size()));
 }
 
 cl::Kernel Runtime::kernel(const std::string& file, const std::string& name,
@@ -94,6 +118,31 @@ cl::Kernel Runtime::kernel(const std::string& file, const std::string& name,
   } catch (const cl::Error& e) {
     rethrow_cl_error(e.err(), e.what(), "creating kernel " + name + " from " + file);
   }
+}
+
+void Runtime::build_programs(const std::string& file, const std::vector<std::string>& option_sets) {
+  std::vector<std::pair<std::string, cl::Program>> pending;
+  const std::string source = expanded_kernel_source(file);
+  for (const auto& options : option_sets)
+    if (!programs_.count({file, options})) pending.emplace_back(options, cl::Program(context_, source));
+  std::atomic<size_t> next{0};
+  std::vector<char> built(pending.size(), 0);
+  auto work = [&] {
+    for (size_t i; (i = next++) < pending.size();) {
+      const std::string full_options = "-cl-std=CL1.2 " + pending[i].first;
+      try {
+        pending[i].second.build({device_.device}, full_options.c_str());
+        built[i] = 1;
+      } catch (const cl::Error&) {  // left out of the cache; program() reports it
+      }
+    }
+  };
+  const size_t threads = std::min<size_t>(8, std::max(1u, std::thread::hardware_concurrency()));
+  std::vector<std::thread> pool;
+  for (size_t t = 0; t < threads; ++t) pool.emplace_back(work);
+  for (auto& thread : pool) thread.join();
+  for (size_t i = 0; i < pending.size(); ++i)
+    if (built[i]) programs_.emplace(std::make_pair(file, pending[i].first), pending[i].second);
 }
 
 DeviceBuffer Runtime::alloc(size_t bytes, const std::string& label) {

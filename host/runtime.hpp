@@ -72,6 +72,11 @@ class Runtime {
   // a caller sets every argument before each launch (set_args does).
   cl::Kernel kernel(const std::string& file, const std::string& name,
                     const std::string& options = "");
+  // Compiles the programs of `file` with each of the option strings that are not cached
+  // yet, on several threads at once (a tuner's hundreds of variants compile in the time of
+  // tens). One that fails to build is left out of the cache: program() then builds it again
+  // and reports its log.
+  void build_programs(const std::string& file, const std::vector<std::string>& option_sets);
 
   // Tracked allocations. alloc() never returns uninitialised memory to a reader by
   // accident: use fill()/upload() before reading.
@@ -105,6 +110,9 @@ class Runtime {
   KernelProfiler& profiler() { return profiler_; }
 
  private:
+  void dump_binary(const std::string& file, const std::string& options,
+                   const cl::Program& program) const;
+
   DeviceInfo device_;
   cl::Context context_;
   cl::CommandQueue queue_;

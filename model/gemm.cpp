@@ -77,7 +77,6 @@ size_t tiles_of(const GemmConfig& c, int M, int N, int batch) {
   return size_t((M + c.tile_m - 1) / c.tile_m) * ((N + c.tile_n - 1) / c.tile_n) * batch;
 }
 
-const char* const kFile = "matmul.cl";
 
 char size_class(int n) { return n < 1024 ? 's' : n < 4096 ? 'm' : 'l'; }
 
@@ -161,6 +160,12 @@ GemmPlan default_gpu_plan(const DeviceInfo& device, const Ops::GemmSpec& spec, b
 
 }  // namespace
 
+const char* const kGemmKernelFile = "matmul.cl";
+
+std::string gemm_build_options(const GemmConfig& config, const Ops::GemmSpec& spec) {
+  return config.build_options(spec.trans_a, spec.trans_b, rows_aligned(spec));
+}
+
 bool gemm_splittable(const Ops::GemmSpec& spec, bool has_bias) {
   return spec.trans_a && !spec.trans_b && spec.batch == 1 && !has_bias;
 }
@@ -204,8 +209,7 @@ void launch_tiles(Runtime& rt, const GemmConfig& config, const Ops::GemmSpec& sp
   if (!config.valid() || !gemm_fits_device(config, rt.device()))
     throw Error("gemm configuration " + config.label() + " does not fit " +
                 rt.device().short_label());
-  const std::string options = config.build_options(spec.trans_a, spec.trans_b, rows_aligned(spec));
-  cl::Kernel kernel = rt.kernel(kFile, "gemm", options);
+  cl::Kernel kernel = rt.kernel(kGemmKernelFile, "gemm", gemm_build_options(config, spec));
   set_args(kernel, spec.M, spec.N, spec.K, spec.alpha, spec.beta, A, cl_ulong(spec.offset_a),
            cl_ulong(spec.stride_a), B, cl_ulong(spec.offset_b), cl_ulong(spec.stride_b), C,
            cl_ulong(spec.offset_c), cl_ulong(spec.stride_c), bias ? *bias : C,
@@ -247,7 +251,7 @@ void launch_split(Runtime& rt, const GemmPlan& plan, const Ops::GemmSpec& spec, 
   part.offset_c = full * mn;
   launch_tiles(rt, plan.config, part, A, B, partials, nullptr, profile_name);
 
-  cl::Kernel reduce = rt.kernel(kFile, "gemm_split_reduce");
+  cl::Kernel reduce = rt.kernel(kGemmKernelFile, "gemm_split_reduce");
   set_args(reduce, C, cl_ulong(spec.offset_c), partials, splits, cl_ulong(mn), spec.alpha,
            spec.beta);
   const size_t local = std::min<size_t>(256, rt.device().max_work_group_size);
@@ -274,7 +278,7 @@ void run_gemm(Runtime& rt, const Ops::GemmSpec& spec, const cl::Buffer& A, const
   // fall back to the largest built-in configuration that the compiled kernel accepts.
   const auto accepts = [&](const GemmConfig& c) {
     if (!gemm_fits_device(c, rt.device())) return false;
-    cl::Kernel kernel = rt.kernel(kFile, "gemm", c.build_options(spec.trans_a, spec.trans_b, rows_aligned(spec)));
+    cl::Kernel kernel = rt.kernel(kGemmKernelFile, "gemm", gemm_build_options(c, spec));
     return c.work_group_size() <= kernel.getWorkGroupInfo<CL_KERNEL_WORK_GROUP_SIZE>(rt.device().device);
   };
   if (accepts(plan.config)) return launch_gemm(rt, plan, spec, A, B, C, bias, scratch);

@@ -71,6 +71,11 @@ const GemmTuningTable& gemm_tuning_table();
 GemmPlan plan_gemm(const DeviceInfo& device, const Ops::GemmSpec& spec, bool has_bias,
                    const GemmTuningTable& table = gemm_tuning_table());
 
+// The build options of matmul.cl that `config` needs for `spec` (its transposes, and
+// VECTOR_IO where every row of A, B and C starts on a 16-byte boundary).
+std::string gemm_build_options(const GemmConfig& config, const Ops::GemmSpec& spec);
+extern const char* const kGemmKernelFile;  // "matmul.cl"
+
 // Device scratch of at least `bytes`, owned by the caller (Ops keeps it between calls).
 using GemmScratch = std::function<const cl::Buffer&(size_t bytes)>;
 
