@@ -59,12 +59,13 @@ struct Bench {
   explicit Bench(BenchSettings& settings)
       : s(settings),
         runtime(settings.device),
-        ops(runtime),
+        ops(runtime, settings.precision),
         telemetry(telemetry_config(settings.telemetry, runtime.device().pci_bus_id)) {
     if (s.peak_tflops)
       peak = PeakFlops{*s.peak_tflops, "--peak-tflops"};
     else
-      peak = fp32_peak(runtime.device().name);
+      peak = s.precision == Precision::tf32 ? tf32_peak(runtime.device().name)
+                                            : fp32_peak(runtime.device().name);
   }
 };
 

@@ -29,6 +29,7 @@ struct BenchSettings {
   double idle_seconds = 2.0;
   double cooldown_max_seconds = 30.0;
   std::optional<double> peak_tflops;
+  Precision precision = Precision::fp32;
   std::string command_line;
 };
 

@@ -31,6 +31,7 @@ void add_bench_command(CLI::App& app, const std::string& command_line) {
   cmd->add_option("--seed", s->train.seed, "Seed of weights and data (same for every variant)")
       ->capture_default_str();
   add_optimizer_options(cmd, s->train.optimizer);
+  add_precision_option(cmd, s->precision);
   cmd->add_option("--data", s->train.data.path, "Training data file (default: built-in corpus)");
   cmd->add_option("--val-data", s->train.data.val_path, "Held-out data file");
   cmd->add_option("--val-every", s->train.val_every, "Validation every N measured steps "

@@ -26,6 +26,7 @@ struct TrainCommand {
   std::string save_path;
   std::string steps_csv;  // every step's row, columns as the benchmark's steps.csv
   TelemetryOptions telemetry;
+  Precision precision = Precision::fp32;
 };
 
 // "| 612 W 183.4 J counter", or nothing where the machine has no GPU power source.
@@ -85,7 +86,7 @@ void run_train(TrainCommand& cmd) {
   install_interrupt_handler();
   std::unique_ptr<CsvWriter> steps_csv = open_steps_csv(cmd.steps_csv);
   Runtime runtime(cmd.device);
-  Ops ops(runtime);
+  Ops ops(runtime, cmd.precision);
   cmd.settings.model = cmd.model.resolve(runtime.device());
   TrainingRun run(ops, cmd.settings);
   Telemetry telemetry(telemetry_config(cmd.telemetry, runtime.device().pci_bus_id));
@@ -150,6 +151,7 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--seed", s.seed, "Seed of the initial weights and the built-in data")
       ->capture_default_str();
   add_optimizer_options(cmd, s.optimizer);
+  add_precision_option(cmd, state->precision);
   cmd->add_option("--data", s.data.path, "Training data: a text file (bytes) or an llm.c token "
                   "shard (default: the built-in synthetic corpus)");
   cmd->add_option("--val-data", s.data.val_path, "Held-out data (default: see README)");

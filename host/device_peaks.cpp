@@ -31,16 +31,36 @@ const std::vector<Entry>& table() {
   return entries;
 }
 
-}  // namespace
+// Dense TF32 tensor-core TFLOP/s (the datasheets' figures with sparsity, halved).
+const std::vector<Entry>& tf32_table() {
+  static const std::vector<Entry> entries = {
+      {"h100 pcie", 378.0, "NVIDIA H100 PCIe datasheet"},
+      {"h100 nvl", 417.5, "NVIDIA H100 NVL datasheet"},
+      {"h100", 494.7, "NVIDIA H100 SXM5 datasheet"},
+      {"h200", 494.7, "NVIDIA H200 SXM datasheet"},
+      {"a100", 156.0, "NVIDIA A100 datasheet"},
+  };
+  return entries;
+}
 
-std::optional<PeakFlops> fp32_peak(const std::string& device_name) {
+std::optional<PeakFlops> lookup(const std::vector<Entry>& entries, const std::string& device_name) {
   std::string name = device_name;
   std::transform(name.begin(), name.end(), name.begin(),
                  [](unsigned char c) { return char(std::tolower(c)); });
-  for (const auto& e : table())
+  for (const auto& e : entries)
     if (name.find(e.name_contains) != std::string::npos)
       return PeakFlops{e.tflops, std::string("table: ") + e.datasheet};
   return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<PeakFlops> tf32_peak(const std::string& device_name) {
+  return lookup(tf32_table(), device_name);
+}
+
+std::optional<PeakFlops> fp32_peak(const std::string& device_name) {
+  return lookup(table(), device_name);
 }
 
 }  // namespace attnscope

@@ -72,6 +72,14 @@ void add_attention_options(CLI::App* cmd, AttentionOptions& o) {
       ->check(kPositive);
 }
 
+void add_precision_option(CLI::App* cmd, Precision& precision) {
+  cmd->add_option_function<std::string>(
+         "--precision", [&precision](const std::string& name) { precision = parse_precision(name); },
+         "Matrix products: fp32 (portable, default) or tf32 (tensor cores on NVIDIA compute "
+         "capability >= 8.0, proven by a probe at start; fp32 accumulation)")
+      ->check(CLI::IsMember({"fp32", "tf32"}));
+}
+
 void add_optimizer_options(CLI::App* cmd, OptimizerConfig& o) {
   cmd->add_option("--lr", o.adamw.lr, "AdamW learning rate")->capture_default_str()->check(kPositive);
   cmd->add_option("--beta1", o.adamw.beta1, "AdamW beta1")->capture_default_str()->check(CLI::Range(0.0, 0.999999));

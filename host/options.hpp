@@ -27,5 +27,7 @@ extern const CLI::Validator kNonNegative;
 void add_model_options(CLI::App* cmd, ModelOptions& options);
 void add_attention_options(CLI::App* cmd, AttentionOptions& options);
 void add_optimizer_options(CLI::App* cmd, OptimizerConfig& options);
+// --precision fp32|tf32 (model/ops.hpp).
+void add_precision_option(CLI::App* cmd, Precision& precision);
 
 }  // namespace attnscope

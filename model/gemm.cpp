@@ -6,6 +6,7 @@
 
 #include "host/error.hpp"
 #include "model/gemm_tuning.hpp"
+#include "model/tf32.hpp"
 
 namespace attnscope {
 
@@ -37,12 +38,13 @@ std::string GemmConfig::label() const {
 
 const std::vector<GemmConfig>& gemm_configs() {
   // 128×128 with 8×8 per work-item (256 work-items, 64 accumulators, 4 float4 local loads
-  // per 64 multiply-adds) for large products; 128×64 and 64×64 (256 work-items) where
+  // per 64 multiply-adds) for large products, K-slabs of 16 (34 KiB of local memory: on
+  // the H200, 16 beat 8 by 5–10% at every GPT-2 shape); 128×64 and 64×64 (256 work-items) where
   // 128×128 tiles would leave compute units idle in the last wave; 32×32/4×4 (64
   // work-items) suits CPUs, whose work-items are loop iterations; 16×16/4×4 needs 16
   // work-items and 2.5 KiB, for devices that allow nothing bigger.
   static const std::vector<GemmConfig> configs = {
-      {128, 128, 8, 8, 8}, {128, 64, 8, 8, 4}, {64, 64, 8, 4, 4},
+      {128, 128, 16, 8, 8}, {128, 64, 16, 8, 4}, {64, 64, 16, 4, 4},
       {32, 32, 8, 4, 4},   {16, 16, 8, 4, 4},
   };
   return configs;
@@ -121,6 +123,16 @@ double wave_efficiency(size_t tiles, const DeviceInfo& device) {
   return double(tiles) / double(waves * slots);
 }
 
+// K-slices for a dweight-shaped product whose `tiles` give less than one wave: enough
+// slices for ~4 waves, at most 16, each at least 512 deep so the partial sums' traffic
+// stays small. 1: no split.
+int default_k_splits(const DeviceInfo& device, const Ops::GemmSpec& spec, bool has_bias,
+                     size_t tiles) {
+  const size_t wanted = 2 * size_t(device.compute_units);
+  if (!device.is_gpu || !gemm_splittable(spec, has_bias) || tiles >= wanted) return 1;
+  return int(std::max<size_t>(1, std::min<size_t>({16, (4 * wanted + tiles - 1) / tiles, size_t(spec.K) / 512})));
+}
+
 // Without a tuned entry: on GPUs, the built-in 256-work-item configuration with the best
 // expected time, counting each tile's relative speed (bigger tiles reuse each load more:
 // measured on an H100, 128×64 runs at ~0.85 and 64×64 at ~0.7 of 128×128) and the padded
@@ -147,14 +159,7 @@ GemmPlan default_gpu_plan(const DeviceInfo& device, const Ops::GemmSpec& spec, b
     return {gemm_configs().back(), 1};
   }
   GemmPlan plan{best->config, 1};
-  // Split K when the tiles give less than one full wave: enough slices for ~4 waves, at
-  // most 16, each at least 512 deep so the partial sums' traffic stays small.
-  const size_t tiles = tiles_of(plan.config, spec.M, spec.N, spec.batch);
-  const size_t wanted = 2 * size_t(device.compute_units);
-  if (gemm_splittable(spec, has_bias) && tiles < wanted) {
-    const size_t splits = std::min<size_t>({16, (4 * wanted + tiles - 1) / tiles, size_t(spec.K) / 512});
-    if (splits > 1) plan.k_splits = int(splits);
-  }
+  plan.k_splits = default_k_splits(device, spec, has_bias, tiles_of(plan.config, spec.M, spec.N, spec.batch));
   return plan;
 }
 
@@ -226,15 +231,16 @@ void launch_tiles(Runtime& rt, const GemmConfig& config, const Ops::GemmSpec& sp
             KernelCost{2 * mnk, elements * sizeof(float)}, profile_name);
 }
 
-// C = alpha · Σ_s op(A_s)·B_s + beta · C over K-slices s of `slice_k` (the last one
-// shorter): full slices as one batched launch, the last one alone, then the ordered sum.
-void launch_split(Runtime& rt, const GemmPlan& plan, const Ops::GemmSpec& spec, const cl::Buffer& A,
-                  const cl::Buffer& B, const cl::Buffer& C, const GemmScratch& scratch) {
-  check_spec(spec, A, B, C);
+// Launches the tiles of one product (no split) into C.
+using TileLauncher = std::function<void(const Ops::GemmSpec& spec, const cl::Buffer& C)>;
+
+// C = alpha · Σ_s op(A_s)·B_s + beta · C over `k_splits` K-slices of whole slabs of tile_k
+// (the last one shorter): full slices as one batched launch, the last one alone, then the
+// ordered sum. `tiles` launches a slice product (fp32 or tf32 kernel).
+void launch_split(Runtime& rt, int k_splits, int tile_k, const Ops::GemmSpec& spec,
+                  const cl::Buffer& C, const GemmScratch& scratch, const TileLauncher& tiles) {
   if (spec.M == 0 || spec.N == 0) return;
-  const std::string profile_name = gemm_profile_name(spec) + "_split" + std::to_string(plan.k_splits);
-  const int tile_k = plan.config.tile_k;
-  const int slice_k = int(round_up((spec.K + plan.k_splits - 1) / plan.k_splits, tile_k));
+  const int slice_k = int(round_up((spec.K + k_splits - 1) / k_splits, tile_k));
   const int splits = (spec.K + slice_k - 1) / slice_k;
   const size_t mn = size_t(spec.M) * spec.N;
   const cl::Buffer& partials = scratch(size_t(splits) * mn * sizeof(float));
@@ -243,13 +249,13 @@ void launch_split(Runtime& rt, const GemmPlan& plan, const Ops::GemmSpec& spec, 
   part.alpha = 1.f, part.beta = 0.f, part.K = slice_k, part.batch = splits - 1;
   part.stride_a = size_t(slice_k) * spec.M, part.stride_b = size_t(slice_k) * spec.N;
   part.offset_c = 0, part.stride_c = mn;
-  if (part.batch > 0) launch_tiles(rt, plan.config, part, A, B, partials, nullptr, profile_name);
+  if (part.batch > 0) tiles(part, partials);
   const int full = splits - 1;
   part.batch = 1, part.K = spec.K - full * slice_k;
   part.offset_a = spec.offset_a + full * part.stride_a;
   part.offset_b = spec.offset_b + full * part.stride_b;
   part.offset_c = full * mn;
-  launch_tiles(rt, plan.config, part, A, B, partials, nullptr, profile_name);
+  tiles(part, partials);
 
   cl::Kernel reduce = rt.kernel(kGemmKernelFile, "gemm_split_reduce");
   set_args(reduce, C, cl_ulong(spec.offset_c), partials, splits, cl_ulong(mn), spec.alpha,
@@ -257,6 +263,21 @@ void launch_split(Runtime& rt, const GemmPlan& plan, const Ops::GemmSpec& spec, 
   const size_t local = std::min<size_t>(256, rt.device().max_work_group_size);
   rt.launch(reduce, cl::NDRange(round_up(mn, local)), cl::NDRange(local),
             KernelCost{0, double(mn) * (splits + (spec.beta != 0.f ? 2 : 1)) * sizeof(float)});
+}
+
+// Tensor cores: matmul_tf32.cl's default tiles; split-K as for fp32.
+void run_gemm_tf32(Runtime& rt, const Ops::GemmSpec& spec, const cl::Buffer& A, const cl::Buffer& B,
+                   const cl::Buffer& C, const cl::Buffer* bias, const GemmScratch& scratch) {
+  const Tf32GemmConfig config;
+  const size_t tiles = size_t((spec.M + config.tile_m - 1) / config.tile_m) *
+                       ((spec.N + config.tile_n - 1) / config.tile_n) * spec.batch;
+  const int splits = default_k_splits(rt.device(), spec, bias != nullptr, tiles);
+  if (splits <= 1) return launch_gemm_tf32(rt, config, spec, A, B, C, bias);
+  check_spec(spec, A, B, C);
+  launch_split(rt, splits, config.tile_k, spec, C, scratch,
+               [&](const Ops::GemmSpec& part, const cl::Buffer& out) {
+                 launch_gemm_tf32(rt, config, part, A, B, out, nullptr);
+               });
 }
 
 }  // namespace
@@ -268,11 +289,18 @@ void launch_gemm(Runtime& rt, const GemmPlan& plan, const Ops::GemmSpec& spec, c
     return launch_tiles(rt, plan.config, spec, A, B, C, bias, gemm_profile_name(spec));
   if (!gemm_splittable(spec, bias != nullptr))
     throw Error("gemm: split-K needs trans_a, no trans_b, one slice and no bias");
-  launch_split(rt, plan, spec, A, B, C, scratch);
+  check_spec(spec, A, B, C);
+  const std::string name = gemm_profile_name(spec) + "_split" + std::to_string(plan.k_splits);
+  launch_split(rt, plan.k_splits, plan.config.tile_k, spec, C, scratch,
+               [&](const Ops::GemmSpec& part, const cl::Buffer& out) {
+                 launch_tiles(rt, plan.config, part, A, B, out, nullptr, name);
+               });
 }
 
 void run_gemm(Runtime& rt, const Ops::GemmSpec& spec, const cl::Buffer& A, const cl::Buffer& B,
-              const cl::Buffer& C, const cl::Buffer* bias, const GemmScratch& scratch) {
+              const cl::Buffer& C, const cl::Buffer* bias, const GemmScratch& scratch,
+              Precision precision) {
+  if (precision == Precision::tf32) return run_gemm_tf32(rt, spec, A, B, C, bias, scratch);
   GemmPlan plan = plan_gemm(rt.device(), spec, bias != nullptr);
   // A compiler may allow fewer work-items than the device maximum (register pressure):
   // fall back to the largest built-in configuration that the compiled kernel accepts.

@@ -88,8 +88,10 @@ void launch_gemm(Runtime& rt, const GemmPlan& plan, const Ops::GemmSpec& spec, c
                  const GemmScratch& scratch);
 
 // Plans, steps down to a smaller configuration if the compiled kernel allows fewer
-// work-items than the planned one needs (register pressure), and launches.
+// work-items than the planned one needs (register pressure), and launches. With
+// Precision::tf32 the product runs on tensor cores (model/tf32.hpp; the caller has probed).
 void run_gemm(Runtime& rt, const Ops::GemmSpec& spec, const cl::Buffer& A, const cl::Buffer& B,
-              const cl::Buffer& C, const cl::Buffer* bias, const GemmScratch& scratch);
+              const cl::Buffer& C, const cl::Buffer* bias, const GemmScratch& scratch,
+              Precision precision = Precision::fp32);
 
 }  // namespace attnscope

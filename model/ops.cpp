@@ -6,6 +6,7 @@
 
 #include "host/error.hpp"
 #include "model/gemm.hpp"
+#include "model/tf32.hpp"
 
 namespace attnscope {
 
@@ -50,7 +51,21 @@ void launch_columns(Runtime& rt, const cl::Kernel& kernel, size_t columns, size_
 
 }  // namespace
 
-Ops::Ops(Runtime& runtime) : rt_(runtime) {}
+std::string precision_name(Precision precision) {
+  return precision == Precision::tf32 ? "tf32" : "fp32";
+}
+
+Precision parse_precision(const std::string& name) {
+  if (name == "fp32") return Precision::fp32;
+  if (name == "tf32") return Precision::tf32;
+  throw UsageError("--precision: expected fp32 or tf32, got '" + name + "'");
+}
+
+Ops::Ops(Runtime& runtime, Precision precision) : rt_(runtime), precision_(precision) {
+  if (precision_ != Precision::tf32) return;
+  const Tf32Probe probe = probe_tf32(rt_);
+  if (!probe.available) throw UsageError("--precision tf32 is not available: " + probe.reason);
+}
 
 const cl::Buffer& Ops::scratch(int slot, size_t bytes) {
   DeviceBuffer& buffer = scratch_[slot];
@@ -66,7 +81,7 @@ void Ops::matmul_forward(const cl::Buffer& out, const cl::Buffer& inp, const cl:
                          const cl::Buffer* bias, int N, int C, int OC) {
   GemmSpec spec;
   spec.M = N, spec.N = OC, spec.K = C, spec.trans_b = true;
-  run_gemm(rt_, spec, inp, weight, out, bias, gemm_scratch());
+  run_gemm(rt_, spec, inp, weight, out, bias, gemm_scratch(), precision_);
 }
 
 void Ops::matmul_backward(const cl::Buffer& dinp, const cl::Buffer& dweight,
@@ -74,11 +89,11 @@ void Ops::matmul_backward(const cl::Buffer& dinp, const cl::Buffer& dweight,
                           const cl::Buffer& weight, int N, int C, int OC) {
   GemmSpec dinp_spec;  // dinp[N,C] = dout[N,OC] · weight[OC,C]
   dinp_spec.M = N, dinp_spec.N = C, dinp_spec.K = OC;
-  run_gemm(rt_, dinp_spec, dout, weight, dinp, nullptr, gemm_scratch());
+  run_gemm(rt_, dinp_spec, dout, weight, dinp, nullptr, gemm_scratch(), precision_);
   GemmSpec dweight_spec;  // dweight[OC,C] += dout[N,OC]ᵀ · inp[N,C]
   dweight_spec.M = OC, dweight_spec.N = C, dweight_spec.K = N;
   dweight_spec.trans_a = true, dweight_spec.beta = 1.f;
-  run_gemm(rt_, dweight_spec, dout, inp, dweight, nullptr, gemm_scratch());
+  run_gemm(rt_, dweight_spec, dout, inp, dweight, nullptr, gemm_scratch(), precision_);
   if (!dbias) return;
   // 32 columns per work-group (coalesced rows), up to 8 work-items sharing each column.
   const size_t cols = 32;
@@ -92,7 +107,7 @@ void Ops::matmul_backward(const cl::Buffer& dinp, const cl::Buffer& dweight,
 
 void Ops::gemm(const GemmSpec& spec, const cl::Buffer& A, const cl::Buffer& B,
                const cl::Buffer& C) {
-  run_gemm(rt_, spec, A, B, C, nullptr, gemm_scratch());
+  run_gemm(rt_, spec, A, B, C, nullptr, gemm_scratch(), precision_);
 }
 
 void Ops::encoder_forward(const cl::Buffer& out, const cl::Buffer& tokens, const cl::Buffer& wte,

@@ -14,10 +14,22 @@
 
 namespace attnscope {
 
+// How matrix products are computed. fp32: the portable SGEMM (matmul.cl), the default and
+// the fallback. tf32: tensor cores (matmul_tf32.cl, NVIDIA compute capability ≥ 8.0),
+// operands rounded to TF32 (10 mantissa bits), fp32 accumulation; only after a probe has
+// proven the path on the device (model/tf32.hpp).
+enum class Precision { fp32, tf32 };
+std::string precision_name(Precision precision);
+// "fp32" or "tf32"; throws UsageError otherwise.
+Precision parse_precision(const std::string& name);
+
 class Ops {
  public:
-  explicit Ops(Runtime& runtime);
+  // With Precision::tf32, probes the device first and throws UsageError naming why the
+  // path is not available (never a silent fp32 run labelled tf32).
+  explicit Ops(Runtime& runtime, Precision precision = Precision::fp32);
   Runtime& runtime() { return rt_; }
+  Precision precision() const { return precision_; }
 
   // out[b,t,:] = wte[tokens[b,t],:] + wpe[t,:]. tokens: int32 (B,T).
   void encoder_forward(const cl::Buffer& out, const cl::Buffer& tokens, const cl::Buffer& wte,
@@ -95,6 +107,7 @@ class Ops {
   std::function<const cl::Buffer&(size_t)> gemm_scratch();
 
   Runtime& rt_;
+  Precision precision_;
   std::map<int, DeviceBuffer> scratch_;
 };
 

@@ -178,9 +178,9 @@ TEST(Gemm, DefaultPlanForALargeGpu) {
     return plan_gemm(gpu, s, false, empty);
   };
   // 1152 tiles of 128×128 fill 4.4 waves of 264 slots: big tiles win.
-  EXPECT_EQ(plan_for(8192, 2304, 768, false, true).config.label(), "128x128x8/8x8");
+  EXPECT_EQ(plan_for(8192, 2304, 768, false, true).config.label(), "128x128x16/8x8");
   // N = 768: 384 tiles of 128×128 are 1.45 waves; 768 of 128×64 are 2.9.
-  EXPECT_EQ(plan_for(8192, 768, 768, false, true).config.label(), "128x64x8/8x4");
+  EXPECT_EQ(plan_for(8192, 768, 768, false, true).config.label(), "128x64x16/8x4");
   GemmPlan attproj_dweight = plan_for(768, 768, 8192, true, false);
   EXPECT_GT(attproj_dweight.k_splits, 1);
   EXPECT_EQ(attproj_dweight.source, "default");
