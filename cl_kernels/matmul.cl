@@ -203,8 +203,11 @@ void gemm(const int M, const int N, const int K, const float alpha, const float 
   const int m0 = get_group_id(1) * TILE_M, n0 = get_group_id(0) * TILE_N;
   const bool inside_mn = m0 + TILE_M <= M && n0 + TILE_N <= N;
 
-  __local float a_tiles[2 * A_SLAB];
-  __local float b_tiles[2 * B_SLAB];
+  // Declared as float4 so that the float4 accesses below are aligned (a float array is
+  // only 4-byte aligned, and NVIDIA faults on a misaligned 128-bit shared-memory access).
+  __local float4 a_vectors[2 * A_SLAB / 4], b_vectors[2 * B_SLAB / 4];
+  __local float* a_tiles = (__local float*)a_vectors;
+  __local float* b_tiles = (__local float*)b_vectors;
   float4 a_next[A_ROUNDS], b_next[B_ROUNDS];  // the next slab, in flight
   float acc[WPT_M][WPT_N];
 #pragma unroll
