@@ -5,9 +5,9 @@
 #include <string>
 
 #include "host/commands.hpp"
-#include "host/error.hpp"
 #include "host/options.hpp"
-#include "host/runtime.hpp"
+#include "host/runtime/error.hpp"
+#include "host/runtime/runtime.hpp"
 #include "model/ops.hpp"
 #include "model/registry.hpp"
 #include "model/variant_check.hpp"

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <climits>
 
-#include "host/error.hpp"
+#include "host/runtime/error.hpp"
 
 namespace attnscope {
 
@@ -20,7 +20,7 @@ std::string GemmConfig::label() const {
 }
 
 const std::vector<GemmConfig>& gemm_configs() {
-  // 128×128 with 8×8 per work-item: 256 work-items, 64 accumulators each, 2 multiply-adds
+  // 128×128 with 8×8 per work-item: 256 work-items, 64 accumulators each, 4 multiply-adds
   // per local load; K-slabs of 32 (33 KiB of local memory) where the device has room,
   // else 16 (16.5 KiB). 64×64/4×4 has 4× the tiles for thin products (attention's P·V);
   // 32×32/4×4 (64 work-items) suits CPUs, whose work-items are loop iterations; 8×8/2×2

@@ -10,9 +10,9 @@
 #include <utility>
 #include <vector>
 
-#include "host/device_info.hpp"
-#include "host/opencl.hpp"
-#include "host/profiler.hpp"
+#include "host/runtime/device_info.hpp"
+#include "host/runtime/opencl.hpp"
+#include "host/runtime/profiler.hpp"
 
 namespace attnscope {
 

@@ -1,12 +1,12 @@
-#include "host/runtime.hpp"
+#include "host/runtime/runtime.hpp"
 
 #include <cstdio>
 #include <cstdlib>
 
 #include <iostream>
 
-#include "host/error.hpp"
-#include "host/kernel_sources.hpp"
+#include "host/runtime/error.hpp"
+#include "host/runtime/kernel_sources.hpp"
 
 namespace attnscope {
 
