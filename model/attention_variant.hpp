@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "host/runtime/runtime.hpp"
@@ -37,12 +38,18 @@ struct AttentionOptions {
 // spelled '-'), `attnscope variants`, the check dump, the run descriptions and the
 // checkpoints all take it from here.
 struct VariantOption {
+  VariantOption(std::string name, int default_value, std::string help,
+                std::string default_text = "", int minimum = 1, bool shapes_parameters = false)
+      : name(std::move(name)), default_value(default_value), help(std::move(help)),
+        default_text(std::move(default_text)), minimum(minimum),
+        shapes_parameters(shapes_parameters) {}
+
   std::string name;          // "kv_heads": --kv-heads, options.values["kv_heads"]
-  int default_value = 0;     // 0: resolve() derives it from the dims, as default_text says
+  int default_value;         // 0: resolve() derives it from the dims, as default_text says
   std::string help;          // "K/V heads"
   std::string default_text;  // the derived default in words ("n_head/4"); empty: the value
-  int minimum = 1;           // smaller values are a usage error when parsing
-  bool shapes_parameters = false;  // changes parameters(): recorded in checkpoints
+  int minimum;               // smaller values are a usage error when parsing
+  bool shapes_parameters;    // changes parameters(): recorded in checkpoints
 
   std::string flag() const;          // "--kv-heads"
   std::string default_label() const;  // "n_head/4", or the value: "256"
