@@ -25,7 +25,8 @@ CLI::Validator lower_bound(int bound, bool inclusive) {
 // "gqa: K/V heads (default n_head/4)"; "linear: chunk length; lsh: keys per chunk c".
 std::string option_help(const SharedOption& shared) {
   std::string help;
-  for (const auto& [variant, text] : shared.uses) help += (help.empty() ? "" : "; ") + variant + ": " + text;
+  for (const auto& [variant, text] : shared.uses)
+    help += (help.empty() ? "" : "; ") + variant + ": " + text;
   if (shared.spec.default_value == 0 && !shared.spec.default_text.empty())
     help += " (default " + shared.spec.default_text + ")";
   return help;

@@ -72,8 +72,8 @@ std::vector<SharedOption> variant_options() {
         continue;
       }
       if (same->spec.default_value != o.default_value || same->spec.minimum != o.minimum)
-        throw Error(entry.name + " declares " + o.flag() + " with another default or minimum than " +
-                    same->uses.front().first);
+        throw Error(entry.name + " declares " + o.flag() +
+                    " with another default or minimum than " + same->uses.front().first);
       same->uses.emplace_back(entry.name, o.help);
     }
   return shared;

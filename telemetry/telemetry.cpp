@@ -69,7 +69,8 @@ WindowResult Telemetry::end_window(const std::string& name) {
   {
     std::lock_guard<std::mutex> lock(windows_mutex_);
     auto found = open_windows_.find(name);
-    if (found == open_windows_.end()) throw TelemetryError("telemetry window '" + name + "' is not open");
+    if (found == open_windows_.end())
+      throw TelemetryError("telemetry window '" + name + "' is not open");
     window = std::move(found->second);
     open_windows_.erase(found);
   }
@@ -91,8 +92,9 @@ WindowResult Telemetry::end_window(const std::string& name) {
 
 WindowResult Telemetry::measure_idle(double seconds) {
   if (!(seconds > 0))
-    throw TelemetryError("idle measurement needs a positive duration, got " + std::to_string(seconds),
-                         TelemetryError::Kind::kBadSetting);
+    throw TelemetryError(
+        "idle measurement needs a positive duration, got " + std::to_string(seconds),
+        TelemetryError::Kind::kBadSetting);
   begin_window("idle");
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
   return end_window("idle");

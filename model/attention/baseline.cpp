@@ -217,7 +217,8 @@ void BaselineAttention::reference_forward(const ReferenceArgs& args, float* out)
   reference::mha_block_forward(dims, /*window=*/0, params, x, out);
 }
 
-void BaselineAttention::reference_backward(const ReferenceArgs& args, const ReferenceGrads& gradients) const {
+void BaselineAttention::reference_backward(const ReferenceArgs& args,
+                                           const ReferenceGrads& gradients) const {
   const auto& [dims, step, params, x] = args;
   const auto& [dout, dx, dparams] = gradients;
   reference::mha_block_backward(dims, /*window=*/0, params, x, dout, dx, dparams);

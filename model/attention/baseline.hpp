@@ -34,7 +34,8 @@ class BaselineAttention : public AttentionVariant {
   void backward(const DeviceArgs& args, const DeviceGrads& gradients) override;
 
   void reference_forward(const ReferenceArgs& args, float* out) const override;
-  void reference_backward(const ReferenceArgs& args, const ReferenceGrads& gradients) const override;
+  void reference_backward(const ReferenceArgs& args,
+                          const ReferenceGrads& gradients) const override;
 
  private:
   void build_kernels(Runtime& rt);

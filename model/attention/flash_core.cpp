@@ -338,7 +338,8 @@ void TiledExactAttention::reference_forward(const ReferenceArgs& args, float* ou
   reference::mha_block_forward(dims, window(dims), params, x, out);
 }
 
-void TiledExactAttention::reference_backward(const ReferenceArgs& args, const ReferenceGrads& gradients) const {
+void TiledExactAttention::reference_backward(const ReferenceArgs& args,
+                                             const ReferenceGrads& gradients) const {
   const auto& [dims, step, params, x] = args;
   const auto& [dout, dx, dparams] = gradients;
   reference::mha_block_backward(dims, window(dims), params, x, dout, dx, dparams);

@@ -109,7 +109,8 @@ class TiledExactAttention : public AttentionVariant {
   void backward(const DeviceArgs& args, const DeviceGrads& gradients) override;
 
   void reference_forward(const ReferenceArgs& args, float* out) const override;
-  void reference_backward(const ReferenceArgs& args, const ReferenceGrads& gradients) const override;
+  void reference_backward(const ReferenceArgs& args,
+                          const ReferenceGrads& gradients) const override;
 
   // Tiles of the kernels: chosen for the device by allocate(); before that, those of a
   // typical GPU (48 KiB local memory), which cost() then assumes.

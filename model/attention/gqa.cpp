@@ -57,7 +57,8 @@ class GroupedQueryAttention final : public TiledExactAttention {
                               dims.B * dims.T, dims.C, dims.C);
   }
 
-  void reference_backward(const ReferenceArgs& args, const ReferenceGrads& gradients) const override {
+  void reference_backward(const ReferenceArgs& args,
+                          const ReferenceGrads& gradients) const override {
     const auto& [dims, step, params, x] = args;
     const auto& [dout, dx, dparams] = gradients;
     const int N = dims.B * dims.T, C = dims.C, KV = kv_width(dims);

@@ -291,7 +291,8 @@ void LinearAttention::reference_forward(const ReferenceArgs& args, float* out) c
   reference::matmul_forward(out, att.data(), params[2], params[3], dims.B * dims.T, dims.C, dims.C);
 }
 
-void LinearAttention::reference_backward(const ReferenceArgs& args, const ReferenceGrads& gradients) const {
+void LinearAttention::reference_backward(const ReferenceArgs& args,
+                                         const ReferenceGrads& gradients) const {
   const auto& [dims, step, params, x] = args;
   const auto& [dout, dx, dparams] = gradients;
   const int N = dims.B * dims.T, C = dims.C;

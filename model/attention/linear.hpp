@@ -46,7 +46,8 @@ class LinearAttention : public AttentionVariant {
   void backward(const DeviceArgs& args, const DeviceGrads& gradients) override;
 
   void reference_forward(const ReferenceArgs& args, float* out) const override;
-  void reference_backward(const ReferenceArgs& args, const ReferenceGrads& gradients) const override;
+  void reference_backward(const ReferenceArgs& args,
+                          const ReferenceGrads& gradients) const override;
 
   // The tiles allocate() chose (the defaults before that).
   const LinearTiles& tiles() const { return tiles_; }

@@ -298,30 +298,31 @@ void LshAttention::backward(const DeviceArgs& args, const DeviceGrads& gradients
 // The reference hashes in float from its own qv (double-accumulated, rounded to float),
 // exactly as the device hashes its qv; the two qv differ in the last bits, so a bucket
 // can differ only where two projections tie to within float rounding.
-void LshAttention::reference_forward(const ReferenceArgs& args, float* out) const {
+std::vector<int> LshAttention::reference_buckets(const ReferenceArgs& args) const {
   const auto& [dims, step, params, x] = args;
   const LshShape s = shape(dims);
   const int N = dims.B * dims.T, C = dims.C;
   std::vector<float> qv(size_t(N) * 2 * C);
   reference::matmul_forward(qv.data(), x, params[0], params[1], N, C, 2 * C);
-  const std::vector<int> buckets = lsh::hash_positions(
+  return lsh::hash_positions(
       qv.data(), s, lsh::rotations(options().seed, step.step, s.rounds, s.head_size, s.buckets));
-  reference::lsh_block_forward(s, buckets, params, x, out);
+}
+
+void LshAttention::reference_forward(const ReferenceArgs& args, float* out) const {
+  const auto& [dims, step, params, x] = args;
+  const std::vector<int> buckets = reference_buckets(args);
+  reference::lsh_block_forward(shape(dims), buckets, params, x, out);
   std::lock_guard<std::mutex> lock(reference_hash_mutex_);
   reference_buckets_ = buckets;
   reference_hash_key_ = {dims.B, dims.T, dims.C, dims.H, step.step};
 }
 
-void LshAttention::reference_backward(const ReferenceArgs& args, const ReferenceGrads& gradients) const {
+void LshAttention::reference_backward(const ReferenceArgs& args,
+                                      const ReferenceGrads& gradients) const {
   const auto& [dims, step, params, x] = args;
   const auto& [dout, dx, dparams] = gradients;
-  const LshShape s = shape(dims);
-  const int N = dims.B * dims.T, C = dims.C;
-  std::vector<float> qv(size_t(N) * 2 * C);
-  reference::matmul_forward(qv.data(), x, params[0], params[1], N, C, 2 * C);
-  const std::vector<int> buckets = lsh::hash_positions(
-      qv.data(), s, lsh::rotations(options().seed, step.step, s.rounds, s.head_size, s.buckets));
-  reference::lsh_block_backward(s, buckets, params, x, dout, dx, dparams);
+  reference::lsh_block_backward(shape(dims), reference_buckets(args), params, x, dout, dx,
+                                dparams);
 }
 
 std::vector<NamedTensor> LshAttention::debug_tensors(const AttentionDims& dims,

@@ -53,7 +53,8 @@ class LshAttention : public AttentionVariant {
   void backward(const DeviceArgs& args, const DeviceGrads& gradients) override;
 
   void reference_forward(const ReferenceArgs& args, float* out) const override;
-  void reference_backward(const ReferenceArgs& args, const ReferenceGrads& gradients) const override;
+  void reference_backward(const ReferenceArgs& args,
+                          const ReferenceGrads& gradients) const override;
 
   // The rotations of this step, and the bucket ids the reference last hashed for these
   // dims and step (the inputs of the dump's reference outputs), as (B, H, n_r, T).
@@ -71,6 +72,8 @@ class LshAttention : public AttentionVariant {
   void attend_backward(Runtime& rt, const LshShape& s, const AttentionDims& dims,
                        LshActivations& acts);
   size_t attention_groups(const LshShape& s) const;
+  // Bucket ids (B, H, n_r, T) of the reference's own qv for this step.
+  std::vector<int> reference_buckets(const ReferenceArgs& args) const;
 
   LshTiles tiles_;
   std::string built_options_;

@@ -41,7 +41,8 @@ class MlaAttention : public AttentionVariant {
             "O(T²·d + T·C·d_c) FLOPs",
             "DeepSeek-AI 2024, DeepSeek-V2: A Strong, Economical, and Efficient "
             "Mixture-of-Experts Language Model (arXiv 2405.04434)",
-            {{"latent_dim", 0, "latent width d_c", "4 x head size", 1, /*shapes_parameters=*/true}}};
+            {{"latent_dim", 0, "latent width d_c", "4 x head size", 1,
+              /*shapes_parameters=*/true}}};
   }
 
   void resolve(const AttentionDims& dims) override {
@@ -136,7 +137,8 @@ class MlaAttention : public AttentionVariant {
                               dims.C);
   }
 
-  void reference_backward(const ReferenceArgs& args, const ReferenceGrads& gradients) const override {
+  void reference_backward(const ReferenceArgs& args,
+                          const ReferenceGrads& gradients) const override {
     const auto& [dims, step, params, x] = args;
     const auto& [dout, dx, dparams] = gradients;
     Projections p = project(dims, params, x);  // recomputed: the reference keeps no state

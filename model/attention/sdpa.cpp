@@ -96,7 +96,8 @@ class SdpaAttention : public AttentionVariant {
     reference::mha_block_forward(dims, /*window=*/0, params, x, out);
   }
 
-  void reference_backward(const ReferenceArgs& args, const ReferenceGrads& gradients) const override {
+  void reference_backward(const ReferenceArgs& args,
+                          const ReferenceGrads& gradients) const override {
     const auto& [dims, step, params, x] = args;
     const auto& [dout, dx, dparams] = gradients;
     reference::mha_block_backward(dims, /*window=*/0, params, x, dout, dx, dparams);
