@@ -11,9 +11,9 @@
 #include <thread>
 
 #include "host/device_peaks.hpp"
-#include "host/error.hpp"
 #include "host/interrupt.hpp"
 #include "host/results_dir.hpp"
+#include "host/runtime/error.hpp"
 #include "host/stats.hpp"
 #include "model/registry.hpp"
 #include "telemetry/power_csv.hpp"
@@ -221,6 +221,14 @@ void check_target(Bench& b, RunTotals& t, float val) {
   }
 }
 
+// A run that threw is recorded as failed, with the first line of the message as its reason,
+// and the benchmark goes on with the next run.
+void record_failure(const Bench& b, const RunKey& k, RunOutcome& o, const std::string& message) {
+  o.status = "failed";
+  o.reason = message.substr(0, message.find('\n'));
+  std::printf("%s%s: run failed: %s\n", b.tty ? "\n" : "", k.variant.c_str(), message.c_str());
+}
+
 // One (variant, batch, seq, repeat): warm-up steps, then measured steps in energy windows.
 RunOutcome run_one(Bench& b, const RunKey& k, double* eta_runs_left_s) {
   RunOutcome o;
@@ -273,14 +281,14 @@ RunOutcome run_one(Bench& b, const RunKey& k, double* eta_runs_left_s) {
     if (interrupted()) o.status = "interrupted", o.reason = "Ctrl-C during the run";
     *eta_runs_left_s = std::max(0.0, *eta_runs_left_s);
   } catch (const Error& e) {
-    o.status = "failed";
-    o.reason = std::string(e.what()).substr(0, std::string(e.what()).find('\n'));
-    std::printf("%s%s: run failed: %s\n", b.tty ? "\n" : "", k.variant.c_str(), e.what());
+    record_failure(b, k, o, e.what());
+  } catch (const TelemetryError& e) {
+    record_failure(b, k, o, e.what());
   }
   if (!measured && t.step_ms.size() > 0) {
     try {
       measured = b.telemetry.end_window("measured");
-    } catch (const Error&) {
+    } catch (const TelemetryError&) {
     }
   }
   if (b.tty) std::printf("\n");
@@ -335,8 +343,8 @@ Json config_json(const BenchSettings& s, const ModelConfig& m) {
           {"sample_ms", s.telemetry.sample_ms}};
 }
 
-// Metrics that cannot be measured on this machine, with the reason (DESIGN.md: an empty
-// cell plus a reason in the manifest, never 0).
+// Metrics that cannot be measured on this machine, with the reason (docs/DESIGN.md,
+// "Metrics": an empty cell plus a reason in the manifest, never 0).
 Json unavailable_json(Bench& b) {
   Json u = Json::object();
   std::string gpu_reason, cpu_reason;

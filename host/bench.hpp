@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "host/options.hpp"
-#include "host/training.hpp"
-#include "telemetry/telemetry_options.hpp"
+#include "host/telemetry_options.hpp"
+#include "model/training.hpp"
 
 namespace attnscope {
 

@@ -1,7 +1,7 @@
 // `attnscope bench`: the benchmark, attnscope's main job (see host/bench.hpp).
 #include "host/bench.hpp"
 #include "host/commands.hpp"
-#include "host/error.hpp"
+#include "host/runtime/error.hpp"
 #include "model/registry.hpp"
 
 namespace attnscope {

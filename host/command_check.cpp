@@ -5,9 +5,9 @@
 #include <string>
 
 #include "host/commands.hpp"
-#include "host/error.hpp"
 #include "host/options.hpp"
-#include "host/runtime.hpp"
+#include "host/runtime/error.hpp"
+#include "host/runtime/runtime.hpp"
 #include "model/ops.hpp"
 #include "model/registry.hpp"
 #include "model/variant_check.hpp"
@@ -22,6 +22,7 @@ struct CheckOptions {
   std::string dump_dir;
   std::vector<int> shape;     // B,T,C,H: one case at the user's own size instead of the standard ones
   AttentionOptions attention;  // for that case
+  Precision precision = Precision::fp32;
 };
 
 std::vector<VariantCheckCase> cases_to_check(const CheckOptions& o) {
@@ -63,12 +64,14 @@ void run_check(const CheckOptions& o) {
   const std::vector<std::string> variants = parse_variant_list(o.variants);
   const auto cases = cases_to_check(o);
   Runtime rt(o.device, /*profiling=*/false);
-  Ops ops(rt);
+  Ops ops(rt, o.precision);
   // The limits the tiles were sized from: a failure on one device but not another often
   // comes down to them.
   std::cout << "checking on " << rt.device().short_label() << " (" << rt.device().version << "; "
             << (rt.device().local_mem_bytes >> 10) << " KiB local memory, work-groups up to "
-            << rt.device().max_work_group_size << "), tolerance 1e-4 relative to the CPU reference"
+            << rt.device().max_work_group_size << "), " << precision_name(o.precision)
+            << ", tolerance " << (o.precision == Precision::tf32 ? "5e-3" : "1e-4")
+            << " relative to the CPU reference"
             << std::endl;
   size_t failed = 0, total = 0;
   for (const auto& variant : variants)
@@ -100,6 +103,7 @@ void add_check_command(CLI::App& app) {
       ->expected(4)
       ->check(kPositive);
   add_attention_options(cmd, options->attention);
+  add_precision_option(cmd, options->precision);
   cmd->callback([options] { run_check(*options); });
 }
 

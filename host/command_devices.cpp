@@ -1,7 +1,7 @@
 #include <iostream>
 
 #include "host/commands.hpp"
-#include "host/device_info.hpp"
+#include "host/runtime/device_info.hpp"
 
 namespace attnscope {
 

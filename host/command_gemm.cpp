@@ -11,7 +11,7 @@
 #include "host/commands.hpp"
 #include "host/csv_writer.hpp"
 #include "host/device_peaks.hpp"
-#include "host/error.hpp"
+#include "host/runtime/error.hpp"
 #include "host/gemm_bench.hpp"
 #include "host/options.hpp"
 
@@ -32,6 +32,7 @@ struct GemmOptions {
   double tune_seconds = 300;
   std::string tune_out = "gemm_tuning.json";
   std::string tune_csv;
+  Precision precision = Precision::fp32;
 };
 
 std::vector<GemmShape> shapes_to_run(const GemmOptions& o, const DeviceInfo& device) {
@@ -52,17 +53,16 @@ std::vector<GemmShape> shapes_to_run(const GemmOptions& o, const DeviceInfo& dev
 
 std::optional<PeakFlops> peak_of(const GemmOptions& o, const DeviceInfo& device) {
   if (o.peak_tflops > 0) return PeakFlops{o.peak_tflops, "--peak-tflops"};
-  return fp32_peak(device.name);
+  return o.precision == Precision::tf32 ? tf32_peak(device.name) : fp32_peak(device.name);
 }
 
 void print_row(const GemmMeasurement& m, const std::optional<PeakFlops>& peak, bool passed) {
   const auto& s = m.shape.spec;
   char line[320];
   std::snprintf(line, sizeof line,
-                "%-12s %-20s %-3s %6d %6d %6d %5d %3d  %-16s %2d %-7s %9.3f %8.2f %6s %9.1e %s",
+                "%-12s %-20s %-3s %6d %6d %6d %5d %3d  %-24s %2d %-7s %9.3f %8.2f %6s %9.1e %s",
                 m.shape.group.c_str(), m.shape.role.c_str(), gemm_layout(s).c_str(), s.M, s.N,
-                s.K, s.batch, m.shape.per_step, m.plan.config.label().c_str(), m.plan.k_splits,
-                m.plan.source.c_str(), m.ms, m.tflops,
+                s.K, s.batch, m.shape.per_step, m.label.c_str(), m.k_splits, m.source.c_str(), m.ms, m.tflops,
                 peak ? (std::to_string(int(100 * m.tflops / peak->tflops + 0.5)) + "%").c_str() : "",
                 m.relative_error, passed ? "ok" : "FAIL");
   std::cout << line << std::endl;
@@ -89,7 +89,7 @@ void write_csv(const std::string& path, const std::vector<GemmMeasurement>& all,
     const auto& s = m.shape.spec;
     csv.write_row({device.name, m.shape.group, m.shape.role, gemm_layout(s), (long long)s.M,
                    (long long)s.N, (long long)s.K, (long long)s.batch, (long long)m.shape.per_step,
-                   m.plan.config.label(), (long long)m.plan.k_splits, m.plan.source, m.ms,
+                   m.label, (long long)m.k_splits, m.source, m.ms,
                    m.tflops, peak ? CsvCell(m.tflops / peak->tflops) : CsvCell(std::monostate{}),
                    m.relative_error});
   }
@@ -136,23 +136,30 @@ void run_tune(Runtime& rt, const GemmOptions& o, const std::vector<GemmShape>& s
 void run_gemm_command(const GemmOptions& o) {
   Runtime rt(o.device, /*profiling=*/true);
   const std::vector<GemmShape> shapes = shapes_to_run(o, rt.device());
-  if (o.tune) return run_tune(rt, o, shapes);
+  if (o.tune) {
+    if (o.precision != Precision::fp32) throw UsageError("--tune sweeps the fp32 kernel only");
+    return run_tune(rt, o, shapes);
+  }
+  const Ops probed(rt, o.precision);  // tf32: the probe, or a one-line reason
   const auto peak = peak_of(o, rt.device());
-  std::cout << "gemm on " << rt.device().short_label() << ", fp32, checked against a double "
-            << "reference on 512 sampled elements (tolerance 1e-4); peak "
+  // TF32 operands carry 10 mantissa bits (2^-11 relative each): against the unrounded double
+  // reference a product lands near 5e-4.
+  const double tolerance = o.precision == Precision::tf32 ? 5e-3 : 1e-4;
+  std::cout << "gemm on " << rt.device().short_label() << ", " << precision_name(o.precision)
+            << ", checked against a double reference on 512 sampled elements (tolerance "
+            << tolerance << "); peak "
             << (peak ? std::to_string(peak->tflops) + " TFLOP/s (" + peak->source + ")"
                      : std::string("unknown (--peak-tflops)"))
             << std::endl;
   std::cout << "group        role                 lay      M      N      K batch /st  config  "
-               "        ks source         ms  TFLOP/s   peak   rel.err"
+               "                ks source         ms  TFLOP/s   peak   rel.err"
             << std::endl;
-  constexpr double kTolerance = 1e-4;
   std::vector<GemmMeasurement> all;
   size_t failed = 0;
   for (const auto& shape : shapes) {
     const GemmPlan plan = plan_gemm(rt.device(), shape.spec, shape.bias);
-    all.push_back(measure_gemm(rt, shape, plan, o.repeats));
-    const bool passed = all.back().relative_error < kTolerance;
+    all.push_back(measure_gemm(rt, shape, plan, o.repeats, o.precision));
+    const bool passed = all.back().relative_error < tolerance;
     failed += !passed;
     print_row(all.back(), peak, passed);
   }
@@ -199,6 +206,7 @@ void add_gemm_command(CLI::App& app) {
   cmd->add_option("--tune-out", o->tune_out, "Tuning table to write (merged into it if it "
                   "exists)")->capture_default_str();
   cmd->add_option("--tune-csv", o->tune_csv, "Every timed configuration, as CSV");
+  add_precision_option(cmd, o->precision);
   cmd->callback([o] { run_gemm_command(*o); });
 }
 

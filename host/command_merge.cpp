@@ -11,7 +11,7 @@
 
 #include "host/commands.hpp"
 #include "host/csv_writer.hpp"
-#include "host/error.hpp"
+#include "host/runtime/error.hpp"
 
 namespace attnscope {
 namespace {

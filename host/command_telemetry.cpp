@@ -6,9 +6,9 @@
 #include <thread>
 
 #include "host/commands.hpp"
-#include "host/device_info.hpp"
 #include "host/options.hpp"
-#include "telemetry/telemetry_options.hpp"
+#include "host/runtime/device_info.hpp"
+#include "host/telemetry_options.hpp"
 
 namespace attnscope {
 namespace {

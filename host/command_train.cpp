@@ -6,15 +6,15 @@
 #include <optional>
 
 #include "host/commands.hpp"
-#include "host/error.hpp"
 #include "host/interrupt.hpp"
 #include "host/options.hpp"
 #include "host/results_dir.hpp"
+#include "host/runtime/error.hpp"
 #include "host/stats.hpp"
-#include "host/training.hpp"
+#include "host/telemetry_options.hpp"
 #include "model/registry.hpp"
+#include "model/training.hpp"
 #include "telemetry/telemetry.hpp"
-#include "telemetry/telemetry_options.hpp"
 
 namespace attnscope {
 namespace {

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "host/error.hpp"
+#include "host/runtime/error.hpp"
 
 namespace attnscope {
 

@@ -10,7 +10,8 @@
 #include <tuple>
 #include <random>
 
-#include "host/error.hpp"
+#include "host/runtime/error.hpp"
+#include "model/tf32.hpp"
 
 namespace attnscope {
 
@@ -113,13 +114,16 @@ Operands make_operands(Runtime& rt, const GemmShape& shape) {
   return o;
 }
 
-void launch(Runtime& rt, const GemmShape& shape, const GemmPlan& plan, Operands& o) {
+void launch(Runtime& rt, const GemmShape& shape, const GemmPlan& plan, Operands& o,
+            Precision precision = Precision::fp32) {
   GemmScratch scratch = [&](size_t bytes) -> const cl::Buffer& {
     if (o.scratch.bytes() < bytes) o.scratch = rt.alloc(bytes, "gemm split-K partials");
     return o.scratch.buffer();
   };
-  launch_gemm(rt, plan, shape.spec, o.da, o.db, o.dc, shape.bias ? &o.dbias.buffer() : nullptr,
-              scratch);
+  const cl::Buffer* bias = shape.bias ? &o.dbias.buffer() : nullptr;
+  if (precision == Precision::tf32)
+    return run_gemm(rt, shape.spec, o.da, o.db, o.dc, bias, scratch, Precision::tf32);
+  launch_gemm(rt, plan, shape.spec, o.da, o.db, o.dc, bias, scratch);
 }
 
 // op(A)[m, k] and op(B)[k, n] of slice z, from the host copies.
@@ -163,11 +167,11 @@ double sampled_error(Runtime& rt, const GemmShape& shape, const Operands& o, int
 // Device time of one launch, ms: the median of `repeats` launches, each timed by its
 // profiling events (a split-K launch is its kernels together).
 double timed_ms(Runtime& rt, const GemmShape& shape, const GemmPlan& plan, Operands& o,
-                int repeats) {
+                int repeats, Precision precision = Precision::fp32) {
   std::vector<double> ms;
   for (int r = 0; r < repeats; ++r) {
     rt.profiler().reset();
-    launch(rt, shape, plan, o);
+    launch(rt, shape, plan, o, precision);
     rt.finish();
     ms.push_back(rt.profiler().collect() * 1e-6);
   }
@@ -178,13 +182,20 @@ double timed_ms(Runtime& rt, const GemmShape& shape, const GemmPlan& plan, Opera
 }  // namespace
 
 GemmMeasurement measure_gemm(Runtime& rt, const GemmShape& shape, const GemmPlan& plan,
-                             int repeats, int samples) {
+                             int repeats, Precision precision, int samples) {
   Operands o = make_operands(rt, shape);
-  GemmMeasurement m{shape, plan};
-  launch(rt, shape, plan, o);
+  GemmMeasurement m{shape, plan.config.label(), plan.k_splits, plan.source};
+  if (precision == Precision::tf32) {
+    const Tf32GemmConfig t;
+    m.label = "tf32 " + std::to_string(t.tile_m) + "x" + std::to_string(t.tile_n) + "x" +
+              std::to_string(t.tile_k) + "/" + std::to_string(t.warps_m) + "x" +
+              std::to_string(t.warps_n) + "w";
+    m.source = "tf32", m.k_splits = 0;
+  }
+  launch(rt, shape, plan, o, precision);
   rt.finish();
   m.relative_error = sampled_error(rt, shape, o, samples);
-  m.ms = timed_ms(rt, shape, plan, o, repeats);
+  m.ms = timed_ms(rt, shape, plan, o, repeats, precision);
   m.tflops = shape.flops() / (m.ms * 1e-3) * 1e-12;
   return m;
 }

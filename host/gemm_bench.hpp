@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "host/runtime.hpp"
+#include "host/runtime/runtime.hpp"
 #include "model/config.hpp"
 #include "model/gemm.hpp"
 #include "model/gemm_tuning.hpp"
@@ -31,16 +31,20 @@ std::vector<GemmShape> gpt2_gemm_shapes(const ModelConfig& config, int B, int T)
 
 struct GemmMeasurement {
   GemmShape shape;
-  GemmPlan plan;
+  std::string label;   // the configuration: "128x128x16/8x8", or "tf32 128x128x32/2x4 warps"
+  int k_splits = 1;    // fp32's plan; tf32 splits as run_gemm decides
+  std::string source;  // "tuned", "default" or "tf32"
   double ms = 0;             // device time of one launch (median of the timed repeats)
   double tflops = 0;
   double relative_error = 0; // sampled elements against the double-precision reference
 };
 
-// Runs `shape` as `plan`: once checked (outputs poisoned first, `samples` elements against
+// Runs `shape` as `plan` (fp32), or on tensor cores as run_gemm plans it (tf32: the plan
+// is then only a label): once checked (outputs poisoned first, `samples` elements against
 // the reference), then `repeats` times timed.
 GemmMeasurement measure_gemm(Runtime& rt, const GemmShape& shape, const GemmPlan& plan,
-                             int repeats, int samples = 512);
+                             int repeats, Precision precision = Precision::fp32,
+                             int samples = 512);
 
 struct GemmTuneResult {
   std::vector<GemmTuningEntry> winners;  // one per shape class

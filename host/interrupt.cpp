@@ -25,6 +25,4 @@ void install_interrupt_handler() {
 
 bool interrupted() { return g_interrupted != 0; }
 
-void reset_interrupt() { g_interrupted = 0; }
-
 }  // namespace attnscope

@@ -7,7 +7,5 @@ namespace attnscope {
 
 void install_interrupt_handler();
 bool interrupted();
-// For tests: clears the flag.
-void reset_interrupt();
 
 }  // namespace attnscope

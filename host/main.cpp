@@ -3,8 +3,9 @@
 #include <iostream>
 
 #include "host/commands.hpp"
-#include "host/error.hpp"
-#include "host/opencl.hpp"
+#include "host/runtime/error.hpp"
+#include "host/runtime/opencl.hpp"
+#include "telemetry/telemetry_error.hpp"
 
 int main(int argc, char** argv) {
   using namespace attnscope;
@@ -35,6 +36,9 @@ int main(int argc, char** argv) {
   } catch (const Error& e) {
     std::cerr << "attnscope: error: " << e.what() << "\n";
     return int(e.code());
+  } catch (const TelemetryError& e) {
+    std::cerr << "attnscope: error: " << e.what() << "\n";
+    return int(e.bad_setting() ? ExitCode::kUsage : ExitCode::kFailure);
   } catch (const cl::Error& e) {
     std::cerr << "attnscope: error: OpenCL call " << e.what() << " failed with "
               << cl_status_name(e.err()) << "\n";

@@ -1,27 +1,41 @@
 #include "host/options.hpp"
 
-#include "host/error.hpp"
+#include "host/runtime/error.hpp"
+#include "model/registry.hpp"
 
 namespace attnscope {
 
 namespace {
 
-CLI::Validator lower_bound(bool inclusive) {
-  const std::string rule = inclusive ? "must be >= 0" : "must be > 0";
+// "must be > 0" (POSITIVE), "must be >= 0" (NONNEGATIVE), "must be > 3" (>3).
+CLI::Validator lower_bound(int bound, bool inclusive) {
+  const std::string rule = (inclusive ? "must be >= " : "must be > ") + std::to_string(bound);
+  const std::string name = bound != 0 ? (inclusive ? ">=" : ">") + std::to_string(bound)
+                                      : inclusive ? "NONNEGATIVE" : "POSITIVE";
   return CLI::Validator(
-      [inclusive, rule](std::string& text) -> std::string {
+      [bound, inclusive, rule](std::string& text) -> std::string {
         double value = 0;
         if (!CLI::detail::lexical_cast(text, value)) return "'" + text + "' is not a number";
-        const bool ok = inclusive ? value >= 0 : value > 0;
+        const bool ok = inclusive ? value >= bound : value > bound;
         return ok ? "" : rule + ", got " + text;
       },
-      inclusive ? "NONNEGATIVE" : "POSITIVE");
+      name);
+}
+
+// "gqa: K/V heads (default n_head/4)"; "linear: chunk length; lsh: keys per chunk c".
+std::string option_help(const SharedOption& shared) {
+  std::string help;
+  for (const auto& [variant, text] : shared.uses)
+    help += (help.empty() ? "" : "; ") + variant + ": " + text;
+  if (shared.spec.default_value == 0 && !shared.spec.default_text.empty())
+    help += " (default " + shared.spec.default_text + ")";
+  return help;
 }
 
 }  // namespace
 
-const CLI::Validator kPositive = lower_bound(false);
-const CLI::Validator kNonNegative = lower_bound(true);
+const CLI::Validator kPositive = lower_bound(0, false);
+const CLI::Validator kNonNegative = lower_bound(0, true);
 
 ModelConfig ModelOptions::resolve(const DeviceInfo& device) const {
   ModelConfig c = preset_config(preset == "auto" ? (device.is_gpu ? "gpt2" : "tiny") : preset);
@@ -55,21 +69,14 @@ void add_model_options(CLI::App* cmd, ModelOptions& o) {
 }
 
 void add_attention_options(CLI::App* cmd, AttentionOptions& o) {
-  cmd->add_option("--kv-heads", o.kv_heads, "gqa: K/V heads (default n_head/4)")
-      ->check(kPositive);
-  cmd->add_option("--latent-dim", o.latent_dim, "mla: latent width d_c (default 4 x head size)")
-      ->check(kPositive);
-  cmd->add_option("--chunk", o.chunk, "linear: chunk length; lsh: keys per chunk c")
-      ->capture_default_str()
-      ->check(kPositive);
-  cmd->add_option("--window", o.window, "sliding_window: window w")
-      ->capture_default_str()
-      ->check(kPositive);
-  cmd->add_option("--hashes", o.hashes, "lsh: hash rounds")
-      ->capture_default_str()
-      ->check(kPositive);
-  cmd->add_option("--buckets", o.buckets, "lsh: buckets, even (default max(2, T/64))")
-      ->check(kPositive);
+  for (const SharedOption& shared : variant_options()) {
+    const VariantOption& spec = shared.spec;
+    int& value = o.values[spec.name];  // a std::map's elements stay put: CLI11 writes here
+    value = spec.default_value;
+    CLI::Option* option = cmd->add_option(spec.flag(), value, option_help(shared))
+                              ->check(lower_bound(spec.minimum - 1, false));
+    if (spec.default_value != 0) option->capture_default_str();
+  }
 }
 
 void add_precision_option(CLI::App* cmd, Precision& precision) {

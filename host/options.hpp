@@ -6,7 +6,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "host/device_info.hpp"
+#include "host/runtime/device_info.hpp"
 #include "model/attention_variant.hpp"
 #include "model/config.hpp"
 #include "model/gpt2.hpp"

@@ -4,7 +4,7 @@
 #include <ctime>
 #include <filesystem>
 
-#include "host/error.hpp"
+#include "host/runtime/error.hpp"
 #include "telemetry/power_csv.hpp"
 
 namespace attnscope {

@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "host/csv_writer.hpp"
-#include "host/training.hpp"
+#include "model/training.hpp"
 #include "telemetry/energy_window.hpp"
 
 namespace attnscope {

@@ -1,19 +1,22 @@
 // The attention-variant interface. A variant is the whole attention block of a GPT-2
 // layer: its own projections (from the layernormed input x, (B,T,C)) and its core, up to
-// and including the output projection y = concat_h(O_h)·W_oᵀ + b_o. Exact definitions of
-// what each variant computes: ../shared/VARIANTS.md (mirrored in docs/VARIANTS.md).
+// and including the output projection y = concat_h(O_h)·W_oᵀ + b_o. What each variant
+// computes, exactly: docs/VARIANTS.md; how a variant plugs in: docs/DESIGN.md.
 //
 // Adding a variant: one cl_kernels/attention/<name>.cl (forward and backward kernels),
-// one class implementing this interface (model/attention/<name>.cpp), one registry line
-// (model/registry.cpp), one test (tests/ — the generic variant tests pick it up from the
-// registry).
+// one class implementing this interface, declaring its options in info()
+// (model/attention/<name>.cpp), one registry line (model/registry.cpp), one test
+// (tests/; the generic variant tests pick it up from the registry) and its section of
+// docs/VARIANTS.md. README, "Adding a variant", walks through it.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
-#include "host/runtime.hpp"
+#include "host/runtime/runtime.hpp"
 #include "model/ops.hpp"
 
 namespace attnscope {
@@ -23,16 +26,33 @@ struct AttentionDims {
   int head_size() const { return C / H; }
 };
 
-// Options of all variants (each reads its own). 0 means "the variant's default", which
-// resolve() fills in from the dims (DESIGN.md's table).
+// Option values by name as given (command line, tests), e.g. {"window", 128}. Each
+// variant reads only the options it declares (VariantInfo::options), through
+// AttentionVariant::option(), which falls back to the declared default.
 struct AttentionOptions {
-  int kv_heads = 0;    // gqa: G; default H/4 (at least 1)
-  int latent_dim = 0;  // mla: d_c; default 4·head_size
-  int chunk = 64;      // linear: chunk length; lsh: c (keys per chunk)
-  int window = 256;    // sliding_window: w
-  int hashes = 2;      // lsh: hash rounds
-  int buckets = 0;     // lsh: n_b (even); default max(2, T/64) rounded to even
-  uint64_t seed = 1337;  // lsh: rotations are drawn from (seed, step)
+  std::map<std::string, int> values;
+  uint64_t seed = 1337;  // the run's seed: lsh draws its rotations from (seed, step)
+};
+
+// One option a variant declares next to its code. The command line (--<name> with '_'
+// spelled '-'), `attnscope variants`, the check dump, the run descriptions and the
+// checkpoints all take it from here.
+struct VariantOption {
+  VariantOption(std::string name, int default_value, std::string help,
+                std::string default_text = "", int minimum = 1, bool shapes_parameters = false)
+      : name(std::move(name)), default_value(default_value), help(std::move(help)),
+        default_text(std::move(default_text)), minimum(minimum),
+        shapes_parameters(shapes_parameters) {}
+
+  std::string name;          // "kv_heads": --kv-heads, options.values["kv_heads"]
+  int default_value;         // 0: resolve() derives it from the dims, as default_text says
+  std::string help;          // "K/V heads"
+  std::string default_text;  // the derived default in words ("n_head/4"); empty: the value
+  int minimum;               // smaller values are a usage error when parsing
+  bool shapes_parameters;    // changes parameters(): recorded in checkpoints
+
+  std::string flag() const;          // "--kv-heads"
+  std::string default_label() const;  // "n_head/4", or the value: "256"
 };
 
 enum class Init { kNormal, kResidualProjection, kZero, kOne };
@@ -66,8 +86,8 @@ struct VariantInfo {
   std::string name;
   std::string summary;     // one line: what it computes
   std::string complexity;  // e.g. "O(T²·d)"
-  std::string options;     // e.g. "--window (256)"
   std::string paper;       // citation
+  std::vector<VariantOption> options = {};
 };
 
 // Device activations one layer keeps from forward for backward (and its scratch).
@@ -79,6 +99,40 @@ class AttentionActivations {
 // Which step this is: LSH draws its rotations from (seed, step).
 struct StepContext {
   int64_t step = 0;
+};
+
+// What one layer's device forward and backward work on: the dims, the step, the layer's
+// parameters (in parameters() order), its input x (B,T,C), and the activations that
+// allocate() made for it, where forward keeps what backward needs.
+struct DeviceArgs {
+  Ops& ops;
+  const AttentionDims& dims;
+  const StepContext& step;
+  const std::vector<cl::Buffer>& params;
+  const cl::Buffer& x;
+  AttentionActivations& acts;
+};
+
+// What backward adds: the gradient dout (B,T,C) of the block's output; it overwrites dx
+// (B,T,C) and accumulates (+=) the parameters' gradients into grads.
+struct DeviceGrads {
+  const cl::Buffer& dout;
+  const cl::Buffer& dx;
+  const std::vector<cl::Buffer>& grads;
+};
+
+// The same for the CPU reference, on host arrays: params in parameters() order, x (B,T,C).
+struct ReferenceArgs {
+  const AttentionDims& dims;
+  const StepContext& step;
+  const std::vector<const float*>& params;
+  const float* x;
+};
+// dout (B,T,C) in; dx overwritten; dparams accumulated (+=).
+struct ReferenceGrads {
+  const float* dout;
+  float* dx;
+  const std::vector<float*>& dparams;
 };
 
 // A host tensor a variant exposes for debugging (`attnscope check --dump` writes it as
@@ -96,17 +150,22 @@ class AttentionVariant {
   virtual ~AttentionVariant() = default;
 
   virtual VariantInfo info() const = 0;
-  // Checks the options against the dims and fills in defaults; throws UsageError naming
-  // the option. Called before anything else with these dims.
+  // Checks the options against the dims and derives the defaults that depend on them
+  // (set_derived()); throws UsageError naming the option. Called before anything else
+  // with these dims, and again whenever the dims change.
   virtual void resolve(const AttentionDims& dims) { (void)dims; }
   const AttentionOptions& options() const { return options_; }
-  // Human-readable resolved options, e.g. "window=256".
-  virtual std::string describe_options() const { return ""; }
-  // The resolved options that shape parameters() (gqa's kv_heads, mla's latent_dim): a
-  // checkpoint records them and is refused by a model whose options differ. Options that
+  // The value of one of this variant's declared options: as given; for an option whose
+  // declared default is 0 and that was given as 0 or not at all, what resolve() derived
+  // (0 before that); otherwise the declared default. Throws Error for an undeclared name.
+  int option(const std::string& name) const;
+  // The declared options with their values, e.g. "hashes=2 buckets=16 chunk=64".
+  std::string describe_options() const;
+  // The values of the options that shape parameters() (gqa's kv_heads, mla's latent_dim):
+  // a checkpoint records them and is refused by a model whose options differ. Options that
   // change only the computation (window, chunk, hashes) are left out, so one checkpoint
   // serves every setting of them.
-  virtual std::vector<int> parameter_options() const { return {}; }
+  std::vector<int> parameter_options() const;
 
   // Parameter tensors of one layer, in checkpoint order.
   virtual std::vector<TensorSpec> parameters(const AttentionDims& dims) const = 0;
@@ -116,26 +175,14 @@ class AttentionVariant {
   // Builds the variant's programs (once per process through the runtime's cache) and
   // allocates one layer's activations for these dims.
   virtual std::unique_ptr<AttentionActivations> allocate(Ops& ops, const AttentionDims& dims) = 0;
-  // out (B,T,C) = attention block of x (B,T,C). params in parameters() order.
-  virtual void forward(Ops& ops, const AttentionDims& dims, const StepContext& step,
-                       const std::vector<cl::Buffer>& params, const cl::Buffer& x,
-                       const cl::Buffer& out, AttentionActivations& acts) = 0;
-  // dx (B,T,C) overwritten; grads accumulated (+=). Uses what forward saved in acts for
-  // the same x and step.
-  virtual void backward(Ops& ops, const AttentionDims& dims, const StepContext& step,
-                        const std::vector<cl::Buffer>& params, const std::vector<cl::Buffer>& grads,
-                        const cl::Buffer& x, const cl::Buffer& dout, const cl::Buffer& dx,
-                        AttentionActivations& acts) = 0;
+  // out (B,T,C) = attention block of args.x.
+  virtual void forward(const DeviceArgs& args, const cl::Buffer& out) = 0;
+  // Uses what forward saved in args.acts for the same x and step.
+  virtual void backward(const DeviceArgs& args, const DeviceGrads& grads) = 0;
 
   // ---- CPU reference (plain C++, double accumulation) ----
-  virtual void reference_forward(const AttentionDims& dims, const StepContext& step,
-                                 const std::vector<const float*>& params, const float* x,
-                                 float* out) const = 0;
-  // dx overwritten; dparams accumulated (+=).
-  virtual void reference_backward(const AttentionDims& dims, const StepContext& step,
-                                  const std::vector<const float*>& params, const float* x,
-                                  const float* dout, float* dx,
-                                  const std::vector<float*>& dparams) const = 0;
+  virtual void reference_forward(const ReferenceArgs& args, float* out) const = 0;
+  virtual void reference_backward(const ReferenceArgs& args, const ReferenceGrads& grads) const = 0;
 
   // Step-dependent constants the variant draws for itself (none by default), for the
   // dump of `attnscope check --dump`. Must match what forward and the reference use.
@@ -147,7 +194,16 @@ class AttentionVariant {
   }
 
  protected:
-  AttentionOptions options_;
+  // For resolve(): the derived default of an option declared with default 0.
+  void set_derived(const std::string& name, int value) { derived_[name] = value; }
+
+ private:
+  const AttentionOptions options_;
+  std::map<std::string, int> derived_;
 };
+
+// Grows a scratch buffer to at least `floats` floats (contents not kept). Variants share
+// their transient buffers across layers, sized for the largest dims allocate() has seen.
+void ensure_floats(Runtime& rt, DeviceBuffer& buffer, size_t floats, const std::string& label);
 
 }  // namespace attnscope

@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <system_error>
 
-#include "host/error.hpp"
+#include "host/runtime/error.hpp"
 
 namespace attnscope {
 

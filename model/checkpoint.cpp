@@ -2,7 +2,7 @@
 
 #include <climits>
 
-#include "host/error.hpp"
+#include "host/runtime/error.hpp"
 #include "model/binary_file.hpp"
 #include "model/parameters.hpp"
 

@@ -1,6 +1,6 @@
 #include "model/config.hpp"
 
-#include "host/error.hpp"
+#include "host/runtime/error.hpp"
 
 namespace attnscope {
 
@@ -30,10 +30,6 @@ ModelConfig preset_config(const std::string& name) {
   }
   c.padded_vocab_size = padded_vocab(c.vocab_size);
   return c;
-}
-
-std::vector<std::string> preset_names() {
-  return {"tiny", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"};
 }
 
 void ModelConfig::validate() const {

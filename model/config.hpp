@@ -1,7 +1,6 @@
 // GPT-2 model configuration and presets.
 #pragma once
 #include <string>
-#include <vector>
 
 namespace attnscope {
 
@@ -21,7 +20,6 @@ struct ModelConfig {
 
 // "tiny", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl". Throws UsageError otherwise.
 ModelConfig preset_config(const std::string& name);
-std::vector<std::string> preset_names();
 // Vocabulary padded up to a multiple of 128.
 int padded_vocab(int vocab_size);
 

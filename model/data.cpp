@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "host/error.hpp"
+#include "host/runtime/error.hpp"
 #include "model/binary_file.hpp"
 #include "model/synthetic_corpus.hpp"
 

@@ -4,7 +4,7 @@
 #include <climits>
 #include <cmath>
 
-#include "host/error.hpp"
+#include "host/runtime/error.hpp"
 #include "model/gemm_tuning.hpp"
 #include "model/tf32.hpp"
 
@@ -214,7 +214,7 @@ void launch_tiles(Runtime& rt, const GemmConfig& config, const Ops::GemmSpec& sp
   if (!config.valid() || !gemm_fits_device(config, rt.device()))
     throw Error("gemm configuration " + config.label() + " does not fit " +
                 rt.device().short_label());
-  cl::Kernel kernel = rt.kernel(kGemmKernelFile, "gemm", gemm_build_options(config, spec));
+  cl::Kernel kernel = rt.shared_kernel(kGemmKernelFile, "gemm", gemm_build_options(config, spec));
   set_args(kernel, spec.M, spec.N, spec.K, spec.alpha, spec.beta, A, cl_ulong(spec.offset_a),
            cl_ulong(spec.stride_a), B, cl_ulong(spec.offset_b), cl_ulong(spec.stride_b), C,
            cl_ulong(spec.offset_c), cl_ulong(spec.stride_c), bias ? *bias : C,
@@ -257,7 +257,7 @@ void launch_split(Runtime& rt, int k_splits, int tile_k, const Ops::GemmSpec& sp
   part.offset_c = full * mn;
   tiles(part, partials);
 
-  cl::Kernel reduce = rt.kernel(kGemmKernelFile, "gemm_split_reduce");
+  cl::Kernel reduce = rt.shared_kernel(kGemmKernelFile, "gemm_split_reduce");
   set_args(reduce, C, cl_ulong(spec.offset_c), partials, splits, cl_ulong(mn), spec.alpha,
            spec.beta);
   const size_t local = std::min<size_t>(256, rt.device().max_work_group_size);
@@ -272,11 +272,13 @@ void run_gemm_tf32(Runtime& rt, const Ops::GemmSpec& spec, const cl::Buffer& A, 
   const size_t tiles = size_t((spec.M + config.tile_m - 1) / config.tile_m) *
                        ((spec.N + config.tile_n - 1) / config.tile_n) * spec.batch;
   const int splits = default_k_splits(rt.device(), spec, bias != nullptr, tiles);
-  if (splits <= 1) return launch_gemm_tf32(rt, config, spec, A, B, C, bias);
+  const std::string name = "gemm_tf32" + gemm_profile_name(spec).substr(4);  // gemm_tf32_nt_...
+  if (splits <= 1) return launch_gemm_tf32(rt, config, spec, A, B, C, bias, false, name);
   check_spec(spec, A, B, C);
   launch_split(rt, splits, config.tile_k, spec, C, scratch,
                [&](const Ops::GemmSpec& part, const cl::Buffer& out) {
-                 launch_gemm_tf32(rt, config, part, A, B, out, nullptr);
+                 launch_gemm_tf32(rt, config, part, A, B, out, nullptr, false,
+                                  name + "_split" + std::to_string(splits));
                });
 }
 
@@ -306,7 +308,7 @@ void run_gemm(Runtime& rt, const Ops::GemmSpec& spec, const cl::Buffer& A, const
   // fall back to the largest built-in configuration that the compiled kernel accepts.
   const auto accepts = [&](const GemmConfig& c) {
     if (!gemm_fits_device(c, rt.device())) return false;
-    cl::Kernel kernel = rt.kernel(kGemmKernelFile, "gemm", gemm_build_options(c, spec));
+    cl::Kernel kernel = rt.shared_kernel(kGemmKernelFile, "gemm", gemm_build_options(c, spec));
     return c.work_group_size() <= kernel.getWorkGroupInfo<CL_KERNEL_WORK_GROUP_SIZE>(rt.device().device);
   };
   if (accepts(plan.config)) return launch_gemm(rt, plan, spec, A, B, C, bias, scratch);

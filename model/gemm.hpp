@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "host/runtime.hpp"
+#include "host/runtime/runtime.hpp"
 #include "model/ops.hpp"
 
 namespace attnscope {

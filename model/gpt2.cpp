@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "host/error.hpp"
+#include "host/runtime/error.hpp"
 
 namespace attnscope {
 
@@ -157,8 +157,8 @@ void GPT2::forward(int64_t step) {
     const cl::Buffer& residual = residual_input(l);
     ops_.layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, residual, param("ln1w", l),
                            param("ln1b", l), BT, C);
-    attention_->forward(ops_, dims_, context, attention_params_[l], a.ln1, attn_out_,
-                        *a.attention);
+    attention_->forward({ops_, dims_, context, attention_params_[l], a.ln1, *a.attention},
+                        attn_out_);
     ops_.residual_forward(a.residual2, residual, attn_out_, size_t(BT) * C);
     ops_.layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.residual2, param("ln2w", l),
                            param("ln2b", l), BT, C);
@@ -192,8 +192,8 @@ void GPT2::backward(int64_t step) {
                          BT, C, 4 * C);
     ops_.layernorm_backward(dresidual_, grad("ln2w", l), grad("ln2b", l), dbtc_, a.residual2,
                             param("ln2w", l), a.ln2_mean, a.ln2_rstd, BT, C);
-    attention_->backward(ops_, dims_, context, attention_params_[l], attention_grads_[l], a.ln1,
-                         dresidual_, dbtc_, *a.attention);
+    attention_->backward({ops_, dims_, context, attention_params_[l], a.ln1, *a.attention},
+                         {dresidual_, dbtc_, attention_grads_[l]});
     ops_.layernorm_backward(dresidual_, grad("ln1w", l), grad("ln1b", l), dbtc_,
                             residual_input(l), param("ln1w", l), a.ln1_mean, a.ln1_rstd, BT, C);
   }

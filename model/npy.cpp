@@ -3,7 +3,7 @@
 #include <cstring>
 #include <fstream>
 
-#include "host/error.hpp"
+#include "host/runtime/error.hpp"
 
 namespace attnscope {
 

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <string>
 
-#include "host/error.hpp"
+#include "host/runtime/error.hpp"
 #include "model/gemm.hpp"
 #include "model/tf32.hpp"
 

@@ -10,7 +10,7 @@
 #include <functional>
 #include <map>
 
-#include "host/runtime.hpp"
+#include "host/runtime/runtime.hpp"
 
 namespace attnscope {
 

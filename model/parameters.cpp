@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "host/error.hpp"
+#include "host/runtime/error.hpp"
 
 namespace attnscope {
 namespace {

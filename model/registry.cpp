@@ -1,12 +1,23 @@
 #include "model/registry.hpp"
 
+#include <algorithm>
 #include <sstream>
 
-#include "host/error.hpp"
-#include "model/attention/variants.hpp"
+#include "host/runtime/error.hpp"
 
 namespace attnscope {
 
+// Each variant's factory, defined at the end of model/attention/<name>.cpp.
+std::unique_ptr<AttentionVariant> make_baseline(const AttentionOptions&);
+std::unique_ptr<AttentionVariant> make_sdpa(const AttentionOptions&);
+std::unique_ptr<AttentionVariant> make_flash(const AttentionOptions&);
+std::unique_ptr<AttentionVariant> make_gqa(const AttentionOptions&);
+std::unique_ptr<AttentionVariant> make_mla(const AttentionOptions&);
+std::unique_ptr<AttentionVariant> make_linear(const AttentionOptions&);
+std::unique_ptr<AttentionVariant> make_sliding_window(const AttentionOptions&);
+std::unique_ptr<AttentionVariant> make_lsh(const AttentionOptions&);
+
+// In the order of `attnscope variants` and of `--variants all`.
 const std::vector<RegistryEntry>& attention_registry() {
   static const std::vector<RegistryEntry> registry = {
       {"baseline", make_baseline},
@@ -48,6 +59,30 @@ std::vector<std::string> parse_variant_list(const std::string& list) {
   }
   if (names.empty()) throw UsageError("empty variant list");
   return names;
+}
+
+std::vector<SharedOption> variant_options() {
+  std::vector<SharedOption> shared;
+  for (const auto& entry : attention_registry())
+    for (const VariantOption& o : entry.make(AttentionOptions{})->info().options) {
+      auto same = std::find_if(shared.begin(), shared.end(),
+                               [&](const SharedOption& s) { return s.spec.name == o.name; });
+      if (same == shared.end()) {
+        shared.push_back({o, {{entry.name, o.help}}});
+        continue;
+      }
+      if (same->spec.default_value != o.default_value || same->spec.minimum != o.minimum)
+        throw Error(entry.name + " declares " + o.flag() +
+                    " with another default or minimum than " + same->uses.front().first);
+      same->uses.emplace_back(entry.name, o.help);
+    }
+  return shared;
+}
+
+std::map<std::string, int> option_values(const AttentionOptions& options) {
+  std::map<std::string, int> values = options.values;
+  for (const SharedOption& o : variant_options()) values.emplace(o.spec.name, o.spec.default_value);
+  return values;
 }
 
 }  // namespace attnscope

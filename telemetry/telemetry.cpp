@@ -2,11 +2,11 @@
 
 #include <thread>
 
-#include "host/error.hpp"
 #include "telemetry/amdgpu_source.hpp"
 #include "telemetry/nvml_source.hpp"
 #include "telemetry/rapl_source.hpp"
 #include "telemetry/sysfs_files.hpp"
+#include "telemetry/telemetry_error.hpp"
 
 namespace attnscope {
 
@@ -24,8 +24,9 @@ Telemetry::Telemetry(const TelemetryConfig& config) : Telemetry(config, detect_s
 Telemetry::Telemetry(const TelemetryConfig& config, std::vector<DetectedSource> sources)
     : config_(config), detected_(std::move(sources)) {
   if (config.sample_interval < std::chrono::milliseconds(1))
-    throw UsageError("telemetry sample interval must be at least 1 ms, got " +
-                     std::to_string(config.sample_interval.count()) + " ms");
+    throw TelemetryError("telemetry sample interval must be at least 1 ms, got " +
+                             std::to_string(config.sample_interval.count()) + " ms",
+                         TelemetryError::Kind::kBadSetting);
   for (const DetectedSource& detected : detected_)
     if (detected.source) available_.push_back(detected.source.get());
   sampler_ = std::make_unique<Sampler>(available_, clock_, config.sample_interval);
@@ -57,7 +58,7 @@ void Telemetry::begin_window(const std::string& name) {
   window.counters = read_counters();
   std::lock_guard<std::mutex> lock(windows_mutex_);
   if (!open_windows_.emplace(name, std::move(window)).second)
-    throw Error("telemetry window '" + name + "' is already open");
+    throw TelemetryError("telemetry window '" + name + "' is already open");
 }
 
 WindowResult Telemetry::end_window(const std::string& name) {
@@ -68,7 +69,8 @@ WindowResult Telemetry::end_window(const std::string& name) {
   {
     std::lock_guard<std::mutex> lock(windows_mutex_);
     auto found = open_windows_.find(name);
-    if (found == open_windows_.end()) throw Error("telemetry window '" + name + "' is not open");
+    if (found == open_windows_.end())
+      throw TelemetryError("telemetry window '" + name + "' is not open");
     window = std::move(found->second);
     open_windows_.erase(found);
   }
@@ -89,7 +91,10 @@ WindowResult Telemetry::end_window(const std::string& name) {
 }
 
 WindowResult Telemetry::measure_idle(double seconds) {
-  if (!(seconds > 0)) throw UsageError("idle measurement needs a positive duration, got " + std::to_string(seconds));
+  if (!(seconds > 0))
+    throw TelemetryError(
+        "idle measurement needs a positive duration, got " + std::to_string(seconds),
+        TelemetryError::Kind::kBadSetting);
   begin_window("idle");
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
   return end_window("idle");

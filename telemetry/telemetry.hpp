@@ -59,6 +59,7 @@
 #include "telemetry/process_stats.hpp"
 #include "telemetry/sampler.hpp"
 #include "telemetry/telemetry_clock.hpp"
+#include "telemetry/telemetry_error.hpp"
 
 namespace attnscope {
 
@@ -77,8 +78,8 @@ std::vector<DetectedSource> detect_sources(const TelemetryConfig& config);
 
 class Telemetry {
  public:
-  // Detects the sources and starts the sampler. Throws UsageError for a sample
-  // interval under 1 ms.
+  // Detects the sources and starts the sampler. Throws TelemetryError (a bad setting) for
+  // a sample interval under 1 ms.
   explicit Telemetry(const TelemetryConfig& config);
   // Uses sources detected by the caller (tests, or a caller that filters them).
   Telemetry(const TelemetryConfig& config, std::vector<DetectedSource> sources);
@@ -89,9 +90,9 @@ class Telemetry {
   // Every source, available or not, with its reason and its failed reads so far.
   std::vector<SourceStatus> sources() const;
 
-  // Opens the window `name`; throws Error if a window of that name is open.
+  // Opens the window `name`; throws TelemetryError if a window of that name is open.
   void begin_window(const std::string& name);
-  // Closes it and reports it; throws Error if no window of that name is open.
+  // Closes it and reports it; throws TelemetryError if no window of that name is open.
   WindowResult end_window(const std::string& name);
   // A window named "idle" over `seconds` of sleeping: the idle power of every source.
   WindowResult measure_idle(double seconds);

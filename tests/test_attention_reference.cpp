@@ -18,8 +18,7 @@ namespace {
 using reference::ConstHeads;
 using reference::ExactAttentionShape;
 using reference::Heads;
-using testing::random_vector;
-using testing::relative_error;
+using namespace testing;
 
 // VARIANTS.md literally, one (b, h) at a time: S = QKᵀ/√d with −∞ above the diagonal,
 // P = softmax_row(S), O = PV; q, k, v, o are (B, T, H·d).

@@ -13,12 +13,14 @@
 #include <string>
 #include <vector>
 
-#include "host/error.hpp"
+#include "host/runtime/error.hpp"
 #include "model/checkpoint.hpp"
 #include "model/parameters.hpp"
+#include "tests/test_support.hpp"
 
 namespace fs = std::filesystem;
 using namespace attnscope;
+using namespace attnscope::testing;
 
 namespace {
 
@@ -77,18 +79,6 @@ int32_t int_at(const std::string& bytes, size_t offset) {
 }
 
 void set_int_at(std::string& bytes, size_t offset, int32_t v) { std::memcpy(&bytes[offset], &v, sizeof v); }
-
-template <class E>
-void expect_error(const std::function<void()>& f, const std::vector<std::string>& pieces) {
-  try {
-    f();
-    ADD_FAILURE() << "no exception; expected one mentioning " << pieces.front();
-  } catch (const E& e) {
-    const std::string message = e.what();
-    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
-    for (const auto& piece : pieces) EXPECT_NE(message.find(piece), std::string::npos) << message;
-  }
-}
 
 class CheckpointTest : public ::testing::Test {
  protected:

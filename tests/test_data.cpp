@@ -12,12 +12,14 @@
 #include <string>
 #include <vector>
 
-#include "host/error.hpp"
+#include "host/runtime/error.hpp"
 #include "model/data.hpp"
 #include "model/synthetic_corpus.hpp"
+#include "tests/test_support.hpp"
 
 namespace fs = std::filesystem;
 using namespace attnscope;
+using namespace attnscope::testing;
 
 namespace {
 
@@ -57,19 +59,6 @@ std::vector<uint16_t> distinct_tokens(size_t n, int vocab) {
   std::vector<uint16_t> tokens(n);
   for (size_t i = 0; i < n; ++i) tokens[i] = uint16_t((i * 7919 + 13) % size_t(vocab));
   return tokens;
-}
-
-// Runs f, expects an exception of type E whose message holds every piece.
-template <class E>
-void expect_error(const std::function<void()>& f, const std::vector<std::string>& pieces) {
-  try {
-    f();
-    ADD_FAILURE() << "no exception; expected one mentioning " << pieces.front();
-  } catch (const E& e) {
-    const std::string message = e.what();
-    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
-    for (const auto& piece : pieces) EXPECT_NE(message.find(piece), std::string::npos) << message;
-  }
 }
 
 std::vector<std::vector<int32_t>> take_inputs(DataLoader& loader, int batches) {

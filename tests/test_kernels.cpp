@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "host/error.hpp"
+#include "host/runtime/error.hpp"
 #include "model/gemm.hpp"
 #include "model/gemm_tuning.hpp"
 #include "model/reference/layers.hpp"
@@ -18,19 +18,15 @@
 namespace attnscope {
 namespace {
 
+using testing::bitwise_equal;
 using testing::from_device;
+using testing::kTolerance;
 using testing::poisoned;
 using testing::random_vector;
 using testing::relative_error;
 using testing::shared_ops;
 using testing::shared_runtime;
 using testing::to_device;
-
-constexpr double kTolerance = 1e-4;  // fp32 against a double-accumulated reference
-
-bool bitwise_equal(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
 
 std::vector<int> random_ints(size_t n, int bound) {
   std::uniform_int_distribution<int> pick(0, bound - 1);

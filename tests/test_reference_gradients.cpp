@@ -16,7 +16,7 @@
 namespace attnscope {
 namespace {
 
-using testing::random_vector;
+using namespace testing;
 
 // The forwards run in fp32, so L carries rounding noise of ~1e-7·|L|; with steps of 1e-2
 // the central difference has noise of ~1e-5 relative and truncation error ~h²/6·f'''

@@ -1,9 +1,11 @@
 #include "tests/test_support.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <memory>
 
@@ -63,6 +65,32 @@ double relative_error(const std::vector<float>& a, const std::vector<float>& b) 
   }
   if (den == 0) return std::sqrt(num);
   return std::sqrt(num / den);
+}
+
+bool bitwise_equal(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+double weighted_sum(const std::vector<float>& out, const std::vector<float>& dout) {
+  double sum = 0;
+  for (size_t i = 0; i < out.size(); ++i) sum += double(out[i]) * dout[i];
+  return sum;
+}
+
+void expect_directional_derivative(const std::function<double()>& objective,
+                                   std::vector<float>& tensor, const std::vector<float>& gradient,
+                                   const std::string& name) {
+  const std::vector<float> base = tensor, direction = random_vector(tensor.size());
+  double analytic = 0;
+  for (size_t i = 0; i < tensor.size(); ++i) analytic += double(gradient[i]) * direction[i];
+  const double h = 1e-3;
+  auto at = [&](double step) {
+    for (size_t i = 0; i < tensor.size(); ++i) tensor[i] = float(base[i] + step * direction[i]);
+    return objective();
+  };
+  const double numeric = (at(h) - at(-h)) / (2 * h);
+  tensor = base;
+  EXPECT_NEAR(numeric, analytic, 2e-3 * std::max(1.0, std::abs(analytic))) << name;
 }
 
 int run_attnscope(const std::string& args, std::string* output, const std::string& device_limits) {

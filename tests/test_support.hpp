@@ -1,12 +1,17 @@
 // Helpers shared by the tests: one process-wide Runtime (so every OpenCL program is
-// compiled once per test executable), random inputs, poisoned outputs, error norms.
+// compiled once per test executable), random inputs, poisoned outputs, error norms,
+// finite differences, and checks of error messages. A test file says
+// `using namespace testing;` inside attnscope to use them unqualified.
 #pragma once
+#include <gtest/gtest.h>
+
 #include <cstdint>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
 
-#include "host/runtime.hpp"
+#include "host/runtime/runtime.hpp"
 #include "model/ops.hpp"
 
 namespace attnscope::testing {
@@ -24,8 +29,36 @@ DeviceBuffer to_device(const std::vector<float>& host);
 DeviceBuffer poisoned(size_t count);
 std::vector<float> from_device(const cl::Buffer& buffer, size_t count);
 
+// Device results against a CPU reference that accumulates in double: fp32 rounding
+// stays well below this relative error; a wrong index or a missed term does not.
+constexpr double kTolerance = 1e-4;
+
 // ‖a − b‖ / ‖b‖, computed in double; NaN anywhere gives +inf.
 double relative_error(const std::vector<float>& a, const std::vector<float>& b);
+// Same size and the same bits (run-to-run determinism).
+bool bitwise_equal(const std::vector<float>& a, const std::vector<float>& b);
+
+// Σ out·dout: the scalar whose gradient a backward pass computes for upstream dout.
+double weighted_sum(const std::vector<float>& out, const std::vector<float>& dout);
+// The derivative of objective() along a random direction of `tensor` (one of its inputs),
+// by central differences, against `gradient`'s analytic one along the same direction.
+// Leaves `tensor` as it found it. name labels a failure.
+void expect_directional_derivative(const std::function<double()>& objective,
+                                   std::vector<float>& tensor, const std::vector<float>& gradient,
+                                   const std::string& name);
+
+// Runs f and expects an exception of type E whose message is one line holding every piece.
+template <class E>
+void expect_error(const std::function<void()>& f, const std::vector<std::string>& pieces) {
+  try {
+    f();
+    ADD_FAILURE() << "no exception; expected one mentioning " << pieces.front();
+  } catch (const E& e) {
+    const std::string message = e.what();
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+    for (const auto& piece : pieces) EXPECT_NE(message.find(piece), std::string::npos) << message;
+  }
+}
 
 // Runs the attnscope binary with arguments; returns exit code, captures stdout+stderr.
 // device_limits, when given, is passed as ATTNSCOPE_DEVICE_LIMITS.

@@ -16,7 +16,7 @@
 #include <sstream>
 #include <thread>
 
-#include "host/error.hpp"
+#include "host/runtime/error.hpp"
 #include "telemetry/amdgpu_source.hpp"
 #include "telemetry/checked_counter.hpp"
 #include "telemetry/nvml_source.hpp"
@@ -670,12 +670,17 @@ TEST(LiveWindow, NamesMustBeOpenedOnceAndClosedOnce) {
   Telemetry telemetry(fixture_config(tree, "", 50ms));
   telemetry.begin_window("run");
   telemetry.begin_window("step");  // overlapping windows of different names are fine
-  EXPECT_THROW(telemetry.begin_window("run"), Error);
+  EXPECT_THROW(telemetry.begin_window("run"), TelemetryError);
   telemetry.end_window("step");
-  EXPECT_THROW(telemetry.end_window("step"), Error);
+  EXPECT_THROW(telemetry.end_window("step"), TelemetryError);
   EXPECT_NO_THROW(telemetry.end_window("run"));
   TelemetryConfig bad = fixture_config(tree, "", 0ms);
-  EXPECT_THROW(Telemetry{bad}, UsageError);
+  try {
+    Telemetry{bad};
+    ADD_FAILURE() << "a 0 ms sample interval was accepted";
+  } catch (const TelemetryError& e) {
+    EXPECT_TRUE(e.bad_setting()) << e.what();
+  }
 }
 
 // A GPU-like source with an NVML-style counter (mJ, no wrap) and independent power,

@@ -7,8 +7,8 @@
 #include <filesystem>
 #include <numeric>
 
-#include "host/training.hpp"
 #include "model/registry.hpp"
+#include "model/training.hpp"
 #include "test_support.hpp"
 
 namespace attnscope {

@@ -23,11 +23,7 @@
 namespace attnscope {
 namespace {
 
-using testing::from_device;
-using testing::relative_error;
-using testing::shared_ops;
-using testing::shared_runtime;
-using testing::to_device;
+using namespace testing;
 
 // What forward leaves in the activations, downloaded.
 struct KeptTensors {
@@ -48,7 +44,7 @@ KeptTensors run_forward_and_download(BaselineAttention& v, const AttentionDims& 
   auto& kept = static_cast<BaselineActivations&>(*acts);
   const float nan = std::numeric_limits<float>::quiet_NaN();
   for (DeviceBuffer* b : {&kept.qkvr, &kept.probs, &kept.att}) rt.fill(*b, nan, b->floats());
-  v.forward(shared_ops(), dims, StepContext{}, params, x, out, kept);
+  v.forward({shared_ops(), dims, StepContext{}, params, x, kept}, out);
   return {from_device(kept.qkvr, kept.qkvr.floats()), from_device(kept.probs, kept.probs.floats()),
           from_device(kept.att, kept.att.floats())};
 }

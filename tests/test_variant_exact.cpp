@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "host/error.hpp"
+#include "host/runtime/error.hpp"
 #include "model/attention/common_reference.hpp"
 #include "model/attention/flash_core.hpp"
 #include "model/registry.hpp"
@@ -29,15 +29,8 @@ static void PrintTo(const AttentionDims& d, std::ostream* os) {
 
 namespace {
 
-using testing::from_device;
-using testing::poisoned;
-using testing::random_vector;
-using testing::relative_error;
-using testing::shared_ops;
-using testing::shared_runtime;
-using testing::to_device;
+using namespace testing;
 
-constexpr double kTolerance = 1e-4;
 
 std::unique_ptr<AttentionVariant> resolved(const std::string& name, const AttentionDims& dims,
                                            const AttentionOptions& options = {}) {
@@ -92,7 +85,7 @@ TEST(SlidingWindow, WindowOfAtLeastTEqualsBaseline) {
   const VariantOutputs want = on_device(*baseline, dims, in);
   for (int window : {37, 1000}) {
     AttentionOptions options;
-    options.window = window;
+    options.values["window"] = window;
     auto local = resolved("sliding_window", dims, options);
     SCOPED_TRACE("window " + std::to_string(window));
     expect_same_outputs(on_device(*local, dims, in), want, baseline->parameters(dims));
@@ -104,7 +97,7 @@ TEST(Gqa, AllHeadsWithBaselineWeightsEqualsBaseline) {
   const AttentionDims dims{2, 37, 64, 4};
   const size_t C = dims.C;
   AttentionOptions options;
-  options.kv_heads = dims.H;
+  options.values["kv_heads"] = dims.H;
   auto baseline = resolved("baseline", dims), gqa = resolved("gqa", dims, options);
   const VariantInputs base_in = random_variant_inputs(*baseline, dims, 13);
   const auto& qkvw = base_in.params[0];
@@ -229,17 +222,17 @@ TEST(Cost, ModelFlopsCountTheNeededPairsAndExecutedTheVisitedTiles) {
   EXPECT_DOUBLE_EQ(flash.saved_bytes, 4 * (4 * B * T * C + B * H * T));
 
   AttentionOptions options;
-  options.window = 32;
+  options.values["window"] = 32;
   const AttentionCost local = resolved("sliding_window", dims, options)->cost(dims);
   const double band_pairs = 32 * 33 / 2 + (T - 32) * 32;  // Σ_i min(i + 1, w)
   EXPECT_DOUBLE_EQ(local.model_flops_forward, projections + B * H * 4 * d * band_pairs);
   EXPECT_GE(local.executed_flops_forward - projections, local.model_flops_forward - projections);
   EXPECT_LT(local.executed_flops_forward - projections, 0.2 * flash_core);  // O(T·w), not O(T²)
-  options.window = 4096;
+  options.values["window"] = 4096;
   EXPECT_DOUBLE_EQ(resolved("sliding_window", dims, options)->cost(dims).model_flops_forward,
                    flash.model_flops_forward);
 
-  options.kv_heads = 1;
+  options.values["kv_heads"] = 1;
   const AttentionCost grouped = resolved("gqa", dims, options)->cost(dims);
   EXPECT_DOUBLE_EQ(grouped.model_flops_forward - 2 * B * T * C * (2 * C + 2 * d),
                    flash.model_flops_forward - projections);
@@ -248,18 +241,18 @@ TEST(Cost, ModelFlopsCountTheNeededPairsAndExecutedTheVisitedTiles) {
 TEST(Options, ValidatedWithTheOptionNamed) {
   const AttentionDims dims{1, 16, 64, 4};
   AttentionOptions options;
-  options.kv_heads = 3;
+  options.values["kv_heads"] = 3;
   try {
     resolved("gqa", dims, options);
     FAIL() << "kv_heads 3 of 4 heads accepted";
   } catch (const UsageError& e) {
     EXPECT_NE(std::string(e.what()).find("--kv-heads"), std::string::npos) << e.what();
   }
-  options.kv_heads = 8;
+  options.values["kv_heads"] = 8;
   EXPECT_THROW(resolved("gqa", dims, options), UsageError);
-  options.kv_heads = -1;
+  options.values["kv_heads"] = -1;
   EXPECT_THROW(resolved("gqa", dims, options), UsageError);
-  options.window = 0;
+  options.values["window"] = 0;
   try {
     resolved("sliding_window", dims, options);
     FAIL() << "window 0 accepted";
@@ -295,7 +288,7 @@ TEST(Parameters, FlashAndSlidingWindowHaveBaselinesTensorsGqaItsOwn) {
     }
   }
   AttentionOptions options;
-  options.kv_heads = 2;
+  options.values["kv_heads"] = 2;
   const auto gqa = resolved("gqa", dims, options)->parameters(dims);
   const std::vector<std::string> names = {"qw", "qb", "kvw", "kvb", "attprojw", "attprojb"};
   ASSERT_EQ(gqa.size(), names.size());
@@ -333,7 +326,7 @@ TEST(Tiles, FitTypicalGpuLocalMemoryForEveryHeadSize) {
 TEST(Memory, NoBufferOfTSquared) {
   const AttentionDims dims{1, 2048, 64, 4};
   AttentionOptions options;
-  options.kv_heads = dims.H;  // the programs the tests above built
+  options.values["kv_heads"] = dims.H;  // the programs the tests above built
   for (const char* name : {"flash", "gqa", "sliding_window"}) {
     auto variant = resolved(name, dims, options);
     Runtime& rt = shared_runtime();

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "host/error.hpp"
+#include "host/runtime/error.hpp"
 #include "model/registry.hpp"
 #include "model/variant_check.hpp"
 #include "tests/test_support.hpp"
@@ -20,10 +20,8 @@
 namespace attnscope {
 namespace {
 
-using testing::relative_error;
-using testing::shared_ops;
+using namespace testing;
 
-constexpr double kTolerance = 1e-4;
 
 struct MlaCase {
   AttentionDims dims;
@@ -35,7 +33,7 @@ class MlaMatchesReference : public ::testing::TestWithParam<MlaCase> {};
 TEST_P(MlaMatchesReference, ForwardAndEveryGradient) {
   VariantCheckCase c;
   c.dims = GetParam().dims;
-  c.options.latent_dim = GetParam().latent_dim;
+  c.options.values["latent_dim"] = GetParam().latent_dim;
   c.seed = testing::test_rng()();
   const VariantCheckResult r = check_variant(shared_ops(), "mla", c);
   EXPECT_TRUE(r.passed) << format_check_result(r);
@@ -60,7 +58,7 @@ TEST(MlaVariant, EqualsBaselineWhenTheLatentIsPermutedX) {
   const AttentionDims dims{2, 29, 64, 4};
   const size_t C = dims.C;
   AttentionOptions options;
-  options.latent_dim = dims.C;
+  options.values["latent_dim"] = dims.C;
   auto mla = make_variant("mla", options), baseline = make_variant("baseline", {});
   mla->resolve(dims);
   baseline->resolve(dims);
@@ -123,11 +121,11 @@ TEST(MlaVariant, LatentDimDefaultsToFourHeadSizesAndRejectsNegatives) {
   EXPECT_EQ(defaulted->describe_options(), "latent_dim=64");
   EXPECT_EQ(defaulted->parameters(dims)[2].shape, (std::vector<size_t>{64, 64}));
   AttentionOptions options;
-  options.latent_dim = 7;
+  options.values["latent_dim"] = 7;
   auto seven = make_variant("mla", options);
   seven->resolve(dims);
   EXPECT_EQ(seven->parameters(dims)[4].shape, (std::vector<size_t>{128, 7}));
-  options.latent_dim = -3;
+  options.values["latent_dim"] = -3;
   try {
     make_variant("mla", options)->resolve(dims);
     FAIL() << "a negative --latent-dim was accepted";
@@ -141,7 +139,7 @@ TEST(MlaVariant, LatentDimDefaultsToFourHeadSizesAndRejectsNegatives) {
 TEST(MlaVariant, CostCountsTheLatentProjections) {
   const AttentionDims dims{2, 64, 96, 3};
   AttentionOptions options;
-  options.latent_dim = 40;
+  options.values["latent_dim"] = 40;
   auto mla = make_variant("mla", options), sdpa = make_variant("sdpa", {});
   mla->resolve(dims);
   const double N = dims.B * dims.T, C = dims.C, dc = 40;

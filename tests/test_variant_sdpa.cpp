@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "host/error.hpp"
+#include "host/runtime/error.hpp"
 #include "model/attention/common_reference.hpp"
 #include "model/attention/sdpa_core.hpp"
 #include "model/registry.hpp"
@@ -19,15 +19,8 @@
 namespace attnscope {
 namespace {
 
-using testing::from_device;
-using testing::poisoned;
-using testing::random_vector;
-using testing::relative_error;
-using testing::shared_ops;
-using testing::shared_runtime;
-using testing::to_device;
+using namespace testing;
 
-constexpr double kTolerance = 1e-4;
 
 // ------------------------------------------------------------------ sdpa equals baseline
 

@@ -20,7 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "host/error.hpp"
+#include "host/runtime/error.hpp"
 #include "model/npy.hpp"
 #include "model/registry.hpp"
 #include "model/variant_check.hpp"
@@ -29,8 +29,7 @@
 namespace attnscope {
 namespace {
 
-using testing::relative_error;
-using testing::shared_ops;
+using namespace testing;
 
 std::string variant_test_name(const ::testing::TestParamInfo<std::string>& info) {
   return info.param;
@@ -41,10 +40,10 @@ std::string variant_test_name(const ::testing::TestParamInfo<std::string>& info)
 VariantCheckCase small_case(int B, int T, int C, int H) {
   VariantCheckCase c;
   c.dims = {B, T, C, H};
-  c.options.window = 4;
-  c.options.chunk = 4;
-  c.options.buckets = 4;
-  c.options.kv_heads = H > 1 ? H / 2 : 1;
+  c.options.values["window"] = 4;
+  c.options.values["chunk"] = 4;
+  c.options.values["buckets"] = 4;
+  c.options.values["kv_heads"] = H > 1 ? H / 2 : 1;
   c.options.seed = 77;
   c.seed = 4242;
   c.step = 3;
@@ -62,10 +61,6 @@ double norm(const std::vector<float>& a) {
   double sum = 0;
   for (float v : a) sum += double(v) * v;
   return std::sqrt(sum);
-}
-
-bool bitwise_equal(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
 // ---------------------------------------------------------------- device vs reference
@@ -97,7 +92,7 @@ double reference_loss(const AttentionVariant& v, const VariantCheckCase& c,
   std::vector<const float*> params;
   for (const auto& p : in.params) params.push_back(p.data());
   std::vector<float> out(r.size());
-  v.reference_forward(c.dims, StepContext{c.step}, params, in.x.data(), out.data());
+  v.reference_forward({c.dims, StepContext{c.step}, params, in.x.data()}, out.data());
   double loss = 0;
   for (size_t i = 0; i < out.size(); ++i) loss += double(out[i]) * r[i];
   return loss;
@@ -229,7 +224,7 @@ TEST(VariantCheckHarness, StandardCasesCoverTheAwkwardShapes) {
     batch |= c.dims.B > 1;
     d16 |= c.dims.head_size() == 16;
     d128 |= c.dims.head_size() == 128;
-    EXPECT_LT(c.options.window, c.dims.T + 8);
+    EXPECT_LT(c.options.values.at("window"), c.dims.T + 8);
   }
   EXPECT_TRUE(t1 && odd_t && batch && d16 && d128);
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds attnscope on a machine with a compiler and an OpenCL driver but no package
 # access (e.g. a lent GPU box): the Debian packages of the build, downloaded beforehand
-# with ../shared/tools/offline-debs.sh .debs libgtest-dev, are unpacked into a prefix.
+# with tools/offline-debs.sh .debs libgtest-dev, are unpacked into a prefix.
 # Source this script (it exports OCL_ICD_VENDORS and LD_LIBRARY_PATH for the run).
 set -e
 prefix=/tmp/attnscope-deps

@@ -3,9 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
-#include "host/error.hpp"
+#include "host/runtime/error.hpp"
 #include "model/attention/common_reference.hpp"
-#include "model/attention/variants.hpp"
 
 namespace attnscope {
 
@@ -16,10 +15,6 @@ constexpr size_t kSoftmaxWorkGroup = 128;  // preferred; halved to fit the devic
 
 size_t floats_per_head_tensor(const AttentionDims& d) { return size_t(d.B) * d.T * d.C; }
 size_t score_floats(const AttentionDims& d) { return size_t(d.B) * d.H * d.T * d.T; }
-
-void ensure_size(Runtime& rt, DeviceBuffer& buffer, size_t floats, const std::string& label) {
-  if (buffer.floats() < floats) buffer = rt.alloc_floats(floats, label);
-}
 
 // One GEMM per (b, h) over per-head matrices laid out (.., B, H, T, ..) contiguously.
 Ops::GemmSpec per_head_gemm(const AttentionDims& d, int M, int N, int K, bool trans_a,
@@ -40,7 +35,7 @@ VariantInfo BaselineAttention::info() const {
   return {"baseline",
           "GPT-2 eager attention: scores QKᵀ/√d materialised as (B,H,T,T), causal masked "
           "softmax, PV; separate kernels",
-          "O(T²·d) FLOPs, O(T²) memory per head", "",
+          "O(T²·d) FLOPs, O(T²) memory per head",
           "Vaswani et al. 2017, Attention Is All You Need; Radford et al. 2019, Language "
           "Models are Unsupervised Multitask Learners (GPT-2)"};
 }
@@ -95,11 +90,11 @@ void BaselineAttention::build_kernels(Runtime& rt) {
 
 void BaselineAttention::grow_scratch(Runtime& rt, const AttentionDims& dims) {
   const size_t btc = floats_per_head_tensor(dims);
-  ensure_size(rt, qkv_, 3 * btc, "baseline qkv/dqkv scratch");
-  ensure_size(rt, heads_, btc, "baseline O/dO heads scratch");
-  ensure_size(rt, datt_, btc, "baseline datt scratch");
-  ensure_size(rt, dqkvr_, 3 * btc, "baseline dqkvr scratch");
-  ensure_size(rt, dprobs_, score_floats(dims), "baseline dP scratch");
+  ensure_floats(rt, qkv_, 3 * btc, "baseline qkv/dqkv scratch");
+  ensure_floats(rt, heads_, btc, "baseline O/dO heads scratch");
+  ensure_floats(rt, datt_, btc, "baseline datt scratch");
+  ensure_floats(rt, dqkvr_, 3 * btc, "baseline dqkvr scratch");
+  ensure_floats(rt, dprobs_, score_floats(dims), "baseline dP scratch");
 }
 
 std::unique_ptr<AttentionActivations> BaselineAttention::allocate(Ops& ops,
@@ -145,9 +140,8 @@ void BaselineAttention::softmax_backward(Runtime& rt, const cl::Buffer& datt,
             KernelCost{0, 3.0 * score_floats(dims) * sizeof(float)});
 }
 
-void BaselineAttention::forward(Ops& ops, const AttentionDims& dims, const StepContext& /*step*/,
-                                const std::vector<cl::Buffer>& params, const cl::Buffer& x,
-                                const cl::Buffer& out, AttentionActivations& activations) {
+void BaselineAttention::forward(const DeviceArgs& args, const cl::Buffer& out) {
+  const auto& [ops, dims, step, params, x, activations] = args;
   auto& acts = static_cast<BaselineActivations&>(activations);
   Runtime& rt = ops.runtime();
   const int N = dims.B * dims.T, C = dims.C, T = dims.T, d = dims.head_size();
@@ -174,11 +168,9 @@ void BaselineAttention::forward(Ops& ops, const AttentionDims& dims, const StepC
   ops.matmul_forward(out, acts.att, params[2], &params[3], N, C, C);
 }
 
-void BaselineAttention::backward(Ops& ops, const AttentionDims& dims, const StepContext& /*step*/,
-                                 const std::vector<cl::Buffer>& params,
-                                 const std::vector<cl::Buffer>& grads, const cl::Buffer& x,
-                                 const cl::Buffer& dout, const cl::Buffer& dx,
-                                 AttentionActivations& activations) {
+void BaselineAttention::backward(const DeviceArgs& args, const DeviceGrads& gradients) {
+  const auto& [ops, dims, step, params, x, activations] = args;
+  const auto& [dout, dx, grads] = gradients;
   auto& acts = static_cast<BaselineActivations&>(activations);
   Runtime& rt = ops.runtime();
   const int N = dims.B * dims.T, C = dims.C, T = dims.T, d = dims.head_size();
@@ -220,17 +212,15 @@ void BaselineAttention::backward(Ops& ops, const AttentionDims& dims, const Step
   ops.matmul_backward(dx, grads[0], &grads[1], qkv_, x, params[0], N, C, 3 * C);
 }
 
-void BaselineAttention::reference_forward(const AttentionDims& dims, const StepContext& /*step*/,
-                                          const std::vector<const float*>& params,
-                                          const float* x, float* out) const {
+void BaselineAttention::reference_forward(const ReferenceArgs& args, float* out) const {
+  const auto& [dims, step, params, x] = args;
   reference::mha_block_forward(dims, /*window=*/0, params, x, out);
 }
 
-void BaselineAttention::reference_backward(const AttentionDims& dims,
-                                           const StepContext& /*step*/,
-                                           const std::vector<const float*>& params,
-                                           const float* x, const float* dout, float* dx,
-                                           const std::vector<float*>& dparams) const {
+void BaselineAttention::reference_backward(const ReferenceArgs& args,
+                                           const ReferenceGrads& gradients) const {
+  const auto& [dims, step, params, x] = args;
+  const auto& [dout, dx, dparams] = gradients;
   reference::mha_block_backward(dims, /*window=*/0, params, x, dout, dx, dparams);
 }
 

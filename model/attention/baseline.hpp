@@ -30,21 +30,12 @@ class BaselineAttention : public AttentionVariant {
   AttentionCost cost(const AttentionDims& dims) const override;
 
   std::unique_ptr<AttentionActivations> allocate(Ops& ops, const AttentionDims& dims) override;
-  void forward(Ops& ops, const AttentionDims& dims, const StepContext& step,
-               const std::vector<cl::Buffer>& params, const cl::Buffer& x, const cl::Buffer& out,
-               AttentionActivations& acts) override;
-  void backward(Ops& ops, const AttentionDims& dims, const StepContext& step,
-                const std::vector<cl::Buffer>& params, const std::vector<cl::Buffer>& grads,
-                const cl::Buffer& x, const cl::Buffer& dout, const cl::Buffer& dx,
-                AttentionActivations& acts) override;
+  void forward(const DeviceArgs& args, const cl::Buffer& out) override;
+  void backward(const DeviceArgs& args, const DeviceGrads& gradients) override;
 
-  void reference_forward(const AttentionDims& dims, const StepContext& step,
-                         const std::vector<const float*>& params, const float* x,
-                         float* out) const override;
-  void reference_backward(const AttentionDims& dims, const StepContext& step,
-                          const std::vector<const float*>& params, const float* x,
-                          const float* dout, float* dx,
-                          const std::vector<float*>& dparams) const override;
+  void reference_forward(const ReferenceArgs& args, float* out) const override;
+  void reference_backward(const ReferenceArgs& args,
+                          const ReferenceGrads& gradients) const override;
 
  private:
   void build_kernels(Runtime& rt);

@@ -2,7 +2,6 @@
 // cl_kernels/attention/flash.cl; host side, shared with gqa and sliding_window:
 // flash_core.hpp. Parameters exactly baseline's (qkvw, qkvb, attprojw, attprojb).
 #include "model/attention/flash_core.hpp"
-#include "model/attention/variants.hpp"
 
 namespace attnscope {
 
@@ -18,7 +17,7 @@ class FlashAttention final : public TiledExactAttention {
             "memory with online softmax and keeps only O and the log-sum-exp; backward "
             "recomputes P per tile (dK/dV by key blocks, dQ by query blocks); tiles above "
             "the causal diagonal are skipped",
-            "O(T²·d) time, O(T·d) memory", "",
+            "O(T²·d) time, O(T·d) memory",
             "Dao 2023, FlashAttention-2: Faster Attention with Better Parallelism and Work "
             "Partitioning (arXiv:2307.08691)"};
   }

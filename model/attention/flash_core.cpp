@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <climits>
 
-#include "host/error.hpp"
+#include "host/runtime/error.hpp"
 #include "model/attention/common_reference.hpp"
 
 namespace attnscope {
@@ -310,9 +310,8 @@ std::unique_ptr<AttentionActivations> TiledExactAttention::allocate(Ops& ops,
   return a;
 }
 
-void TiledExactAttention::forward(Ops& ops, const AttentionDims& d, const StepContext&,
-                                  const std::vector<cl::Buffer>& params, const cl::Buffer& x,
-                                  const cl::Buffer& out, AttentionActivations& acts) {
+void TiledExactAttention::forward(const DeviceArgs& args, const cl::Buffer& out) {
+  const auto& [ops, d, step, params, x, acts] = args;
   auto& a = static_cast<TiledActivations&>(acts);
   project_forward(ops, d, params, x, a.q, a.keys());
   kernels_->forward(a.att, a.lse, a.q, a.keys(), layout(d), tiled_shape(d));
@@ -320,11 +319,9 @@ void TiledExactAttention::forward(Ops& ops, const AttentionDims& d, const StepCo
   ops.matmul_forward(out, a.att, params[n - 2], &params[n - 1], d.B * d.T, d.C, d.C);
 }
 
-void TiledExactAttention::backward(Ops& ops, const AttentionDims& d, const StepContext&,
-                                   const std::vector<cl::Buffer>& params,
-                                   const std::vector<cl::Buffer>& grads, const cl::Buffer& x,
-                                   const cl::Buffer& dout, const cl::Buffer& dx,
-                                   AttentionActivations& acts) {
+void TiledExactAttention::backward(const DeviceArgs& args, const DeviceGrads& gradients) {
+  const auto& [ops, d, step, params, x, acts] = args;
+  const auto& [dout, dx, grads] = gradients;
   auto& a = static_cast<TiledActivations&>(acts);
   Scratch& s = *scratch_;
   const cl::Buffer& dkv = s.dkv.empty() ? s.dq.buffer() : s.dkv.buffer();
@@ -336,16 +333,15 @@ void TiledExactAttention::backward(Ops& ops, const AttentionDims& d, const StepC
   project_backward(ops, d, params, grads, x, s.dq, dkv, dx, s.datt);
 }
 
-void TiledExactAttention::reference_forward(const AttentionDims& dims, const StepContext&,
-                                            const std::vector<const float*>& params,
-                                            const float* x, float* out) const {
+void TiledExactAttention::reference_forward(const ReferenceArgs& args, float* out) const {
+  const auto& [dims, step, params, x] = args;
   reference::mha_block_forward(dims, window(dims), params, x, out);
 }
 
-void TiledExactAttention::reference_backward(const AttentionDims& dims, const StepContext&,
-                                             const std::vector<const float*>& params,
-                                             const float* x, const float* dout, float* dx,
-                                             const std::vector<float*>& dparams) const {
+void TiledExactAttention::reference_backward(const ReferenceArgs& args,
+                                             const ReferenceGrads& gradients) const {
+  const auto& [dims, step, params, x] = args;
+  const auto& [dout, dx, dparams] = gradients;
   reference::mha_block_backward(dims, window(dims), params, x, dout, dx, dparams);
 }
 

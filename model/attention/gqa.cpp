@@ -6,10 +6,9 @@
 #include <algorithm>
 #include <vector>
 
-#include "host/error.hpp"
+#include "host/runtime/error.hpp"
 #include "model/attention/common_reference.hpp"
 #include "model/attention/flash_core.hpp"
-#include "model/attention/variants.hpp"
 #include "model/reference/layers.hpp"
 
 namespace attnscope {
@@ -29,14 +28,14 @@ class GroupedQueryAttention final : public TiledExactAttention {
             "query heads; exact causal softmax in FlashAttention-2 tiles, dK/dV summed over "
             "the group inside a work-group",
             "O(T²·d) time, O(T·d) memory; K/V projection and cache G/H of MHA's",
-            "--kv-heads (n_head/4)",
             "Ainslie et al. 2023, GQA: Training Generalized Multi-Query Transformer Models "
-            "from Multi-Head Checkpoints (arXiv:2305.13245)"};
+            "from Multi-Head Checkpoints (arXiv:2305.13245)",
+            {{"kv_heads", 0, "K/V heads", "n_head/4", 1, /*shapes_parameters=*/true}}};
   }
 
   // G: --kv-heads, or by default the largest divisor of H that is at most H/4 (at least 1).
   void resolve(const AttentionDims& dims) override {
-    const int H = dims.H, G = options_.kv_heads;
+    const int H = dims.H, G = option("kv_heads");
     if (G == 0) {
       kv_heads_ = std::max(1, H / 4);
       while (H % kv_heads_ != 0) --kv_heads_;
@@ -46,27 +45,22 @@ class GroupedQueryAttention final : public TiledExactAttention {
     } else {
       kv_heads_ = G;
     }
+    set_derived("kv_heads", kv_heads_);
     TiledExactAttention::resolve(dims);
   }
 
-  std::vector<int> parameter_options() const override { return {kv_heads_}; }
-  std::string describe_options() const override {
-    return "kv_heads=" + std::to_string(kv_heads_);
-  }
-
-  void reference_forward(const AttentionDims& dims, const StepContext&,
-                         const std::vector<const float*>& params, const float* x,
-                         float* out) const override {
+  void reference_forward(const ReferenceArgs& args, float* out) const override {
+    const auto& [dims, step, params, x] = args;
     std::vector<float> q, kv, att;
     reference_core(dims, params, x, q, kv, att);
     reference::matmul_forward(out, att.data(), params[kAttprojw], params[kAttprojb],
                               dims.B * dims.T, dims.C, dims.C);
   }
 
-  void reference_backward(const AttentionDims& dims, const StepContext&,
-                          const std::vector<const float*>& params, const float* x,
-                          const float* dout, float* dx,
-                          const std::vector<float*>& dparams) const override {
+  void reference_backward(const ReferenceArgs& args,
+                          const ReferenceGrads& gradients) const override {
+    const auto& [dims, step, params, x] = args;
+    const auto& [dout, dx, dparams] = gradients;
     const int N = dims.B * dims.T, C = dims.C, KV = kv_width(dims);
     std::vector<float> q, kv, att;  // recomputed: the reference keeps no state
     reference_core(dims, params, x, q, kv, att);

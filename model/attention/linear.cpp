@@ -2,8 +2,7 @@
 
 #include <algorithm>
 
-#include "host/error.hpp"
-#include "model/attention/variants.hpp"
+#include "host/runtime/error.hpp"
 #include "model/reference/layers.hpp"
 
 namespace attnscope {
@@ -15,10 +14,6 @@ constexpr size_t kElementWiseGroup = 64;
 
 size_t activation_floats(const AttentionDims& d) { return size_t(d.B) * d.T * d.C; }
 size_t head_rows(const AttentionDims& d) { return size_t(d.B) * d.H * d.T; }
-
-void ensure_size(Runtime& rt, DeviceBuffer& buffer, size_t floats, const std::string& label) {
-  if (buffer.floats() < floats) buffer = rt.alloc_floats(floats, label);
-}
 
 size_t chunk_count(int T, int chunk) { return (size_t(T) + chunk - 1) / chunk; }
 
@@ -92,19 +87,16 @@ VariantInfo LinearAttention::info() const {
           "causal linear attention: phi(Q) S_i / (phi(Q)·z_i + eps) with phi = elu + 1 and "
           "running S = sum phi(K)ᵀV, z = sum phi(K); chunk-wise (masked quadratic form "
           "inside a chunk, running state across chunks)",
-          "O(T·d²) time, O(T·d) memory", "--chunk (64)",
+          "O(T·d²) time, O(T·d) memory",
           "Katharopoulos et al. 2020, Transformers are RNNs: Fast Autoregressive "
-          "Transformers with Linear Attention (arXiv:2006.16236)"};
+          "Transformers with Linear Attention (arXiv:2006.16236)",
+          {{"chunk", 64, "chunk length"}}};
 }
 
 void LinearAttention::resolve(const AttentionDims& dims) {
-  if (options_.chunk < 1)
-    throw UsageError("--chunk must be at least 1, got " + std::to_string(options_.chunk));
-  tiles_ = default_tiles(options_.chunk, dims.head_size());
-}
-
-std::string LinearAttention::describe_options() const {
-  return "chunk=" + std::to_string(options_.chunk);
+  if (option("chunk") < 1)
+    throw UsageError("--chunk must be at least 1, got " + std::to_string(option("chunk")));
+  tiles_ = default_tiles(option("chunk"), dims.head_size());
 }
 
 std::vector<TensorSpec> LinearAttention::parameters(const AttentionDims& dims) const {
@@ -117,7 +109,7 @@ std::vector<TensorSpec> LinearAttention::parameters(const AttentionDims& dims) c
 
 AttentionCost LinearAttention::cost(const AttentionDims& dims) const {
   const double B = dims.B, T = dims.T, C = dims.C, H = dims.H, G = B * H;
-  const int d = dims.head_size(), chunk = options_.chunk;
+  const int d = dims.head_size(), chunk = option("chunk");
   const double projections = 2 * B * T * C * (3 * C) + 2 * B * T * C * C;
   // The definition: S'_i = S'_{i-1} + φ(K_i)ᵀ[V_i | 1] and φ(Q_i)·S'_i, d·(d+1)
   // multiply-adds each per position and head.
@@ -137,7 +129,7 @@ AttentionCost LinearAttention::cost(const AttentionDims& dims) const {
 
 void LinearAttention::build_kernels(Runtime& rt, const AttentionDims& dims) {
   const DeviceInfo& dev = rt.device();
-  LinearTiles t = choose_tiles(dev, options_.chunk, dims.head_size());
+  LinearTiles t = choose_tiles(dev, option("chunk"), dims.head_size());
   for (;;) {  // a compiled kernel may allow fewer work-items than the device
     const std::string options = t.build_options();
     if (options == built_options_) return;
@@ -167,17 +159,17 @@ void LinearAttention::build_kernels(Runtime& rt, const AttentionDims& dims) {
 
 void LinearAttention::grow_scratch(Runtime& rt, const AttentionDims& dims) {
   const size_t rows = head_rows(dims), d = dims.head_size(), btc = activation_floats(dims);
-  ensure_size(rt, phi_q_, rows * d, "linear phi(Q) scratch");
-  ensure_size(rt, phi_k_, rows * d, "linear phi(K) scratch");
-  ensure_size(rt, v_ext_, rows * (d + 1), "linear [V|1] scratch");
-  ensure_size(rt, ext_, rows * (d + 1), "linear [num|den] / g' scratch");
-  ensure_size(rt, datt_, btc, "linear datt scratch");
-  ensure_size(rt, dphi_q_, rows * d, "linear dphi(Q) scratch");
-  ensure_size(rt, dphi_k_, rows * d, "linear dphi(K) scratch");
-  ensure_size(rt, dv_, rows * d, "linear dV scratch");
-  ensure_size(rt, dqkv_, 3 * btc, "linear dqkv scratch");
+  ensure_floats(rt, phi_q_, rows * d, "linear phi(Q) scratch");
+  ensure_floats(rt, phi_k_, rows * d, "linear phi(K) scratch");
+  ensure_floats(rt, v_ext_, rows * (d + 1), "linear [V|1] scratch");
+  ensure_floats(rt, ext_, rows * (d + 1), "linear [num|den] / g' scratch");
+  ensure_floats(rt, datt_, btc, "linear datt scratch");
+  ensure_floats(rt, dphi_q_, rows * d, "linear dphi(Q) scratch");
+  ensure_floats(rt, dphi_k_, rows * d, "linear dphi(K) scratch");
+  ensure_floats(rt, dv_, rows * d, "linear dV scratch");
+  ensure_floats(rt, dqkv_, 3 * btc, "linear dqkv scratch");
   const size_t heads = size_t(dims.B) * dims.H;
-  ensure_size(rt, states_, heads * chunk_count(dims.T, options_.chunk) * d * (d + 1),
+  ensure_floats(rt, states_, heads * chunk_count(dims.T, option("chunk")) * d * (d + 1),
               "linear per-chunk states scratch");
 }
 
@@ -212,7 +204,7 @@ void LinearAttention::causal_product(Runtime& rt, const AttentionDims& dims, con
                                      const cl::Buffer& a, const cl::Buffer& b, int Dk,
                                      const cl::Buffer& v, int Dv, int ldv, bool reverse) {
   const LinearTiles& t = tiles_;
-  const int T = dims.T, chunk = options_.chunk;
+  const int T = dims.T, chunk = option("chunk");
   const size_t G = size_t(dims.B) * dims.H, n_chunks = chunk_count(T, chunk);
   const size_t tile_bytes = sizeof(float) * t.tile * (size_t(Dk) | 1);
   const size_t block_bytes = sizeof(float) * t.tile * t.block_cols();
@@ -233,9 +225,8 @@ void LinearAttention::causal_product(Runtime& rt, const AttentionDims& dims, con
   rt.launch(chunk_output_, chunks, group, cost.output);
 }
 
-void LinearAttention::forward(Ops& ops, const AttentionDims& dims, const StepContext& /*step*/,
-                              const std::vector<cl::Buffer>& params, const cl::Buffer& x,
-                              const cl::Buffer& out, AttentionActivations& activations) {
+void LinearAttention::forward(const DeviceArgs& args, const cl::Buffer& out) {
+  const auto& [ops, dims, step, params, x, activations] = args;
   auto& acts = static_cast<LinearActivations&>(activations);
   Runtime& rt = ops.runtime();
   build_kernels(rt, dims);
@@ -249,11 +240,9 @@ void LinearAttention::forward(Ops& ops, const AttentionDims& dims, const StepCon
   ops.matmul_forward(out, acts.att, params[2], &params[3], N, C, C);
 }
 
-void LinearAttention::backward(Ops& ops, const AttentionDims& dims, const StepContext& /*step*/,
-                               const std::vector<cl::Buffer>& params,
-                               const std::vector<cl::Buffer>& grads, const cl::Buffer& x,
-                               const cl::Buffer& dout, const cl::Buffer& dx,
-                               AttentionActivations& activations) {
+void LinearAttention::backward(const DeviceArgs& args, const DeviceGrads& gradients) {
+  const auto& [ops, dims, step, params, x, activations] = args;
+  const auto& [dout, dx, grads] = gradients;
   auto& acts = static_cast<LinearActivations&>(activations);
   Runtime& rt = ops.runtime();
   build_kernels(rt, dims);
@@ -295,18 +284,17 @@ void linear_core_forward(std::vector<float>& qkv, std::vector<float>& att,
 
 }  // namespace
 
-void LinearAttention::reference_forward(const AttentionDims& dims, const StepContext& /*step*/,
-                                        const std::vector<const float*>& params, const float* x,
-                                        float* out) const {
+void LinearAttention::reference_forward(const ReferenceArgs& args, float* out) const {
+  const auto& [dims, step, params, x] = args;
   std::vector<float> qkv, att;
   linear_core_forward(qkv, att, dims, params, x);
   reference::matmul_forward(out, att.data(), params[2], params[3], dims.B * dims.T, dims.C, dims.C);
 }
 
-void LinearAttention::reference_backward(const AttentionDims& dims, const StepContext& /*step*/,
-                                         const std::vector<const float*>& params, const float* x,
-                                         const float* dout, float* dx,
-                                         const std::vector<float*>& dparams) const {
+void LinearAttention::reference_backward(const ReferenceArgs& args,
+                                         const ReferenceGrads& gradients) const {
+  const auto& [dims, step, params, x] = args;
+  const auto& [dout, dx, dparams] = gradients;
   const int N = dims.B * dims.T, C = dims.C;
   std::vector<float> qkv, att;  // recomputed: the reference keeps no state between calls
   linear_core_forward(qkv, att, dims, params, x);

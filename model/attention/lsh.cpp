@@ -2,8 +2,7 @@
 
 #include <algorithm>
 
-#include "host/error.hpp"
-#include "model/attention/variants.hpp"
+#include "host/runtime/error.hpp"
 #include "model/reference/layers.hpp"
 
 namespace attnscope {
@@ -16,10 +15,6 @@ constexpr size_t kElementWiseGroup = 64;
 size_t activation_floats(const AttentionDims& d) { return size_t(d.B) * d.T * d.C; }
 size_t head_rows(const LshShape& s) { return size_t(s.B) * s.H * s.T; }
 size_t round_rows(const LshShape& s) { return head_rows(s) * s.rounds; }
-
-void ensure_size(Runtime& rt, DeviceBuffer& buffer, size_t bytes, const std::string& label) {
-  if (buffer.bytes() < bytes) buffer = rt.alloc(bytes, label);
-}
 
 // Σ over sorted slots s of the keys in its window, min(s, 2c) + 1: the allowed pairs of one
 // (b, h, round) when every bucket is long enough — the bound VARIANTS.md counts.
@@ -76,32 +71,27 @@ VariantInfo LshAttention::info() const {
           "hashing, sort by (bucket, position), each query attends to itself (score -1e5) and "
           "its bucket's 2c latest earlier keys; rounds combined by log-sum-exp; pairs met in "
           "several rounds are not de-duplicated",
-          "O(T·n_r·c·d) time, O(T·d) memory", "--hashes (2), --buckets (T/64), --chunk (64)",
-          "Kitaev et al. 2020, Reformer: The Efficient Transformer (arXiv:2001.04451)"};
+          "O(T·n_r·c·d) time, O(T·d) memory",
+          "Kitaev et al. 2020, Reformer: The Efficient Transformer (arXiv:2001.04451)",
+          {{"hashes", 2, "hash rounds"},
+           {"buckets", 0, "buckets, even", "max(2, T/64)"},
+           {"chunk", 64, "keys per chunk c"}}};
 }
 
 void LshAttention::resolve(const AttentionDims& dims) {
-  options_ = requested_;
-  if (options_.chunk < 1)
-    throw UsageError("--chunk must be at least 1, got " + std::to_string(options_.chunk));
-  if (options_.hashes < 1)
-    throw UsageError("--hashes must be at least 1, got " + std::to_string(options_.hashes));
-  if (options_.buckets == 0)
-    options_.buckets = lsh::default_buckets(dims.T);
-  else if (options_.buckets < 2 || options_.buckets % 2 != 0)
-    throw UsageError("--buckets must be even and at least 2, got " +
-                     std::to_string(options_.buckets));
-}
-
-std::string LshAttention::describe_options() const {
-  return "hashes=" + std::to_string(options_.hashes) +
-         " buckets=" + std::to_string(options_.buckets) +
-         " chunk=" + std::to_string(options_.chunk);
+  if (option("chunk") < 1)
+    throw UsageError("--chunk must be at least 1, got " + std::to_string(option("chunk")));
+  if (option("hashes") < 1)
+    throw UsageError("--hashes must be at least 1, got " + std::to_string(option("hashes")));
+  const int buckets = option("buckets");
+  if (buckets != 0 && (buckets < 2 || buckets % 2 != 0))
+    throw UsageError("--buckets must be even and at least 2, got " + std::to_string(buckets));
+  set_derived("buckets", lsh::default_buckets(dims.T));
 }
 
 LshShape LshAttention::shape(const AttentionDims& dims) const {
-  const int buckets = options_.buckets > 0 ? options_.buckets : lsh::default_buckets(dims.T);
-  return {dims.B, dims.T, dims.H, dims.head_size(), options_.hashes, buckets, options_.chunk};
+  const int buckets = option("buckets") > 0 ? option("buckets") : lsh::default_buckets(dims.T);
+  return {dims.B, dims.T, dims.H, dims.head_size(), option("hashes"), buckets, option("chunk")};
 }
 
 std::vector<TensorSpec> LshAttention::parameters(const AttentionDims& dims) const {
@@ -165,14 +155,14 @@ void LshAttention::build_kernels(Runtime& rt, const AttentionDims& dims) {
 
 void LshAttention::grow_scratch(Runtime& rt, const AttentionDims& dims) {
   const LshShape s = shape(dims);
-  const size_t per_round = s.rounds * activation_floats(dims) * sizeof(float);
-  ensure_size(rt, out_r_, per_round, "lsh per-round O / dQ scratch");
-  ensure_size(rt, lse_r_, round_rows(s) * sizeof(float), "lsh per-round LSE scratch");
-  ensure_size(rt, dk_r_, per_round, "lsh per-round dK scratch");
-  ensure_size(rt, dv_r_, per_round, "lsh per-round dV scratch");
-  ensure_size(rt, datt_, activation_floats(dims) * sizeof(float), "lsh datt scratch");
-  ensure_size(rt, delta_buf_, head_rows(s) * sizeof(float), "lsh D scratch");
-  ensure_size(rt, dqv_, 2 * activation_floats(dims) * sizeof(float), "lsh dqv scratch");
+  const size_t per_round = s.rounds * activation_floats(dims);
+  ensure_floats(rt, out_r_, per_round, "lsh per-round O / dQ scratch");
+  ensure_floats(rt, lse_r_, round_rows(s), "lsh per-round LSE scratch");
+  ensure_floats(rt, dk_r_, per_round, "lsh per-round dK scratch");
+  ensure_floats(rt, dv_r_, per_round, "lsh per-round dV scratch");
+  ensure_floats(rt, datt_, activation_floats(dims), "lsh datt scratch");
+  ensure_floats(rt, delta_buf_, head_rows(s), "lsh D scratch");
+  ensure_floats(rt, dqv_, 2 * activation_floats(dims), "lsh dqv scratch");
 }
 
 std::unique_ptr<AttentionActivations> LshAttention::allocate(Ops& ops, const AttentionDims& dims) {
@@ -195,12 +185,12 @@ std::unique_ptr<AttentionActivations> LshAttention::allocate(Ops& ops, const Att
 }
 
 void LshAttention::upload_rotations(Runtime& rt, const LshShape& s, const StepContext& step) {
-  const std::vector<uint64_t> key = {options_.seed, uint64_t(step.step), uint64_t(s.rounds),
+  const std::vector<uint64_t> key = {options().seed, uint64_t(step.step), uint64_t(s.rounds),
                                      uint64_t(s.head_size), uint64_t(s.buckets)};
   if (key == rotations_key_) return;  // layers of one step share the rotations
   const std::vector<float> values =
-      lsh::rotations(options_.seed, step.step, s.rounds, s.head_size, s.buckets);
-  ensure_size(rt, rotations_, values.size() * sizeof(float), "lsh rotations");
+      lsh::rotations(options().seed, step.step, s.rounds, s.head_size, s.buckets);
+  ensure_floats(rt, rotations_, values.size(), "lsh rotations");
   rt.upload(rotations_, values.data(), values.size() * sizeof(float));
   rotations_key_ = key;
 }
@@ -279,9 +269,8 @@ void LshAttention::attend_backward(Runtime& rt, const LshShape& s, const Attenti
             KernelCost{0, sizeof(float) * (3 * s.rounds * btc + 4 * btc + head_rows(s))});
 }
 
-void LshAttention::forward(Ops& ops, const AttentionDims& dims, const StepContext& step,
-                           const std::vector<cl::Buffer>& params, const cl::Buffer& x,
-                           const cl::Buffer& out, AttentionActivations& activations) {
+void LshAttention::forward(const DeviceArgs& args, const cl::Buffer& out) {
+  const auto& [ops, dims, step, params, x, activations] = args;
   auto& acts = static_cast<LshActivations&>(activations);
   Runtime& rt = ops.runtime();
   build_kernels(rt, dims);
@@ -294,11 +283,9 @@ void LshAttention::forward(Ops& ops, const AttentionDims& dims, const StepContex
   ops.matmul_forward(out, acts.att, params[2], &params[3], N, C, C);
 }
 
-void LshAttention::backward(Ops& ops, const AttentionDims& dims, const StepContext& /*step*/,
-                            const std::vector<cl::Buffer>& params,
-                            const std::vector<cl::Buffer>& grads, const cl::Buffer& x,
-                            const cl::Buffer& dout, const cl::Buffer& dx,
-                            AttentionActivations& activations) {
+void LshAttention::backward(const DeviceArgs& args, const DeviceGrads& gradients) {
+  const auto& [ops, dims, step, params, x, activations] = args;
+  const auto& [dout, dx, grads] = gradients;
   auto& acts = static_cast<LshActivations&>(activations);
   Runtime& rt = ops.runtime();
   build_kernels(rt, dims);
@@ -311,32 +298,31 @@ void LshAttention::backward(Ops& ops, const AttentionDims& dims, const StepConte
 // The reference hashes in float from its own qv (double-accumulated, rounded to float),
 // exactly as the device hashes its qv; the two qv differ in the last bits, so a bucket
 // can differ only where two projections tie to within float rounding.
-void LshAttention::reference_forward(const AttentionDims& dims, const StepContext& step,
-                                     const std::vector<const float*>& params, const float* x,
-                                     float* out) const {
+std::vector<int> LshAttention::reference_buckets(const ReferenceArgs& args) const {
+  const auto& [dims, step, params, x] = args;
   const LshShape s = shape(dims);
   const int N = dims.B * dims.T, C = dims.C;
   std::vector<float> qv(size_t(N) * 2 * C);
   reference::matmul_forward(qv.data(), x, params[0], params[1], N, C, 2 * C);
-  const std::vector<int> buckets = lsh::hash_positions(
-      qv.data(), s, lsh::rotations(options_.seed, step.step, s.rounds, s.head_size, s.buckets));
-  reference::lsh_block_forward(s, buckets, params, x, out);
+  return lsh::hash_positions(
+      qv.data(), s, lsh::rotations(options().seed, step.step, s.rounds, s.head_size, s.buckets));
+}
+
+void LshAttention::reference_forward(const ReferenceArgs& args, float* out) const {
+  const auto& [dims, step, params, x] = args;
+  const std::vector<int> buckets = reference_buckets(args);
+  reference::lsh_block_forward(shape(dims), buckets, params, x, out);
   std::lock_guard<std::mutex> lock(reference_hash_mutex_);
   reference_buckets_ = buckets;
   reference_hash_key_ = {dims.B, dims.T, dims.C, dims.H, step.step};
 }
 
-void LshAttention::reference_backward(const AttentionDims& dims, const StepContext& step,
-                                      const std::vector<const float*>& params, const float* x,
-                                      const float* dout, float* dx,
-                                      const std::vector<float*>& dparams) const {
-  const LshShape s = shape(dims);
-  const int N = dims.B * dims.T, C = dims.C;
-  std::vector<float> qv(size_t(N) * 2 * C);
-  reference::matmul_forward(qv.data(), x, params[0], params[1], N, C, 2 * C);
-  const std::vector<int> buckets = lsh::hash_positions(
-      qv.data(), s, lsh::rotations(options_.seed, step.step, s.rounds, s.head_size, s.buckets));
-  reference::lsh_block_backward(s, buckets, params, x, dout, dx, dparams);
+void LshAttention::reference_backward(const ReferenceArgs& args,
+                                      const ReferenceGrads& gradients) const {
+  const auto& [dims, step, params, x] = args;
+  const auto& [dout, dx, dparams] = gradients;
+  reference::lsh_block_backward(shape(dims), reference_buckets(args), params, x, dout, dx,
+                                dparams);
 }
 
 std::vector<NamedTensor> LshAttention::debug_tensors(const AttentionDims& dims,
@@ -345,7 +331,7 @@ std::vector<NamedTensor> LshAttention::debug_tensors(const AttentionDims& dims,
   std::vector<NamedTensor> tensors;
   tensors.push_back({"rotations",
                      {size_t(s.rounds), size_t(s.head_size), size_t(s.buckets / 2)},
-                     lsh::rotations(options_.seed, step.step, s.rounds, s.head_size, s.buckets)});
+                     lsh::rotations(options().seed, step.step, s.rounds, s.head_size, s.buckets)});
   std::lock_guard<std::mutex> lock(reference_hash_mutex_);
   const std::vector<int64_t> key = {dims.B, dims.T, dims.C, dims.H, step.step};
   if (key == reference_hash_key_)

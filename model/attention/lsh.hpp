@@ -41,31 +41,20 @@ struct LshTiles {
 
 class LshAttention : public AttentionVariant {
  public:
-  explicit LshAttention(const AttentionOptions& options)
-      : AttentionVariant(options), requested_(options) {}
+  using AttentionVariant::AttentionVariant;
 
   VariantInfo info() const override;
   void resolve(const AttentionDims& dims) override;
-  std::string describe_options() const override;
   std::vector<TensorSpec> parameters(const AttentionDims& dims) const override;
   AttentionCost cost(const AttentionDims& dims) const override;
 
   std::unique_ptr<AttentionActivations> allocate(Ops& ops, const AttentionDims& dims) override;
-  void forward(Ops& ops, const AttentionDims& dims, const StepContext& step,
-               const std::vector<cl::Buffer>& params, const cl::Buffer& x, const cl::Buffer& out,
-               AttentionActivations& acts) override;
-  void backward(Ops& ops, const AttentionDims& dims, const StepContext& step,
-                const std::vector<cl::Buffer>& params, const std::vector<cl::Buffer>& grads,
-                const cl::Buffer& x, const cl::Buffer& dout, const cl::Buffer& dx,
-                AttentionActivations& acts) override;
+  void forward(const DeviceArgs& args, const cl::Buffer& out) override;
+  void backward(const DeviceArgs& args, const DeviceGrads& gradients) override;
 
-  void reference_forward(const AttentionDims& dims, const StepContext& step,
-                         const std::vector<const float*>& params, const float* x,
-                         float* out) const override;
-  void reference_backward(const AttentionDims& dims, const StepContext& step,
-                          const std::vector<const float*>& params, const float* x,
-                          const float* dout, float* dx,
-                          const std::vector<float*>& dparams) const override;
+  void reference_forward(const ReferenceArgs& args, float* out) const override;
+  void reference_backward(const ReferenceArgs& args,
+                          const ReferenceGrads& gradients) const override;
 
   // The rotations of this step, and the bucket ids the reference last hashed for these
   // dims and step (the inputs of the dump's reference outputs), as (B, H, n_r, T).
@@ -83,8 +72,9 @@ class LshAttention : public AttentionVariant {
   void attend_backward(Runtime& rt, const LshShape& s, const AttentionDims& dims,
                        LshActivations& acts);
   size_t attention_groups(const LshShape& s) const;
+  // Bucket ids (B, H, n_r, T) of the reference's own qv for this step.
+  std::vector<int> reference_buckets(const ReferenceArgs& args) const;
 
-  AttentionOptions requested_;  // as given: resolve() derives options_ from it per dims
   LshTiles tiles_;
   std::string built_options_;
   cl::Kernel hash_, sort_, attend_, combine_, delta_, attend_dq_, attend_dkv_, input_grad_;

@@ -7,10 +7,9 @@
 #include <memory>
 #include <string>
 
-#include "host/error.hpp"
+#include "host/runtime/error.hpp"
 #include "model/attention/common_reference.hpp"
 #include "model/attention/sdpa_core.hpp"
-#include "model/attention/variants.hpp"
 #include "model/reference/layers.hpp"
 
 namespace attnscope {
@@ -30,35 +29,27 @@ struct MlaActivations : AttentionActivations {
   DeviceBuffer lse;     // (B,H,T): L
 };
 
-void ensure_floats(Runtime& rt, DeviceBuffer& buffer, size_t floats, const std::string& label) {
-  if (buffer.floats() < floats) buffer = rt.alloc_floats(floats, label);
-}
-
 class MlaAttention : public AttentionVariant {
  public:
-  explicit MlaAttention(const AttentionOptions& options)
-      : AttentionVariant(options), requested_latent_dim_(options.latent_dim) {}
+  using AttentionVariant::AttentionVariant;
 
   VariantInfo info() const override {
     return {"mla",
             "multi-head latent attention, non-absorbed: latent c = x·W_dkvᵀ + b (d_c), "
             "per-head K, V = c·W_ukᵀ, c·W_uvᵀ materialised, exact causal attention (sdpa's "
             "fused kernels); no decoupled RoPE (learned absolute positions)",
-            "O(T²·d + T·C·d_c) FLOPs", "--latent-dim (4 × head size)",
+            "O(T²·d + T·C·d_c) FLOPs",
             "DeepSeek-AI 2024, DeepSeek-V2: A Strong, Economical, and Efficient "
-            "Mixture-of-Experts Language Model (arXiv 2405.04434)"};
+            "Mixture-of-Experts Language Model (arXiv 2405.04434)",
+            {{"latent_dim", 0, "latent width d_c", "4 x head size", 1,
+              /*shapes_parameters=*/true}}};
   }
 
   void resolve(const AttentionDims& dims) override {
-    if (requested_latent_dim_ < 0)
+    if (option("latent_dim") < 0)
       throw UsageError("mla: --latent-dim must be at least 1 (got " +
-                       std::to_string(requested_latent_dim_) + ")");
-    options_.latent_dim = requested_latent_dim_ > 0 ? requested_latent_dim_ : 4 * dims.head_size();
-  }
-
-  std::vector<int> parameter_options() const override { return {options_.latent_dim}; }
-  std::string describe_options() const override {
-    return "latent_dim=" + std::to_string(options_.latent_dim);
+                       std::to_string(option("latent_dim")) + ")");
+    set_derived("latent_dim", 4 * dims.head_size());
   }
 
   std::vector<TensorSpec> parameters(const AttentionDims& dims) const override {
@@ -109,9 +100,8 @@ class MlaAttention : public AttentionVariant {
     return acts;
   }
 
-  void forward(Ops& ops, const AttentionDims& dims, const StepContext& /*step*/,
-               const std::vector<cl::Buffer>& params, const cl::Buffer& x, const cl::Buffer& out,
-               AttentionActivations& activations) override {
+  void forward(const DeviceArgs& args, const cl::Buffer& out) override {
+    const auto& [ops, dims, step, params, x, activations] = args;
     auto& acts = static_cast<MlaActivations&>(activations);
     const int N = dims.B * dims.T, C = dims.C, dc = latent_dim(dims);
     ops.matmul_forward(acts.q, x, params[kQw], &params[kQb], N, C, C);
@@ -122,10 +112,9 @@ class MlaAttention : public AttentionVariant {
     ops.matmul_forward(out, acts.att, params[kProjw], &params[kProjb], N, C, C);
   }
 
-  void backward(Ops& ops, const AttentionDims& dims, const StepContext& /*step*/,
-                const std::vector<cl::Buffer>& params, const std::vector<cl::Buffer>& grads,
-                const cl::Buffer& x, const cl::Buffer& dout, const cl::Buffer& dx,
-                AttentionActivations& activations) override {
+  void backward(const DeviceArgs& args, const DeviceGrads& gradients) override {
+    const auto& [ops, dims, step, params, x, activations] = args;
+    const auto& [dout, dx, grads] = gradients;
     auto& acts = static_cast<MlaActivations&>(activations);
     const int N = dims.B * dims.T, C = dims.C, dc = latent_dim(dims);
     ops.matmul_backward(datt_, grads[kProjw], &grads[kProjb], dout, acts.att, params[kProjw], N,
@@ -141,18 +130,17 @@ class MlaAttention : public AttentionVariant {
     ops.accumulate(dx, datt_, size_t(N) * C);
   }
 
-  void reference_forward(const AttentionDims& dims, const StepContext& /*step*/,
-                         const std::vector<const float*>& params, const float* x,
-                         float* out) const override {
+  void reference_forward(const ReferenceArgs& args, float* out) const override {
+    const auto& [dims, step, params, x] = args;
     Projections p = project(dims, params, x);
     reference::matmul_forward(out, p.att.data(), params[kProjw], params[kProjb], p.N, dims.C,
                               dims.C);
   }
 
-  void reference_backward(const AttentionDims& dims, const StepContext& /*step*/,
-                          const std::vector<const float*>& params, const float* x,
-                          const float* dout, float* dx,
-                          const std::vector<float*>& dparams) const override {
+  void reference_backward(const ReferenceArgs& args,
+                          const ReferenceGrads& gradients) const override {
+    const auto& [dims, step, params, x] = args;
+    const auto& [dout, dx, dparams] = gradients;
     Projections p = project(dims, params, x);  // recomputed: the reference keeps no state
     const int N = p.N, C = dims.C, dc = latent_dim(dims);
     std::vector<float> datt(size_t(N) * C), dq(size_t(N) * C, 0.f), dkv(size_t(N) * 2 * C, 0.f);
@@ -175,7 +163,7 @@ class MlaAttention : public AttentionVariant {
  private:
   // The resolved d_c, or the default for these dims before resolve().
   int latent_dim(const AttentionDims& dims) const {
-    return options_.latent_dim > 0 ? options_.latent_dim : 4 * dims.head_size();
+    return option("latent_dim") > 0 ? option("latent_dim") : 4 * dims.head_size();
   }
 
   static reference::ExactAttentionShape shape(const AttentionDims& dims) {
@@ -210,7 +198,6 @@ class MlaAttention : public AttentionVariant {
     return p;
   }
 
-  int requested_latent_dim_;        // as given: 0 = default (4·head size)
   std::unique_ptr<SdpaCore> core_;  // built by allocate() for the device and head size
   // Backward scratch shared by all layers (they run one at a time on the in-order queue),
   // sized for the largest dims allocate() has seen.

@@ -7,7 +7,7 @@
 
 #include "model/attention/common_reference.hpp"
 #include "model/attention/sdpa_core.hpp"
-#include "model/attention/variants.hpp"
+#include "model/registry.hpp"
 
 namespace attnscope {
 
@@ -21,10 +21,6 @@ struct SdpaActivations : AttentionActivations {
   DeviceBuffer lse;  // (B,H,T): L
 };
 
-void ensure_floats(Runtime& rt, DeviceBuffer& buffer, size_t floats, const std::string& label) {
-  if (buffer.floats() < floats) buffer = rt.alloc_floats(floats, label);
-}
-
 class SdpaAttention : public AttentionVariant {
  public:
   using AttentionVariant::AttentionVariant;
@@ -34,13 +30,13 @@ class SdpaAttention : public AttentionVariant {
             "exact attention, one fused kernel per (batch, head, query block): score rows "
             "held on chip (two passes over on-chip chunks when a row outgrows local memory), "
             "full-row softmax, PV; keeps O and the row log-sum-exp, backward recomputes P",
-            "O(T²·d) FLOPs, O(T) memory per head", "",
+            "O(T²·d) FLOPs, O(T) memory per head",
             "Vaswani et al. 2017, Attention Is All You Need (as PyTorch's fused "
             "scaled_dot_product_attention math path)"};
   }
 
   std::vector<TensorSpec> parameters(const AttentionDims& dims) const override {
-    return make_baseline(options_)->parameters(dims);  // exactly baseline's, by construction
+    return make_variant("baseline", options())->parameters(dims);  // exactly baseline's
   }
 
   AttentionCost cost(const AttentionDims& dims) const override {
@@ -73,9 +69,8 @@ class SdpaAttention : public AttentionVariant {
     return acts;
   }
 
-  void forward(Ops& ops, const AttentionDims& dims, const StepContext& /*step*/,
-               const std::vector<cl::Buffer>& params, const cl::Buffer& x, const cl::Buffer& out,
-               AttentionActivations& activations) override {
+  void forward(const DeviceArgs& args, const cl::Buffer& out) override {
+    const auto& [ops, dims, step, params, x, activations] = args;
     auto& acts = static_cast<SdpaActivations&>(activations);
     const int N = dims.B * dims.T, C = dims.C;
     ops.matmul_forward(acts.qkv, x, params[0], &params[1], N, C, 3 * C);
@@ -84,10 +79,9 @@ class SdpaAttention : public AttentionVariant {
     ops.matmul_forward(out, acts.att, params[2], &params[3], N, C, C);
   }
 
-  void backward(Ops& ops, const AttentionDims& dims, const StepContext& /*step*/,
-                const std::vector<cl::Buffer>& params, const std::vector<cl::Buffer>& grads,
-                const cl::Buffer& x, const cl::Buffer& dout, const cl::Buffer& dx,
-                AttentionActivations& activations) override {
+  void backward(const DeviceArgs& args, const DeviceGrads& gradients) override {
+    const auto& [ops, dims, step, params, x, activations] = args;
+    const auto& [dout, dx, grads] = gradients;
     auto& acts = static_cast<SdpaActivations&>(activations);
     const int N = dims.B * dims.T, C = dims.C;
     ops.matmul_backward(datt_, grads[2], &grads[3], dout, acts.att, params[2], N, C, C);
@@ -97,16 +91,15 @@ class SdpaAttention : public AttentionVariant {
     ops.matmul_backward(dx, grads[0], &grads[1], dqkv_, x, params[0], N, C, 3 * C);
   }
 
-  void reference_forward(const AttentionDims& dims, const StepContext& /*step*/,
-                         const std::vector<const float*>& params, const float* x,
-                         float* out) const override {
+  void reference_forward(const ReferenceArgs& args, float* out) const override {
+    const auto& [dims, step, params, x] = args;
     reference::mha_block_forward(dims, /*window=*/0, params, x, out);
   }
 
-  void reference_backward(const AttentionDims& dims, const StepContext& /*step*/,
-                          const std::vector<const float*>& params, const float* x,
-                          const float* dout, float* dx,
-                          const std::vector<float*>& dparams) const override {
+  void reference_backward(const ReferenceArgs& args,
+                          const ReferenceGrads& gradients) const override {
+    const auto& [dims, step, params, x] = args;
+    const auto& [dout, dx, dparams] = gradients;
     reference::mha_block_backward(dims, /*window=*/0, params, x, dout, dx, dparams);
   }
 

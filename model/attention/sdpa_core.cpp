@@ -4,7 +4,7 @@
 #include <climits>
 #include <cmath>
 
-#include "host/error.hpp"
+#include "host/runtime/error.hpp"
 
 namespace attnscope {
 

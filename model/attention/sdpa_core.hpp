@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <string>
 
-#include "host/runtime.hpp"
+#include "host/runtime/runtime.hpp"
 #include "model/attention_variant.hpp"
 
 namespace attnscope {

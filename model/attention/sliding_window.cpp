@@ -2,9 +2,8 @@
 // i − w < j ≤ i. Kernels: cl_kernels/attention/sliding_window.cl (flash.cl with the band
 // compiled in; only tiles that intersect the band are visited). Parameters exactly
 // baseline's, so the same initial weights apply; with w ≥ T it computes baseline.
-#include "host/error.hpp"
+#include "host/runtime/error.hpp"
 #include "model/attention/flash_core.hpp"
-#include "model/attention/variants.hpp"
 
 namespace attnscope {
 
@@ -18,24 +17,21 @@ class SlidingWindowAttention final : public TiledExactAttention {
     return {"sliding_window",
             "causal local attention: token i attends to keys i-w < j <= i with exact "
             "softmax; FlashAttention-2 tiles that visit only the band",
-            "O(T·w·d) time, O(T·d) memory", "--window (256)",
+            "O(T·w·d) time, O(T·d) memory",
             "Beltagy et al. 2020, Longformer: The Long-Document Transformer "
-            "(arXiv:2004.05150); Jiang et al. 2023, Mistral 7B (arXiv:2310.06825)"};
+            "(arXiv:2004.05150); Jiang et al. 2023, Mistral 7B (arXiv:2310.06825)",
+            {{"window", 256, "window w"}}};
   }
 
   void resolve(const AttentionDims& dims) override {
-    if (options_.window < 1)
-      throw UsageError("--window must be at least 1, got " + std::to_string(options_.window));
+    if (option("window") < 1)
+      throw UsageError("--window must be at least 1, got " + std::to_string(option("window")));
     TiledExactAttention::resolve(dims);
-  }
-
-  std::string describe_options() const override {
-    return "window=" + std::to_string(options_.window);
   }
 
  protected:
   std::string family() const override { return "sliding_window"; }
-  int window(const AttentionDims&) const override { return options_.window; }
+  int window(const AttentionDims&) const override { return option("window"); }
 };
 
 }  // namespace

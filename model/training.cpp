@@ -1,9 +1,9 @@
-#include "host/training.hpp"
+#include "model/training.hpp"
 
 #include <cmath>
 #include <sstream>
 
-#include "host/error.hpp"
+#include "host/runtime/error.hpp"
 #include "model/checkpoint.hpp"
 #include "model/registry.hpp"
 

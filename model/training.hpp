@@ -1,6 +1,6 @@
 // One training run: model + data + optimizer, stepped by `attnscope train` and by the
-// benchmark. Timing follows DESIGN.md: a step's time is host wall time from its first
-// enqueue to the completion of AdamW; validation runs outside the timed region.
+// benchmark. Timing follows docs/DESIGN.md, "Metrics": a step's time is host wall time
+// from its first enqueue to the completion of AdamW; validation runs outside it.
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -51,7 +51,6 @@ class TrainingRun {
   GPT2& model() { return *model_; }
   const TrainSettings& settings() const { return settings_; }
   int64_t steps_done() const { return step_; }
-  int64_t data_epoch() const { return data_.train->epoch(); }
 
  private:
   void load_or_init();

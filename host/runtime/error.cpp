@@ -1,6 +1,6 @@
-#include "host/error.hpp"
+#include "host/runtime/error.hpp"
 
-#include "host/opencl.hpp"
+#include "host/runtime/opencl.hpp"
 
 namespace attnscope {
 

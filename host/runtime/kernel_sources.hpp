@@ -3,7 +3,6 @@
 // that directory instead, which lets a kernel be edited without rebuilding.
 #pragma once
 #include <string>
-#include <vector>
 
 namespace attnscope {
 
@@ -14,7 +13,5 @@ std::string kernel_source(const std::string& file);
 // family of kernels (e.g. exact tiled attention) can be specialised by #defines. Each
 // file is inlined at most once per program.
 std::string expanded_kernel_source(const std::string& file);
-// Every embedded kernel file, relative to cl_kernels/.
-std::vector<std::string> embedded_kernel_files();
 
 }  // namespace attnscope

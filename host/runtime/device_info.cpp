@@ -1,4 +1,4 @@
-#include "host/device_info.hpp"
+#include "host/runtime/device_info.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <sstream>
 
-#include "host/error.hpp"
+#include "host/runtime/error.hpp"
 
 namespace attnscope {
 namespace {

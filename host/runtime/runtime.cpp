@@ -1,4 +1,4 @@
-#include "host/runtime.hpp"
+#include "host/runtime/runtime.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -10,8 +10,8 @@
 #include <functional>
 #include <iostream>
 
-#include "host/error.hpp"
-#include "host/kernel_sources.hpp"
+#include "host/runtime/error.hpp"
+#include "host/runtime/kernel_sources.hpp"
 
 namespace attnscope {
 
@@ -111,13 +111,18 @@ void Runtime::dump_binary(const std::string& file, const std::string& options,
 
 cl::Kernel Runtime::kernel(const std::string& file, const std::string& name,
                            const std::string& options) {
-  const std::string key = file + '\n' + options + '\n' + name;
-  if (auto it = kernels_.find(key); it != kernels_.end()) return it->second;
   try {
-    return kernels_[key] = cl::Kernel(program(file, options), name.c_str());
+    return cl::Kernel(program(file, options), name.c_str());
   } catch (const cl::Error& e) {
     rethrow_cl_error(e.err(), e.what(), "creating kernel " + name + " from " + file);
   }
+}
+
+cl::Kernel Runtime::shared_kernel(const std::string& file, const std::string& name,
+                                  const std::string& options) {
+  const std::string key = file + '\n' + options + '\n' + name;
+  if (auto it = kernels_.find(key); it != kernels_.end()) return it->second;
+  return kernels_[key] = kernel(file, name, options);
 }
 
 void Runtime::build_programs(const std::string& file, const std::vector<std::string>& option_sets) {

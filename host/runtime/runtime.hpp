@@ -10,9 +10,9 @@
 #include <utility>
 #include <vector>
 
-#include "host/device_info.hpp"
-#include "host/opencl.hpp"
-#include "host/profiler.hpp"
+#include "host/runtime/device_info.hpp"
+#include "host/runtime/opencl.hpp"
+#include "host/runtime/profiler.hpp"
 
 namespace attnscope {
 
@@ -67,11 +67,16 @@ class Runtime {
   // Compiled once per (file, options) per process. `file` is relative to cl_kernels/,
   // e.g. "gemm.cl" or "attention/baseline.cl". Build failure throws with the build log.
   const cl::Program& program(const std::string& file, const std::string& options = "");
-  // Created once per (file, options, name): setting a kernel's arguments costs nothing,
-  // creating it does. The queue captures arguments at enqueue, so reuse is safe as long as
-  // a caller sets every argument before each launch (set_args does).
+  // A new kernel object of the program (its arguments unset).
   cl::Kernel kernel(const std::string& file, const std::string& name,
                     const std::string& options = "");
+  // One kernel object per (file, options, name) for the process, for hot launches (the
+  // GEMM: creating a kernel costs a driver call, setting arguments does not). The queue
+  // captures arguments at enqueue, so reuse is safe when every launch sets every argument;
+  // not for kernels with __local-size arguments, whose sizes would stay set and count in
+  // CL_KERNEL_LOCAL_MEM_SIZE for the next user.
+  cl::Kernel shared_kernel(const std::string& file, const std::string& name,
+                           const std::string& options = "");
   // Compiles the programs of `file` with each of the option strings that are not cached
   // yet, on several threads at once (a tuner's hundreds of variants compile in the time of
   // tens). One that fails to build is left out of the cache: program() then builds it again

@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "host/opencl.hpp"
+#include "host/runtime/opencl.hpp"
 
 namespace attnscope {
 

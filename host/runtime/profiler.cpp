@@ -1,4 +1,4 @@
-#include "host/profiler.hpp"
+#include "host/runtime/profiler.hpp"
 
 #include <algorithm>
 

@@ -1,4 +1,4 @@
-#include "telemetry/telemetry_options.hpp"
+#include "host/telemetry_options.hpp"
 
 namespace attnscope {
 

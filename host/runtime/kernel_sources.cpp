@@ -1,4 +1,4 @@
-#include "host/kernel_sources.hpp"
+#include "host/runtime/kernel_sources.hpp"
 
 #include <cstdlib>
 #include <fstream>
@@ -6,7 +6,7 @@
 #include <set>
 #include <sstream>
 
-#include "host/error.hpp"
+#include "host/runtime/error.hpp"
 
 namespace attnscope {
 
@@ -60,12 +60,6 @@ std::string expanded_kernel_source(const std::string& file) {
   std::string out;
   expand_into(file, seen, out);
   return out;
-}
-
-std::vector<std::string> embedded_kernel_files() {
-  std::vector<std::string> files;
-  for (const auto& kv : embedded_kernels()) files.push_back(kv.first);
-  return files;
 }
 
 }  // namespace attnscope

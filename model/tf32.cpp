@@ -1,0 +1,279 @@
+#include "model/tf32.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <climits>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <limits>
+
+#include "host/runtime/error.hpp"
+
+namespace attnscope {
+
+float round_to_tf32(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  if ((u & 0x7f800000u) == 0x7f800000u) return x;  // inf, NaN: as they are
+  // Sign and magnitude: adding half a unit of the last kept bit (bit 13) to the pattern
+  // rounds the magnitude half-up, i.e. the value to nearest with ties away from zero; a
+  // carry out of the mantissa increments the exponent (to inf past the largest binade).
+  u = (u + 0x1000u) & 0xffffe000u;
+  std::memcpy(&x, &u, sizeof x);
+  return x;
+}
+
+void reference_tf32_gemm(float* c, const float* a, const float* b, const float* bias, int M, int N,
+                         int K, bool trans_a, bool trans_b, float alpha, float beta) {
+  for (int m = 0; m < M; ++m)
+    for (int n = 0; n < N; ++n) {
+      double sum = 0;
+      for (int k = 0; k < K; ++k) {
+        const float av = trans_a ? a[size_t(k) * M + m] : a[size_t(m) * K + k];
+        const float bv = trans_b ? b[size_t(n) * K + k] : b[size_t(k) * N + n];
+        sum += double(round_to_tf32(av)) * double(round_to_tf32(bv));
+      }
+      double value = double(alpha) * sum;
+      if (bias) value += bias[n];
+      float& out = c[size_t(m) * N + n];
+      if (beta != 0.f) value += double(beta) * out;
+      out = float(value);
+    }
+}
+
+// ---------------------------------------------------------------- launch
+
+namespace {
+
+const char* const kFile = "matmul_tf32.cl";
+
+void check_operand(const char* name, const cl::Buffer& buffer, size_t offset, size_t stride,
+                   int batch, size_t elements) {
+  if (elements > size_t(INT_MAX))
+    throw Error(std::string("gemm_tf32: operand ") + name + " has " + std::to_string(elements) +
+                " elements, more than the kernel's 32-bit indexing allows");
+  const size_t needed = offset + size_t(batch - 1) * stride + elements;
+  const size_t have = buffer.getInfo<CL_MEM_SIZE>() / sizeof(float);
+  if (needed > have)
+    throw Error(std::string("gemm_tf32: operand ") + name + " needs " + std::to_string(needed) +
+                " floats but its buffer holds " + std::to_string(have));
+}
+
+}  // namespace
+
+size_t Tf32GemmConfig::local_bytes(bool trans_a, bool trans_b) const {
+  // Stored orientation, padded (matmul_tf32.cl): k-contiguous rows of tile_k + 4, or
+  // m/n-contiguous rows of tile + 8.
+  const size_t a = trans_a ? size_t(tile_k) * (tile_m + 8) : size_t(tile_m) * (tile_k + 4);
+  const size_t b = trans_b ? size_t(tile_n) * (tile_k + 4) : size_t(tile_k) * (tile_n + 8);
+  return sizeof(float) * (a + b);
+}
+
+std::string Tf32GemmConfig::build_options(bool trans_a, bool trans_b, bool emulate_mma) const {
+  return "-DTILE_M=" + std::to_string(tile_m) + " -DTILE_N=" + std::to_string(tile_n) +
+         " -DTILE_K=" + std::to_string(tile_k) + " -DWARPS_M=" + std::to_string(warps_m) +
+         " -DWARPS_N=" + std::to_string(warps_n) + " -DTRANS_A=" + (trans_a ? "1" : "0") +
+         " -DTRANS_B=" + (trans_b ? "1" : "0") + (emulate_mma ? " -DEMULATE_MMA=1" : "");
+}
+
+void launch_gemm_tf32(Runtime& rt, const Tf32GemmConfig& config, const Ops::GemmSpec& spec,
+                      const cl::Buffer& A, const cl::Buffer& B, const cl::Buffer& C,
+                      const cl::Buffer* bias, bool emulate_mma, const std::string& profile_name) {
+  const Ops::GemmSpec& s = spec;
+  if (s.M < 0 || s.N < 0 || s.K < 0 || s.batch < 1)
+    throw Error("gemm_tf32: bad shape M=" + std::to_string(s.M) + " N=" + std::to_string(s.N) +
+                " K=" + std::to_string(s.K) + " batch=" + std::to_string(s.batch));
+  check_operand("A", A, s.offset_a, s.stride_a, s.batch, size_t(s.M) * s.K);
+  check_operand("B", B, s.offset_b, s.stride_b, s.batch, size_t(s.K) * s.N);
+  check_operand("C", C, s.offset_c, s.stride_c, s.batch, size_t(s.M) * s.N);
+  if (s.M == 0 || s.N == 0) return;
+  cl::Kernel kernel =
+      rt.shared_kernel(kFile, "gemm_tf32", config.build_options(s.trans_a, s.trans_b, emulate_mma));
+  set_args(kernel, s.M, s.N, s.K, s.alpha, s.beta, A, cl_ulong(s.offset_a), cl_ulong(s.stride_a),
+           B, cl_ulong(s.offset_b), cl_ulong(s.stride_b), C, cl_ulong(s.offset_c),
+           cl_ulong(s.stride_c), bias ? *bias : C, cl_int(bias ? 1 : 0));
+  const size_t wg = config.work_group_size();
+  const cl::NDRange global(size_t((s.N + config.tile_n - 1) / config.tile_n) * wg,
+                           size_t((s.M + config.tile_m - 1) / config.tile_m), size_t(s.batch));
+  const double mnk = double(s.M) * s.N * s.K * s.batch;
+  const double elements =
+      (double(s.M) * s.K + double(s.K) * s.N + double(s.M) * s.N * (s.beta != 0.f ? 2 : 1)) *
+      s.batch;
+  rt.launch(kernel, global, cl::NDRange(wg, 1, 1), KernelCost{2 * mnk, elements * sizeof(float)},
+            profile_name);
+}
+
+// ---------------------------------------------------------------- probe
+
+namespace {
+
+constexpr int kProbeM = 16, kProbeN = 8, kProbeK = 8;
+
+// cl_nv_device_attribute_query (values from cl_ext.h).
+constexpr cl_device_info kComputeCapabilityMajorNv = 0x4000;
+constexpr cl_device_info kComputeCapabilityMinorNv = 0x4001;
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+// The first non-blank line of a build log inside Runtime::program's message ("building ...
+// failed on ...:\n<log>"), or the message itself when it has no log.
+std::string first_log_line(const std::string& message) {
+  size_t start = message.find('\n');
+  if (start == std::string::npos) return message;
+  while (start < message.size()) {
+    size_t end = message.find('\n', start + 1);
+    std::string line = message.substr(start + 1, end == std::string::npos ? end : end - start - 1);
+    if (line.find_first_not_of(" \t\r") != std::string::npos) return line;
+    if (end == std::string::npos) break;
+    start = end;
+  }
+  return message.substr(0, message.find('\n'));
+}
+
+std::string describe_float(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.9g (0x%08x)", double(x), unsigned(u));
+  return buf;
+}
+
+float identity(float x) { return x; }
+
+float truncate_to_tf32(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  u &= 0xffffe000u;
+  std::memcpy(&x, &u, sizeof x);
+  return x;
+}
+
+bool bitwise_equal(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+Tf32Probe unavailable(const std::string& reason) { return {false, reason}; }
+
+}  // namespace
+
+Tf32ProbeData tf32_probe_data() {
+  // Signs: a[m][k] has sign sa(m)·s(k) and b[k][n] s(k)·sb(n), so every product in c[m][n]
+  // has the sign sa(m)·sb(n) and the effects of rounding below add up instead of cancelling.
+  auto s = [](int k) { return k % 2 ? -1.0 : 1.0; };
+  auto sa = [](int m) { return m % 3 == 1 ? -1.0 : 1.0; };
+  auto sb = [](int n) { return n % 4 == 2 ? -1.0 : 1.0; };
+  // Units in the last place of TF32 (10 mantissa bits) at the magnitude of v.
+  auto ulp = [](double v) { return std::ldexp(1.0, std::ilogb(v) - 10); };
+  Tf32ProbeData d;
+  d.a.resize(kProbeM * kProbeK);
+  d.b.resize(kProbeK * kProbeN);
+  for (int m = 0; m < kProbeM; ++m)
+    for (int k = 0; k < kProbeK; ++k) {
+      // Rounded: α ∈ {1.125, …, 1.875} (3 significant bits after the point), or α + ulp.
+      const double alpha = 1.0 + (1 + (m + 2 * k) % 7) / 8.0;
+      // One tie per row (ties away from zero: α + ulp; ties to even would give α; truncation
+      // α), the others 3/4 of an ulp above α − ulp (rounded: α; truncated: α − ulp).
+      const double magnitude = k == m % 8 ? alpha + ulp(alpha) / 2 : alpha - ulp(alpha) / 4;
+      d.a[m * kProbeK + k] = float(sa(m) * s(k) * magnitude);
+    }
+  for (int k = 0; k < kProbeK; ++k)
+    for (int n = 0; n < kProbeN; ++n) {
+      // Rounded: β ∈ {1.125, …, 1.875}, halved in odd columns; stored 1/4 ulp below.
+      const double beta = (1.0 + (1 + (3 * k + n) % 7) / 8.0) * (n % 2 ? 0.5 : 1.0);
+      d.b[k * kProbeN + n] = float(s(k) * sb(n) * (beta - ulp(beta) / 4));
+    }
+  return d;
+}
+
+std::vector<float> tf32_probe_product(const Tf32ProbeData& data, float (*operand)(float)) {
+  std::vector<float> c(kProbeM * kProbeN);
+  for (int m = 0; m < kProbeM; ++m)
+    for (int n = 0; n < kProbeN; ++n) {
+      double sum = 0;
+      for (int k = 0; k < kProbeK; ++k)
+        sum += double(operand(data.a[m * kProbeK + k])) * double(operand(data.b[k * kProbeN + n]));
+      c[m * kProbeN + n] = float(sum);
+    }
+  return c;
+}
+
+Tf32Probe probe_tf32(Runtime& rt) {
+  const DeviceInfo& d = rt.device();
+  const std::string need = "tf32 needs an NVIDIA GPU with compute capability ≥ 8.0; ";
+  std::string extensions;
+  try {
+    extensions = d.device.getInfo<CL_DEVICE_EXTENSIONS>();
+  } catch (const std::exception&) {
+  }
+  const bool nvidia = lower(d.vendor).find("nvidia") != std::string::npos ||
+                      lower(d.platform_name).find("nvidia") != std::string::npos;
+  // The vendor check comes before anything touches matmul_tf32.cl: its inline PTX is
+  // NVIDIA's, and other compilers (PoCL's) must never see it.
+  if (!d.is_gpu) {
+    return unavailable(need + d.name + " is " + (d.is_cpu ? "a CPU" : "not a GPU") + " (" +
+                       d.platform_name + ")");
+  }
+  if (!nvidia)
+    return unavailable(need + d.name + " is a " + d.vendor + " GPU (" + d.platform_name + ")");
+  if (extensions.find("cl_nv_device_attribute_query") == std::string::npos)
+    return unavailable(need + d.name +
+                       " does not report its compute capability (no cl_nv_device_attribute_query)");
+  cl_uint major = 0, minor = 0;
+  if (clGetDeviceInfo(d.device(), kComputeCapabilityMajorNv, sizeof major, &major, nullptr) !=
+          CL_SUCCESS ||
+      clGetDeviceInfo(d.device(), kComputeCapabilityMinorNv, sizeof minor, &minor, nullptr) !=
+          CL_SUCCESS)
+    return unavailable(need + "reading the compute capability of " + d.name + " failed");
+  if (major < 8)
+    return unavailable(need + d.name + " has compute capability " + std::to_string(major) + "." +
+                       std::to_string(minor));
+
+  try {
+    rt.program(kFile, "");
+  } catch (const std::exception& e) {
+    return unavailable("building matmul_tf32.cl failed on " + d.name + ": " +
+                       first_log_line(e.what()));
+  }
+
+  const Tf32ProbeData data = tf32_probe_data();
+  const std::vector<float> want = tf32_probe_product(data, round_to_tf32);
+  std::vector<float> got;
+  try {
+    DeviceBuffer a = rt.alloc_floats(data.a.size(), "tf32 probe A");
+    DeviceBuffer b = rt.alloc_floats(data.b.size(), "tf32 probe B");
+    DeviceBuffer c = rt.alloc_floats(want.size(), "tf32 probe C");
+    rt.upload(a, data.a.data(), data.a.size() * sizeof(float));
+    rt.upload(b, data.b.data(), data.b.size() * sizeof(float));
+    rt.fill(c, std::numeric_limits<float>::quiet_NaN(), want.size());
+    cl::Kernel kernel = rt.kernel(kFile, "tf32_probe");
+    set_args(kernel, a.buffer(), b.buffer(), c.buffer());
+    // Enqueued directly: the probe is no part of a run's kernel profile.
+    rt.queue().enqueueNDRangeKernel(kernel, cl::NullRange, cl::NDRange(32), cl::NDRange(32));
+    got = rt.download_vector<float>(c, want.size());
+  } catch (const cl::Error& e) {
+    return unavailable("running tf32_probe on " + d.name + " failed: " + e.what() + " (" +
+                       cl_status_name(e.err()) + ")");
+  } catch (const std::exception& e) {
+    return unavailable("running tf32_probe on " + d.name + " failed: " + e.what());
+  }
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (std::memcmp(&got[i], &want[i], sizeof(float)) == 0) continue;
+    std::string hint;
+    if (bitwise_equal(got, tf32_probe_product(data, identity)))
+      hint = "; the device multiplied the fp32 operands unrounded";
+    else if (bitwise_equal(got, tf32_probe_product(data, truncate_to_tf32)))
+      hint = "; the device truncated the operands to TF32 instead of rounding them";
+    return unavailable("tf32_probe on " + d.name + ": C[" + std::to_string(i / kProbeN) + "][" +
+                       std::to_string(i % kProbeN) + "] = " + describe_float(got[i]) +
+                       " but the host emulation gives " + describe_float(want[i]) + hint);
+  }
+  return {true, ""};
+}
+
+}  // namespace attnscope

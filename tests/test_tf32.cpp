@@ -1,0 +1,370 @@
+// The TF32 tensor-core GEMM (cl_kernels/matmul_tf32.cl, model/tf32.hpp): the host emulation of
+// cvt.rna.tf32.f32, the run-time probe and its data, and the whole gemm_tf32 kernel with its
+// tensor-core instructions emulated (EMULATE_MMA), which runs on any device (PoCL in CI):
+// tiling, staging, edges, epilogue and the PTX fragment mapping. On an NVIDIA GPU
+// (ATTNSCOPE_TEST_DEVICE) the probe must pass and the real kernel is checked too.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <iostream>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "host/runtime/error.hpp"
+#include "model/reference/layers.hpp"
+#include "model/tf32.hpp"
+#include "tests/test_support.hpp"
+
+namespace attnscope {
+namespace {
+
+using testing::from_device;
+using testing::poisoned;
+using testing::random_vector;
+using testing::relative_error;
+using testing::shared_runtime;
+using testing::to_device;
+
+constexpr double kTolerance = 1e-5;  // fp32 sums of TF32 products against a double reference
+
+float from_bits(uint32_t u) {
+  float x;
+  std::memcpy(&x, &u, sizeof x);
+  return x;
+}
+
+uint32_t bits(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  return u;
+}
+
+// ---------------------------------------------------------------- round_to_tf32
+
+TEST(Tf32Rounding, HandComputedCases) {
+  struct Case {
+    uint32_t in, out;
+    const char* what;
+  };
+  // TF32 keeps bits 31..13; the dropped 13 bits decide: < 0x1000 down, ≥ 0x1000 up (in
+  // magnitude), 0x1000 exactly being the tie.
+  const Case cases[] = {
+      {0x3f800000, 0x3f800000, "1 is exact"},
+      {0x3f802000, 0x3f802000, "1 + 2^-10 is exact"},
+      {0x3f801000, 0x3f802000, "1 + 2^-11: tie, away from zero (ties-to-even would give 1)"},
+      {0x3f803000, 0x3f804000, "1 + 3·2^-11: tie, away from zero"},
+      {0x3f800fff, 0x3f800000, "just below the tie: down"},
+      {0x3f801001, 0x3f802000, "just above the tie: up"},
+      {0xbf801000, 0xbf802000, "-(1 + 2^-11): tie, away from zero is down"},
+      {0xbf800fff, 0xbf800000, "negative, below the tie: towards zero"},
+      {0x3ffff000, 0x40000000, "2 - 2^-11: tie, carries into the exponent: 2"},
+      {0x3fffffff, 0x40000000, "2 - 2^-23: carries into the exponent: 2"},
+      {0xbfffffff, 0xc0000000, "-(2 - 2^-23): -2"},
+      {0x3fffe000, 0x3fffe000, "largest TF32 below 2 is exact"},
+      {0x00000000, 0x00000000, "+0"},
+      {0x80000000, 0x80000000, "-0"},
+      {0x00000fff, 0x00000000, "smallest subnormals round to +0"},
+      {0x80000fff, 0x80000000, "negative ones to -0"},
+      {0x00001000, 0x00002000, "subnormal tie: away from zero"},
+      {0x80001000, 0x80002000, "negative subnormal tie: away from zero"},
+      {0x00003000, 0x00004000, "subnormal 3·2^-137: tie, away"},
+      {0x007ff000, 0x00800000, "largest subnormals carry into the smallest normal"},
+      {0x7f7fe000, 0x7f7fe000, "largest TF32 is exact"},
+      {0x7f7fefff, 0x7f7fe000, "below half an ulp above it: down"},
+      {0x7f7ff000, 0x7f800000, "half an ulp above the largest TF32: overflows to inf"},
+      {0x7f7fffff, 0x7f800000, "FLT_MAX overflows to inf"},
+      {0xff7fffff, 0xff800000, "-FLT_MAX to -inf"},
+      {0x7f800000, 0x7f800000, "inf"},
+      {0xff800000, 0xff800000, "-inf"},
+  };
+  for (const Case& c : cases)
+    EXPECT_EQ(bits(round_to_tf32(from_bits(c.in))), c.out)
+        << std::hex << "0x" << c.in << ": " << c.what;
+  // NaN stays NaN, also one whose payload sits only in the dropped bits (rounding the bit
+  // pattern blindly would carry it into inf or clear it to inf).
+  for (uint32_t nan : {0x7fc00000u, 0xffc00000u, 0x7f800001u, 0x7f801000u, 0x7fbfffffu})
+    EXPECT_TRUE(std::isnan(round_to_tf32(from_bits(nan)))) << std::hex << nan;
+  // Every result has its low 13 bits clear.
+  for (float x : random_vector(1000, 100.f)) EXPECT_EQ(bits(round_to_tf32(x)) & 0x1fffu, 0u) << x;
+}
+
+// ---------------------------------------------------------------- probe
+
+float identity(float x) { return x; }
+float truncated(float x) { return from_bits(bits(x) & 0xffffe000u); }
+float ties_to_even(float x) {  // TF32 rounding a device might wrongly use
+  const uint32_t u = bits(x);
+  return from_bits((u + 0xfffu + ((u >> 13) & 1u)) & 0xffffe000u);
+}
+
+TEST(Tf32Probe, DataDistinguishesRoundedFromUnroundedArithmetic) {
+  const Tf32ProbeData data = tf32_probe_data();
+  ASSERT_EQ(data.a.size(), 16u * 8u);
+  ASSERT_EQ(data.b.size(), 8u * 8u);
+  // Every operand element is changed by the rounding.
+  for (float x : data.a) EXPECT_NE(bits(round_to_tf32(x)), bits(x)) << x;
+  for (float x : data.b) EXPECT_NE(bits(round_to_tf32(x)), bits(x)) << x;
+  const std::vector<float> rounded = tf32_probe_product(data, round_to_tf32);
+  const std::vector<float> plain = tf32_probe_product(data, identity);
+  const std::vector<float> cut = tf32_probe_product(data, truncated);
+  const std::vector<float> even = tf32_probe_product(data, ties_to_even);
+  for (size_t i = 0; i < rounded.size(); ++i) {
+    // Every element of the result tells each wrong arithmetic from the right one.
+    EXPECT_NE(rounded[i], plain[i]) << "fp32 arithmetic, element " << i;
+    EXPECT_NE(rounded[i], cut[i]) << "truncated operands, element " << i;
+    EXPECT_NE(rounded[i], even[i]) << "ties to even, element " << i;
+  }
+  // The rounded product is exact in fp32 whatever the order of the sum (so the device's
+  // result can be compared with ==): forwards, backwards and pairwise in float give the
+  // double sum.
+  for (int m = 0; m < 16; ++m)
+    for (int n = 0; n < 8; ++n) {
+      float p[8];
+      for (int k = 0; k < 8; ++k)
+        p[k] = round_to_tf32(data.a[m * 8 + k]) * round_to_tf32(data.b[k * 8 + n]);
+      float forward = 0.f, backward = 0.f;
+      for (int k = 0; k < 8; ++k) forward += p[k], backward += p[7 - k];
+      const float pairwise = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+      const float want = rounded[m * 8 + n];
+      EXPECT_EQ(forward, want) << m << "," << n;
+      EXPECT_EQ(backward, want) << m << "," << n;
+      EXPECT_EQ(pairwise, want) << m << "," << n;
+      for (int k = 0; k < 8; ++k)  // each product exact too
+        EXPECT_EQ(double(p[k]), double(round_to_tf32(data.a[m * 8 + k])) *
+                                    double(round_to_tf32(data.b[k * 8 + n])));
+    }
+}
+
+bool is_nvidia_gpu(const DeviceInfo& d) {
+  std::string vendor = d.vendor;
+  for (auto& c : vendor) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return d.is_gpu && vendor.find("nvidia") != std::string::npos;
+}
+
+// On PoCL (CI): unavailable, with a reason naming the device, and no exception (and so
+// matmul_tf32.cl's PTX never reaches PoCL's compiler). On an NVIDIA GPU of compute
+// capability ≥ 8.0: available (build, run and bit-exact product).
+TEST(Tf32Probe, ReportsWhetherTheDeviceCanRunIt) {
+  Runtime& rt = shared_runtime();
+  Tf32Probe probe;
+  EXPECT_NO_THROW(probe = probe_tf32(rt));
+  if (!is_nvidia_gpu(rt.device())) {
+    EXPECT_FALSE(probe.available);
+    EXPECT_NE(probe.reason.find(rt.device().name), std::string::npos) << probe.reason;
+    EXPECT_NE(probe.reason.find("NVIDIA GPU with compute capability"), std::string::npos)
+        << probe.reason;
+    if (rt.device().is_cpu) {
+      EXPECT_NE(probe.reason.find("is a CPU (" + rt.device().platform_name + ")"),
+                std::string::npos)
+          << probe.reason;
+    }
+  } else {  // the path must work, unless the GPU is older than sm_80
+    std::cout << "tf32 probe on " << rt.device().name << ": "
+              << (probe.available ? "available" : probe.reason) << "\n";
+    EXPECT_TRUE(probe.available || probe.reason.find(" has compute capability ") != std::string::npos)
+        << probe.reason;
+  }
+  EXPECT_EQ(probe.reason.empty(), probe.available) << probe.reason;
+}
+
+// The probe kernel itself, its mma emulated: lane → fragment mapping and the rounding give
+// the host's result bit for bit.
+TEST(Tf32Probe, EmulatedProbeKernelMatchesHostBitForBit) {
+  Runtime& rt = shared_runtime();
+  const Tf32ProbeData data = tf32_probe_data();
+  auto a = to_device(data.a), b = to_device(data.b);
+  auto c = poisoned(16 * 8);
+  cl::Kernel kernel = rt.kernel("matmul_tf32.cl", "tf32_probe", "-DEMULATE_MMA=1");
+  set_args(kernel, a.buffer(), b.buffer(), c.buffer());
+  rt.launch(kernel, cl::NDRange(32), cl::NDRange(32));
+  const std::vector<float> got = from_device(c, 16 * 8);
+  const std::vector<float> want = tf32_probe_product(data, round_to_tf32);
+  for (size_t i = 0; i < want.size(); ++i)
+    EXPECT_EQ(bits(got[i]), bits(want[i])) << "C[" << i / 8 << "][" << i % 8 << "] " << got[i]
+                                           << " vs " << want[i];
+}
+
+// ---------------------------------------------------------------- gemm_tf32
+
+struct Result {
+  double error = 0;            // slices against reference_tf32_gemm
+  double error_unrounded = 0;  // slices against fp32 operands (reference::gemm)
+  bool outside_untouched = true;
+  std::vector<float> slices;
+};
+
+// Runs gemm_tf32 on every slice of s (C poisoned with NaN when beta == 0, else random) and
+// the CPU reference with rounded operands.
+Result run_tf32_gemm(const Ops::GemmSpec& s, bool with_bias, bool emulate,
+                     const Tf32GemmConfig& config = {}) {
+  const size_t a_size = size_t(s.M) * s.K, b_size = size_t(s.K) * s.N, c_size = size_t(s.M) * s.N;
+  // At least one element each: K = 0 leaves a and b empty, and OpenCL has no empty uploads.
+  std::vector<float> a = random_vector(std::max<size_t>(1, s.offset_a + (s.batch - 1) * s.stride_a + a_size));
+  std::vector<float> b = random_vector(std::max<size_t>(1, s.offset_b + (s.batch - 1) * s.stride_b + b_size));
+  std::vector<float> c = random_vector(s.offset_c + (s.batch - 1) * s.stride_c + c_size);
+  if (s.beta == 0.f) c.assign(c.size(), std::numeric_limits<float>::quiet_NaN());
+  std::vector<float> bias = random_vector(std::max(s.N, 1));
+  auto da = to_device(a), db = to_device(b), dc = to_device(c), dbias = to_device(bias);
+  launch_gemm_tf32(shared_runtime(), config, s, da, db, dc, with_bias ? &dbias.buffer() : nullptr,
+                   emulate);
+  std::vector<float> got = from_device(dc, c.size()), want = c, plain = c;
+  Result r;
+  std::vector<bool> in_slice(c.size(), false);
+  std::vector<float> want_slices, plain_slices;
+  for (int z = 0; z < s.batch; ++z) {
+    const size_t oc = s.offset_c + z * s.stride_c;
+    reference_tf32_gemm(want.data() + oc, a.data() + s.offset_a + z * s.stride_a,
+                        b.data() + s.offset_b + z * s.stride_b, with_bias ? bias.data() : nullptr,
+                        s.M, s.N, s.K, s.trans_a, s.trans_b, s.alpha, s.beta);
+    reference::gemm(plain.data() + oc, a.data() + s.offset_a + z * s.stride_a,
+                    b.data() + s.offset_b + z * s.stride_b, s.M, s.N, s.K, s.trans_a, s.trans_b,
+                    s.alpha, s.beta);
+    for (size_t i = 0; i < c_size; ++i) {
+      if (with_bias) plain[oc + i] += bias[i % s.N];
+      in_slice[oc + i] = true;
+      r.slices.push_back(got[oc + i]);
+      want_slices.push_back(want[oc + i]);
+      plain_slices.push_back(plain[oc + i]);
+    }
+  }
+  for (size_t i = 0; i < c.size(); ++i)
+    if (!in_slice[i] && bits(got[i]) != bits(c[i])) r.outside_untouched = false;
+  r.error = relative_error(r.slices, want_slices);
+  r.error_unrounded = relative_error(r.slices, plain_slices);
+  return r;
+}
+
+Ops::GemmSpec spec_of(int M, int N, int K, int transposes) {
+  Ops::GemmSpec s;
+  s.M = M, s.N = N, s.K = K, s.trans_a = transposes & 1, s.trans_b = transposes & 2;
+  return s;
+}
+
+std::string describe(const Ops::GemmSpec& s) {
+  return "M=" + std::to_string(s.M) + " N=" + std::to_string(s.N) + " K=" + std::to_string(s.K) +
+         " trans_a=" + std::to_string(s.trans_a) + " trans_b=" + std::to_string(s.trans_b) +
+         " batch=" + std::to_string(s.batch) + " alpha=" + std::to_string(s.alpha) +
+         " beta=" + std::to_string(s.beta);
+}
+
+// Shapes: one element; odd sizes with K not a multiple of 8 (one and two K-steps, edge
+// tiles in M and N, scalar loads); multiples of 4 (float4 loads everywhere, three K-steps,
+// the last one partial); K = 0 (C = bias + beta·C).
+const std::vector<std::vector<int>> kShapes = {
+    {1, 1, 1}, {129, 130, 17}, {70, 200, 45}, {200, 136, 72}};
+
+void check_emulated(const Ops::GemmSpec& s, bool with_bias) {
+  Result r = run_tf32_gemm(s, with_bias, true);
+  EXPECT_LT(r.error, kTolerance) << describe(s) << " bias=" << with_bias;
+  EXPECT_TRUE(r.outside_untouched) << describe(s) << ": wrote outside its slices";
+}
+
+TEST(Tf32Gemm, EmulatedEveryTransposeAndShapeMatchesReference) {
+  for (const auto& shape : kShapes)
+    for (int t = 0; t < 4; ++t) check_emulated(spec_of(shape[0], shape[1], shape[2], t), false);
+}
+
+TEST(Tf32Gemm, EmulatedAlphaBetaBiasAndKZero) {
+  for (int t = 0; t < 4; ++t) {
+    Ops::GemmSpec s = spec_of(129, 130, 17, t);
+    s.alpha = 0.5f, s.beta = -1.5f;
+    check_emulated(s, true);
+    s = spec_of(70, 200, 45, t);
+    s.alpha = -2.f;  // beta = 0: C poisoned, must not be read
+    check_emulated(s, true);
+    s = spec_of(5, 7, 0, t);
+    s.beta = 0.25f;
+    check_emulated(s, true);
+  }
+}
+
+TEST(Tf32Gemm, EmulatedBatchedWithOffsetsAndStrides) {
+  for (int t = 0; t < 4; ++t) {
+    // Odd offsets and strides: every slice misaligned, scalar loads and stores.
+    Ops::GemmSpec s = spec_of(37, 29, 23, t);
+    s.batch = 3, s.alpha = 0.5f, s.beta = -1.5f;
+    s.offset_a = 7, s.offset_b = 3, s.offset_c = 11;
+    s.stride_a = 37 * 23 + 5, s.stride_b = 29 * 23 + 1, s.stride_c = 37 * 29 + 13;
+    check_emulated(s, true);
+    // Multiples of 4: the float4 / float2 paths, per slice; beta = 0 on poison.
+    s = spec_of(136, 132, 44, t);
+    s.batch = 2, s.alpha = 1.f, s.beta = 0.f;
+    s.offset_a = 4, s.offset_b = 8, s.offset_c = 12;
+    s.stride_a = 136 * 44 + 4, s.stride_b = 132 * 44 + 12, s.stride_c = 136 * 132 + 8;
+    check_emulated(s, false);
+  }
+}
+
+// A smaller configuration (4 warps as 2 × 2, 64 × 64 tiles, K-steps of 16: two chunks per
+// work-item per slab), two transpose cases each.
+TEST(Tf32Gemm, EmulatedOtherTileConfiguration) {
+  const Tf32GemmConfig config{64, 64, 16, 2, 2};
+  for (int t : {1, 2})
+    for (const auto& shape : kShapes) {
+      Ops::GemmSpec s = spec_of(shape[0], shape[1], shape[2], t);
+      Result r = run_tf32_gemm(s, t == 1, true, config);
+      EXPECT_LT(r.error, kTolerance) << describe(s);
+      EXPECT_TRUE(r.outside_untouched) << describe(s);
+    }
+}
+
+// The tolerance tells rounded from unrounded operands: a kernel that skipped the rounding
+// (the emulated tensor core truncates, as the real one reads only the TF32 bits) fails it.
+TEST(Tf32Gemm, ToleranceSeparatesTf32FromFp32) {
+  Result r = run_tf32_gemm(spec_of(70, 200, 45, 0), false, true);
+  EXPECT_LT(r.error, kTolerance);
+  EXPECT_GT(r.error_unrounded, 20 * kTolerance);
+}
+
+TEST(Tf32Gemm, LocalMemoryFitsNvidiaLimit) {
+  const Tf32GemmConfig config;
+  for (int t = 0; t < 4; ++t) EXPECT_LE(config.local_bytes(t & 1, t & 2), 48u * 1024u) << t;
+  // As ptxas reports for the four variants: k-contiguous 128 × (32 + 4) floats, m/n-contiguous
+  // 32 × (128 + 8).
+  EXPECT_EQ(config.local_bytes(false, false), 35840u);
+  EXPECT_EQ(config.local_bytes(false, true), 36864u);
+  EXPECT_EQ(config.local_bytes(true, false), 34816u);
+  EXPECT_EQ(config.local_bytes(true, true), 35840u);
+  EXPECT_EQ(config.work_group_size(), 256u);
+}
+
+// The real tensor-core kernel, on devices that pass the probe (NVIDIA, sm_80+).
+TEST(Tf32Gemm, TensorCoresMatchReferenceAndAreDeterministic) {
+  Runtime& rt = shared_runtime();
+  const Tf32Probe probe = probe_tf32(rt);
+  if (!probe.available) GTEST_SKIP() << probe.reason;
+  std::vector<std::vector<int>> shapes = kShapes;
+  shapes.push_back({512, 768, 300});
+  for (const auto& shape : shapes)
+    for (int t = 0; t < 4; ++t) {
+      Ops::GemmSpec s = spec_of(shape[0], shape[1], shape[2], t);
+      Result r = run_tf32_gemm(s, false, false);
+      EXPECT_LT(r.error, kTolerance) << describe(s);
+      EXPECT_TRUE(r.outside_untouched) << describe(s);
+    }
+  for (int t = 0; t < 4; ++t) {
+    Ops::GemmSpec s = spec_of(37, 29, 23, t);
+    s.batch = 3, s.alpha = 0.5f, s.beta = -1.5f;
+    s.offset_a = 7, s.offset_b = 3, s.offset_c = 11;
+    s.stride_a = 37 * 23 + 5, s.stride_b = 29 * 23 + 1, s.stride_c = 37 * 29 + 13;
+    Result r = run_tf32_gemm(s, true, false);
+    EXPECT_LT(r.error, kTolerance) << describe(s);
+    EXPECT_TRUE(r.outside_untouched) << describe(s);
+  }
+  // Same inputs twice: bitwise the same output.
+  Ops::GemmSpec s = spec_of(300, 260, 200, 1);
+  auto a = to_device(random_vector(300 * 200)), b = to_device(random_vector(200 * 260));
+  auto c1 = poisoned(300 * 260), c2 = poisoned(300 * 260);
+  launch_gemm_tf32(rt, {}, s, a, b, c1, nullptr);
+  launch_gemm_tf32(rt, {}, s, a, b, c2, nullptr);
+  const auto first = from_device(c1, 300 * 260), second = from_device(c2, 300 * 260);
+  EXPECT_EQ(std::memcmp(first.data(), second.data(), first.size() * sizeof(float)), 0);
+}
+
+}  // namespace
+}  // namespace attnscope
