@@ -9,8 +9,16 @@
 #   torch-gemm  the same products with PyTorch/cuBLAS, fp32 and TF32 (OUT/torch_gemm.csv)
 #   tune        `attnscope gemm --tune` → OUT/gemm_tuning.json (later phases use it)
 #   gemm-tuned  `attnscope gemm` with that table (OUT/gemm_tuned.csv)
-#   train       20 steps of GPT-2 124M, baseline, B=16 T=512
-# ATTNSCOPE=path picks the binary; TUNE_SECONDS the sweep's budget (default 240).
+#   gemm-tf32   `attnscope gemm --precision tf32` (OUT/gemm_tf32.csv)
+#   check       `attnscope check --variant all`, fp32 then tf32
+#   train       20 steps of GPT-2 124M, baseline, B=16 T=512 (losses to hold against the
+#               committed pre-change run); the tiny model's 50 steps (against PoCL's)
+#   bench       `attnscope bench`, all variants, gpt2 B=16 T=512, fp32 then tf32
+#               (OUT/bench-fp32, OUT/bench-tf32)
+#   torch-bench tools/torch_twin.py bench, all variants, eager and SDPA, fp32 and TF32
+# ATTNSCOPE=path picks the binary; TUNE_SECONDS the sweep's budget (default 240);
+# BENCH_ARGS replaces the bench phases' step counts (default: 1 repeat, 10 steps after 2).
+# Everything ends up in OUT/speed.tar.gz (the lent machine returns few files).
 set -uo pipefail
 out=$(realpath -m "${1:?usage: tools/gpu_speed.sh OUT PHASE...}"); shift
 mkdir -p "$out"
@@ -58,9 +66,30 @@ for p in "$@"; do
         --tune-seconds "${TUNE_SECONDS:-240}" --tune-out "$out/gemm_tuning.json" --tune-csv "$out/tune_trials.csv"
       [[ -f $out/gemm_tuning.json ]] && export ATTNSCOPE_GEMM_TUNING=$out/gemm_tuning.json ;;
     gemm-tuned) phase gemm-tuned 240 gemm_table "$out/gemm_tuned.csv" ;;
-    train) phase train 240 "$attnscope" train --model gpt2 --batch 16 --seq 512 --steps 20 --variant baseline ;;
+    gemm-tf32) phase gemm-tf32 240 gemm_table "$out/gemm_tf32.csv" --precision tf32 ;;
+    check)
+      phase check-fp32 300 "$attnscope" check --variant all
+      phase check-tf32 300 "$attnscope" check --variant all --precision tf32 ;;
+    train)
+      phase train-gpt2 240 "$attnscope" train --model gpt2 --batch 16 --seq 512 --steps 20 --variant baseline
+      phase train-tiny 240 "$attnscope" train --model tiny --steps 50 ;;
+    bench)
+      for precision in fp32 tf32; do
+        # shellcheck disable=SC2086
+        phase "bench-$precision" 400 "$attnscope" bench --model gpt2 --batch 16 --seq 512 \
+          --precision "$precision" --out "$out/bench-$precision" --tag "$precision" \
+          ${BENCH_ARGS:---repeats 1 --steps 10 --warmup 2 --idle-seconds 1 --cooldown-max 5}
+      done ;;
+    torch-bench)
+      for precision in fp32 tf32; do
+        for impl in eager sdpa; do
+          phase "torch-$precision-$impl" 300 python3 tools/torch_twin.py bench --model gpt2 \
+            --batch 16 --seq 512 --variants all --steps 10 --warmup 2 --precision "$precision" \
+            --attn-impl "$impl" --out "$out/torch-$precision-$impl"
+        done
+      done ;;
     *) echo "unknown phase $p" >&2 ;;
   esac
 done
-tar -czf "$out/ptx.tar.gz" -C "$out" ptx 2>/dev/null && rm -rf "$out/ptx"
 cat "$out/phases.txt"
+tar -czf /tmp/speed.tar.gz -C "$out" . && rm -rf "${out:?}"/* && mv /tmp/speed.tar.gz "$out/"
