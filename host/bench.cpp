@@ -195,7 +195,8 @@ void write_summary(Bench& b, const RunKey& k, const RunOutcome& o, const RunTota
   const SourceEnergy* run_gpu = measured ? measured->gpu() : nullptr;
   b.results->summary().write_row(
       {text(k.variant), integer(k.batch), integer(k.seq), integer(k.repeat), integer(k.order),
-       text(o.status), text(o.reason), text(o.options), integer((long long)t.step_ms.size()),
+       text(o.status), text(o.reason), text(o.options), text(precision_name(b.s.precision)),
+       integer((long long)t.step_ms.size()),
        num(t.train_time_s), num(step_ms), num(iqr(t.step_ms)), num(median(t.tokens_per_s)),
        num(iqr(t.tokens_per_s)), flops ? num(flops->model) : kEmpty,
        flops ? num(flops->executed) : kEmpty, num(achieved), num(mfu),
@@ -410,8 +411,11 @@ int run_bench(BenchSettings& s) {
        {"host", host_json()},
        {"config", config_json(s, model)},
        {"telemetry", telemetry_manifest_json(b.telemetry)},
-       {"peak_fp32_tflops", b.peak ? Json{{"value", b.peak->tflops}, {"source", b.peak->source}}
-                                   : Json(nullptr)},
+       {"precision", precision_name(s.precision)},
+       // The peak MFU is taken against: FP32, or TF32 dense under --precision tf32.
+       {"peak_tflops", b.peak ? Json{{"value", b.peak->tflops}, {"source", b.peak->source},
+                                     {"precision", precision_name(s.precision)}}
+                              : Json(nullptr)},
        {"profiling", "every kernel launch carries an OpenCL profiling event during measured steps"},
        {"unavailable", unavailable_json(b)},
        {"runs", Json::array()}};

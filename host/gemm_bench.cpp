@@ -288,7 +288,7 @@ GemmTuneResult tune_gemm(Runtime& rt, const std::vector<GemmShape>& shapes, doub
     for (const GemmShape* s : members) operands.push_back(make_operands(rt, *s));
     std::vector<GemmTuneResult::Trial> trials;
     // Compiled a batch at a time (in parallel), so the time limit also bounds compilation.
-    constexpr size_t kBatch = 32;
+    constexpr size_t kBatch = 8;
     for (size_t first = 0; first < plans.size(); first += kBatch) {
       const size_t last = std::min(plans.size(), first + kBatch);
       if (Clock::now() >= deadline) {

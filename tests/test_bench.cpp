@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "host/stats.hpp"
+#include "model/gemm_tuning.hpp"
 #include "test_support.hpp"
 
 namespace fs = std::filesystem;
@@ -303,6 +304,40 @@ TEST(Train, StepsCsvHasARowPerStepWithTheBenchmarksColumns) {
 }
 
 // Bad input: one line on stderr naming the problem, exit status 2, no results directory.
+// `attnscope gemm`: the model's products on the CPU device, each checked (a wrong product
+// exits 1), a CSV row per product; `--tune` within a small budget writes a table the
+// planner can read, merged into an existing file.
+TEST(GemmCommand, ChecksEveryProductAndTunes) {
+  const fs::path dir = fresh_dir("gemm");
+  const fs::path csv_path = dir / "gemm.csv";
+  std::string output;
+  ASSERT_EQ(testing::run_attnscope("gemm --model tiny --batch 2 --seq 16 --repeats 2 --csv " +
+                                   csv_path.string(), &output), 0) << output;
+  const Csv csv = read_csv(csv_path);
+  ASSERT_EQ(csv.rows.size(), 21u);  // 5 layers × 3 products, 6 attention products
+  for (const auto& row : csv.rows) {
+    EXPECT_LT(std::stod(row.at("relative_error")), 1e-4) << row.at("role");
+    EXPECT_GT(std::stod(row.at("tflops")), 0) << row.at("role");
+    EXPECT_EQ(row.at("fraction_of_peak"), "") << "no peak is known for a CPU: an empty cell";
+  }
+  EXPECT_NE(output.find("time-weighted all products"), std::string::npos) << output;
+
+  const fs::path table = dir / "tuning.json";
+  ASSERT_EQ(testing::run_attnscope("gemm --shape 40,24,16 --layout tn --tune --tune-seconds 3 "
+                                   "--tune-out " + table.string(), &output), 0) << output;
+  ASSERT_EQ(testing::run_attnscope("gemm --shape 40,24,16 --layout nt --tune --tune-seconds 3 "
+                                   "--tune-out " + table.string(), &output), 0) << output;
+  std::ifstream in(table);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const GemmTuningTable tuned = GemmTuningTable::parse(text, table.string());
+  EXPECT_EQ(tuned.entries().size(), 2u) << text;  // both classes, merged
+  setenv("ATTNSCOPE_GEMM_TUNING", table.string().c_str(), 1);  // the child reads it
+  const int status = testing::run_attnscope("gemm --shape 40,24,16 --layout tn", &output);
+  unsetenv("ATTNSCOPE_GEMM_TUNING");
+  ASSERT_EQ(status, 0) << output;
+  EXPECT_NE(output.find("tuned"), std::string::npos) << output;
+}
+
 TEST(CommandLine, BadInputIsOneLineAndExitTwo) {
   const fs::path parent = fresh_dir("badinput");
   const std::string out = " --out " + parent.string();
@@ -326,6 +361,15 @@ TEST(CommandLine, BadInputIsOneLineAndExitTwo) {
       "check --variant nope",
       "check --shape 1,64,100,12",
       "check --shape 1,64",
+      "check --precision bf16",
+      "gemm --shape 8,8",
+      "gemm --layout xy --shape 8,8,8",
+      "gemm --tune --precision tf32",
+      // No tensor-core path on the CPU: refused with its reason before anything runs.
+      "train --steps 1 --precision tf32",
+      "check --precision tf32",
+      "gemm --shape 8,8,8 --precision tf32",
+      "bench --precision tf32" + out,
   };
   for (const std::string& args : bad) {
     std::string output;
@@ -334,6 +378,9 @@ TEST(CommandLine, BadInputIsOneLineAndExitTwo) {
     EXPECT_EQ(output.rfind("attnscope: error: ", 0), 0u) << args << "\n" << output;
   }
   EXPECT_TRUE(fs::is_empty(parent));
+  std::string output;
+  testing::run_attnscope("check --precision tf32", &output);
+  EXPECT_NE(output.find("compute capability"), std::string::npos) << output;
   // The device-limits override may only lower a limit, and names what is wrong.
   for (const std::string& limits : {"local_mem=0", "nonsense=4", "local_mem=99999999999", "work_group"}) {
     std::string output;
