@@ -7,7 +7,8 @@
 #   build       unpack .debs (tools/offline-debs.sh) into a prefix, build build-gpu/attnscope
 #   gemm        `attnscope gemm` on GPT-2 124M B=16 T=512 (OUT/gemm.csv), PTX under OUT/ptx
 #   torch-gemm  the same products with PyTorch/cuBLAS, fp32 and TF32 (OUT/torch_gemm.csv)
-#   tune        `attnscope gemm --tune` → OUT/gemm_tuning.json (later phases use it)
+#   tune        `attnscope gemm --tune` (precision TUNE_PRECISION, default fp32), merged into
+#               a copy of model/gemm_tuning.json at OUT/gemm_tuning.json (later phases use it)
 #   gemm-tuned  `attnscope gemm` with that table (OUT/gemm_tuned.csv)
 #   gemm-tf32   `attnscope gemm --precision tf32` (OUT/gemm_tf32.csv)
 #   check       `attnscope check --variant all`, fp32 then tf32
@@ -15,9 +16,12 @@
 #               committed pre-change run); the tiny model's 50 steps (against PoCL's)
 #   bench       `attnscope bench`, all variants, gpt2 B=16 T=512, fp32 then tf32
 #               (OUT/bench-fp32, OUT/bench-tf32)
+#   energy      40 steps of `train` (gpt2 B=16 T=512) beside tools/nvml_energy.py polling
+#               every 10 ms (OUT/nvml_energy.csv), to hold the train window's figures against
 #   torch-bench tools/torch_twin.py bench, all variants, eager and SDPA, fp32 and TF32
 # ATTNSCOPE=path picks the binary; TUNE_SECONDS the sweep's budget (default 240);
-# BENCH_ARGS replaces the bench phases' step counts (default: 1 repeat, 10 steps after 2).
+# BENCH_ARGS replaces the bench phases' step counts (default: 1 repeat, 10 steps after 2);
+# BENCH_PRECISIONS the precisions benched (default "fp32 tf32").
 # Everything ends up in OUT/speed.tar.gz (the lent machine returns few files).
 set -uo pipefail
 out=$(realpath -m "${1:?usage: tools/gpu_speed.sh OUT PHASE...}"); shift
@@ -62,19 +66,30 @@ for p in "$@"; do
     gemm) phase gemm 240 gemm_table "$out/gemm.csv" ;;
     torch-gemm) phase torch-gemm 120 python3 tools/torch_gemm.py "$out/gemm.csv" --out "$out/torch_gemm.csv" ;;
     tune)
+      [[ -f $out/gemm_tuning.json ]] || cp model/gemm_tuning.json "$out/gemm_tuning.json"
       phase tune $((${TUNE_SECONDS:-240} + 120)) "$attnscope" gemm --model gpt2 --batch 16 --seq 512 --tune \
-        --tune-seconds "${TUNE_SECONDS:-240}" --tune-out "$out/gemm_tuning.json" --tune-csv "$out/tune_trials.csv"
+        --precision "${TUNE_PRECISION:-fp32}" --tune-seconds "${TUNE_SECONDS:-240}" \
+        --tune-out "$out/gemm_tuning.json" --tune-csv "$out/tune_trials.csv"
       [[ -f $out/gemm_tuning.json ]] && export ATTNSCOPE_GEMM_TUNING=$out/gemm_tuning.json ;;
     gemm-tuned) phase gemm-tuned 240 gemm_table "$out/gemm_tuned.csv" ;;
     gemm-tf32) phase gemm-tf32 240 gemm_table "$out/gemm_tf32.csv" --precision tf32 ;;
     check)
       phase check-fp32 300 "$attnscope" check --variant all
       phase check-tf32 300 "$attnscope" check --variant all --precision tf32 ;;
+    energy)  # 40 steps of train beside the independent NVML reader, over the same Unix time
+      python3 tools/nvml_energy.py --period-ms 10 >"$out/nvml_energy.csv" 2>"$out/nvml_energy.err" &
+      local_reader=$!
+      sleep 1
+      phase energy-train 240 "$attnscope" train --model gpt2 --batch 16 --seq 512 --steps 40 \
+        --steps-csv "$out/energy_steps.csv"
+      sleep 1
+      kill -INT "$local_reader"
+      wait "$local_reader" ;;
     train)
       phase train-gpt2 240 "$attnscope" train --model gpt2 --batch 16 --seq 512 --steps 20 --variant baseline
       phase train-tiny 240 "$attnscope" train --model tiny --steps 50 ;;
     bench)
-      for precision in fp32 tf32; do
+      for precision in ${BENCH_PRECISIONS:-fp32 tf32}; do
         # shellcheck disable=SC2086
         phase "bench-$precision" 400 "$attnscope" bench --model gpt2 --batch 16 --seq 512 \
           --precision "$precision" --out "$out/bench-$precision" --tag "$precision" \
