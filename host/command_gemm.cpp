@@ -62,7 +62,8 @@ void print_row(const GemmMeasurement& m, const std::optional<PeakFlops>& peak, b
   std::snprintf(line, sizeof line,
                 "%-12s %-20s %-3s %6d %6d %6d %5d %3d  %-24s %2d %-7s %9.3f %8.2f %6s %9.1e %s",
                 m.shape.group.c_str(), m.shape.role.c_str(), gemm_layout(s).c_str(), s.M, s.N,
-                s.K, s.batch, m.shape.per_step, m.label.c_str(), m.k_splits, m.source.c_str(), m.ms, m.tflops,
+                s.K, s.batch, m.shape.per_step, m.choice.label().c_str(), m.choice.k_splits(),
+                m.choice.source().c_str(), m.ms, m.tflops,
                 peak ? (std::to_string(int(100 * m.tflops / peak->tflops + 0.5)) + "%").c_str() : "",
                 m.relative_error, passed ? "ok" : "FAIL");
   std::cout << line << std::endl;
@@ -89,26 +90,29 @@ void write_csv(const std::string& path, const std::vector<GemmMeasurement>& all,
     const auto& s = m.shape.spec;
     csv.write_row({device.name, m.shape.group, m.shape.role, gemm_layout(s), (long long)s.M,
                    (long long)s.N, (long long)s.K, (long long)s.batch, (long long)m.shape.per_step,
-                   m.label, (long long)m.k_splits, m.source, m.ms,
+                   m.choice.label(), (long long)m.choice.k_splits(), m.choice.source(), m.ms,
                    m.tflops, peak ? CsvCell(m.tflops / peak->tflops) : CsvCell(std::monostate{}),
                    m.relative_error});
   }
 }
 
 void run_tune(Runtime& rt, const GemmOptions& o, const std::vector<GemmShape>& shapes) {
-  std::cout << "tuning: " << gemm_tuning_space(rt.device()).size()
+  const size_t space = o.precision == Precision::tf32 ? tf32_tuning_space(rt.device()).size()
+                                                     : gemm_tuning_space(rt.device()).size();
+  std::cout << "tuning " << precision_name(o.precision) << ": " << space
             << " configurations per shape class (and K splits where allowed), about "
             << o.tune_seconds << " s" << std::endl;
-  GemmTuneResult tuned = tune_gemm(rt, shapes, o.tune_seconds);
+  GemmTuneResult tuned = tune_gemm(rt, shapes, o.tune_seconds, o.precision);
   std::cout << tuned.trials.size() << " plans timed, " << tuned.skipped
             << " left when the time ran out" << std::endl;
   for (const auto& e : tuned.winners)
-    std::cout << "  " << e.shape_class << "  " << e.config.label() << " split " << e.k_splits
+    std::cout << "  " << e.shape_class << "  "
+              << (e.precision == "tf32" ? e.tf32.label() : e.config.label()) << " split " << e.k_splits
               << "  " << e.tflops << " TFLOP/s on " << e.shape << std::endl;
   if (!o.tune_csv.empty()) {
     CsvWriter csv(o.tune_csv, {"shape_class", "config", "k_splits", "weighted_ms"});
     for (const auto& t : tuned.trials)
-      csv.write_row({t.shape_class, t.plan.config.label(), (long long)t.plan.k_splits, t.ms});
+      csv.write_row({t.shape_class, t.choice.label(), (long long)t.choice.k_splits(), t.ms});
   }
   if (tuned.winners.empty())
     throw Error("no configuration was timed and checked within --tune-seconds " +
@@ -136,15 +140,10 @@ void run_tune(Runtime& rt, const GemmOptions& o, const std::vector<GemmShape>& s
 void run_gemm_command(const GemmOptions& o) {
   Runtime rt(o.device, /*profiling=*/true);
   const std::vector<GemmShape> shapes = shapes_to_run(o, rt.device());
-  if (o.tune) {
-    if (o.precision != Precision::fp32) throw UsageError("--tune sweeps the fp32 kernel only");
-    return run_tune(rt, o, shapes);
-  }
   const Ops probed(rt, o.precision);  // tf32: the probe, or a one-line reason
+  if (o.tune) return run_tune(rt, o, shapes);
   const auto peak = peak_of(o, rt.device());
-  // TF32 operands carry 10 mantissa bits (2^-11 relative each): against the unrounded double
-  // reference a product lands near 5e-4.
-  const double tolerance = o.precision == Precision::tf32 ? 5e-3 : 1e-4;
+  const double tolerance = gemm_check_tolerance(o.precision);
   std::cout << "gemm on " << rt.device().short_label() << ", " << precision_name(o.precision)
             << ", checked against a double reference on 512 sampled elements (tolerance "
             << tolerance << "); peak "
@@ -157,8 +156,7 @@ void run_gemm_command(const GemmOptions& o) {
   std::vector<GemmMeasurement> all;
   size_t failed = 0;
   for (const auto& shape : shapes) {
-    const GemmPlan plan = plan_gemm(rt.device(), shape.spec, shape.bias);
-    all.push_back(measure_gemm(rt, shape, plan, o.repeats, o.precision));
+    all.push_back(measure_gemm(rt, shape, planned_choice(rt.device(), shape, o.precision), o.repeats));
     const bool passed = all.back().relative_error < tolerance;
     failed += !passed;
     print_row(all.back(), peak, passed);

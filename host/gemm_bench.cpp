@@ -114,16 +114,15 @@ Operands make_operands(Runtime& rt, const GemmShape& shape) {
   return o;
 }
 
-void launch(Runtime& rt, const GemmShape& shape, const GemmPlan& plan, Operands& o,
-            Precision precision = Precision::fp32) {
+void launch(Runtime& rt, const GemmShape& shape, const GemmChoice& choice, Operands& o) {
   GemmScratch scratch = [&](size_t bytes) -> const cl::Buffer& {
     if (o.scratch.bytes() < bytes) o.scratch = rt.alloc(bytes, "gemm split-K partials");
     return o.scratch.buffer();
   };
   const cl::Buffer* bias = shape.bias ? &o.dbias.buffer() : nullptr;
-  if (precision == Precision::tf32)
-    return run_gemm(rt, shape.spec, o.da, o.db, o.dc, bias, scratch, Precision::tf32);
-  launch_gemm(rt, plan, shape.spec, o.da, o.db, o.dc, bias, scratch);
+  if (choice.precision == Precision::tf32)
+    return launch_gemm_tf32_plan(rt, choice.tf32, shape.spec, o.da, o.db, o.dc, bias, scratch);
+  launch_gemm(rt, choice.fp32, shape.spec, o.da, o.db, o.dc, bias, scratch);
 }
 
 // op(A)[m, k] and op(B)[k, n] of slice z, from the host copies.
@@ -166,12 +165,12 @@ double sampled_error(Runtime& rt, const GemmShape& shape, const Operands& o, int
 
 // Device time of one launch, ms: the median of `repeats` launches, each timed by its
 // profiling events (a split-K launch is its kernels together).
-double timed_ms(Runtime& rt, const GemmShape& shape, const GemmPlan& plan, Operands& o,
-                int repeats, Precision precision = Precision::fp32) {
+double timed_ms(Runtime& rt, const GemmShape& shape, const GemmChoice& choice, Operands& o,
+                int repeats) {
   std::vector<double> ms;
   for (int r = 0; r < repeats; ++r) {
     rt.profiler().reset();
-    launch(rt, shape, plan, o, precision);
+    launch(rt, shape, choice, o);
     rt.finish();
     ms.push_back(rt.profiler().collect() * 1e-6);
   }
@@ -181,21 +180,32 @@ double timed_ms(Runtime& rt, const GemmShape& shape, const GemmPlan& plan, Opera
 
 }  // namespace
 
-GemmMeasurement measure_gemm(Runtime& rt, const GemmShape& shape, const GemmPlan& plan,
-                             int repeats, Precision precision, int samples) {
+std::string GemmChoice::label() const {
+  return precision == Precision::tf32 ? "tf32 " + tf32.config.label() : fp32.config.label();
+}
+
+GemmChoice planned_choice(const DeviceInfo& device, const GemmShape& shape, Precision precision) {
+  GemmChoice choice;
+  choice.precision = precision;
+  if (precision == Precision::tf32)
+    choice.tf32 = plan_gemm_tf32(device, shape.spec, shape.bias);
+  else
+    choice.fp32 = plan_gemm(device, shape.spec, shape.bias);
+  return choice;
+}
+
+double gemm_check_tolerance(Precision precision) {
+  return precision == Precision::tf32 ? 5e-3 : 1e-4;
+}
+
+GemmMeasurement measure_gemm(Runtime& rt, const GemmShape& shape, const GemmChoice& choice,
+                             int repeats, int samples) {
   Operands o = make_operands(rt, shape);
-  GemmMeasurement m{shape, plan.config.label(), plan.k_splits, plan.source};
-  if (precision == Precision::tf32) {
-    const Tf32GemmConfig t;
-    m.label = "tf32 " + std::to_string(t.tile_m) + "x" + std::to_string(t.tile_n) + "x" +
-              std::to_string(t.tile_k) + "/" + std::to_string(t.warps_m) + "x" +
-              std::to_string(t.warps_n) + "w";
-    m.source = "tf32", m.k_splits = 0;
-  }
-  launch(rt, shape, plan, o, precision);
+  GemmMeasurement m{shape, choice};
+  launch(rt, shape, choice, o);
   rt.finish();
   m.relative_error = sampled_error(rt, shape, o, samples);
-  m.ms = timed_ms(rt, shape, plan, o, repeats, precision);
+  m.ms = timed_ms(rt, shape, choice, o, repeats);
   m.tflops = shape.flops() / (m.ms * 1e-3) * 1e-12;
   return m;
 }
@@ -207,47 +217,6 @@ std::string today() {
   char text[16];
   std::strftime(text, sizeof text, "%Y-%m-%d", std::gmtime(&now));
   return text;
-}
-
-// The plans tried for a shape class: every configuration of the space, and where every
-// product of the class may split K, each with 2–16 slices of at least 256.
-std::vector<GemmPlan> candidate_plans(const std::vector<GemmConfig>& space,
-                                      const std::vector<const GemmShape*>& shapes) {
-  bool splittable = true;
-  int shortest_k = std::numeric_limits<int>::max();
-  for (const GemmShape* s : shapes) {
-    splittable = splittable && gemm_splittable(s->spec, s->bias);
-    shortest_k = std::min(shortest_k, s->spec.K);
-  }
-  std::vector<GemmPlan> plans;
-  for (const auto& config : space)
-    for (int splits : {1, 2, 4, 8, 16})
-      if (splits == 1 || (splittable && shortest_k / splits >= 256))
-        plans.push_back({config, splits, "tuning"});
-  return plans;
-}
-
-constexpr double kTuneTolerance = 1e-4;  // a winner must pass the fp32 check
-
-// The class's products run as `plan`, each once to warm up and then timed, weighted by
-// launches per step; nothing if the compiler rejects the configuration or allows fewer
-// work-items than it needs (registers).
-std::optional<double> weighted_ms(Runtime& rt, const std::vector<const GemmShape*>& members,
-                                  std::vector<Operands>& operands, const GemmPlan& plan) {
-  try {
-    cl::Kernel kernel = rt.kernel(kGemmKernelFile, "gemm", gemm_build_options(plan.config, members[0]->spec));
-    if (plan.config.work_group_size() >
-        kernel.getWorkGroupInfo<CL_KERNEL_WORK_GROUP_SIZE>(rt.device().device))
-      return std::nullopt;
-    double ms = 0;
-    for (size_t i = 0; i < members.size(); ++i) {
-      launch(rt, *members[i], plan, operands[i]);
-      ms += members[i]->per_step * timed_ms(rt, *members[i], plan, operands[i], 2);
-    }
-    return ms;
-  } catch (const Error&) {
-    return std::nullopt;
-  }
 }
 
 // Likely winners first, so a sweep cut short by its time limit has tried them: 256
@@ -263,9 +232,76 @@ void order_by_promise(std::vector<GemmConfig>& space) {
                    [&](const auto& a, const auto& b) { return rank(a) < rank(b); });
 }
 
+// The choices tried for a shape class: every configuration of the precision's space, and
+// where every product of the class may split K, each with 2–16 slices of at least 256.
+std::vector<GemmChoice> candidate_choices(const DeviceInfo& device, Precision precision,
+                                          const std::vector<const GemmShape*>& shapes) {
+  bool splittable = true;
+  int shortest_k = std::numeric_limits<int>::max();
+  for (const GemmShape* s : shapes) {
+    splittable = splittable && gemm_splittable(s->spec, s->bias);
+    shortest_k = std::min(shortest_k, s->spec.K);
+  }
+  std::vector<GemmChoice> choices;
+  auto add_splits = [&](GemmChoice c) {
+    for (int splits : {1, 2, 4, 8, 16})
+      if (splits == 1 || (splittable && shortest_k / splits >= 256)) {
+        c.fp32.k_splits = c.tf32.k_splits = splits;
+        choices.push_back(c);
+      }
+  };
+  GemmChoice c;
+  c.precision = precision;
+  c.fp32.source = c.tf32.source = "tuning";
+  if (precision == Precision::tf32) {
+    for (const auto& config : tf32_tuning_space(device)) c.tf32.config = config, add_splits(c);
+  } else {
+    std::vector<GemmConfig> space = gemm_tuning_space(device);
+    order_by_promise(space);
+    for (const auto& config : space) c.fp32.config = config, add_splits(c);
+  }
+  return choices;
+}
+
+// The program (file and build options) and kernel a choice launches for `spec`.
+struct ChoiceProgram {
+  std::string file, options, kernel;
+  size_t work_group_size;
+};
+ChoiceProgram program_of(const GemmChoice& c, const Ops::GemmSpec& spec) {
+  if (c.precision == Precision::tf32)
+    return {kTf32KernelFile, c.tf32.config.build_options(spec.trans_a, spec.trans_b), "gemm_tf32",
+            c.tf32.config.work_group_size()};
+  return {kGemmKernelFile, gemm_build_options(c.fp32.config, spec), "gemm",
+          c.fp32.config.work_group_size()};
+}
+
+// The class's products run as `plan`, each once to warm up and then timed, weighted by
+// launches per step; nothing if the compiler rejects the configuration or allows fewer
+// work-items than it needs (registers).
+std::optional<double> weighted_ms(Runtime& rt, const std::vector<const GemmShape*>& members,
+                                  std::vector<Operands>& operands, const GemmChoice& choice) {
+  try {
+    const ChoiceProgram p = program_of(choice, members[0]->spec);
+    cl::Kernel kernel = rt.kernel(p.file, p.kernel, p.options);
+    if (p.work_group_size > kernel.getWorkGroupInfo<CL_KERNEL_WORK_GROUP_SIZE>(rt.device().device))
+      return std::nullopt;
+    double ms = 0;
+    for (size_t i = 0; i < members.size(); ++i) {
+      launch(rt, *members[i], choice, operands[i]);
+      ms += members[i]->per_step * timed_ms(rt, *members[i], choice, operands[i], 2);
+    }
+    return ms;
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+}
+
+
 }  // namespace
 
-GemmTuneResult tune_gemm(Runtime& rt, const std::vector<GemmShape>& shapes, double seconds) {
+GemmTuneResult tune_gemm(Runtime& rt, const std::vector<GemmShape>& shapes, double seconds,
+                         Precision precision) {
   using Clock = std::chrono::steady_clock;
   const auto end = Clock::now() + std::chrono::duration<double>(seconds);
   std::map<std::string, std::vector<const GemmShape*>> classes;
@@ -275,13 +311,11 @@ GemmTuneResult tune_gemm(Runtime& rt, const std::vector<GemmShape>& shapes, doub
     if (!classes.count(c)) order.push_back(c);
     classes[c].push_back(&s);
   }
-  std::vector<GemmConfig> space = gemm_tuning_space(rt.device());
-  order_by_promise(space);
   GemmTuneResult result;
   for (size_t c = 0; c < order.size(); ++c) {
     const std::string& shape_class = order[c];
     const auto& members = classes[shape_class];
-    const auto plans = candidate_plans(space, members);
+    const auto plans = candidate_choices(rt.device(), precision, members);
     // Each class gets an equal share of the time that is left.
     const auto deadline = Clock::now() + (end - Clock::now()) / int(order.size() - c);
     std::vector<Operands> operands;
@@ -296,9 +330,8 @@ GemmTuneResult tune_gemm(Runtime& rt, const std::vector<GemmShape>& shapes, doub
         break;
       }
       std::vector<std::string> options;
-      for (size_t i = first; i < last; ++i)
-        options.push_back(gemm_build_options(plans[i].config, members[0]->spec));
-      rt.build_programs(kGemmKernelFile, options);
+      for (size_t i = first; i < last; ++i) options.push_back(program_of(plans[i], members[0]->spec).options);
+      rt.build_programs(program_of(plans[first], members[0]->spec).file, options);
       for (size_t i = first; i < last; ++i)
         if (auto ms = weighted_ms(rt, members, operands, plans[i]))
           trials.push_back({shape_class, plans[i], *ms});
@@ -308,11 +341,13 @@ GemmTuneResult tune_gemm(Runtime& rt, const std::vector<GemmShape>& shapes, doub
               [](const auto& x, const auto& y) { return x.ms < y.ms; });
     for (const auto& t : trials) {  // the fastest that computes the right thing
       const GemmShape& first = *members[0];
-      GemmMeasurement check = measure_gemm(rt, first, t.plan, 3);
-      if (!(check.relative_error < kTuneTolerance)) continue;
+      GemmMeasurement check = measure_gemm(rt, first, t.choice, 3);
+      if (!(check.relative_error < gemm_check_tolerance(precision))) continue;
       GemmTuningEntry e;
-      e.device = rt.device().name, e.precision = "fp32", e.shape_class = shape_class;
-      e.config = t.plan.config, e.k_splits = t.plan.k_splits;
+      e.device = rt.device().name, e.precision = precision_name(precision);
+      e.shape_class = shape_class;
+      e.config = t.choice.fp32.config, e.tf32 = t.choice.tf32.config;
+      e.k_splits = t.choice.k_splits();
       e.driver = rt.device().driver_version, e.date = today();
       e.shape = gemm_profile_name(first.spec), e.tflops = check.tflops;
       result.winners.push_back(e);

@@ -29,37 +29,55 @@ struct GemmShape {
 // baseline attention (forward and backward).
 std::vector<GemmShape> gpt2_gemm_shapes(const ModelConfig& config, int B, int T);
 
-struct GemmMeasurement {
-  GemmShape shape;
-  std::string label;   // the configuration: "128x128x16/8x8", or "tf32 128x128x32/2x4 warps"
-  int k_splits = 1;    // fp32's plan; tf32 splits as run_gemm decides
-  std::string source;  // "tuned", "default" or "tf32"
-  double ms = 0;             // device time of one launch (median of the timed repeats)
-  double tflops = 0;
-  double relative_error = 0; // sampled elements against the double-precision reference
+// One way to run a product: the fp32 kernel (matmul.cl) or the tf32 kernel
+// (matmul_tf32.cl), each as planned.
+struct GemmChoice {
+  Precision precision = Precision::fp32;
+  GemmPlan fp32;
+  Tf32Plan tf32;
+  std::string label() const;  // "128x128x16/8x8", "tf32 128x128x16/2x4w"
+  int k_splits() const { return precision == Precision::tf32 ? tf32.k_splits : fp32.k_splits; }
+  const std::string& source() const {
+    return precision == Precision::tf32 ? tf32.source : fp32.source;
+  }
 };
 
-// Runs `shape` as `plan` (fp32), or on tensor cores as run_gemm plans it (tf32: the plan
-// is then only a label): once checked (outputs poisoned first, `samples` elements against
+// The planner's choice for a product at this precision (tuning database or defaults).
+GemmChoice planned_choice(const DeviceInfo& device, const GemmShape& shape, Precision precision);
+
+struct GemmMeasurement {
+  GemmShape shape;
+  GemmChoice choice;
+  double ms = 0;              // device time of one launch (median of the timed repeats)
+  double tflops = 0;
+  double relative_error = 0;  // sampled elements against the double-precision reference
+};
+
+// Runs `shape` as `choice`: once checked (outputs poisoned first, `samples` elements against
 // the reference), then `repeats` times timed.
-GemmMeasurement measure_gemm(Runtime& rt, const GemmShape& shape, const GemmPlan& plan,
-                             int repeats, Precision precision = Precision::fp32,
-                             int samples = 512);
+GemmMeasurement measure_gemm(Runtime& rt, const GemmShape& shape, const GemmChoice& choice,
+                             int repeats, int samples = 512);
+
+// The relative error a product's check allows: fp32 1e-4; tf32 5e-3 (operands keep 10
+// mantissa bits, 2^-11 relative each, against the unrounded double reference).
+double gemm_check_tolerance(Precision precision);
 
 struct GemmTuneResult {
   std::vector<GemmTuningEntry> winners;  // one per shape class
   struct Trial {
     std::string shape_class;
-    GemmPlan plan;
+    GemmChoice choice;
     double ms = 0;  // summed over the class's shapes, weighted by launches per step
   };
   std::vector<Trial> trials;  // every configuration timed
   size_t skipped = 0;         // configurations left when the time ran out
 };
 
-// Times every configuration of gemm_tuning_space() (and K splits where the product allows)
-// on each shape class of `shapes`, within about `seconds`; the fastest of each class that
-// also passes the check becomes its entry.
-GemmTuneResult tune_gemm(Runtime& rt, const std::vector<GemmShape>& shapes, double seconds);
+// Times every configuration of the precision's kernel (gemm_tuning_space() for fp32,
+// tf32_tuning_space() for tf32; and K splits where the product allows) on each shape class
+// of `shapes`, each class within an equal share of about `seconds`; the fastest of each
+// class that also passes the check becomes its entry.
+GemmTuneResult tune_gemm(Runtime& rt, const std::vector<GemmShape>& shapes, double seconds,
+                         Precision precision = Precision::fp32);
 
 }  // namespace attnscope

@@ -166,6 +166,7 @@ GemmPlan default_gpu_plan(const DeviceInfo& device, const Ops::GemmSpec& spec, b
 }  // namespace
 
 const char* const kGemmKernelFile = "matmul.cl";
+const char* const kTf32KernelFile = "matmul_tf32.cl";
 
 std::string gemm_build_options(const GemmConfig& config, const Ops::GemmSpec& spec) {
   return config.build_options(spec.trans_a, spec.trans_b, rows_aligned(spec));
@@ -265,23 +266,6 @@ void launch_split(Runtime& rt, int k_splits, int tile_k, const Ops::GemmSpec& sp
             KernelCost{0, double(mn) * (splits + (spec.beta != 0.f ? 2 : 1)) * sizeof(float)});
 }
 
-// Tensor cores: matmul_tf32.cl's default tiles; split-K as for fp32.
-void run_gemm_tf32(Runtime& rt, const Ops::GemmSpec& spec, const cl::Buffer& A, const cl::Buffer& B,
-                   const cl::Buffer& C, const cl::Buffer* bias, const GemmScratch& scratch) {
-  const Tf32GemmConfig config;
-  const size_t tiles = size_t((spec.M + config.tile_m - 1) / config.tile_m) *
-                       ((spec.N + config.tile_n - 1) / config.tile_n) * spec.batch;
-  const int splits = default_k_splits(rt.device(), spec, bias != nullptr, tiles);
-  const std::string name = "gemm_tf32" + gemm_profile_name(spec).substr(4);  // gemm_tf32_nt_...
-  if (splits <= 1) return launch_gemm_tf32(rt, config, spec, A, B, C, bias, false, name);
-  check_spec(spec, A, B, C);
-  launch_split(rt, splits, config.tile_k, spec, C, scratch,
-               [&](const Ops::GemmSpec& part, const cl::Buffer& out) {
-                 launch_gemm_tf32(rt, config, part, A, B, out, nullptr, false,
-                                  name + "_split" + std::to_string(splits));
-               });
-}
-
 }  // namespace
 
 void launch_gemm(Runtime& rt, const GemmPlan& plan, const Ops::GemmSpec& spec, const cl::Buffer& A,
@@ -299,10 +283,40 @@ void launch_gemm(Runtime& rt, const GemmPlan& plan, const Ops::GemmSpec& spec, c
                });
 }
 
+Tf32Plan plan_gemm_tf32(const DeviceInfo& device, const Ops::GemmSpec& spec, bool has_bias,
+                        const GemmTuningTable& table) {
+  const GemmTuningEntry* tuned = table.find(device.name, "tf32", gemm_shape_class(spec));
+  if (tuned && tuned->tf32.work_group_size() <= device.max_work_group_size &&
+      tuned->tf32.local_bytes(spec.trans_a, spec.trans_b) <= device.local_mem_bytes)
+    return {tuned->tf32, gemm_splittable(spec, has_bias) ? tuned->k_splits : 1, "tuned"};
+  Tf32Plan plan;
+  const size_t tiles = size_t((spec.M + plan.config.tile_m - 1) / plan.config.tile_m) *
+                       ((spec.N + plan.config.tile_n - 1) / plan.config.tile_n) * spec.batch;
+  plan.k_splits = default_k_splits(device, spec, has_bias, tiles);
+  return plan;
+}
+
+void launch_gemm_tf32_plan(Runtime& rt, const Tf32Plan& plan, const Ops::GemmSpec& spec,
+                           const cl::Buffer& A, const cl::Buffer& B, const cl::Buffer& C,
+                           const cl::Buffer* bias, const GemmScratch& scratch) {
+  const std::string name = "gemm_tf32" + gemm_profile_name(spec).substr(4);  // gemm_tf32_nt_...
+  if (plan.k_splits <= 1) return launch_gemm_tf32(rt, plan.config, spec, A, B, C, bias, false, name);
+  if (!gemm_splittable(spec, bias != nullptr))
+    throw Error("gemm: split-K needs trans_a, no trans_b, one slice and no bias");
+  check_spec(spec, A, B, C);
+  launch_split(rt, plan.k_splits, plan.config.tile_k, spec, C, scratch,
+               [&](const Ops::GemmSpec& part, const cl::Buffer& out) {
+                 launch_gemm_tf32(rt, plan.config, part, A, B, out, nullptr, false,
+                                  name + "_split" + std::to_string(plan.k_splits));
+               });
+}
+
 void run_gemm(Runtime& rt, const Ops::GemmSpec& spec, const cl::Buffer& A, const cl::Buffer& B,
               const cl::Buffer& C, const cl::Buffer* bias, const GemmScratch& scratch,
               Precision precision) {
-  if (precision == Precision::tf32) return run_gemm_tf32(rt, spec, A, B, C, bias, scratch);
+  if (precision == Precision::tf32)
+    return launch_gemm_tf32_plan(rt, plan_gemm_tf32(rt.device(), spec, bias != nullptr), spec, A, B,
+                                 C, bias, scratch);
   GemmPlan plan = plan_gemm(rt.device(), spec, bias != nullptr);
   // A compiler may allow fewer work-items than the device maximum (register pressure):
   // fall back to the largest built-in configuration that the compiled kernel accepts.

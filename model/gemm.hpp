@@ -9,6 +9,7 @@
 
 #include "host/runtime/runtime.hpp"
 #include "model/ops.hpp"
+#include "model/tf32.hpp"
 
 namespace attnscope {
 
@@ -75,6 +76,18 @@ GemmPlan plan_gemm(const DeviceInfo& device, const Ops::GemmSpec& spec, bool has
 // VECTOR_IO where every row of A, B and C starts on a 16-byte boundary).
 std::string gemm_build_options(const GemmConfig& config, const Ops::GemmSpec& spec);
 extern const char* const kGemmKernelFile;  // "matmul.cl"
+extern const char* const kTf32KernelFile;  // "matmul_tf32.cl"
+
+// How a product runs on tensor cores (Precision::tf32): matmul_tf32.cl's tiles and the
+// K split, from the tuning database's tf32 entry for the device and shape class, else the
+// default tiles (split-K as for fp32's defaults).
+struct Tf32Plan {
+  Tf32GemmConfig config;
+  int k_splits = 1;
+  std::string source = "default";
+};
+Tf32Plan plan_gemm_tf32(const DeviceInfo& device, const Ops::GemmSpec& spec, bool has_bias,
+                        const GemmTuningTable& table = gemm_tuning_table());
 
 // Device scratch of at least `bytes`, owned by the caller (Ops keeps it between calls).
 using GemmScratch = std::function<const cl::Buffer&(size_t bytes)>;
@@ -86,6 +99,11 @@ using GemmScratch = std::function<const cl::Buffer&(size_t bytes)>;
 void launch_gemm(Runtime& rt, const GemmPlan& plan, const Ops::GemmSpec& spec, const cl::Buffer& A,
                  const cl::Buffer& B, const cl::Buffer& C, const cl::Buffer* bias,
                  const GemmScratch& scratch);
+
+// Launches spec on tensor cores as planned (the caller has probed the device).
+void launch_gemm_tf32_plan(Runtime& rt, const Tf32Plan& plan, const Ops::GemmSpec& spec,
+                           const cl::Buffer& A, const cl::Buffer& B, const cl::Buffer& C,
+                           const cl::Buffer* bias, const GemmScratch& scratch);
 
 // Plans, steps down to a smaller configuration if the compiled kernel allows fewer
 // work-items than the planned one needs (register pressure), and launches. With

@@ -20,27 +20,43 @@ GemmTuningEntry entry_from_json(const nlohmann::json& j) {
   e.precision = j.at("precision").get<std::string>();
   e.shape_class = j.at("shape_class").get<std::string>();
   const auto& c = j.at("config");
-  e.config = {c.at("tile_m").get<int>(), c.at("tile_n").get<int>(), c.at("tile_k").get<int>(),
-              c.at("wpt_m").get<int>(), c.at("wpt_n").get<int>()};
+  if (e.precision == "tf32") {
+    e.tf32 = {c.at("tile_m").get<int>(), c.at("tile_n").get<int>(), c.at("tile_k").get<int>(),
+              c.at("warps_m").get<int>(), c.at("warps_n").get<int>()};
+  } else if (e.precision == "fp32") {
+    e.config = {c.at("tile_m").get<int>(), c.at("tile_n").get<int>(), c.at("tile_k").get<int>(),
+                c.at("wpt_m").get<int>(), c.at("wpt_n").get<int>()};
+  } else {
+    throw Error("unknown precision '" + e.precision + "' for " + e.device);
+  }
   e.k_splits = j.value("k_splits", 1);
   e.driver = j.value("driver", "");
   e.shape = j.value("shape", "");
   e.date = j.value("date", "");
   e.tflops = j.value("tflops", 0.0);
-  if (!e.config.valid() || e.k_splits < 1)
-    throw Error("invalid configuration " + e.config.label() + " for " + e.device + " " +
+  const bool valid = e.precision == "tf32" ? e.tf32.valid() : e.config.valid();
+  if (!valid || e.k_splits < 1)
+    throw Error("invalid configuration for " + e.device + " " + e.precision + " " +
                 e.shape_class);
   return e;
 }
 
-nlohmann::json entry_to_json(const GemmTuningEntry& e) {
+nlohmann::json config_json(const GemmTuningEntry& e) {
+  if (e.precision == "tf32") {
+    const Tf32GemmConfig& t = e.tf32;
+    return {{"tile_m", t.tile_m}, {"tile_n", t.tile_n}, {"tile_k", t.tile_k},
+            {"warps_m", t.warps_m}, {"warps_n", t.warps_n}};
+  }
   const GemmConfig& c = e.config;
+  return {{"tile_m", c.tile_m}, {"tile_n", c.tile_n}, {"tile_k", c.tile_k},
+          {"wpt_m", c.wpt_m}, {"wpt_n", c.wpt_n}};
+}
+
+nlohmann::json entry_to_json(const GemmTuningEntry& e) {
   return {{"device", e.device},
           {"precision", e.precision},
           {"shape_class", e.shape_class},
-          {"config",
-           {{"tile_m", c.tile_m}, {"tile_n", c.tile_n}, {"tile_k", c.tile_k},
-            {"wpt_m", c.wpt_m}, {"wpt_n", c.wpt_n}}},
+          {"config", config_json(e)},
           {"k_splits", e.k_splits},
           {"driver", e.driver},
           {"shape", e.shape},

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "model/gemm.hpp"
+#include "model/tf32.hpp"
 
 namespace attnscope {
 
@@ -15,7 +16,8 @@ struct GemmTuningEntry {
   std::string device;       // CL_DEVICE_NAME, matched exactly
   std::string precision;    // "fp32" or "tf32"
   std::string shape_class;  // gemm_shape_class()
-  GemmConfig config;
+  GemmConfig config;       // precision fp32: matmul.cl's tiles
+  Tf32GemmConfig tf32;     // precision tf32: matmul_tf32.cl's tiles
   int k_splits = 1;
   // Provenance, for the reader: the driver, the shape it was tuned on, its TFLOP/s there
   // and the date.

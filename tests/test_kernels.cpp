@@ -235,6 +235,30 @@ TEST(Gemm, TuningTableRoundTripsAndRejectsMalformedText) {
   EXPECT_THROW(GemmTuningTable::parse(invalid, "test"), Error);  // 30 is not 4-row blocks
 }
 
+// tf32 entries carry matmul_tf32.cl's tiles (warps, not work per item) and are found
+// only for the tf32 planner.
+TEST(Gemm, Tf32EntriesRoundTripAndPlan) {
+  GemmTuningEntry entry;
+  entry.device = "test GPU", entry.precision = "tf32", entry.shape_class = "nt:l-m-s";
+  entry.tf32 = {64, 128, 16, 2, 2}, entry.k_splits = 1;
+  ASSERT_TRUE(entry.tf32.valid());
+  GemmTuningTable table;
+  table.merge({entry});
+  const GemmTuningTable again = GemmTuningTable::parse(table.to_json(), "test");
+  const GemmTuningEntry* found = again.find("test GPU", "tf32", "nt:l-m-s");
+  ASSERT_NE(found, nullptr);
+  EXPECT_EQ(found->tf32.label(), entry.tf32.label());
+  EXPECT_EQ(again.find("test GPU", "fp32", "nt:l-m-s"), nullptr);
+  const DeviceInfo gpu = large_gpu();
+  const Ops::GemmSpec qkv = plain_spec({8192, 2304, 768}, false, true);
+  const Tf32Plan tuned = plan_gemm_tf32(gpu, qkv, true, again);
+  EXPECT_EQ(tuned.source, "tuned");
+  EXPECT_EQ(tuned.config.label(), entry.tf32.label());
+  EXPECT_EQ(plan_gemm(gpu, qkv, true, again).source, "default");  // fp32 does not take it
+  EXPECT_EQ(plan_gemm_tf32(gpu, plain_spec({8192, 768, 768}, false, true), true, again).source,
+            "default");
+}
+
 TEST(Gemm, ProfileNamesAndShapeClasses) {
   Ops::GemmSpec s = plain_spec({8192, 2304, 768}, false, true);
   EXPECT_EQ(gemm_profile_name(s), "gemm_nt_8192x2304x768");
