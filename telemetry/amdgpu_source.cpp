@@ -151,7 +151,8 @@ DetectedSource detect_amdgpu(const fs::path& sysfs_dir, const std::string& pci_b
   status.detail = "DRM device " + device_dir->string() + " (PCI " + sysfs_pci_string(*wanted) + ")";
   bool averaged = files->power.filename() == "power1_average";
   status.power_method = files->power.filename().string() +
-                        (averaged ? " (firmware-averaged, µW)" : " (instantaneous, µW)");
+                        (averaged ? " (firmware-averaged over about 1 s, µW)" : " (instantaneous, µW)");
+  if (averaged) status.power_averaging_s = kAmdgpuAveragePowerSeconds;
   status.metrics = metric_names(*files);
   DetectedSource detected;
   detected.status = status;

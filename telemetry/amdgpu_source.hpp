@@ -13,6 +13,10 @@
 
 namespace attnscope {
 
+// power1_average's averaging time is the firmware's and is not exposed; about a second
+// on the cards documented (SMU power averaging), taken as this for the averaged_power flag.
+constexpr double kAmdgpuAveragePowerSeconds = 1.0;
+
 DetectedSource detect_amdgpu(const std::filesystem::path& sysfs_dir, const std::string& pci_bus_id);
 
 }  // namespace attnscope

@@ -23,6 +23,7 @@ std::string WindowFlags::describe() const {
   add(stale_counter, "stale_counter");
   add(shorter_than_counter_resolution, "shorter_than_counter_resolution");
   add(counter_too_coarse, "counter_too_coarse");
+  add(averaged_power, "averaged_power");
   return text;
 }
 
@@ -42,25 +43,37 @@ const SourceEnergy* WindowResult::first(DeviceKind device) const {
   return nullptr;
 }
 
+CounterEdge counter_edge_at_reading(const CounterSnapshot& reading) {
+  return CounterEdge{reading, reading.time_s, 0.5 * reading.read_s, 0};
+}
+
+bool counter_usable_for(const SourceStatus& status, double duration_s) {
+  return status.has_energy_counter && status.counter_resolution_s.value_or(0) <= kCounterTolerance * duration_s;
+}
+
 namespace {
 
 // Whether the counter stopped: by the window's end it had not advanced for several of
 // its updates (also when it stopped partway through the window), and — where the
 // samples are independent of the counter — the device drew power over the window.
-bool counter_is_stale(const SourceStatus& status, double duration_s, const CounterWindow& counter,
+bool counter_is_stale(const SourceStatus& status, double duration_s, const CounterSnapshot& end,
                       const SeriesFigures& sampled) {
-  double still_for = counter.end.time_s - counter.end.last_advance_s;
+  double still_for = end.time_s - end.last_advance_s;
   double threshold = std::max(kStaleAfterCounterUpdates * status.counter_resolution_s.value_or(0), kStaleAfterSeconds);
   if (still_for < threshold) return false;
   if (!status.power_independent_of_counter) return true;
   return sampled.joules && duration_s > 0 && *sampled.joules / duration_s >= kBusyWatts;
 }
 
-// Whether the counter's steps, and the distance of its readings from the window's
-// edges, could make its figure wrong by more than kCounterTolerance.
-bool counter_too_coarse(double resolution_s, double begin_s, double end_s, const CounterWindow& counter) {
-  double uncertainty_s = resolution_s + std::abs(counter.begin.time_s - begin_s) + std::abs(end_s - counter.end.time_s);
-  return uncertainty_s > kCounterTolerance * (end_s - begin_s);
+// The counter figure's worst-case error, as time: up to one update period bridged by
+// the samples, the uncertainty of both updates' times, and whatever more than a period
+// separates an update from its edge (a reading taken away from the edge).
+double counter_uncertainty_s(double resolution_s, double begin_s, double end_s, const CounterWindow& counter) {
+  auto beyond = [resolution_s](double edge_s, const CounterEdge& e) {
+    return std::max(0.0, std::abs(edge_s - e.update_s) - resolution_s);
+  };
+  return resolution_s + counter.begin.uncertainty_s + counter.end.uncertainty_s + beyond(begin_s, counter.begin) +
+         beyond(end_s, counter.end);
 }
 
 }  // namespace
@@ -76,15 +89,27 @@ SourceEnergy window_energy(const SourceStatus& status, double begin_s, double en
   energy.peak_watts = sampled.peak_watts;
   energy.peak_memory_used_bytes = sampled.peak_memory_used_bytes;
   energy.samples = sampled.samples_inside;
-  if (counter) {
-    energy.counter_joules = counter->end.joules - counter->begin.joules;
-    energy.flags.glitch_rejected = counter->end.glitches > counter->begin.glitches;
-    energy.flags.stale_counter = counter_is_stale(status, duration_s, *counter, sampled);
-    energy.flags.shorter_than_counter_resolution = duration_s < resolution_s;
-    energy.flags.counter_too_coarse = !energy.flags.shorter_than_counter_resolution &&
-                                      counter_too_coarse(resolution_s, begin_s, end_s, *counter);
+  WindowFlags& f = energy.flags;
+  if (status.has_energy_counter) {
+    f.shorter_than_counter_resolution = duration_s < resolution_s;
+    f.counter_too_coarse = !f.shorter_than_counter_resolution && !counter_usable_for(status, duration_s);
   }
-  const WindowFlags& f = energy.flags;
+  if (counter) {
+    const CounterSnapshot& b = counter->begin.reading;
+    const CounterSnapshot& e = counter->end.reading;
+    energy.counter_bridge_joules = counter->end.bridge_joules - counter->begin.bridge_joules;
+    energy.counter_joules = e.joules - b.joules + *energy.counter_bridge_joules;
+    energy.counter_read_begin_s = b.time_s;
+    energy.counter_read_end_s = e.time_s;
+    energy.counter_update_begin_s = counter->begin.update_s;
+    energy.counter_update_end_s = counter->end.update_s;
+    energy.counter_uncertainty_s = counter_uncertainty_s(resolution_s, begin_s, end_s, *counter);
+    f.glitch_rejected = e.glitches > b.glitches;
+    f.stale_counter = counter_is_stale(status, duration_s, e, sampled);
+    f.counter_too_coarse = !f.shorter_than_counter_resolution &&
+                           *energy.counter_uncertainty_s > kCounterTolerance * duration_s;
+  }
+  f.averaged_power = status.power_averaging_s && duration_s < kAveragedPowerWindows * *status.power_averaging_s;
   bool counter_trusted = counter && !f.glitch_rejected && !f.stale_counter && !f.shorter_than_counter_resolution &&
                          !f.counter_too_coarse;
   // Samples derived from a stale counter are as stale as it is.

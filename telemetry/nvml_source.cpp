@@ -90,27 +90,29 @@ class NvmlSource : public PowerSource {
     sample.time_s = clock.now();
     sample.watts = *milliwatts * 1e-3;
     read_metrics(api, &sample);
-    if (counter_due(sample.time_s)) read_counter(clock);
     return sample;
   }
 
+  // Called by the sampler's counter thread (between windows, in probes of the counter's
+  // update times, and at window edges where a read is expensive) and, where it is
+  // cheap, by the thread closing a window.
   std::optional<CounterSnapshot> read_counter(const TelemetryClock& clock) override {
     if (!counter_) return std::nullopt;
     // One read at a time, so that readings reach the checked counter in time order.
     std::lock_guard<std::mutex> reading(read_mutex_);
     unsigned long long millijoules = 0;
-    double time_s = clock.now();
-    {
-      std::lock_guard<std::mutex> lock(latest_mutex_);
-      last_counter_read_s_ = time_s;
-    }
-    if (library_->api().DeviceGetTotalEnergyConsumption(device_, &millijoules) != nvml::kSuccess) {
+    double start_s = clock.now();
+    nvml::Return status = library_->api().DeviceGetTotalEnergyConsumption(device_, &millijoules);
+    double end_s = clock.now();
+    if (status != nvml::kSuccess) {
       count_failed_read();
       return std::nullopt;
     }
+    // The driver took the value somewhere inside the call: stamped at its middle.
+    double time_s = 0.5 * (start_s + end_s);
     counter_->feed(millijoules, time_s);
-    CounterSnapshot snapshot{time_s, counter_->joules(), counter_->glitches(), counter_->advances(),
-                             counter_->last_advance_s()};
+    CounterSnapshot snapshot{time_s, end_s - start_s, counter_->joules(), counter_->glitches(),
+                             counter_->advances(), counter_->last_advance_s()};
     std::lock_guard<std::mutex> lock(latest_mutex_);
     latest_ = snapshot;
     return snapshot;
@@ -137,15 +139,6 @@ class NvmlSource : public PowerSource {
       sample->temperature_c = value;
   }
 
-  // Cheap counters are read on every tick, which keeps their checks continuous; an
-  // expensive one every counter_poll_s (the windows then use that reading).
-  bool counter_due(double now_s) const {
-    if (!counter_) return false;
-    if (status_.counter_read_at_window_edges) return true;
-    std::lock_guard<std::mutex> lock(latest_mutex_);
-    return !last_counter_read_s_ || now_s - *last_counter_read_s_ >= status_.counter_poll_s.value_or(0);
-  }
-
   SourceStatus status_;
   std::unique_ptr<nvml::Library> library_;
   nvml::Device device_;
@@ -153,9 +146,8 @@ class NvmlSource : public PowerSource {
   NvmlMetrics metrics_;
   std::mutex read_mutex_;  // guards counter_
   std::optional<CheckedCounter> counter_;
-  mutable std::mutex latest_mutex_;  // guards latest_ and last_counter_read_s_
+  mutable std::mutex latest_mutex_;  // guards latest_
   std::optional<CounterSnapshot> latest_;
-  std::optional<double> last_counter_read_s_;
 };
 
 // The cost of one counter read (the cheapest of three: preemption can only add to it).
@@ -248,6 +240,7 @@ DetectedSource detect_nvml(const std::string& pci_bus_id, const std::string& lib
   } else if (read_average_milliwatts(api, device, &average_error)) {
     status.power_method = "nvmlDeviceGetPowerUsage (1 s moving average on Ampere and newer, mW); "
                           "NVML_FI_DEV_POWER_INSTANT unavailable: " + instant_error;
+    status.power_averaging_s = kNvmlAveragePowerSeconds;
   } else {
     return unavailable("no power reading: NVML_FI_DEV_POWER_INSTANT: " + instant_error +
                        "; nvmlDeviceGetPowerUsage: " + average_error);
@@ -270,9 +263,9 @@ DetectedSource detect_nvml(const std::string& pci_bus_id, const std::string& lib
     set_counter_read_policy(status, *read_seconds);
     status.detail += "; energy counter nvmlDeviceGetTotalEnergyConsumption (mJ), one read " +
                      std::to_string(int(*read_seconds * 1e6 + 0.5)) + " us";
-    if (!status.counter_read_at_window_edges)
-      status.detail += ", so read every " + std::to_string(int(*status.counter_poll_s * 1e3 + 0.5)) +
-                       " ms by the sampler, not at window edges";
+    if (!status.counter_read_by_caller)
+      status.detail += ", so read by the sampler's thread at window edges and every " +
+                       std::to_string(int(*status.counter_poll_s * 1e3 + 0.5)) + " ms between them";
   } else {
     status.detail += "; no energy counter (before Volta): energy is the sampled integral";
   }

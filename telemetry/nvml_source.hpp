@@ -21,6 +21,8 @@ constexpr double kNvmlPowerLimitMargin = 2.0;
 // The bound when the driver does not report the enforced limit: above any current board.
 constexpr double kNvmlFallbackMaxPlausibleWatts = 4000;
 constexpr double kNvmlCounterResolutionSeconds = 0.1;
+// nvmlDeviceGetPowerUsage, the fallback power reading, averages over this long (Ampere and newer).
+constexpr double kNvmlAveragePowerSeconds = 1.0;
 
 DetectedSource detect_nvml(const std::string& pci_bus_id, const std::string& library_file);
 

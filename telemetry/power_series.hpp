@@ -2,7 +2,8 @@
 // integrated by the trapezoid rule between samples; at an interval's edges the power is
 // interpolated linearly between the neighbouring samples, and held at the first/last
 // sample's value beyond the series' ends (the sampler cannot know the power after its
-// latest sample). A running integral is kept so an interval costs two binary searches,
+// latest sample; end_window waits for a sample after the window's end, so a window's
+// integral holds only if a source hangs). A running integral is kept so an interval costs two binary searches,
 // however long the series.
 #pragma once
 #include <cstdint>

@@ -26,13 +26,22 @@ struct SourceStatus {
   bool has_energy_counter = false;
   std::optional<double> counter_resolution_s;  // how often the counter updates
   std::optional<double> counter_read_s;        // what one counter read cost at detection
-  // Window edges read the counter themselves when a read is cheap; otherwise they take
-  // the latest reading, which the sampler refreshes every counter_poll_s.
-  bool counter_read_at_window_edges = true;
+  // Every window edge has a counter reading of its own. The caller's thread takes it
+  // when a read is cheap; otherwise the sampler takes it on request, so that the
+  // caller never waits for the read (telemetry.hpp).
+  bool counter_read_by_caller = true;
+  // The sampler reads the counter between windows at least every counter_poll_s (and a
+  // coarse one also in probes that time its updates, sampler.hpp). Absent where the
+  // sampler does not read the counter (a cheap, fine-grained one: RAPL).
   std::optional<double> counter_poll_s;
   // True when the sampled power comes from a reading of its own, not from differences
   // of the energy counter (RAPL): only then can it stand in for a stale counter.
   bool power_independent_of_counter = true;
+  // Set when the power reading is itself a moving average over about this many seconds
+  // (NVML's nvmlDeviceGetPowerUsage fallback, amdgpu's power1_average): the sampled
+  // energy of a window much shorter than that is smeared across its edges, and such
+  // windows are flagged averaged_power (energy_window.hpp).
+  std::optional<double> power_averaging_s;
   std::optional<double> max_plausible_watts;   // the bound counter steps are checked against
   std::vector<std::string> metrics;            // extra series columns it fills: "memory_used", ...
   uint64_t failed_reads = 0;                   // reads that failed after detection
@@ -50,7 +59,8 @@ struct PowerSample {
 
 // The checked counter's state at one reading.
 struct CounterSnapshot {
-  double time_s = 0;
+  double time_s = 0;       // the middle of the read call
+  double read_s = 0;       // how long the call took: the value was taken within time_s ± read_s / 2
   double joules = 0;       // accepted energy since the source was created
   uint64_t glitches = 0;   // rejected readings so far
   uint64_t advances = 0;   // accepted readings with a new value so far
@@ -87,15 +97,29 @@ class PowerSource {
   std::atomic<uint64_t> failed_reads_{0};
 };
 
-// A counter read costing more than this is not done at window edges, which must stay cheap...
+// A counter read costing more than this is not done on the caller's thread at window
+// edges, which must stay cheap: the sampler takes the edge's reading instead...
 constexpr double kMaxEdgeCounterReadSeconds = 200e-6;
-// ...the sampler reads it in the background instead, spending at most this share of one
-// core on it, and no more often than the counter updates.
+// ...and between windows reads it at most this share of one core, no more often than
+// the counter updates.
 constexpr double kMaxCounterPollCpuShare = 0.01;
+// A counter that updates less often than this is coarse: a reading stands for the
+// counter's last update, up to one update period before the read, so the sampler times
+// its updates (counter_timeline.hpp) and windows attribute energy to their edges.
+constexpr double kCoarseCounterSeconds = 0.01;
+// Window edges have readings of their own and probes time a coarse counter's updates;
+// the sampler's other reads of it only keep its checks going, and come this seldom.
+constexpr double kCoarseCounterPollSeconds = 0.5;
 
-// Sets counter_read_s, counter_read_at_window_edges and counter_poll_s from the
-// measured cost of one read (status.counter_resolution_s must be set).
+// Sets counter_read_s, counter_read_by_caller and counter_poll_s from the measured cost
+// of one read (status.counter_resolution_s must be set).
 void set_counter_read_policy(SourceStatus& status, double read_seconds);
+
+// Whether the sampler reads this source's counter: at window edges (an expensive read)
+// or to time its updates (a coarse counter).
+bool sampler_reads_counter(const SourceStatus& status);
+// Whether the counter updates too seldom for a reading to stand for the moment it was taken.
+bool coarse_counter(const SourceStatus& status);
 
 // What detection found: the status always, the source when available.
 struct DetectedSource {

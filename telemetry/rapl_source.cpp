@@ -55,7 +55,7 @@ class RaplSource : public PowerSource {
  private:
   std::optional<CounterSnapshot> read_locked(const TelemetryClock& clock) {
     CounterSnapshot snapshot;
-    snapshot.time_s = clock.now();
+    snapshot.time_s = clock.now();  // a few small sysfs reads: the read's start will do
     for (RaplZone& zone : zones_) {
       FileValue<uint64_t> raw = read_unsigned_file(zone.energy_path);
       if (!raw.value) {

@@ -40,12 +40,26 @@
 // CSV cell or JSON null, never as 0.
 //
 // Thread safety and cost: begin_window/end_window may be called from any thread,
-// concurrently with the sampler and with each other. Each reads the energy counters
-// whose read is cheap (RAPL: one small sysfs read per zone, ~10 µs) and takes the
-// sampler's latest reading of the others (NVML's counter read was measured at ~4 ms of
-// CPU on an H100, driver 580), never the power files; so an edge costs tens of
-// microseconds. Windows of different names may overlap (a run window around step
-// windows); a name may be open once at a time.
+// concurrently with the sampler and with each other; windows of different names may
+// overlap (a run window around step windows); a name may be open once at a time.
+//
+// Neither ever waits for an expensive read. Each edge takes the time, getrusage, and the
+// counters whose read is cheap (RAPL: one small sysfs read per zone, ~10 µs), and posts
+// the edge to the sampler (sampler.hpp), which at once samples every source's power
+// (an edge tick) and reads the counters whose read is expensive (NVML's: 2.4 ms on an
+// H200, up to 4 ms on an H100, driver 580) on its own threads, each reading timestamped
+// when it is taken. begin_window returns without waiting for either. end_window waits
+// for its edge tick — the first sample after the window's end, so that the sampled
+// integral interpolates the power at the end instead of holding the last sample; about
+// the cost of one power read — and, only for a window long enough for the counter's
+// figure to be chosen (counter_usable_for: 2 s for NVML), for the sampler's counter
+// readings of its edges and, where the end's reading was taken close to a counter update,
+// for one settling reading ~10 ms after that update (a few ms to a few tens of ms in
+// all). A step window of a training loop therefore never waits for a counter read; the
+// step's own timing (StepResult) ends before end_window is called. Shorter windows
+// report the sampled figure and no counter figure for such a counter (flagged
+// counter_too_coarse or shorter_than_counter_resolution). The counter's figure is
+// attributed to the window's own edges (energy_window.hpp, counter_timeline.hpp).
 #pragma once
 #include <chrono>
 #include <map>
@@ -90,9 +104,11 @@ class Telemetry {
   // Every source, available or not, with its reason and its failed reads so far.
   std::vector<SourceStatus> sources() const;
 
-  // Opens the window `name`; throws TelemetryError if a window of that name is open.
+  // Opens the window `name`; throws TelemetryError if a window of that name is open. Never waits
+  // for the sampler.
   void begin_window(const std::string& name);
-  // Closes it and reports it; throws TelemetryError if no window of that name is open.
+  // Closes it and reports it (waiting for the sampler as described above); throws
+  // TelemetryError if no window of that name is open.
   WindowResult end_window(const std::string& name);
   // A window named "idle" over `seconds` of sleeping: the idle power of every source.
   WindowResult measure_idle(double seconds);
@@ -101,8 +117,12 @@ class Telemetry {
   // power.csv; advances the cursor. Each consumer keeps its own cursor.
   std::vector<PowerRow> samples_since(SeriesCursor& cursor) const;
 
-  // The sampler's own cost (CPU seconds of its thread per wall second).
+  // The sampler's own cost (CPU seconds of its threads per wall second), and how long
+  // end_window waited for it.
   SamplerStats sampler_stats() const;
+  // The update schedule learnt for a coarse counter of the available source `index`
+  // (diagnostics and tests); nullopt when none.
+  std::optional<UpdateSchedule> counter_schedule(size_t index, double near_s) const;
 
   const TelemetryClock& clock() const { return clock_; }
   const TelemetryConfig& config() const { return config_; }
@@ -111,9 +131,12 @@ class Telemetry {
   struct OpenWindow {
     double begin_s = 0;
     ProcessUsage usage;
-    std::vector<std::optional<CounterSnapshot>> counters;  // per available source
+    std::vector<std::optional<CounterSnapshot>> counters;  // per available source, the caller-read ones
+    Sampler::EdgeId edge = 0;
   };
-  std::vector<std::optional<CounterSnapshot>> read_counters();
+  // The caller's readings of the cheap counters, per available source.
+  std::vector<std::optional<CounterSnapshot>> read_caller_counters();
+  CounterEdge counter_edge(size_t index, double edge_s, const CounterSnapshot& reading) const;
 
   TelemetryConfig config_;
   TelemetryClock clock_;

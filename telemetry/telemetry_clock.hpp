@@ -17,6 +17,12 @@ class TelemetryClock {
     return std::chrono::duration<double>(t - origin_).count();
   }
 
+  // The steady-clock time point of `seconds` on this clock (to sleep until it).
+  std::chrono::steady_clock::time_point time_point_at(double seconds) const {
+    return origin_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                         std::chrono::duration<double>(seconds));
+  }
+
   // Seconds since 1970 at the origin: time_s in power.csv plus this is Unix time.
   double origin_unix_seconds() const {
     return std::chrono::duration<double>(origin_wall_.time_since_epoch()).count();

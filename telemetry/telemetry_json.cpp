@@ -15,6 +15,12 @@ nlohmann::json source_energy_json(const SourceEnergy& e) {
           {"joules", optional_json(e.joules)},
           {"counter_joules", optional_json(e.counter_joules)},
           {"sampled_joules", optional_json(e.sampled_joules)},
+          {"counter_read_begin_s", optional_json(e.counter_read_begin_s)},
+          {"counter_read_end_s", optional_json(e.counter_read_end_s)},
+          {"counter_update_begin_s", optional_json(e.counter_update_begin_s)},
+          {"counter_update_end_s", optional_json(e.counter_update_end_s)},
+          {"counter_bridge_joules", optional_json(e.counter_bridge_joules)},
+          {"counter_uncertainty_s", optional_json(e.counter_uncertainty_s)},
           {"disagreement", optional_json(e.disagreement())},
           {"mean_watts", optional_json(e.mean_watts)},
           {"peak_watts", optional_json(e.peak_watts)},
@@ -24,7 +30,8 @@ nlohmann::json source_energy_json(const SourceEnergy& e) {
            {{"glitch_rejected", e.flags.glitch_rejected},
             {"stale_counter", e.flags.stale_counter},
             {"shorter_than_counter_resolution", e.flags.shorter_than_counter_resolution},
-            {"counter_too_coarse", e.flags.counter_too_coarse}}}};
+            {"counter_too_coarse", e.flags.counter_too_coarse},
+            {"averaged_power", e.flags.averaged_power}}}};
 }
 
 }  // namespace
@@ -38,9 +45,15 @@ nlohmann::json source_status_json(const SourceStatus& s) {
           {"energy_counter", s.has_energy_counter},
           {"counter_resolution_s", optional_json(s.counter_resolution_s)},
           {"counter_read_s", optional_json(s.counter_read_s)},
-          {"counter_read_at_window_edges", s.counter_read_at_window_edges},
+          {"counter_edge_reads", s.has_energy_counter ? nlohmann::json(s.counter_read_by_caller ? "caller" : "sampler")
+                                                     : nlohmann::json(nullptr)},
           {"counter_poll_s", optional_json(s.counter_poll_s)},
+          {"counter_update_timing", s.available && coarse_counter(s)},
           {"power_independent_of_counter", s.power_independent_of_counter},
+          {"power_averaging_s", optional_json(s.power_averaging_s)},
+          // Windows shorter than this are flagged averaged_power.
+          {"averaged_power_below_s", s.power_averaging_s ? nlohmann::json(kAveragedPowerWindows * *s.power_averaging_s)
+                                                         : nlohmann::json(nullptr)},
           {"max_plausible_watts", optional_json(s.max_plausible_watts)},
           {"metrics", s.metrics},
           {"failed_reads", s.failed_reads}};
@@ -73,7 +86,12 @@ nlohmann::json telemetry_manifest_json(const Telemetry& telemetry) {
             {"cpu_s", stats.cpu_seconds},
             {"cpu_share", stats.cpu_share()},
             {"ticks", stats.ticks},
-            {"missed_ticks", stats.missed_ticks}}}};
+            {"missed_ticks", stats.missed_ticks},
+            {"edge_ticks", stats.edge_ticks},
+            {"counter_reads", stats.counter_reads},
+            {"end_window_waits", stats.end_waits},
+            {"end_window_wait_mean_s", stats.end_wait_mean_s},
+            {"end_window_wait_max_s", stats.end_wait_max_s}}}};
 }
 
 }  // namespace attnscope
