@@ -19,39 +19,67 @@
 //
 // Mapping. A work-group is WARPS_M × WARPS_N warps of 32 work-items, with a 1-D local
 // size (WG_SIZE) so that warp w is local ids [32w, 32w + 32); it owns a TILE_M × TILE_N
-// tile of C (group ids (0, 1) = tile column, tile row). Warp (wm, wn) = (w / WARPS_N,
+// tile of C (in bands of GROUP_M tile rows: see gemm_tf32). Warp (wm, wn) = (w / WARPS_N,
 // w % WARPS_N) owns a WARP_TILE_M × WARP_TILE_N sub-tile: MMA_TILES_M × MMA_TILES_N tiles of
-// 16 × 8, each one mma.sync.m16n8k8 per 8 of K. Defaults: 128 × 128 tiles, 8 warps as 2 × 4,
-// a warp 64 × 32 = 4 × 4 mma tiles, 64 fp32 accumulators per lane.
+// 16 × 8, each one mma.sync.m16n8k8 per 8 of K. Defaults: 128 × 128 tiles, K-slabs of 16,
+// 8 warps as 2 × 4, a warp 64 × 32 = 4 × 4 mma tiles, 64 fp32 accumulators per lane (the
+// kernel stays within 128 registers, so two work-groups, 16 warps, share an SM).
 // Fragments (PTX ISA, "Matrix Fragments for mma.m16n8k8", .tf32), with g = lane >> 2,
 // t = lane & 3, (row, column) of the 16×8 A, 8×8 B (k, n) and 16×8 C tiles:
 //     A: a0 (g, t)   a1 (g+8, t)   a2 (g, t+4)   a3 (g+8, t+4)
 //     B: b0 (t, g)   b1 (t+4, g)
 //     C: c0 (g, 2t)  c1 (g, 2t+1)  c2 (g+8, 2t)  c3 (g+8, 2t+1)
+// Two freedoms make the fragments cheap to load. Which k of a step of 8 feeds which of the
+// mma's k slots is free as long as A and B agree: slot t holds k = 2t and slot t + 4 holds
+// k = 2t + 1, so a lane needs adjacent k values. And a lane's a0 and a1 (rows g and g + 8)
+// come from the same k. The stages below (all four cases) put what one lane needs in
+// adjacent words, in the order of its fragment registers: one float4 is a whole A fragment
+// (A-K) or two float2 are (A-M); one float2 is a whole B fragment — a quarter (A-K) or half
+// of the loads of one 32-bit load per register, and no register moves. (The tensor core
+// then sums the 8 slots over k in the order 0, 2, 4, 6, 1, 3, 5, 7: a fixed order.)
 //
-// Staging. Per step of TILE_K, each operand's slab is copied into __local memory in the
-// orientation it is stored in (no transposition on the way): a row of the stored matrix is
-// contiguous in global memory and in the stage, so the copy moves float4 chunks on both
-// sides whenever the slice is 16-byte aligned and the row length is a multiple of 4 (else
-// — and for chunks that cross the matrix edge — 4 bounds-checked scalars; zeros beyond M, N
-// or K, so every size works). Consecutive work-items take consecutive chunks of a row:
-// coalesced in every transpose case. The values are rounded to TF32 as they are stored.
-//     k-contiguous stage (A, or Bᵀ stored [N,K]): [rows][TILE_K + 4]
-//     m/n-contiguous stage (Aᵀ stored [K,M], or B stored [K,N]): [TILE_K][cols + 8]
-// The pads make the fragment loads conflict-free (32 banks of 4 bytes): a fragment load
-// reads (row g, k t) for the 32 lanes, g = 0..7, t = 0..3. In a k-contiguous stage with row
-// pitch P = TILE_K + 4 ≡ 4 (mod 8) words, lane (g, t) hits bank (g·P + t) mod 32 and g·P mod
-// 32 takes the 8 distinct multiples of 4, so the 32 lanes hit 32 banks (unpadded, a pitch
-// of 32 puts all 8 rows on one bank: 8-way conflicts). In an m/n-contiguous stage with pitch
-// P = cols + 8 ≡ 8 (mod 16), lane (g, t) hits bank (t·P + g) mod 32, t·P mod 32 taking the
-// 4 distinct multiples of 8: again 32 banks (unpadded, 4-way). The float4 stores write 8
-// consecutive chunks of one row per 8 lanes, also conflict-free; both pads keep rows 16-byte
-// aligned. (Staging Aᵀ or B k-contiguous instead would transpose on the way: float4 loads
-// along m scattered to rows 4 apart hit 2 banks per warp, 16-way conflicts; or scalar loads.)
+// Staging. Per slab of TILE_K, each operand's slab is copied into __local memory, rounded
+// to TF32 on the way (cvt.rna, once per element). Global loads are float4 chunks of a
+// stored row, consecutive work-items taking consecutive chunks (coalesced in every
+// transpose case), unconditionally 128-bit with VECTOR_IO; else per chunk, when the slice
+// is 16-byte aligned and the row length a multiple of 4, and otherwise (and for chunks
+// that cross the matrix edge) 4 bounds-checked scalars; zeros beyond M, N or K, so every
+// size works. A staging unit is 8 floats (two float4 loads whose elements land
+// interleaved in one aligned 8-word segment) or, for B-K, one float4. The stages are
+// unpadded and swizzled (each layout is a bijection onto TILE_K × rows words); words of
+// 4 bytes, 32 banks; a 64-bit access is served per half-warp, a 128-bit one per
+// quarter-warp, and every fragment load and staging store below is conflict-free (as a
+// simulation of these formulas finds for every configuration of the tuning space):
+//   A-K (A stored [M,K]): rows m and m + 8 (bit 3 of m clear) interleaved on line
+//     l = 8·(m >> 4) + (m & 7) of 2·TILE_K words, (m, k) at 2k + ((m >> 3) & 1), the
+//     line's two 16-word halves swapped when l is odd (AK_SWZ; TILE_K ≥ 16). A fragment:
+//     the float4 at 2(kk + 2t) of line g (+ 8 per mma tile) = a0 a1 a2 a3. A quarter-warp
+//     reads 16 words of lines g = 2q, 2q + 1, which the swap puts on opposite halves of the
+//     banks. A unit: 4 k of rows m and m + 8.
+//   A-M (A stored [K,M]): row k of TILE_M words, columns m and m + 8 (bit 3 of m clear)
+//     interleaved, m = 16q + 8h + r at 16q + 2r + h, 8-word segments ^ ((k >> 1) & 3).
+//     A fragment: float2 at row kk + 2t (a0 a1), float2 at row kk + 2t + 1 (a2 a3); a
+//     half-warp's rows (t = 0..3) land on 4 distinct segments. A unit: columns m..m+3 and
+//     m+8..m+11 of one row k.
+//   B-K (B stored [N,K]): row n of TILE_K words, 8-word segments ^ BK_SWZ(n) (0 for
+//     TILE_K 8, (n >> 1) & 1 for 16, n & 3 for 32 and 64). A fragment: float2 at
+//     k = kk + 2t of row g (+ 8 per tile) = b0 b1; a half-warp's rows g = 0..3 land on 4
+//     distinct segments. A unit: one float4 of a row; 8 of them per quarter-warp store 32
+//     consecutive words.
+//   B-P (B stored [K,N]): rows k and k + 1 (k even) interleaved on line k/2 of 2·TILE_N
+//     words, (k, n) at 2n + (k & 1), 8-word segments ^ ((k >> 1) & 3). A fragment: float2
+//     at column g of line kk/2 + t = b0 b1; a half-warp's lines (t = 0..3) land on 4
+//     distinct segments. A unit: columns n..n+3 of rows k and k + 1.
+//   An 8-float unit is written by two float4 stores; store_pair flips their order by bit
+//   2 of the unit index so that each store instruction covers all 32 banks.
 //
-// Pipeline (register prefetch double buffering): the next slab is loaded from global memory
-// into registers while the current one is multiplied from local memory; per slab, two
-// barriers: one after storing the slab, one before it is overwritten.
+// Pipeline. Each stage is double-buffered (2 × (TILE_M + TILE_N) × TILE_K floats: 32 KiB
+// at the defaults, ≤ 48 KiB for every configuration of the tuning space): while slab s is
+// multiplied from buffer s % 2, slab s + 1 is loaded from global memory into registers
+// (A_UNITS_PER_ITEM + B_UNITS_PER_ITEM units per work-item); after the mma loop they are
+// rounded and stored into buffer (s + 1) % 2 — last read during slab s − 1, before the
+// barrier that ended it — and one barrier per slab makes them visible. The loop body
+// takes two slabs, so that every stage address is a lane offset plus a constant.
 //
 // Each output is one lane's accumulator, fed by the mma instructions in a fixed order:
 // results are deterministic (run to run; not bitwise equal to matmul.cl's gemm).
@@ -60,9 +88,10 @@
 //
 // The tensor-core instructions sit behind two functions, mma_m16n8k8_tf32() and to_tf32(),
 // and the lane id behind lane_id(). EMULATE_MMA=1 replaces them with portable OpenCL C (the
-// mma through a per-warp __local scratch, with the PTX fragment layout above), so that a CPU
-// device (PoCL) runs the whole kernel: the tests check the tiling, staging, edges, epilogue
-// and fragment mapping that way. Test-only: never used in production.
+// mma through a per-warp __local scratch, with the PTX fragment layout above; in gemm_tf32
+// a whole k-step of the warp's mma tiles at once, mma_step_emulated), so that a CPU device
+// (PoCL) runs the whole kernel: the tests check the tiling, staging, swizzles, edges,
+// epilogue and fragment mapping that way. Test-only: never used in production.
 //
 // tf32_probe: one warp multiplies a 16×8 A by an 8×8 B (both row-major, B as [k][n]) into a
 // 16×8 C with one mma; probe_tf32 (model/tf32.cpp) runs it to prove the path on a device.
@@ -70,13 +99,13 @@
 // NVIDIA only (inline PTX, sm_80+): the host must not build this file for other devices.
 
 #ifndef TILE_M
-#define TILE_M 128  // rows of C per work-group (multiple of 16·WARPS_M)
+#define TILE_M 128  // rows of C per work-group (multiple of 32·WARPS_M)
 #endif
 #ifndef TILE_N
-#define TILE_N 128  // columns of C per work-group (multiple of 8·WARPS_N, of 16 for speed)
+#define TILE_N 128  // columns of C per work-group (multiple of 16·WARPS_N)
 #endif
 #ifndef TILE_K
-#define TILE_K 32  // depth of the K slab staged in local memory per step (multiple of 8)
+#define TILE_K 16  // depth of one K slab staged in local memory (8, 16, 32 or 64)
 #endif
 #ifndef WARPS_M
 #define WARPS_M 2  // warps of a work-group along M
@@ -84,81 +113,108 @@
 #ifndef WARPS_N
 #define WARPS_N 4  // warps of a work-group along N
 #endif
+#ifndef GROUP_M
+#define GROUP_M 8  // tile rows walked together, column by column, for L2 reuse (1: row-major)
+#endif
 #ifndef TRANS_A
 #define TRANS_A 0  // 1: A is stored [K,M] and used transposed
 #endif
 #ifndef TRANS_B
 #define TRANS_B 0  // 1: B is stored [N,K] and used transposed
 #endif
+#ifndef VECTOR_IO
+#define VECTOR_IO 0  // 1: every row of A, B, C starts 16-byte aligned (the host checked)
+#endif
 #ifndef EMULATE_MMA
 #define EMULATE_MMA 0  // 1: portable emulation of mma/cvt/laneid, for tests on CPUs only
 #endif
 
 #define WARP_SIZE 32
-#define WG_SIZE (WARPS_M * WARPS_N * WARP_SIZE)
-#define WARP_TILE_M (TILE_M / WARPS_M)
-#define WARP_TILE_N (TILE_N / WARPS_N)
-#define MMA_TILES_M (WARP_TILE_M / 16)
-#define MMA_TILES_N (WARP_TILE_N / 8)
+#define WG_SIZE (WARPS_M * WARPS_N * WARP_SIZE)  // work-items per work-group
+#define WARP_TILE_M (TILE_M / WARPS_M)           // rows of C per warp
+#define WARP_TILE_N (TILE_N / WARPS_N)           // columns of C per warp
+#define MMA_TILES_M (WARP_TILE_M / 16)           // 16 × 8 mma tiles per warp along M
+#define MMA_TILES_N (WARP_TILE_N / 8)            // and along N
 
-// Stages: A_S(m, k) and B_S(n, k) address the slab in its stored orientation.
-#define K_PITCH (TILE_K + 4)  // k-contiguous rows: ≡ 4 (mod 8) words
-#if TRANS_A
-#define A_LINE TILE_M  // floats per contiguous line of the stored slab
-#define A_LINES TILE_K
-#define A_PITCH (TILE_M + 8)  // ≡ 8 (mod 16) words
-#define A_S(m, k) a_s[(k) * A_PITCH + (m)]
-#else
-#define A_LINE TILE_K
-#define A_LINES TILE_M
-#define A_PITCH K_PITCH
-#define A_S(m, k) a_s[(m) * A_PITCH + (k)]
+#if TILE_K != 8 && TILE_K != 16 && TILE_K != 32 && TILE_K != 64
+#error "matmul_tf32.cl: TILE_K must be 8, 16, 32 or 64"
 #endif
+#if TILE_M % WARPS_M != 0 || TILE_N % WARPS_N != 0 || WARP_TILE_M % 32 != 0 || \
+    WARP_TILE_N % 16 != 0
+#error "matmul_tf32.cl: TILE_M must be a multiple of 32·WARPS_M and TILE_N of 16·WARPS_N"
+#endif
+
+// ---------------------------------------------------------------- stage layouts
+
+// Each stage holds a slab's TILE_K × TILE_M (A) or TILE_K × TILE_N (B) floats, unpadded,
+// in one of the four layouts below (see the top); each is double-buffered.
+#define A_STAGE_FLOATS (TILE_M * TILE_K)
+#define B_STAGE_FLOATS (TILE_N * TILE_K)
+
+// A-K (A stored [M,K]): line l = 8·(m >> 4) + (m & 7) holds rows m and m + 8 (bit 3 of m
+// clear) interleaved, (m, k) at word 2k + ((m >> 3) & 1) of the line's 2·TILE_K, halves of 16
+// words swapped in odd lines (AK_SWZ).
+#define AK_SWZ(l) (TILE_K >= 16 ? ((l)&1) << 4 : 0)
+// A-M (A stored [K,M]): row k of TILE_M floats, columns m and m + 8 (bit 3 of m clear)
+// interleaved: m = 16q + 8h + r at word 16q + 2r + h, 8-word segments ^ ((k >> 1) & 3).
+// B-K (B stored [N,K]): row n of TILE_K floats, (n, k) at n·TILE_K + (k ^ 8·BK_SWZ(n)).
+#if TILE_K == 8
+#define BK_SWZ(n) 0
+#elif TILE_K == 16
+#define BK_SWZ(n) (((n) >> 1) & 1)
+#else
+#define BK_SWZ(n) ((n)&3)
+#endif
+// B-P (B stored [K,N]): line k/2 of 2·TILE_N floats holds rows k and k + 1 (k even)
+// interleaved, (k, n) at word 2n + (k & 1), 8-word segments ^ ((k >> 1) & 3).
+
+// Staging units, numbered u = 0, 1, … across the work-group. A B-K unit is one float4
+// (4 consecutive k of a row n); the others are 8 floats from two float4 loads that land
+// interleaved in 8 consecutive words (one 8-word segment): A-K rows m and m + 8 at 4
+// consecutive k; A-M columns m.. and m + 8.. of one row k; B-P rows k and k + 1 at 4
+// consecutive n.
+#define A_UNITS (TILE_M * TILE_K / 8)
+#define A_F4 2  // float4 loads per unit
 #if TRANS_B
-#define B_LINE TILE_K
-#define B_LINES TILE_N
-#define B_PITCH K_PITCH
-#define B_S(n, k) b_s[(n) * B_PITCH + (k)]
+#define B_UNITS (TILE_N * TILE_K / 4)
+#define B_F4 1
 #else
-#define B_LINE TILE_N
-#define B_LINES TILE_K
-#define B_PITCH (TILE_N + 8)
-#define B_S(n, k) b_s[(k) * B_PITCH + (n)]
+#define B_UNITS (TILE_N * TILE_K / 8)
+#define B_F4 2
 #endif
-#define A_CHUNKS (A_LINES * A_LINE / 4 / WG_SIZE)  // float4 chunks per work-item per slab
-#define B_CHUNKS (B_LINES * B_LINE / 4 / WG_SIZE)
+#define A_UNITS_PER_ITEM ((A_UNITS + WG_SIZE - 1) / WG_SIZE)  // the last round may be partial
+#define B_UNITS_PER_ITEM ((B_UNITS + WG_SIZE - 1) / WG_SIZE)
+#define A_UNIT_OK(u) (A_UNITS % WG_SIZE == 0 || (u) < A_UNITS)
+#define B_UNIT_OK(u) (B_UNITS % WG_SIZE == 0 || (u) < B_UNITS)
 
-#if TILE_K % 8 != 0 || WARP_TILE_M % 16 != 0 || WARP_TILE_N % 8 != 0 || \
-    TILE_M % (16 * WARPS_M) != 0 || TILE_N % (8 * WARPS_N) != 0
-#error "matmul_tf32.cl: TILE_K must be a multiple of 8, TILE_M of 16·WARPS_M, TILE_N of 8·WARPS_N"
-#endif
-#if (TILE_M * TILE_K) % (4 * WG_SIZE) != 0 || (TILE_N * TILE_K) % (4 * WG_SIZE) != 0
-#error "matmul_tf32.cl: each work-item must copy whole float4 chunks of both slabs"
-#endif
+// Every helper is inlined: they take private arrays (accumulators, fragments, the
+// prefetched slab) by pointer, which must stay registers. (A plain C99 `inline` leaves the
+// choice to the compiler, and clang declines for mma_slab's two large call sites.)
+#define INLINE inline __attribute__((always_inline))
 
 // ---------------------------------------------------------------- tensor-core primitives
 
 #if EMULATE_MMA
 
-inline int lane_id(void) { return (int)(get_local_id(0) % WARP_SIZE); }
+INLINE int lane_id(void) { return (int)(get_local_id(0) % WARP_SIZE); }
 
 // cvt.rna.tf32.f32: round to nearest, ties away from zero (in magnitude, so adding half a
 // unit of the kept last bit to the bit pattern), keeping 10 mantissa bits; inf and NaN
 // unchanged. Same as attnscope::round_to_tf32.
-inline float to_tf32(float x) {
+INLINE float to_tf32(float x) {
   uint u = as_uint(x);
   if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & 0xffffe000u;
   return as_float(u);
 }
 
 // The tensor core reads only the TF32 bits of its operands.
-inline float tf32_operand(uint x) { return as_float(x & 0xffffe000u); }
+INLINE float tf32_operand(uint x) { return as_float(x & 0xffffe000u); }
 
 // d = a·b + c for one warp, the registers holding the PTX fragments (see the top). Every
 // lane writes its fragments of a and b into the warp's scratch (16·8 + 8·8 floats), then
-// computes its 4 elements of d from there. Contains two barriers: the whole work-group
-// must call it together, as the whole warp must for mma.sync.
-inline void mma_m16n8k8_tf32(float* c, const uint* a, const uint* b, __local float* scratch) {
+// computes its 4 elements of d from there, summing k = 0..7 in order. Contains two
+// barriers: the whole work-group must call it together, as the whole warp must for mma.sync.
+INLINE void mma_m16n8k8_tf32(float* c, const uint* a, const uint* b, __local float* scratch) {
   const int lane = lane_id(), g = lane >> 2, t = lane & 3;
   __local float* sa = scratch;        // A [16][8]
   __local float* sb = scratch + 128;  // B [8][8], [k][n]
@@ -179,17 +235,54 @@ inline void mma_m16n8k8_tf32(float* c, const uint* a, const uint* b, __local flo
 }
 
 #define MMA_SCRATCH_FLOATS (16 * 8 + 8 * 8)
-#define MMA(c, a, b) mma_m16n8k8_tf32(c, a, b, mma_scratch + warp * MMA_SCRATCH_FLOATS)
+#define MMA(c, a, b) mma_m16n8k8_tf32(c, a, b, warp_scratch)
+
+// One k-step of a warp's MMA_TILES_M × MMA_TILES_N mma tiles at once: the same as
+// MMA(acc[i][j], a[i], b[j]) for every i, j (each element of d summed over k = 0..7 in
+// order, then added to c), with the fragments of all tiles exchanged through the scratch
+// together — two barriers per k-step instead of two per tile, which keeps PoCL's compile
+// time of the emulated kernel reasonable.
+#define STEP_SCRATCH_FLOATS (MMA_TILES_M * 16 * 8 + MMA_TILES_N * 8 * 8)
+INLINE void mma_step_emulated(float acc[MMA_TILES_M][MMA_TILES_N][4], uint a[MMA_TILES_M][4],
+                              uint b[MMA_TILES_N][2], __local float* scratch) {
+  const int lane = lane_id(), g = lane >> 2, t = lane & 3;
+  for (int i = 0; i < MMA_TILES_M; ++i) {
+    __local float* sa = scratch + i * 128;  // A of tile i, [16][8]
+    sa[g * 8 + t] = tf32_operand(a[i][0]);
+    sa[(g + 8) * 8 + t] = tf32_operand(a[i][1]);
+    sa[g * 8 + t + 4] = tf32_operand(a[i][2]);
+    sa[(g + 8) * 8 + t + 4] = tf32_operand(a[i][3]);
+  }
+  for (int j = 0; j < MMA_TILES_N; ++j) {
+    __local float* sb = scratch + MMA_TILES_M * 128 + j * 64;  // B of tile j, [k][n]
+    sb[t * 8 + g] = tf32_operand(b[j][0]);
+    sb[(t + 4) * 8 + g] = tf32_operand(b[j][1]);
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int i = 0; i < MMA_TILES_M; ++i)
+    for (int j = 0; j < MMA_TILES_N; ++j)
+      for (int r = 0; r < 4; ++r) {
+        const int row = g + (r >> 1) * 8, col = 2 * t + (r & 1);
+        const __local float* sa = scratch + i * 128;
+        const __local float* sb = scratch + MMA_TILES_M * 128 + j * 64;
+        float sum = 0.f;
+        for (int k = 0; k < 8; ++k) sum += sa[row * 8 + k] * sb[k * 8 + col];
+        acc[i][j][r] += sum;
+      }
+  barrier(CLK_LOCAL_MEM_FENCE);  // the next step overwrites the scratch
+}
+#define WARP_SCRATCH_PARAM , __local float* warp_scratch  // the warp's scratch, passed down
+#define WARP_SCRATCH_ARG , warp_scratch
 
 #else  // NVIDIA: inline PTX
 
-inline int lane_id(void) {
+INLINE int lane_id(void) {
   uint lane;
   asm volatile("mov.u32 %0, %%laneid;" : "=r"(lane));
   return (int)lane;
 }
 
-inline float to_tf32(float x) {
+INLINE float to_tf32(float x) {
   uint r;
   asm volatile("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
   return as_float(r);
@@ -197,7 +290,7 @@ inline float to_tf32(float x) {
 
 // c = a·b + c: mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32, the registers holding
 // the PTX fragments (see the top). The whole warp must execute it together.
-inline void mma_m16n8k8_tf32(float* c, const uint* a, const uint* b) {
+INLINE void mma_m16n8k8_tf32(float* c, const uint* a, const uint* b) {
   float d0, d1, d2, d3;
   asm volatile(
       "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 "
@@ -209,15 +302,22 @@ inline void mma_m16n8k8_tf32(float* c, const uint* a, const uint* b) {
 }
 
 #define MMA(c, a, b) mma_m16n8k8_tf32(c, a, b)
+#define WARP_SCRATCH_PARAM
+#define WARP_SCRATCH_ARG
 
 #endif
 
 // ---------------------------------------------------------------- staging
 
-// Elements [col, col + 4) of row `row` of a row-major rows × cols matrix, zero outside it.
-// vec: the matrix starts 16-byte aligned and cols % 4 == 0 (then col % 4 == 0 makes the
-// chunk aligned, and a chunk is either wholly inside or wholly beyond the row's end).
-inline float4 load_chunk(const __global float* X, int rows, int cols, int row, int col, int vec) {
+// Elements [col, col + 4) of row `row` of a row-major matrix with `cols` columns, zero
+// beyond `rows` rows or `cols` columns. vec: the matrix starts 16-byte aligned and
+// cols % 4 == 0 (then col % 4 == 0 makes the chunk aligned, and a chunk is either wholly
+// inside or wholly beyond the row's end); VECTOR_IO: vec is known to hold, so there is no
+// scalar path at all.
+INLINE float4 load_chunk(const __global float* X, int rows, int cols, int row, int col, int vec) {
+#if VECTOR_IO
+  return row < rows && col < cols ? *(const __global float4*)(X + row * cols + col) : (float4)(0.f);
+#else
   if (row >= rows) return (float4)(0.f);
   const __global float* p = X + row * cols + col;
   if (vec && col < cols) return *(const __global float4*)p;
@@ -227,40 +327,158 @@ inline float4 load_chunk(const __global float* X, int rows, int cols, int row, i
   if (col + 2 < cols) v.z = p[2];
   if (col + 3 < cols) v.w = p[3];
   return v;
-}
-
-// This work-item's chunks of the slab at k0 of op(A) rows [m0, m0 + TILE_M) (A stored
-// rows × cols): chunk i is line (tid + i·WG_SIZE) / (LINE/4) of the stored slab, columns
-// from 4 × the remainder, so consecutive work-items read consecutive 16-byte chunks.
-inline void load_slab_a(float4* next, const __global float* A, int rows, int cols, int m0, int k0,
-                        int tid, int vec) {
-#pragma unroll
-  for (int i = 0; i < A_CHUNKS; ++i) {
-    const int c = tid + i * WG_SIZE, line = c / (A_LINE / 4), col = c % (A_LINE / 4) * 4;
-#if TRANS_A
-    next[i] = load_chunk(A, rows, cols, k0 + line, m0 + col, vec);
-#else
-    next[i] = load_chunk(A, rows, cols, m0 + line, k0 + col, vec);
 #endif
-  }
 }
 
-// The same for op(B) columns [n0, n0 + TILE_N).
-inline void load_slab_b(float4* next, const __global float* B, int rows, int cols, int n0, int k0,
-                        int tid, int vec) {
-#pragma unroll
-  for (int i = 0; i < B_CHUNKS; ++i) {
-    const int c = tid + i * WG_SIZE, line = c / (B_LINE / 4), col = c % (B_LINE / 4) * 4;
-#if TRANS_B
-    next[i] = load_chunk(B, rows, cols, n0 + line, k0 + col, vec);
-#else
-    next[i] = load_chunk(B, rows, cols, k0 + line, n0 + col, vec);
-#endif
-  }
-}
-
-inline float4 to_tf32_4(float4 v) {
+INLINE float4 to_tf32_4(float4 v) {
   return (float4)(to_tf32(v.x), to_tf32(v.y), to_tf32(v.z), to_tf32(v.w));
+}
+
+// An 8-float unit: x and y rounded and interleaved, x.x y.x x.y y.y | x.z y.z x.w y.w, into
+// words seg.. of stage s (seg a multiple of 8: one segment), as two float4 stores. The units
+// with bit 2 of u set store their upper half first: then the 8 work-items of one store
+// instruction's phase cover all 8 groups of 4 banks. (In every layout each aligned group of
+// 4 units fills one aligned group of 4 segments, 32 words: without the flip a store
+// instruction would use the same 4 of the 8 bank groups for both groups of units, 2-way.)
+INLINE void store_pair(__local float* s, int seg, const float4* v, int u) {
+  const float4 x = to_tf32_4(v[0]), y = to_tf32_4(v[1]);
+  const float4 lo = (float4)(x.x, y.x, x.y, y.y), hi = (float4)(x.z, y.z, x.w, y.w);
+  const int h = (u >> 2) & 1, first = seg | (h << 2);
+  *(__local float4*)(s + first) = h ? hi : lo;
+  *(__local float4*)(s + (first ^ 4)) = h ? lo : hi;
+}
+
+// Consecutive units read consecutive 16-byte chunks of a stored row (or, A-M, the
+// interleaved halves of consecutive 32-byte sectors): coalesced in every case.
+#if TRANS_A
+// A-M unit u: row k = u / (TILE_M/8), segment s = u % (TILE_M/8): columns 16·(s >> 1) +
+// 4·(s & 1) + 0..3 and the same + 8.
+INLINE void load_a_unit(float4* v, const __global float* A, int rows, int cols, int m0, int k0,
+                        int u, int vec) {
+  const int k = k0 + u / (TILE_M / 8), s = u % (TILE_M / 8);
+  const int m = m0 + 16 * (s >> 1) + 4 * (s & 1);
+  v[0] = load_chunk(A, rows, cols, k, m, vec);
+  v[1] = load_chunk(A, rows, cols, k, m + 8, vec);
+}
+INLINE void store_a_unit(__local float* a_s, const float4* v, int u) {
+  const int k = u / (TILE_M / 8), s = u % (TILE_M / 8);
+  store_pair(a_s, k * TILE_M + ((s ^ ((k >> 1) & 3)) << 3), v, u);
+}
+#else
+// A-K unit u: line l = u / (TILE_K/4), k 4c.. with c = u % (TILE_K/4): rows
+// m = 16·(l >> 3) + (l & 7) and m + 8.
+INLINE void load_a_unit(float4* v, const __global float* A, int rows, int cols, int m0, int k0,
+                        int u, int vec) {
+  const int l = u / (TILE_K / 4), k = k0 + u % (TILE_K / 4) * 4;
+  const int m = m0 + 16 * (l >> 3) + (l & 7);
+  v[0] = load_chunk(A, rows, cols, m, k, vec);
+  v[1] = load_chunk(A, rows, cols, m + 8, k, vec);
+}
+INLINE void store_a_unit(__local float* a_s, const float4* v, int u) {
+  const int l = u / (TILE_K / 4), c = u % (TILE_K / 4);
+  store_pair(a_s, l * 2 * TILE_K + ((8 * c) ^ AK_SWZ(l)), v, u);
+}
+#endif
+
+#if TRANS_B
+// B-K unit u: row n = u / (TILE_K/4), k 4·(u % (TILE_K/4)).., one float4.
+INLINE void load_b_unit(float4* v, const __global float* B, int rows, int cols, int n0, int k0,
+                        int u, int vec) {
+  v[0] = load_chunk(B, rows, cols, n0 + u / (TILE_K / 4), k0 + u % (TILE_K / 4) * 4, vec);
+}
+INLINE void store_b_unit(__local float* b_s, const float4* v, int u) {
+  const int n = u / (TILE_K / 4), k = u % (TILE_K / 4) * 4;
+  *(__local float4*)(b_s + n * TILE_K + (k ^ (BK_SWZ(n) << 3))) = to_tf32_4(v[0]);
+}
+#else
+// B-P unit u: line p = u / (TILE_N/4), columns 4c.. with c = u % (TILE_N/4): rows k0 + 2p
+// and k0 + 2p + 1.
+INLINE void load_b_unit(float4* v, const __global float* B, int rows, int cols, int n0, int k0,
+                        int u, int vec) {
+  const int k = k0 + 2 * (u / (TILE_N / 4)), n = n0 + u % (TILE_N / 4) * 4;
+  v[0] = load_chunk(B, rows, cols, k, n, vec);
+  v[1] = load_chunk(B, rows, cols, k + 1, n, vec);
+}
+INLINE void store_b_unit(__local float* b_s, const float4* v, int u) {
+  const int p = u / (TILE_N / 4), c = u % (TILE_N / 4);
+  store_pair(b_s, p * 2 * TILE_N + ((c ^ (p & 3)) << 3), v, u);
+}
+#endif
+
+// This work-item's units of the slab at k0 (units tid + i·WG_SIZE) into a_next, b_next.
+INLINE void load_slab(float4* a_next, float4* b_next, const __global float* A, int a_rows,
+                      int a_cols, int a_vec, const __global float* B, int b_rows, int b_cols,
+                      int b_vec, int m0, int n0, int k0, int tid) {
+#pragma unroll
+  for (int i = 0; i < A_UNITS_PER_ITEM; ++i)
+    if (A_UNIT_OK(tid + i * WG_SIZE))
+      load_a_unit(a_next + i * A_F4, A, a_rows, a_cols, m0, k0, tid + i * WG_SIZE, a_vec);
+#pragma unroll
+  for (int i = 0; i < B_UNITS_PER_ITEM; ++i)
+    if (B_UNIT_OK(tid + i * WG_SIZE))
+      load_b_unit(b_next + i * B_F4, B, b_rows, b_cols, n0, k0, tid + i * WG_SIZE, b_vec);
+}
+
+// Stores them, rounded, into the stage buffers at a_s, b_s.
+INLINE void store_slab(__local float* a_s, __local float* b_s, const float4* a_next,
+                       const float4* b_next, int tid) {
+#pragma unroll
+  for (int i = 0; i < A_UNITS_PER_ITEM; ++i)
+    if (A_UNIT_OK(tid + i * WG_SIZE)) store_a_unit(a_s, a_next + i * A_F4, tid + i * WG_SIZE);
+#pragma unroll
+  for (int i = 0; i < B_UNITS_PER_ITEM; ++i)
+    if (B_UNIT_OK(tid + i * WG_SIZE)) store_b_unit(b_s, b_next + i * B_F4, tid + i * WG_SIZE);
+}
+
+// ---------------------------------------------------------------- the mma loop
+
+// acc += this warp's share of one staged slab (as, bs: one buffer of each stage), k-steps
+// of 8 in order, mma tiles i-major. a_frag, b_frag: the lane's offsets for its first mma
+// tiles at k-step 0. Slot t of a k-step holds k = kk + 2t, slot t + 4 holds k = kk + 2t + 1
+// (see the top), so each fragment comes with few, wide loads:
+//   A-K: a0 a1 a2 a3 = one float4 (rows g, g + 8 at k = kk + 2t, then at kk + 2t + 1);
+//        k-step kk: halves flipped by 2kk (a_frag ^ 2kk); tile i: + 16i lines' worth.
+//   A-M: a0 a1 = float2 at row kk + 2t, a2 a3 = float2 at row kk + 2t + 1 (+ TILE_M);
+//        odd tiles: a_frag ^ 16 (the other half of a 32-word block).
+//   B-K: b0 b1 = float2 at k = kk + 2t (b_frag ^ kk); tile j: + 8j rows.
+//   B-P: b0 b1 = float2 on line kk/2 + t; odd tiles: b_frag ^ 16.
+// The XORs only touch bits that the rest of the offset leaves clear.
+INLINE void mma_slab(float acc[MMA_TILES_M][MMA_TILES_N][4], const __local float* as,
+                     const __local float* bs, int a_frag, int b_frag WARP_SCRATCH_PARAM) {
+#pragma unroll
+  for (int kk = 0; kk < TILE_K; kk += 8) {
+    uint a[MMA_TILES_M][4], b[MMA_TILES_N][2];
+#pragma unroll
+    for (int i = 0; i < MMA_TILES_M; ++i) {
+#if TRANS_A
+      const __local float* p = as + ((i & 1) ? a_frag ^ 16 : a_frag) + kk * TILE_M + 32 * (i >> 1);
+      const float2 v01 = *(const __local float2*)p, v23 = *(const __local float2*)(p + TILE_M);
+      a[i][0] = as_uint(v01.x), a[i][1] = as_uint(v01.y);
+      a[i][2] = as_uint(v23.x), a[i][3] = as_uint(v23.y);
+#else
+      const float4 v = *(const __local float4*)(as + (a_frag ^ (2 * kk)) + 16 * i * TILE_K);
+      a[i][0] = as_uint(v.x), a[i][1] = as_uint(v.y), a[i][2] = as_uint(v.z), a[i][3] = as_uint(v.w);
+#endif
+    }
+#pragma unroll
+    for (int j = 0; j < MMA_TILES_N; ++j) {
+#if TRANS_B
+      const float2 v = *(const __local float2*)(bs + (b_frag ^ kk) + 8 * j * TILE_K);
+#else
+      const float2 v =
+          *(const __local float2*)(bs + ((j & 1) ? b_frag ^ 16 : b_frag) + kk * TILE_N + 32 * (j >> 1));
+#endif
+      b[j][0] = as_uint(v.x), b[j][1] = as_uint(v.y);
+    }
+#if EMULATE_MMA
+    mma_step_emulated(acc, a, b, warp_scratch);
+#else
+#pragma unroll
+    for (int i = 0; i < MMA_TILES_M; ++i)
+#pragma unroll
+      for (int j = 0; j < MMA_TILES_N; ++j) MMA(acc[i][j], a[i], b[j]);
+#endif
+  }
 }
 
 // ---------------------------------------------------------------- the product
@@ -273,15 +491,22 @@ void gemm_tf32(const int M, const int N, const int K, const float alpha, const f
                const __global float* bias, const int use_bias) {
   const ulong z = get_group_id(2);
   const ulong slice_a = offset_a + z * stride_a, slice_b = offset_b + z * stride_b;
-  const ulong slice_c = offset_c + z * stride_c;
   A += slice_a;
   B += slice_b;
-  C += slice_c;
   const int tid = get_local_id(0);
   const int warp = tid / WARP_SIZE, lane = lane_id();
   const int g = lane >> 2, t = lane & 3;
   const int wm = warp / WARPS_N, wn = warp % WARPS_N;
-  const int m0 = get_group_id(1) * TILE_M, n0 = get_group_id(0) * TILE_N;
+  // Tile order: work-groups start in the order of their linear id (group id 0 fastest);
+  // it is mapped to tiles in bands of GROUP_M tile rows, each band walked column by column,
+  // so that the work-groups in flight at once share a few panels of A and B in L2 instead
+  // of sweeping all of B for every tile row.
+  const int tiles_n = get_num_groups(0), tiles_m = get_num_groups(1);
+  const int id = get_group_id(1) * tiles_n + get_group_id(0);
+  const int band = id / (GROUP_M * tiles_n), in_band = id % (GROUP_M * tiles_n);
+  const int band_rows = tiles_m - band * GROUP_M < GROUP_M ? tiles_m - band * GROUP_M : GROUP_M;
+  const int m0 = (band * GROUP_M + in_band % band_rows) * TILE_M;
+  const int n0 = in_band / band_rows * TILE_N;
 
   // The stored matrices: rows × cols, row-major.
 #if TRANS_A
@@ -294,16 +519,35 @@ void gemm_tf32(const int M, const int N, const int K, const float alpha, const f
 #else
   const int b_rows = K, b_cols = N;
 #endif
+#if VECTOR_IO
+  const int a_vec = 1, b_vec = 1;
+#else
   const int a_vec = (slice_a % 4 == 0) && (a_cols % 4 == 0);
   const int b_vec = (slice_b % 4 == 0) && (b_cols % 4 == 0);
+#endif
 
-  // float4 arrays keep the stages 16-byte aligned for the chunk stores.
-  __local float4 a_stage[A_LINES * A_PITCH / 4];
-  __local float4 b_stage[B_LINES * B_PITCH / 4];
+  // Two buffers per operand (float4 arrays: 16-byte aligned for the float4 stores).
+  __local float4 a_stage[2 * A_STAGE_FLOATS / 4];
+  __local float4 b_stage[2 * B_STAGE_FLOATS / 4];
   __local float* a_s = (__local float*)a_stage;
   __local float* b_s = (__local float*)b_stage;
 #if EMULATE_MMA
-  __local float mma_scratch[WARPS_M * WARPS_N * MMA_SCRATCH_FLOATS];
+  __local float mma_scratch[WARPS_M * WARPS_N * STEP_SCRATCH_FLOATS];
+#endif
+
+  // This lane's fragment offsets in a stage buffer (see the top and mma_slab).
+#if TRANS_A  // A-M: row 2t, words 2g ^ 8t of the warp's first 32-word block
+  const int a_frag = 2 * t * TILE_M + 32 * (wm * WARP_TILE_M / 32) + ((2 * g) ^ (t << 3));
+#else  // A-K: line 8·(the warp's first tile) + g, words 4t, halves ^ AK_SWZ(g)
+  const int a_frag = (8 * (wm * WARP_TILE_M / 16) + g) * 2 * TILE_K + 4 * t + AK_SWZ(g);
+#endif
+#if TRANS_B  // B-K: row n = the warp's first column + g, k = 2t, segments ^ BK_SWZ(g)
+  const int b_frag = (wn * WARP_TILE_N + g) * TILE_K + 2 * t + (BK_SWZ(g) << 3);
+#else  // B-P: line t, words 2·(the warp's first column + g) ^ 8t
+  const int b_frag = t * 2 * TILE_N + 2 * wn * WARP_TILE_N + ((2 * g) ^ (t << 3));
+#endif
+#if EMULATE_MMA
+  __local float* warp_scratch = mma_scratch + warp * STEP_SCRATCH_FLOATS;
 #endif
 
   float acc[MMA_TILES_M][MMA_TILES_N][4];
@@ -314,55 +558,41 @@ void gemm_tf32(const int M, const int N, const int K, const float alpha, const f
 #pragma unroll
       for (int r = 0; r < 4; ++r) acc[i][j][r] = 0.f;
 
-  float4 a_next[A_CHUNKS], b_next[B_CHUNKS];  // the next slab, in flight
-  load_slab_a(a_next, A, a_rows, a_cols, m0, 0, tid, a_vec);
-  load_slab_b(b_next, B, b_rows, b_cols, n0, 0, tid, b_vec);
-  for (int k0 = 0; k0 < K; k0 += TILE_K) {
-#pragma unroll
-    for (int i = 0; i < A_CHUNKS; ++i) {
-      const int c = tid + i * WG_SIZE, line = c / (A_LINE / 4), col = c % (A_LINE / 4) * 4;
-      *(__local float4*)(a_s + line * A_PITCH + col) = to_tf32_4(a_next[i]);
-    }
-#pragma unroll
-    for (int i = 0; i < B_CHUNKS; ++i) {
-      const int c = tid + i * WG_SIZE, line = c / (B_LINE / 4), col = c % (B_LINE / 4) * 4;
-      *(__local float4*)(b_s + line * B_PITCH + col) = to_tf32_4(b_next[i]);
-    }
-    barrier(CLK_LOCAL_MEM_FENCE);
-    if (k0 + TILE_K < K) {  // loads in flight while this slab is multiplied
-      load_slab_a(a_next, A, a_rows, a_cols, m0, k0 + TILE_K, tid, a_vec);
-      load_slab_b(b_next, B, b_rows, b_cols, n0, k0 + TILE_K, tid, b_vec);
-    }
+  float4 a_next[A_UNITS_PER_ITEM * A_F4], b_next[B_UNITS_PER_ITEM * B_F4];  // the next slab
 
-#pragma unroll
-    for (int kk = 0; kk < TILE_K; kk += 8) {
-      uint a[MMA_TILES_M][4], b[MMA_TILES_N][2];
-#pragma unroll
-      for (int i = 0; i < MMA_TILES_M; ++i) {
-        const int m = wm * WARP_TILE_M + i * 16 + g;
-        a[i][0] = as_uint(A_S(m, kk + t));
-        a[i][1] = as_uint(A_S(m + 8, kk + t));
-        a[i][2] = as_uint(A_S(m, kk + t + 4));
-        a[i][3] = as_uint(A_S(m + 8, kk + t + 4));
-      }
-#pragma unroll
-      for (int j = 0; j < MMA_TILES_N; ++j) {
-        const int n = wn * WARP_TILE_N + j * 8 + g;
-        b[j][0] = as_uint(B_S(n, kk + t));
-        b[j][1] = as_uint(B_S(n, kk + t + 4));
-      }
-#pragma unroll
-      for (int i = 0; i < MMA_TILES_M; ++i)
-#pragma unroll
-        for (int j = 0; j < MMA_TILES_N; ++j) MMA(acc[i][j], a[i], b[j]);
-    }
-    barrier(CLK_LOCAL_MEM_FENCE);  // the next step overwrites the stages
+  // Pipeline: slab s is multiplied from buffer s % 2 while slab s + 1 is in flight from
+  // global memory into registers; after the mma loop those go into buffer (s + 1) % 2,
+  // last read during slab s − 1, before the barrier that ended it; then one barrier. The
+  // loop body takes two slabs, so that each buffer's offset is a constant.
+  load_slab(a_next, b_next, A, a_rows, a_cols, a_vec, B, b_rows, b_cols, b_vec, m0, n0, 0, tid);
+  store_slab(a_s, b_s, a_next, b_next, tid);
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int k0 = 0; k0 < K; k0 += 2 * TILE_K) {
+    int more = k0 + TILE_K < K;  // the same in every work-item
+    if (more)
+      load_slab(a_next, b_next, A, a_rows, a_cols, a_vec, B, b_rows, b_cols, b_vec, m0, n0,
+                k0 + TILE_K, tid);
+    mma_slab(acc, a_s, b_s, a_frag, b_frag WARP_SCRATCH_ARG);
+    if (more) store_slab(a_s + A_STAGE_FLOATS, b_s + B_STAGE_FLOATS, a_next, b_next, tid);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (!more) break;
+
+    more = k0 + 2 * TILE_K < K;
+    if (more)
+      load_slab(a_next, b_next, A, a_rows, a_cols, a_vec, B, b_rows, b_cols, b_vec, m0, n0,
+                k0 + 2 * TILE_K, tid);
+    mma_slab(acc, a_s + A_STAGE_FLOATS, b_s + B_STAGE_FLOATS, a_frag, b_frag WARP_SCRATCH_ARG);
+    if (more) store_slab(a_s, b_s, a_next, b_next, tid);
+    barrier(CLK_LOCAL_MEM_FENCE);
   }
+
+  const ulong slice_c = offset_c + z * stride_c;
+  C += slice_c;
 
   // Epilogue, in matmul.cl's order: alpha·acc, + bias, + beta·C. Lane (g, t) holds columns
   // 2t, 2t+1 of rows g and g+8 of each mma tile: a float2 when C's rows keep them 8-byte
   // aligned (N even, slice offset even).
-  const int c_vec = (slice_c % 2 == 0) && (N % 2 == 0);
+  const int c_vec = VECTOR_IO || ((slice_c % 2 == 0) && (N % 2 == 0));
 #pragma unroll
   for (int i = 0; i < MMA_TILES_M; ++i)
 #pragma unroll
@@ -401,8 +631,8 @@ __kernel __attribute__((reqd_work_group_size(WARP_SIZE, 1, 1)))
 void tf32_probe(const __global float* A, const __global float* B, __global float* C) {
   const int lane = lane_id(), g = lane >> 2, t = lane & 3;
 #if EMULATE_MMA
-  const int warp = 0;
   __local float mma_scratch[MMA_SCRATCH_FLOATS];
+  __local float* warp_scratch = mma_scratch;
 #endif
   uint a[4], b[2];
   a[0] = as_uint(to_tf32(A[g * 8 + t]));

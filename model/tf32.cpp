@@ -1,11 +1,13 @@
 #include "model/tf32.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <climits>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <limits>
@@ -62,21 +64,124 @@ void check_operand(const char* name, const cl::Buffer& buffer, size_t offset, si
                 " floats but its buffer holds " + std::to_string(have));
 }
 
-}  // namespace
-
-size_t Tf32GemmConfig::local_bytes(bool trans_a, bool trans_b) const {
-  // Stored orientation, padded (matmul_tf32.cl): k-contiguous rows of tile_k + 4, or
-  // m/n-contiguous rows of tile + 8.
-  const size_t a = trans_a ? size_t(tile_k) * (tile_m + 8) : size_t(tile_m) * (tile_k + 4);
-  const size_t b = trans_b ? size_t(tile_n) * (tile_k + 4) : size_t(tile_k) * (tile_n + 8);
-  return sizeof(float) * (a + b);
+// gemm_tf32 built with `options`; ATTNSCOPE_TF32_VERBOSE=1 adds -cl-nv-verbose. A compiler
+// that rejects -cl-nv-maxrregcount (it is NVIDIA's documented option, but only a hint for
+// speed) gets the kernel without it, once noted on stderr.
+cl::Kernel tf32_kernel(Runtime& rt, std::string options) {
+  static std::atomic<bool> cap_rejected{false};
+  const size_t cap = options.find(" -cl-nv-maxrregcount=");
+  const bool emulated = options.find("-DEMULATE_MMA=1") != std::string::npos;
+  if (cap != std::string::npos && cap_rejected) options.erase(cap);
+  const char* verbose = std::getenv("ATTNSCOPE_TF32_VERBOSE");
+  const std::string suffix =
+      !emulated && verbose && std::string(verbose) == "1" ? " -cl-nv-verbose" : "";
+  try {
+    return rt.shared_kernel(kFile, "gemm_tf32", options + suffix);
+  } catch (const Error& e) {
+    if (cap == std::string::npos || cap_rejected) throw;
+    const std::string message = e.what();
+    const std::string without = options.substr(0, cap);
+    cl::Kernel kernel = rt.shared_kernel(kFile, "gemm_tf32", without + suffix);  // throws too
+    cap_rejected = true;
+    std::fprintf(stderr, "gemm_tf32: building with '%s' failed, built without it: %s\n",
+                 options.substr(cap + 1).c_str(), message.substr(0, message.find('\n')).c_str());
+    return kernel;
+  }
 }
 
-std::string Tf32GemmConfig::build_options(bool trans_a, bool trans_b, bool emulate_mma) const {
-  return "-DTILE_M=" + std::to_string(tile_m) + " -DTILE_N=" + std::to_string(tile_n) +
-         " -DTILE_K=" + std::to_string(tile_k) + " -DWARPS_M=" + std::to_string(warps_m) +
-         " -DWARPS_N=" + std::to_string(warps_n) + " -DTRANS_A=" + (trans_a ? "1" : "0") +
-         " -DTRANS_B=" + (trans_b ? "1" : "0") + (emulate_mma ? " -DEMULATE_MMA=1" : "");
+}  // namespace
+
+bool Tf32GemmConfig::valid() const {
+  if (tile_k != 8 && tile_k != 16 && tile_k != 32 && tile_k != 64) return false;
+  if (warps_m < 1 || warps_n < 1 || tile_m < 1 || tile_n < 1 || group_m < 1) return false;
+  if (tile_m % warps_m || tile_n % warps_n) return false;
+  // Warp tiles: pairs of 16-row mma tiles (the A stages interleave rows m, m + 8 and
+  // address tiles in pairs), whole 16-column pairs of 8-column mma tiles.
+  if (warp_tile_m() % 32 || warp_tile_n() % 16) return false;
+  return work_group_size() <= 1024;
+}
+
+size_t Tf32GemmConfig::local_bytes(bool, bool) const {
+  // Unpadded, swizzled stages (matmul_tf32.cl), two buffers each.
+  return 2 * sizeof(float) * size_t(tile_k) * (size_t(tile_m) + size_t(tile_n));
+}
+
+int Tf32GemmConfig::registers_needed() const {
+  const int wg = int(work_group_size());
+  const int accumulators = warp_tile_m() * warp_tile_n() / 32;
+  const int fragments = 4 * (warp_tile_m() / 16) + 2 * (warp_tile_n() / 8);  // one k-step
+  const int prefetch = (tile_k * (tile_m + tile_n) + wg - 1) / wg;           // floats in flight
+  return accumulators + fragments + prefetch * 3 / 2 + 16;
+}
+
+int Tf32GemmConfig::register_cap() const {
+  constexpr int kRegistersPerSm = 65536, kMaxPerThread = 255;
+  const int wg = int(work_group_size());
+  const int two_groups = kRegistersPerSm / (2 * wg) / 8 * 8;
+  if (two_groups >= registers_needed()) return std::min(kMaxPerThread, two_groups);
+  return std::min(kMaxPerThread, kRegistersPerSm / wg / 8 * 8);
+}
+
+std::string Tf32GemmConfig::build_options(bool trans_a, bool trans_b, bool emulate_mma,
+                                          bool vector_io) const {
+  std::string options =
+      "-DTILE_M=" + std::to_string(tile_m) + " -DTILE_N=" + std::to_string(tile_n) +
+      " -DTILE_K=" + std::to_string(tile_k) + " -DWARPS_M=" + std::to_string(warps_m) +
+      " -DWARPS_N=" + std::to_string(warps_n) + " -DGROUP_M=" + std::to_string(group_m) +
+      " -DTRANS_A=" + (trans_a ? "1" : "0") +
+      " -DTRANS_B=" + (trans_b ? "1" : "0") + " -DVECTOR_IO=" + (vector_io ? "1" : "0");
+  if (emulate_mma) return options + " -DEMULATE_MMA=1";
+  if (register_cap() < 255) options += " -cl-nv-maxrregcount=" + std::to_string(register_cap());
+  return options;
+}
+
+std::string Tf32GemmConfig::label() const {
+  return std::to_string(tile_m) + "x" + std::to_string(tile_n) + "x" + std::to_string(tile_k) +
+         "/" + std::to_string(warps_m) + "x" + std::to_string(warps_n) + "w" +
+         (group_m != 8 ? "/g" + std::to_string(group_m) : "");
+}
+
+bool tf32_fits_device(const Tf32GemmConfig& c, const DeviceInfo& device) {
+  return c.work_group_size() <= device.max_work_group_size &&
+         c.local_bytes() <= device.local_mem_bytes;
+}
+
+std::vector<Tf32GemmConfig> tf32_tuning_space(const DeviceInfo& device) {
+  std::vector<Tf32GemmConfig> space;
+  for (int tile_m : {64, 128, 256})
+    for (int tile_n : {64, 128, 256})
+      for (int tile_k : {16, 32})
+        for (int warp_m : {32, 64})
+          for (int warp_n : {32, 64}) {
+            const Tf32GemmConfig c{tile_m, tile_n, tile_k, tile_m / warp_m, tile_n / warp_n};
+            if (!c.valid() || !tf32_fits_device(c, device) ||
+                c.registers_needed() > std::min<int>(255, 65536 / int(c.work_group_size())))
+              continue;
+            space.push_back(c);
+          }
+  return space;
+}
+
+std::vector<Tf32GemmConfig> tf32_recommended_configs() {
+  return {
+      {128, 128, 16, 2, 4},  // the default: warps of 64 × 32, two work-groups per SM
+      {128, 128, 16, 2, 2},  // warps of 64 × 64: more reuse per fragment, 4 warps per group
+      {128, 256, 16, 2, 4},  // warps of 64 × 64, 8 per group, 48 KiB: one group per SM
+      {256, 128, 16, 4, 2},  // the same transposed
+      {128, 64, 32, 2, 2},   // warps of 64 × 32, K-slabs of 32: products with N ≤ 768
+      {64, 128, 32, 1, 4},   // the same transposed
+      {128, 64, 16, 2, 2},   // smaller tiles for better-filled last waves
+      {128, 256, 16, 2, 8},  // warps of 64 × 32, 16 per group, 48 KiB: one group per SM
+      {256, 128, 16, 4, 4},  // the same transposed
+  };
+}
+
+bool tf32_rows_aligned(const Ops::GemmSpec& s) {
+  const size_t lda = s.trans_a ? s.M : s.K, ldb = s.trans_b ? s.K : s.N;
+  for (size_t v : {lda, ldb, size_t(s.N), s.offset_a, s.offset_b, s.offset_c, s.stride_a,
+                   s.stride_b, s.stride_c})
+    if (v % 4) return false;
+  return true;
 }
 
 void launch_gemm_tf32(Runtime& rt, const Tf32GemmConfig& config, const Ops::GemmSpec& spec,
@@ -90,8 +195,10 @@ void launch_gemm_tf32(Runtime& rt, const Tf32GemmConfig& config, const Ops::Gemm
   check_operand("B", B, s.offset_b, s.stride_b, s.batch, size_t(s.K) * s.N);
   check_operand("C", C, s.offset_c, s.stride_c, s.batch, size_t(s.M) * s.N);
   if (s.M == 0 || s.N == 0) return;
-  cl::Kernel kernel =
-      rt.shared_kernel(kFile, "gemm_tf32", config.build_options(s.trans_a, s.trans_b, emulate_mma));
+  if (!config.valid())
+    throw Error("gemm_tf32: invalid configuration " + config.label());
+  cl::Kernel kernel = tf32_kernel(rt, config.build_options(s.trans_a, s.trans_b, emulate_mma,
+                                                           tf32_rows_aligned(s)));
   set_args(kernel, s.M, s.N, s.K, s.alpha, s.beta, A, cl_ulong(s.offset_a), cl_ulong(s.stride_a),
            B, cl_ulong(s.offset_b), cl_ulong(s.stride_b), C, cl_ulong(s.offset_c),
            cl_ulong(s.stride_c), bias ? *bias : C, cl_int(bias ? 1 : 0));

@@ -26,25 +26,76 @@ void reference_tf32_gemm(float* c, const float* a, const float* b, const float* 
                          int K, bool trans_a, bool trans_b, float alpha, float beta);
 
 // gemm_tf32's tunables (matmul_tf32.cl): a work-group of warps_m × warps_n warps (32
-// work-items each, 1-D local size) computes a tile_m × tile_n tile of C in K-steps of tile_k.
+// work-items each, 1-D local size) computes a tile_m × tile_n tile of C in K-slabs of tile_k,
+// each warp a (tile_m / warps_m) × (tile_n / warps_n) sub-tile. The default, 128x128x16/2x4w
+// (warps of 64 × 32, 64 accumulators per lane, 32 KiB of local memory), keeps within 128
+// registers, so that two work-groups (16 warps) share an SM.
 struct Tf32GemmConfig {
-  int tile_m = 128, tile_n = 128, tile_k = 32, warps_m = 2, warps_n = 4;
+  int tile_m = 128, tile_n = 128, tile_k = 16, warps_m = 2, warps_n = 4;
+  // Tiles are scheduled in bands of group_m tile rows, each walked column by column (L2
+  // reuse of A and B panels among the work-groups in flight; 1: plain row-major order).
+  int group_m = 8;
 
   size_t work_group_size() const { return size_t(warps_m) * warps_n * 32; }
-  // The two stages (their pitches depend on the transposes) — the kernel's __local use
-  // without EMULATE_MMA.
-  size_t local_bytes(bool trans_a, bool trans_b) const;
-  // "-DTILE_M=... -DTRANS_A=..." for matmul_tf32.cl. emulate_mma adds -DEMULATE_MMA=1: tests
-  // on CPU devices only, never in production.
-  std::string build_options(bool trans_a, bool trans_b, bool emulate_mma = false) const;
+  int warp_tile_m() const { return warps_m > 0 ? tile_m / warps_m : 0; }
+  int warp_tile_n() const { return warps_n > 0 ? tile_n / warps_n : 0; }
+  // The kernel's constraints: tile_k 8, 16, 32 or 64; warp tiles of whole multiples of 32
+  // rows and 16 columns; at most 1024 work-items; group_m ≥ 1.
+  bool valid() const;
+  // The double-buffered stages, 2 · 4 · tile_k · (tile_m + tile_n) bytes — the kernel's
+  // __local use without EMULATE_MMA, the same for every transpose case (no padding).
+  size_t local_bytes(bool trans_a = false, bool trans_b = false) const;
+  // Registers a work-item needs, about: fp32 accumulators, one k-step of fragments, the
+  // prefetched slab and half as much again while it is rounded and stored, addressing.
+  // The basis of register_cap and of the tuning space's register filter.
+  int registers_needed() const;
+  // The register limit its NVIDIA build asks for (-cl-nv-maxrregcount, the OpenCL
+  // counterpart of __launch_bounds__): as many registers as let two work-groups share an
+  // SM (65536 registers per SM on sm_80/sm_90) when registers_needed fits in that, else as
+  // many as one work-group may have; 255 (no limit passed) when that is the larger.
+  int register_cap() const;
+  // "-DTILE_M=... -DTRANS_A=... -DVECTOR_IO=..." for matmul_tf32.cl, with
+  // -cl-nv-maxrregcount=register_cap() unless emulate_mma. vector_io: every row of A, B and
+  // C starts 16-byte aligned (tf32_rows_aligned), so loads need no scalar path. emulate_mma
+  // adds -DEMULATE_MMA=1: tests on CPU devices only, never in production.
+  std::string build_options(bool trans_a, bool trans_b, bool emulate_mma = false,
+                            bool vector_io = false) const;
+  std::string label() const;  // "128x128x16/2x4w", "…/2x4w/g1" when group_m ≠ 8
+  bool operator==(const Tf32GemmConfig& o) const {
+    return tile_m == o.tile_m && tile_n == o.tile_n && tile_k == o.tile_k &&
+           warps_m == o.warps_m && warps_n == o.warps_n && group_m == o.group_m;
+  }
 };
+
+// Whether config's work-group and local memory fit the device.
+bool tf32_fits_device(const Tf32GemmConfig& config, const DeviceInfo& device);
+
+// Every valid configuration that fits the device: tiles of 64, 128 or 256 in M and in N,
+// K-slabs of 16 or 32, warps of 32 or 64 rows by 32 or 64 columns, group_m 8 — leaving out
+// those whose registers_needed exceeds what one work-group may have (65536 / work-group
+// size, at most 255). What a tuner sweeps; tf32_recommended_configs lists the ones to try
+// first.
+std::vector<Tf32GemmConfig> tf32_tuning_space(const DeviceInfo& device);
+
+// The configurations worth timing first on an H100/H200-class GPU, best guess first (all
+// in tf32_tuning_space of a 48 KiB / 1024 device).
+std::vector<Tf32GemmConfig> tf32_recommended_configs();
+
+// Every row of A, B and C of every slice of spec starts on a 16-byte boundary (leading
+// dimensions, offsets and strides multiples of 4 floats): launch_gemm_tf32 then builds
+// with VECTOR_IO.
+bool tf32_rows_aligned(const Ops::GemmSpec& spec);
 
 // Launches gemm_tf32 for spec (every slice), exactly as matmul.cl's gemm would be (same
 // arguments; bias may be null): global (⌈N/tile_n⌉·work_group_size, ⌈M/tile_m⌉, batch),
-// local (work_group_size, 1, 1). Throws Error for a bad shape, a matrix of 2^31 elements or
-// more, or an operand larger than its buffer. Nothing checks that the device is NVIDIA:
-// call probe_tf32 first, except with emulate_mma (tests on CPU devices). profile_name:
-// the launch's name in the kernel profile ("" → "gemm_tf32").
+// local (work_group_size, 1, 1), VECTOR_IO where tf32_rows_aligned. Throws Error for a bad
+// shape, an invalid config, a matrix of 2^31 elements or more, or an operand larger than
+// its buffer. Nothing checks that the device is NVIDIA: call probe_tf32 first, except with
+// emulate_mma (tests on CPU devices). If the compiler rejects -cl-nv-maxrregcount, the
+// kernel is built without it (once, with a note on stderr). ATTNSCOPE_TF32_VERBOSE=1 adds
+// -cl-nv-verbose (ptxas's register and spill counts in the build log: see
+// ATTNSCOPE_BUILD_LOG). profile_name: the launch's name in the kernel profile ("" →
+// "gemm_tf32").
 void launch_gemm_tf32(Runtime& rt, const Tf32GemmConfig& config, const Ops::GemmSpec& spec,
                       const cl::Buffer& A, const cl::Buffer& B, const cl::Buffer& C,
                       const cl::Buffer* bias, bool emulate_mma = false,

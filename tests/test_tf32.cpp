@@ -300,10 +300,11 @@ TEST(Tf32Gemm, EmulatedBatchedWithOffsetsAndStrides) {
   }
 }
 
-// A smaller configuration (4 warps as 2 × 2, 64 × 64 tiles, K-steps of 16: two chunks per
-// work-item per slab), two transpose cases each.
+// A smaller configuration (4 warps as 2 × 2, 64 × 64 tiles, warps of 32 × 32, K-steps of 16),
+// in bands of 2 tile rows (129 and 200 rows: 3 and 4 tile rows, the last band partial or
+// not), two transpose cases each.
 TEST(Tf32Gemm, EmulatedOtherTileConfiguration) {
-  const Tf32GemmConfig config{64, 64, 16, 2, 2};
+  const Tf32GemmConfig config{64, 64, 16, 2, 2, 2};
   for (int t : {1, 2})
     for (const auto& shape : kShapes) {
       Ops::GemmSpec s = spec_of(shape[0], shape[1], shape[2], t);
@@ -311,6 +312,50 @@ TEST(Tf32Gemm, EmulatedOtherTileConfiguration) {
       EXPECT_LT(r.error, kTolerance) << describe(s);
       EXPECT_TRUE(r.outside_untouched) << describe(s);
     }
+}
+
+// Configurations of the tuning space, emulated: every transpose, odd shapes (scalar loads,
+// edge tiles, K of 1, 2, 3 and 5 slabs — both halves of the two-slab loop body — and K = 0),
+// multiples of 4 (VECTOR_IO), batches with odd and aligned offsets and strides, alpha, beta,
+// bias, and C poisoned where beta = 0. The default; warps of 64 × 64 (4 per group, two
+// slab units per work-item); K-slabs of 32 (warps of 64 × 32, one warp row); 256-row tiles
+// (warps of 64 × 64, 8 per group); and one outside the space whose last round of staging
+// units is partial (B-P: 128 units for 256 work-items).
+TEST(Tf32Gemm, EmulatedTuningSpaceConfigurations) {
+  const std::vector<Tf32GemmConfig> configs = {
+      {}, {128, 128, 16, 2, 2}, {64, 128, 32, 1, 4}, {256, 128, 16, 4, 2}, {64, 64, 16, 2, 4}};
+  const std::vector<std::vector<int>> shapes = {{129, 130, 17}, {70, 200, 45}, {200, 136, 72},
+                                                {260, 132, 8}, {5, 7, 0}};
+  for (const Tf32GemmConfig& config : configs) {
+    ASSERT_TRUE(config.valid()) << config.label();
+    for (int t = 0; t < 4; ++t) {
+      for (const auto& shape : shapes) {
+        Ops::GemmSpec s = spec_of(shape[0], shape[1], shape[2], t);
+        const bool bias = (shape[0] + t) % 2 == 0;
+        if (shape[1] == 130) s.alpha = 0.5f, s.beta = -1.5f;  // C read
+        if (shape[1] == 136) s.alpha = -2.f;                  // beta = 0: C poisoned
+        if (shape[2] == 0) s.beta = 0.25f;
+        Result r = run_tf32_gemm(s, bias, true, config);
+        EXPECT_LT(r.error, kTolerance) << config.label() << " " << describe(s) << " bias=" << bias;
+        EXPECT_TRUE(r.outside_untouched) << config.label() << " " << describe(s);
+      }
+      Ops::GemmSpec s = spec_of(37, 29, 23, t);  // odd offsets and strides: scalar loads
+      s.batch = 3, s.alpha = 0.5f, s.beta = -1.5f;
+      s.offset_a = 7, s.offset_b = 3, s.offset_c = 11;
+      s.stride_a = 37 * 23 + 5, s.stride_b = 29 * 23 + 1, s.stride_c = 37 * 29 + 13;
+      Result r = run_tf32_gemm(s, true, true, config);
+      EXPECT_LT(r.error, kTolerance) << config.label() << " " << describe(s);
+      EXPECT_TRUE(r.outside_untouched) << config.label() << " " << describe(s);
+      s = spec_of(136, 132, 44, t);  // aligned: VECTOR_IO, per slice; beta = 0 on poison
+      s.batch = 2, s.alpha = 1.f, s.beta = 0.f;
+      s.offset_a = 4, s.offset_b = 8, s.offset_c = 12;
+      s.stride_a = 136 * 44 + 4, s.stride_b = 132 * 44 + 12, s.stride_c = 136 * 132 + 8;
+      ASSERT_TRUE(tf32_rows_aligned(s));
+      r = run_tf32_gemm(s, false, true, config);
+      EXPECT_LT(r.error, kTolerance) << config.label() << " " << describe(s);
+      EXPECT_TRUE(r.outside_untouched) << config.label() << " " << describe(s);
+    }
+  }
 }
 
 // The tolerance tells rounded from unrounded operands: a kernel that skipped the rounding
@@ -324,13 +369,103 @@ TEST(Tf32Gemm, ToleranceSeparatesTf32FromFp32) {
 TEST(Tf32Gemm, LocalMemoryFitsNvidiaLimit) {
   const Tf32GemmConfig config;
   for (int t = 0; t < 4; ++t) EXPECT_LE(config.local_bytes(t & 1, t & 2), 48u * 1024u) << t;
-  // As ptxas reports for the four variants: k-contiguous 128 × (32 + 4) floats, m/n-contiguous
-  // 32 × (128 + 8).
-  EXPECT_EQ(config.local_bytes(false, false), 35840u);
-  EXPECT_EQ(config.local_bytes(false, true), 36864u);
-  EXPECT_EQ(config.local_bytes(true, false), 34816u);
-  EXPECT_EQ(config.local_bytes(true, true), 35840u);
+  // Two buffers of 16 × (128 + 128) floats, unpadded (swizzled), in every transpose case;
+  // ptxas reports the same.
+  for (int t = 0; t < 4; ++t) EXPECT_EQ(config.local_bytes(t & 1, t & 2), 32768u) << t;
   EXPECT_EQ(config.work_group_size(), 256u);
+  EXPECT_EQ((Tf32GemmConfig{128, 64, 32, 2, 2}.local_bytes()), 49152u);
+}
+
+TEST(Tf32GemmConfig, DefaultLabelValidityAndBuildOptions) {
+  const Tf32GemmConfig config;
+  EXPECT_EQ(config.label(), "128x128x16/2x4w");
+  EXPECT_TRUE(config.valid());
+  EXPECT_EQ(config.warp_tile_m(), 64);
+  EXPECT_EQ(config.warp_tile_n(), 32);
+  // 64 accumulators, within 128 registers: two work-groups of 256 per SM.
+  EXPECT_LE(config.registers_needed(), 128);
+  EXPECT_EQ(config.register_cap(), 128);
+  EXPECT_EQ(config.build_options(false, true),
+            "-DTILE_M=128 -DTILE_N=128 -DTILE_K=16 -DWARPS_M=2 -DWARPS_N=4 -DGROUP_M=8 "
+            "-DTRANS_A=0 -DTRANS_B=1 -DVECTOR_IO=0 -cl-nv-maxrregcount=128");
+  // Emulated (PoCL): no NVIDIA option.
+  EXPECT_EQ(config.build_options(true, false, true, true),
+            "-DTILE_M=128 -DTILE_N=128 -DTILE_K=16 -DWARPS_M=2 -DWARPS_N=4 -DGROUP_M=8 "
+            "-DTRANS_A=1 -DTRANS_B=0 -DVECTOR_IO=1 -DEMULATE_MMA=1");
+  EXPECT_EQ((Tf32GemmConfig{128, 128, 16, 2, 4, 1}.label()), "128x128x16/2x4w/g1");
+  EXPECT_FALSE((Tf32GemmConfig{128, 128, 16, 2, 4, 1} == config));
+  // Warps of 64 × 64 in groups of 4: two groups fit in any case, no limit passed.
+  const Tf32GemmConfig wide{128, 128, 16, 2, 2};
+  EXPECT_EQ(wide.label(), "128x128x16/2x2w");
+  EXPECT_EQ(wide.register_cap(), 255);
+  EXPECT_EQ(wide.build_options(false, false).find("maxrregcount"), std::string::npos);
+  // 8 warps of 64 × 64 need more than 128: one group per SM, no limit.
+  EXPECT_EQ((Tf32GemmConfig{256, 128, 16, 4, 2}.register_cap()), 255);
+  // 16 warps of 64 × 32: one group of 512, 128 registers.
+  EXPECT_EQ((Tf32GemmConfig{256, 128, 16, 4, 4}.register_cap()), 128);
+}
+
+TEST(Tf32GemmConfig, InvalidConfigurations) {
+  EXPECT_FALSE((Tf32GemmConfig{128, 128, 12, 2, 4}.valid()));   // tile_k
+  EXPECT_FALSE((Tf32GemmConfig{128, 128, 16, 8, 4}.valid()));   // warps of 16 rows
+  EXPECT_FALSE((Tf32GemmConfig{128, 128, 16, 2, 16}.valid()));  // warps of 8 columns
+  EXPECT_FALSE((Tf32GemmConfig{96, 128, 16, 2, 4}.valid()));    // warps of 48 rows
+  EXPECT_FALSE((Tf32GemmConfig{256, 256, 16, 8, 8}.valid()));   // 2048 work-items
+  EXPECT_FALSE((Tf32GemmConfig{128, 128, 16, 0, 4}.valid()));
+  EXPECT_FALSE((Tf32GemmConfig{128, 128, 16, 2, 4, 0}.valid()));  // group_m
+  Runtime& rt = shared_runtime();
+  auto a = to_device(random_vector(64)), b = to_device(random_vector(64)), c = poisoned(64);
+  testing::expect_error<Error>(
+      [&] { launch_gemm_tf32(rt, {128, 128, 12, 2, 4}, spec_of(8, 8, 8, 0), a, b, c, nullptr, true); },
+      {"gemm_tf32", "invalid configuration", "128x128x12/2x4w"});
+}
+
+// What a tuner sweeps, for NVIDIA's limits (48 KiB of static local memory, 1024 work-items):
+// every configuration is valid and fits, none twice; it holds the default, warps of 64 × 64,
+// K-slabs of 32, and every recommended configuration.
+TEST(Tf32GemmConfig, TuningSpaceFitsA48KiBDevice) {
+  DeviceInfo device;
+  device.local_mem_bytes = 48 * 1024;
+  device.max_work_group_size = 1024;
+  const std::vector<Tf32GemmConfig> space = tf32_tuning_space(device);
+  ASSERT_FALSE(space.empty());
+  for (size_t i = 0; i < space.size(); ++i) {
+    const Tf32GemmConfig& c = space[i];
+    EXPECT_TRUE(c.valid()) << c.label();
+    EXPECT_TRUE(tf32_fits_device(c, device)) << c.label();
+    for (int t = 0; t < 4; ++t) EXPECT_LE(c.local_bytes(t & 1, t & 2), 48u * 1024u) << c.label();
+    EXPECT_LE(c.work_group_size(), 1024u) << c.label();
+    EXPECT_LE(c.registers_needed(), c.register_cap()) << c.label();
+    EXPECT_TRUE(c.tile_k == 16 || c.tile_k == 32) << c.label();
+    for (int w : {c.warp_tile_m(), c.warp_tile_n()}) EXPECT_TRUE(w == 32 || w == 64) << c.label();
+    for (size_t j = 0; j < i; ++j) EXPECT_FALSE(space[j] == c) << c.label();
+  }
+  auto contains = [&](const Tf32GemmConfig& c) {
+    return std::find(space.begin(), space.end(), c) != space.end();
+  };
+  EXPECT_TRUE(contains(Tf32GemmConfig{}));
+  EXPECT_TRUE(contains(Tf32GemmConfig{128, 128, 16, 2, 2}));
+  EXPECT_TRUE(contains(Tf32GemmConfig{128, 64, 32, 2, 2}));
+  EXPECT_FALSE(contains(Tf32GemmConfig{128, 128, 32, 2, 4}));  // 64 KiB
+  EXPECT_FALSE(contains(Tf32GemmConfig{256, 256, 16, 4, 4}));  // 64 KiB
+  for (const Tf32GemmConfig& c : tf32_recommended_configs()) EXPECT_TRUE(contains(c)) << c.label();
+  // A device with less: only what fits.
+  device.local_mem_bytes = 32 * 1024;
+  device.max_work_group_size = 256;
+  for (const Tf32GemmConfig& c : tf32_tuning_space(device)) {
+    EXPECT_LE(c.local_bytes(), 32u * 1024u) << c.label();
+    EXPECT_LE(c.work_group_size(), 256u) << c.label();
+  }
+}
+
+TEST(Tf32GemmConfig, RowsAligned) {
+  Ops::GemmSpec s = spec_of(8192, 2304, 768, 2);
+  EXPECT_TRUE(tf32_rows_aligned(s));
+  s.offset_b = 2;
+  EXPECT_FALSE(tf32_rows_aligned(s));
+  EXPECT_FALSE(tf32_rows_aligned(spec_of(8, 8, 6, 0)));   // lda = 6
+  EXPECT_TRUE(tf32_rows_aligned(spec_of(8, 8, 6, 1)));    // Aᵀ: lda = 8, ldb = 8
+  EXPECT_FALSE(tf32_rows_aligned(spec_of(8, 10, 8, 2)));  // N = 10
 }
 
 // The real tensor-core kernel, on devices that pass the probe (NVIDIA, sm_80+).
@@ -356,6 +491,16 @@ TEST(Tf32Gemm, TensorCoresMatchReferenceAndAreDeterministic) {
     EXPECT_LT(r.error, kTolerance) << describe(s);
     EXPECT_TRUE(r.outside_untouched) << describe(s);
   }
+  // The recommended configurations (tuner's first candidates), odd and aligned shapes.
+  for (const Tf32GemmConfig& config : tf32_recommended_configs())
+    for (const auto& shape : std::vector<std::vector<int>>{{129, 130, 17}, {520, 264, 136}})
+      for (int t = 0; t < 4; ++t) {
+        Ops::GemmSpec s = spec_of(shape[0], shape[1], shape[2], t);
+        s.alpha = 0.5f, s.beta = shape[2] == 17 ? -1.5f : 0.f;
+        Result r = run_tf32_gemm(s, true, false, config);
+        EXPECT_LT(r.error, kTolerance) << config.label() << " " << describe(s);
+        EXPECT_TRUE(r.outside_untouched) << config.label() << " " << describe(s);
+      }
   // Same inputs twice: bitwise the same output.
   Ops::GemmSpec s = spec_of(300, 260, 200, 1);
   auto a = to_device(random_vector(300 * 200)), b = to_device(random_vector(200 * 260));
