@@ -1,10 +1,10 @@
 #include "model/gemm.hpp"
 
 #include <algorithm>
-#include <climits>
 #include <cmath>
 
 #include "host/runtime/error.hpp"
+#include "model/gemm_spec.hpp"
 #include "model/gemm_tuning.hpp"
 #include "model/tf32.hpp"
 
@@ -82,39 +82,6 @@ size_t tiles_of(const GemmConfig& c, int M, int N, int batch) {
 
 char size_class(int n) { return n < 1024 ? 's' : n < 4096 ? 'm' : 'l'; }
 
-// Element count a slice-strided operand needs: offset + (batch-1)·stride + rows·cols.
-void check_operand(const char* name, const cl::Buffer& buffer, size_t offset, size_t stride,
-                   int batch, size_t elements) {
-  if (elements > size_t(INT_MAX))
-    throw Error(std::string("gemm: operand ") + name + " has " + std::to_string(elements) +
-                " elements, more than the kernel's 32-bit indexing allows");
-  size_t needed = offset + size_t(batch - 1) * stride + elements;
-  size_t have = buffer.getInfo<CL_MEM_SIZE>() / sizeof(float);
-  if (needed > have)
-    throw Error(std::string("gemm: operand ") + name + " needs " + std::to_string(needed) +
-                " floats but its buffer holds " + std::to_string(have));
-}
-
-void check_spec(const Ops::GemmSpec& s, const cl::Buffer& A, const cl::Buffer& B,
-                const cl::Buffer& C) {
-  if (s.M < 0 || s.N < 0 || s.K < 0 || s.batch < 1)
-    throw Error("gemm: bad shape M=" + std::to_string(s.M) + " N=" + std::to_string(s.N) +
-                " K=" + std::to_string(s.K) + " batch=" + std::to_string(s.batch));
-  check_operand("A", A, s.offset_a, s.stride_a, s.batch, size_t(s.M) * s.K);
-  check_operand("B", B, s.offset_b, s.stride_b, s.batch, size_t(s.K) * s.N);
-  check_operand("C", C, s.offset_c, s.stride_c, s.batch, size_t(s.M) * s.N);
-}
-
-// Every row of A, B and C starts on a 16-byte boundary (buffers themselves are aligned far
-// beyond that): the kernel may use 128-bit accesses.
-bool rows_aligned(const Ops::GemmSpec& s) {
-  const size_t lda = s.trans_a ? s.M : s.K, ldb = s.trans_b ? s.K : s.N;
-  for (size_t v : {lda, ldb, size_t(s.N), s.offset_a, s.offset_b, s.offset_c, s.stride_a,
-                   s.stride_b, s.stride_c})
-    if (v % 4) return false;
-  return true;
-}
-
 // The share of a device's work-group slots that the last wave keeps busy, over all waves:
 // 1 when the tiles fill whole waves. Two work-groups of 256 per compute unit.
 double wave_efficiency(size_t tiles, const DeviceInfo& device) {
@@ -169,7 +136,7 @@ const char* const kGemmKernelFile = "matmul.cl";
 const char* const kTf32KernelFile = "matmul_tf32.cl";
 
 std::string gemm_build_options(const GemmConfig& config, const Ops::GemmSpec& spec) {
-  return config.build_options(spec.trans_a, spec.trans_b, rows_aligned(spec));
+  return config.build_options(spec.trans_a, spec.trans_b, gemm_rows_aligned(spec));
 }
 
 bool gemm_splittable(const Ops::GemmSpec& spec, bool has_bias) {
@@ -210,7 +177,7 @@ namespace {
 void launch_tiles(Runtime& rt, const GemmConfig& config, const Ops::GemmSpec& spec,
                   const cl::Buffer& A, const cl::Buffer& B, const cl::Buffer& C,
                   const cl::Buffer* bias, const std::string& profile_name) {
-  check_spec(spec, A, B, C);
+  check_gemm_operands("gemm", spec, A, B, C);
   if (spec.M == 0 || spec.N == 0) return;
   if (!config.valid() || !gemm_fits_device(config, rt.device()))
     throw Error("gemm configuration " + config.label() + " does not fit " +
@@ -275,7 +242,7 @@ void launch_gemm(Runtime& rt, const GemmPlan& plan, const Ops::GemmSpec& spec, c
     return launch_tiles(rt, plan.config, spec, A, B, C, bias, gemm_profile_name(spec));
   if (!gemm_splittable(spec, bias != nullptr))
     throw Error("gemm: split-K needs trans_a, no trans_b, one slice and no bias");
-  check_spec(spec, A, B, C);
+  check_gemm_operands("gemm", spec, A, B, C);
   const std::string name = gemm_profile_name(spec) + "_split" + std::to_string(plan.k_splits);
   launch_split(rt, plan.k_splits, plan.config.tile_k, spec, C, scratch,
                [&](const Ops::GemmSpec& part, const cl::Buffer& out) {
@@ -303,7 +270,7 @@ void launch_gemm_tf32_plan(Runtime& rt, const Tf32Plan& plan, const Ops::GemmSpe
   if (plan.k_splits <= 1) return launch_gemm_tf32(rt, plan.config, spec, A, B, C, bias, false, name);
   if (!gemm_splittable(spec, bias != nullptr))
     throw Error("gemm: split-K needs trans_a, no trans_b, one slice and no bias");
-  check_spec(spec, A, B, C);
+  check_gemm_operands("gemm", spec, A, B, C);
   launch_split(rt, plan.k_splits, plan.config.tile_k, spec, C, scratch,
                [&](const Ops::GemmSpec& part, const cl::Buffer& out) {
                  launch_gemm_tf32(rt, plan.config, part, A, B, out, nullptr, false,

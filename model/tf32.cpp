@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
-#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -13,6 +12,7 @@
 #include <limits>
 
 #include "host/runtime/error.hpp"
+#include "model/gemm_spec.hpp"
 
 namespace attnscope {
 
@@ -51,18 +51,6 @@ void reference_tf32_gemm(float* c, const float* a, const float* b, const float* 
 namespace {
 
 const char* const kFile = "matmul_tf32.cl";
-
-void check_operand(const char* name, const cl::Buffer& buffer, size_t offset, size_t stride,
-                   int batch, size_t elements) {
-  if (elements > size_t(INT_MAX))
-    throw Error(std::string("gemm_tf32: operand ") + name + " has " + std::to_string(elements) +
-                " elements, more than the kernel's 32-bit indexing allows");
-  const size_t needed = offset + size_t(batch - 1) * stride + elements;
-  const size_t have = buffer.getInfo<CL_MEM_SIZE>() / sizeof(float);
-  if (needed > have)
-    throw Error(std::string("gemm_tf32: operand ") + name + " needs " + std::to_string(needed) +
-                " floats but its buffer holds " + std::to_string(have));
-}
 
 // gemm_tf32 built with `options`; ATTNSCOPE_TF32_VERBOSE=1 adds -cl-nv-verbose. A compiler
 // that rejects -cl-nv-maxrregcount (it is NVIDIA's documented option, but only a hint for
@@ -176,29 +164,16 @@ std::vector<Tf32GemmConfig> tf32_recommended_configs() {
   };
 }
 
-bool tf32_rows_aligned(const Ops::GemmSpec& s) {
-  const size_t lda = s.trans_a ? s.M : s.K, ldb = s.trans_b ? s.K : s.N;
-  for (size_t v : {lda, ldb, size_t(s.N), s.offset_a, s.offset_b, s.offset_c, s.stride_a,
-                   s.stride_b, s.stride_c})
-    if (v % 4) return false;
-  return true;
-}
-
 void launch_gemm_tf32(Runtime& rt, const Tf32GemmConfig& config, const Ops::GemmSpec& spec,
                       const cl::Buffer& A, const cl::Buffer& B, const cl::Buffer& C,
                       const cl::Buffer* bias, bool emulate_mma, const std::string& profile_name) {
   const Ops::GemmSpec& s = spec;
-  if (s.M < 0 || s.N < 0 || s.K < 0 || s.batch < 1)
-    throw Error("gemm_tf32: bad shape M=" + std::to_string(s.M) + " N=" + std::to_string(s.N) +
-                " K=" + std::to_string(s.K) + " batch=" + std::to_string(s.batch));
-  check_operand("A", A, s.offset_a, s.stride_a, s.batch, size_t(s.M) * s.K);
-  check_operand("B", B, s.offset_b, s.stride_b, s.batch, size_t(s.K) * s.N);
-  check_operand("C", C, s.offset_c, s.stride_c, s.batch, size_t(s.M) * s.N);
+  check_gemm_operands("gemm_tf32", s, A, B, C);
   if (s.M == 0 || s.N == 0) return;
   if (!config.valid())
     throw Error("gemm_tf32: invalid configuration " + config.label());
   cl::Kernel kernel = tf32_kernel(rt, config.build_options(s.trans_a, s.trans_b, emulate_mma,
-                                                           tf32_rows_aligned(s)));
+                                                           gemm_rows_aligned(s)));
   set_args(kernel, s.M, s.N, s.K, s.alpha, s.beta, A, cl_ulong(s.offset_a), cl_ulong(s.stride_a),
            B, cl_ulong(s.offset_b), cl_ulong(s.stride_b), C, cl_ulong(s.offset_c),
            cl_ulong(s.stride_c), bias ? *bias : C, cl_int(bias ? 1 : 0));

@@ -56,7 +56,7 @@ struct Tf32GemmConfig {
   int register_cap() const;
   // "-DTILE_M=... -DTRANS_A=... -DVECTOR_IO=..." for matmul_tf32.cl, with
   // -cl-nv-maxrregcount=register_cap() unless emulate_mma. vector_io: every row of A, B and
-  // C starts 16-byte aligned (tf32_rows_aligned), so loads need no scalar path. emulate_mma
+  // C starts 16-byte aligned (gemm_rows_aligned, model/gemm_spec.hpp), so loads need no scalar path. emulate_mma
   // adds -DEMULATE_MMA=1: tests on CPU devices only, never in production.
   std::string build_options(bool trans_a, bool trans_b, bool emulate_mma = false,
                             bool vector_io = false) const;
@@ -81,14 +81,9 @@ std::vector<Tf32GemmConfig> tf32_tuning_space(const DeviceInfo& device);
 // in tf32_tuning_space of a 48 KiB / 1024 device).
 std::vector<Tf32GemmConfig> tf32_recommended_configs();
 
-// Every row of A, B and C of every slice of spec starts on a 16-byte boundary (leading
-// dimensions, offsets and strides multiples of 4 floats): launch_gemm_tf32 then builds
-// with VECTOR_IO.
-bool tf32_rows_aligned(const Ops::GemmSpec& spec);
-
 // Launches gemm_tf32 for spec (every slice), exactly as matmul.cl's gemm would be (same
 // arguments; bias may be null): global (⌈N/tile_n⌉·work_group_size, ⌈M/tile_m⌉, batch),
-// local (work_group_size, 1, 1), VECTOR_IO where tf32_rows_aligned. Throws Error for a bad
+// local (work_group_size, 1, 1), VECTOR_IO where gemm_rows_aligned. Throws Error for a bad
 // shape, an invalid config, a matrix of 2^31 elements or more, or an operand larger than
 // its buffer. Nothing checks that the device is NVIDIA: call probe_tf32 first, except with
 // emulate_mma (tests on CPU devices). If the compiler rejects -cl-nv-maxrregcount, the

@@ -16,6 +16,8 @@
 #include <vector>
 
 #include "host/runtime/error.hpp"
+#include "model/gemm_spec.hpp"
+#include "model/gemm_tuning.hpp"
 #include "model/reference/layers.hpp"
 #include "model/tf32.hpp"
 #include "tests/test_support.hpp"
@@ -314,6 +316,30 @@ TEST(Tf32Gemm, EmulatedOtherTileConfiguration) {
     }
 }
 
+// The tuning table's tf32 entries, emulated, each in the layout it was tuned for (the one
+// the planner gives it) with VECTOR_IO, as GPT-2's aligned products run on the GPU: edge
+// tiles in M, N and K, bias, C read (beta ≠ 0) and C poisoned (beta = 0). One build per
+// entry: PoCL compiles each variant of the kernel for seconds.
+TEST(Tf32Gemm, EmulatedTuningTableEntries) {
+  int tested = 0;
+  for (const auto& entry : gemm_tuning_table().entries()) {
+    if (entry.precision != "tf32") continue;
+    const std::string layout = entry.shape_class.substr(0, 2);  // "nt", "nn", "tn"
+    const int t = (layout[0] == 't' ? 1 : 0) | (layout[1] == 't' ? 2 : 0);
+    for (const auto& shape : std::vector<std::vector<int>>{{136, 132, 44}, {68, 260, 72}}) {
+      Ops::GemmSpec s = spec_of(shape[0], shape[1], shape[2], t);
+      ASSERT_TRUE(gemm_rows_aligned(s));
+      const bool bias = shape[0] == 136;
+      if (bias) s.alpha = 0.5f, s.beta = -1.5f;
+      Result r = run_tf32_gemm(s, bias, true, entry.tf32);
+      EXPECT_LT(r.error, kTolerance) << entry.tf32.label() << " " << describe(s);
+      EXPECT_TRUE(r.outside_untouched) << entry.tf32.label() << " " << describe(s);
+    }
+    ++tested;
+  }
+  EXPECT_GT(tested, 0) << "the tuning table has no tf32 entries";
+}
+
 // Configurations of the tuning space, emulated: every transpose, odd shapes (scalar loads,
 // edge tiles, K of 1, 2, 3 and 5 slabs — both halves of the two-slab loop body — and K = 0),
 // multiples of 4 (VECTOR_IO), batches with odd and aligned offsets and strides, alpha, beta,
@@ -350,7 +376,7 @@ TEST(Tf32Gemm, EmulatedTuningSpaceConfigurations) {
       s.batch = 2, s.alpha = 1.f, s.beta = 0.f;
       s.offset_a = 4, s.offset_b = 8, s.offset_c = 12;
       s.stride_a = 136 * 44 + 4, s.stride_b = 132 * 44 + 12, s.stride_c = 136 * 132 + 8;
-      ASSERT_TRUE(tf32_rows_aligned(s));
+      ASSERT_TRUE(gemm_rows_aligned(s));
       r = run_tf32_gemm(s, false, true, config);
       EXPECT_LT(r.error, kTolerance) << config.label() << " " << describe(s);
       EXPECT_TRUE(r.outside_untouched) << config.label() << " " << describe(s);
@@ -460,12 +486,12 @@ TEST(Tf32GemmConfig, TuningSpaceFitsA48KiBDevice) {
 
 TEST(Tf32GemmConfig, RowsAligned) {
   Ops::GemmSpec s = spec_of(8192, 2304, 768, 2);
-  EXPECT_TRUE(tf32_rows_aligned(s));
+  EXPECT_TRUE(gemm_rows_aligned(s));
   s.offset_b = 2;
-  EXPECT_FALSE(tf32_rows_aligned(s));
-  EXPECT_FALSE(tf32_rows_aligned(spec_of(8, 8, 6, 0)));   // lda = 6
-  EXPECT_TRUE(tf32_rows_aligned(spec_of(8, 8, 6, 1)));    // Aᵀ: lda = 8, ldb = 8
-  EXPECT_FALSE(tf32_rows_aligned(spec_of(8, 10, 8, 2)));  // N = 10
+  EXPECT_FALSE(gemm_rows_aligned(s));
+  EXPECT_FALSE(gemm_rows_aligned(spec_of(8, 8, 6, 0)));   // lda = 6
+  EXPECT_TRUE(gemm_rows_aligned(spec_of(8, 8, 6, 1)));    // Aᵀ: lda = 8, ldb = 8
+  EXPECT_FALSE(gemm_rows_aligned(spec_of(8, 10, 8, 2)));  // N = 10
 }
 
 // The real tensor-core kernel, on devices that pass the probe (NVIDIA, sm_80+).
