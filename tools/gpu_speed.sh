@@ -19,6 +19,12 @@
 #   energy      40 steps of `train` (gpt2 B=16 T=512) beside tools/nvml_energy.py polling
 #               every 10 ms (OUT/nvml_energy.csv), to hold the train window's figures against
 #   torch-bench tools/torch_twin.py bench, all variants, eager and SDPA, fp32 and TF32
+#   long-t      the long-sequence matrix (B=1, T=8192 and 16384, six variants, 2 steps after
+#               1): baseline at 16384 must be refused up front, every other cell ok
+#   t4096       gqa and lsh at T=4096, B=1, 8 steps with bench's default warm-up and
+#               validation every step (the loss spike at lr 6e-4 without warm-up)
+#   energy-bench  baseline and flash, gpt2 B=16 T=512, 30 measured steps (windows over 2 s,
+#               so each run has a counter and a sampled figure to hold against each other)
 # ATTNSCOPE=path picks the binary; TUNE_SECONDS the sweep's budget (default 240);
 # BENCH_ARGS replaces the bench phases' step counts (default: 1 repeat, 10 steps after 2);
 # BENCH_PRECISIONS the precisions benched (default "fp32 tf32").
@@ -103,6 +109,18 @@ for p in "$@"; do
             --attn-impl "$impl" --out "$out/torch-$precision-$impl"
         done
       done ;;
+    long-t)
+      phase long-t 420 "$attnscope" bench --model gpt2 --max-seq 16384 --batch 1 --seq 8192,16384 \
+        --variants baseline,flash,linear,sliding_window,lsh,gqa --repeats 1 --warmup 1 --steps 2 \
+        --idle-seconds 1 --cooldown-max 5 --out "$out/long-t" --tag long-t ;;
+    t4096)
+      phase t4096 240 "$attnscope" bench --model gpt2 --max-seq 4096 --batch 1 --seq 4096 \
+        --variants gqa,lsh --repeats 1 --steps 8 --val-every 1 --idle-seconds 1 --cooldown-max 5 \
+        --out "$out/t4096" --tag t4096 ;;
+    energy-bench)
+      phase energy-bench 240 "$attnscope" bench --model gpt2 --batch 16 --seq 512 \
+        --variants baseline,flash --repeats 1 --warmup 2 --steps 30 --idle-seconds 2 \
+        --cooldown-max 5 --out "$out/energy-bench" --tag energy-bench ;;
     *) echo "unknown phase $p" >&2 ;;
   esac
 done
