@@ -6,7 +6,10 @@ Usage: tools/plot_results.py RESULTS_DIR
 Writes PNG files beside the CSVs: training time, GPU energy, peak memory, mean power,
 FLOPs, CPU usage per variant (bars: median over repeats, whiskers: min..max), loss curves,
 and energy against time (one point per run); and summary.md, a Markdown table of the
-medians over repeats per variant and configuration. Empty cells (unmeasured metrics) are
+medians over repeats per variant and configuration. Where the runs of one batch size span
+two or more sequence lengths: scaling.png (peak memory and step time against T, log-log,
+one line per variant, linear and quadratic guides) and scaling.md (per variant the log-log
+slopes and the straight-line fit of peak memory against T). Empty cells (unmeasured metrics) are
 skipped, never plotted as 0. Only the standard library and matplotlib are needed.
 """
 import csv
@@ -128,6 +131,107 @@ def energy_time_figure(summary, path):
     return path
 
 
+def medians_by_seq(summary, column, batch):
+    """{variant: [(T, median over ok repeats)]} for one batch size, sorted by T."""
+    values = defaultdict(lambda: defaultdict(list))
+    for row in summary:
+        value = number(row.get(column))
+        if row["status"] == "ok" and int(row["batch"]) == batch and value is not None:
+            values[row["variant"]][int(row["seq"])].append(value)
+    return {variant: sorted((t, statistics.median(v)) for t, v in by_t.items())
+            for variant, by_t in values.items()}
+
+
+def least_squares(xs, ys):
+    """(slope, intercept, r²) of the straight line through (xs, ys)."""
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
+    syy = sum((y - my) ** 2 for y in ys)
+    slope = sxy / sxx
+    r2 = 1.0 if syy == 0 else sxy * sxy / (sxx * syy)
+    return slope, my - slope * mx, r2
+
+
+def scaling_batch(summary):
+    """The batch size whose ok runs span the most sequence lengths (None below two)."""
+    seqs = defaultdict(set)
+    for row in summary:
+        if row["status"] == "ok":
+            seqs[int(row["batch"])].add(int(row["seq"]))
+    batch = max(seqs, key=lambda b: (len(seqs[b]), -b), default=None)
+    return batch if batch is not None and len(seqs[batch]) >= 2 else None
+
+
+SCALING_PANELS = [
+    # (summary column, axis label, scale)
+    ("peak_mem_allocated_bytes", "peak device memory (GiB)", 1 / 2**30),
+    ("step_ms_median", "step time (ms)", 1),
+]
+
+
+def scaling_figure(summary, path):
+    batch = scaling_batch(summary)
+    if batch is None:
+        return None
+    fig, axes = plt.subplots(1, len(SCALING_PANELS), figsize=(12, 5))
+    for ax, (column, label, scale) in zip(axes, SCALING_PANELS):
+        curves = medians_by_seq(summary, column, batch)
+        for i, (variant, points) in enumerate(sorted(curves.items())):
+            ax.plot([t for t, _ in points], [v * scale for _, v in points], "o-",
+                    color=f"C{i % 10}", label=variant)
+        lines = [points for points in curves.values() if len(points) >= 2]
+        if lines:  # guides through the lowest first point: slope 1 (linear) and 2 (quadratic)
+            t0, v0 = min((points[0] for points in lines), key=lambda p: p[1])
+            t1 = max(points[-1][0] for points in lines)
+            for power, style in ((1, ":"), (2, "--")):
+                ax.plot([t0, t1], [v0 * scale, v0 * scale * (t1 / t0) ** power], "k" + style,
+                        linewidth=1, label=f"∝ T{'²' if power == 2 else ''}")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("sequence length T")
+        ax.set_ylabel(label)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"Scaling with sequence length (B={batch}; medians over repeats)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def scaling_table(summary, path):
+    """Per variant: log-log slopes of memory and step time against T (1: linear, 2:
+    quadratic) and peak memory = a + b·T fitted by least squares (MiB per token, r²)."""
+    batch = scaling_batch(summary)
+    if batch is None:
+        return None
+    memory = medians_by_seq(summary, "peak_mem_allocated_bytes", batch)
+    time = medians_by_seq(summary, "step_ms_median", batch)
+    lines = [f"Scaling with T at B={batch} (medians over repeats; slopes of log-log fits).", "",
+             "| variant | T | memory slope | time slope | memory = a + b·T: b (MiB/token) | a (MiB) | r² |",
+             "|---|---|---|---|---|---|---|"]
+    for variant in sorted(set(memory) | set(time)):
+        mem, tim = memory.get(variant, []), time.get(variant, [])
+        cells = [variant, ", ".join(str(t) for t, _ in (mem or tim))]
+        for points in (mem, tim):
+            if len(points) >= 2:
+                slope = least_squares([math.log(t) for t, _ in points],
+                                      [math.log(v) for _, v in points])[0]
+                cells.append(f"{slope:.2f}")
+            else:
+                cells.append("—")
+        if len(mem) >= 2:
+            b, a, r2 = least_squares([t for t, _ in mem], [v / 2**20 for _, v in mem])
+            cells += [f"{b:.4f}", f"{a:.0f}", f"{r2:.4f}"]
+        else:
+            cells += ["—", "—", "—"]
+        lines.append("| " + " | ".join(cells) + " |")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
 TABLE_COLUMNS = [
     # (summary column, heading, scale, decimals)
     ("step_ms_median", "step ms", 1, 1),
@@ -192,6 +296,8 @@ def main(argv):
         bar_figure(summary, "cpu_util", "cores busy", "CPU utilisation", out("cpu_usage.png")),
         loss_figure(steps, out("loss_curves.png")),
         energy_time_figure(summary, out("energy_vs_time.png")),
+        scaling_figure(summary, out("scaling.png")),
+        scaling_table(summary, out("scaling.md")),
         markdown_table(summary, out("summary.md")),
     ]
     written = [w for w in written if w]
