@@ -23,6 +23,8 @@
 #               1): baseline at 16384 must be refused up front, every other cell ok
 #   t4096       gqa and lsh at T=4096, B=1, 8 steps with bench's default warm-up and
 #               validation every step (the loss spike at lr 6e-4 without warm-up)
+#   check-4096  `attnscope check --shape 1,4096,768,12` for every variant, the eight in
+#               parallel (the CPU reference is single-threaded; the host has cores to spare)
 #   energy-bench  baseline and flash, gpt2 B=16 T=512, 30 measured steps (windows over 2 s,
 #               so each run has a counter and a sampled figure to hold against each other)
 # ATTNSCOPE=path picks the binary; TUNE_SECONDS the sweep's budget (default 240);
@@ -64,7 +66,18 @@ gemm_table() {  # gemm_table CSV [extra options]: the table, with the compiler's
   ATTNSCOPE_DUMP_BINARIES=$out/ptx "$attnscope" gemm --model gpt2 --batch 16 --seq 512 --csv "$csv" "$@"
 }
 
-export -f build gemm_table
+check_long() {  # every variant's check at T=4096, in parallel, one log each
+  local pids=() variant status=0
+  for variant in baseline sdpa flash gqa mla linear sliding_window lsh; do
+    "$attnscope" check --variant "$variant" --shape 1,4096,768,12 >"$out/check-4096-$variant.log" 2>&1 &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+  tail -n 2 "$out"/check-4096-*.log
+  return $status
+}
+
+export -f build gemm_table check_long
 export out attnscope
 for p in "$@"; do
   case $p in
@@ -117,6 +130,7 @@ for p in "$@"; do
       phase t4096 240 "$attnscope" bench --model gpt2 --max-seq 4096 --batch 1 --seq 4096 \
         --variants gqa,lsh --repeats 1 --steps 8 --val-every 1 --idle-seconds 1 --cooldown-max 5 \
         --out "$out/t4096" --tag t4096 ;;
+    check-4096) phase check-4096 300 check_long ;;
     energy-bench)
       phase energy-bench 240 "$attnscope" bench --model gpt2 --batch 16 --seq 512 \
         --variants baseline,flash --repeats 1 --warmup 2 --steps 30 --idle-seconds 2 \
