@@ -25,6 +25,9 @@
 #               validation every step (the loss spike at lr 6e-4 without warm-up)
 #   check-4096  `attnscope check --shape 1,4096,768,12` for every variant, the eight in
 #               parallel (the CPU reference is single-threaded; the host has cores to spare)
+#   sweep       every variant at T = 2048, 4096, 8192, 16384 (baseline to 8192: it needs
+#               ≈ 184 GB at 16384), B=1, 2 steps after 1; one bench per variant (a failed
+#               cell cannot stop another variant), merged into OUT/sweep for scaling.png
 #   energy-bench  baseline and flash, gpt2 B=16 T=512, 30 measured steps (windows over 2 s,
 #               so each run has a counter and a sampled figure to hold against each other)
 # ATTNSCOPE=path picks the binary; TUNE_SECONDS the sweep's budget (default 240);
@@ -77,7 +80,21 @@ check_long() {  # every variant's check at T=4096, in parallel, one log each
   return $status
 }
 
-export -f build gemm_table check_long
+sweep() {  # one bench per variant over the sequence lengths, then one merged directory
+  local variant seqs status=0 dirs=()
+  for variant in flash sdpa gqa mla linear sliding_window lsh baseline; do
+    seqs=2048,4096,8192,16384
+    [[ $variant == baseline ]] && seqs=2048,4096,8192
+    "$attnscope" bench --model gpt2 --max-seq 16384 --batch 1 --seq "$seqs" --variants "$variant" \
+      --repeats 1 --warmup 1 --steps 2 --idle-seconds 1 --cooldown-max 5 \
+      --out "$out/sweep-$variant" --tag "sweep-$variant" || status=1
+    dirs+=("$out/sweep-$variant")
+  done
+  "$attnscope" merge --out "$out/sweep" "${dirs[@]}" && rm -rf "${dirs[@]}"
+  return $status
+}
+
+export -f build gemm_table check_long sweep
 export out attnscope
 for p in "$@"; do
   case $p in
@@ -131,6 +148,7 @@ for p in "$@"; do
         --variants gqa,lsh --repeats 1 --steps 8 --val-every 1 --idle-seconds 1 --cooldown-max 5 \
         --out "$out/t4096" --tag t4096 ;;
     check-4096) phase check-4096 300 check_long ;;
+    sweep) phase sweep 480 sweep ;;
     energy-bench)
       phase energy-bench 240 "$attnscope" bench --model gpt2 --batch 16 --seq 512 \
         --variants baseline,flash --repeats 1 --warmup 2 --steps 30 --idle-seconds 2 \
