@@ -151,8 +151,7 @@ class TiledKernels : public ::testing::TestWithParam<KernelCase> {};
 
 // Q in its own (B,T,C) buffer, K|V in a (B,T,2·G·d) buffer as gqa lays them out; for
 // group size 1 that is also the flash layout with the fused buffer split in two.
-TEST_P(TiledKernels, MatchReference) {
-  const KernelCase k = GetParam();
+void expect_tiled_kernels_match_reference(const KernelCase& k) {
   TiledShape s;
   s.B = 2, s.H = k.H, s.head_size = k.head_size, s.group_size = k.group_size;
   s.window = k.window;
@@ -190,6 +189,8 @@ TEST_P(TiledKernels, MatchReference) {
   EXPECT_LT(relative_error(from_device(dkv, rows * KV), want_dkv), kTolerance) << "dK|dV";
 }
 
+TEST_P(TiledKernels, MatchReference) { expect_tiled_kernels_match_reference(GetParam()); }
+
 // Head size 16 throughout: these build the same programs as the variant tests above.
 INSTANTIATE_TEST_SUITE_P(
     Families, TiledKernels,
@@ -202,6 +203,45 @@ INSTANTIATE_TEST_SUITE_P(
                       KernelCase{"sliding_window", 3, 5, 2, 16, 1, 1},
                       KernelCase{"sliding_window", 3, 5, 2, 16, 1, 21}),
     kernel_case_name);
+
+// The tiles the H200 runs at GPT-2's head size (flash_tile_candidates' first GPU choice,
+// TM 4, forward 64×32 in 4×4 blocks, backward 32×32 in 4×2), forced through
+// ATTNSCOPE_FLASH_TILES so that PoCL runs exactly them: several tiles, partial tiles, a
+// K/V group and a band edge.
+TEST(TiledKernelsWithGpuTiles, MatchReference) {
+  DeviceInfo h200;
+  h200.local_mem_bytes = 48 * 1024, h200.max_work_group_size = 1024;
+  const FlashTiles gpu = choose_flash_tiles(h200, 64);
+  const std::string spec = std::to_string(gpu.tm) + "," + std::to_string(gpu.br) + "," +
+                           std::to_string(gpu.bc) + "," + std::to_string(gpu.tn) + "," +
+                           std::to_string(gpu.bb) + "," + std::to_string(gpu.tnb);
+  EXPECT_EQ(spec, "4,64,32,4,32,2");
+  setenv("ATTNSCOPE_FLASH_TILES", spec.c_str(), 1);
+  for (const KernelCase& k : {KernelCase{"flash", 2, 5, 2, 64, 1, 0},
+                              KernelCase{"gqa", 1, 37, 4, 64, 2, 0},
+                              KernelCase{"sliding_window", 2, 3, 2, 64, 1, 40}}) {
+    SCOPED_TRACE(k.family);
+    expect_tiled_kernels_match_reference(k);
+  }
+  unsetenv("ATTNSCOPE_FLASH_TILES");
+}
+
+TEST(Tiles, OverrideFromTheEnvironmentIsCheckedAndIsTheOnlyCandidate) {
+  DeviceInfo gpu;
+  gpu.local_mem_bytes = 48 * 1024, gpu.max_work_group_size = 1024;
+  setenv("ATTNSCOPE_FLASH_TILES", "4,64,32,8,32,4", 1);
+  const std::vector<FlashTiles> only = flash_tile_candidates(gpu, 64);
+  ASSERT_EQ(only.size(), 1u);
+  EXPECT_EQ(only[0].tn, 8);
+  EXPECT_EQ(only[0].tnb, 4);
+  for (const char* bad : {"4,64,32,8,32", "4,64,32,8,32,4,1", "4,62,32,8,32,4", "4,64,32,6,32,4",
+                          "0,64,32,8,32,4", "4,64,32,8,32,x", "4,256,32,8,32,4"}) {
+    setenv("ATTNSCOPE_FLASH_TILES", bad, 1);
+    EXPECT_THROW(flash_tile_candidates(gpu, 64), UsageError) << bad;
+  }
+  unsetenv("ATTNSCOPE_FLASH_TILES");
+  EXPECT_GT(flash_tile_candidates(gpu, 64).size(), 1u);
+}
 
 // ---------------------------------------------------------------- cost, options, memory
 

@@ -28,6 +28,8 @@
 #   sweep       every variant at T = 2048, 4096, 8192, 16384 (baseline to 8192: it needs
 #               ≈ 184 GB at 16384), B=1, 2 steps after 1; one bench per variant (a failed
 #               cell cannot stop another variant), merged into OUT/sweep for scaling.png
+#   flash-tiles the flash kernels under several tile configurations at T=8192
+#               (tools/gpu_flash_tiles.sh, OUT/flash-tiles/flash_tiles.csv)
 #   energy-bench  baseline and flash, gpt2 B=16 T=512, 30 measured steps (windows over 2 s,
 #               so each run has a counter and a sampled figure to hold against each other)
 # ATTNSCOPE=path picks the binary; TUNE_SECONDS the sweep's budget (default 240);
@@ -149,6 +151,9 @@ for p in "$@"; do
         --out "$out/t4096" --tag t4096 ;;
     check-4096) phase check-4096 300 check_long ;;
     sweep) phase sweep 480 sweep ;;
+    flash-tiles)
+      phase flash-tiles 240 tools/gpu_flash_tiles.sh "$out/flash-tiles" 4,64,32,4,32,2 \
+        4,64,32,8,32,4 4,64,32,4,32,4 4,64,32,8,32,2 ;;
     energy-bench)
       phase energy-bench 240 "$attnscope" bench --model gpt2 --batch 16 --seq 512 \
         --variants baseline,flash --repeats 1 --warmup 2 --steps 30 --idle-seconds 2 \

@@ -29,10 +29,13 @@ struct FlashTiles {
 };
 
 // Tiles that fit the device (local memory, work-group size) for this head size, preferred
-// first: on GPUs from 64×32 forward / 32×32 backward tiles with 4×8 / 4×4 register blocks
+// first: on GPUs from 64×32 forward / 32×32 backward tiles with 4×4 / 4×2 register blocks
 // down; on CPUs (PoCL, where a work-group is a loop over SIMD lanes and small unrolled
-// bodies compile several times faster) 16×8 / 8×8 with 2×4 / 2×2. Throws UsageError for
-// head sizes outside 1..128.
+// bodies compile several times faster) 16×8 / 8×8 with 2×4 / 2×2.
+// ATTNSCOPE_FLASH_TILES="TM,BR,BC,TN,BB,TNB" makes those tiles the only candidate, for
+// tile sweeps (tools/gpu_flash_tiles.sh) and for running a GPU's tiles on PoCL. Throws
+// UsageError for head sizes outside 1..128 and for an override that is malformed or does
+// not fit the device.
 std::vector<FlashTiles> flash_tile_candidates(const DeviceInfo& device, int head_size);
 FlashTiles choose_flash_tiles(const DeviceInfo& device, int head_size);  // the first
 
