@@ -182,7 +182,8 @@ void expect_tiled_kernels_match_reference(const KernelCase& k) {
   DeviceBuffer out = poisoned(rows * C), lse = poisoned(stats), delta = poisoned(stats);
   DeviceBuffer dq = poisoned(rows * C), dkv = poisoned(rows * KV);
   kernels->forward(out, lse, q_dev, kv_dev, layout, s);
-  kernels->backward(dq, dkv, delta, dout_dev, out, lse, q_dev, kv_dev, layout, s);
+  DeviceBuffer shares = poisoned(std::max<size_t>(1, TiledAttentionKernels::dkv_share_floats(s)));
+  kernels->backward(dq, dkv, delta, shares, dout_dev, out, lse, q_dev, kv_dev, layout, s);
   EXPECT_LT(relative_error(from_device(out, rows * C), want_out), kTolerance) << "O";
   EXPECT_LT(relative_error(from_device(lse, stats), want_lse), kTolerance) << "L";
   EXPECT_LT(relative_error(from_device(dq, rows * C), want_dq), kTolerance) << "dQ";

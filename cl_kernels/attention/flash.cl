@@ -23,10 +23,15 @@
 //                      O accumulator in registers). Writes O and L: all it keeps for
 //                      backward (besides Q, K, V).
 //   <v>_backward_delta one work-item per (b, t, h): delta_i = Σ_c dO_ic·O_ic (= Σ_j P_ij dP_ij).
-//   <v>_backward_dkdv  BB keys of one K/V head; loops over the GROUP_SIZE query heads of the
-//                      group and, for each, over tiles of BB queries, recomputing
-//                      P_ij = exp(S_ij − L_i): dV_j += Σ_i P_ij dO_i, dK_j += Σ_i dS_ij q_i/√d,
-//                      dS_ij = P_ij (dO_i·v_j − delta_i).
+//   <v>_backward_dkdv  BB keys of one K/V head and one query head; loops over tiles of BB
+//                      queries, recomputing P_ij = exp(S_ij − L_i): dV_j += Σ_i P_ij dO_i,
+//                      dK_j += Σ_i dS_ij q_i/√d, dS_ij = P_ij (dO_i·v_j − delta_i). With
+//                      GROUP_SIZE 1 it writes dK, dV; with larger groups each query head
+//                      writes its share to a (B,T,H,2·d) scratch, and
+//   <v>_backward_dkdv_sum adds the GROUP_SIZE shares of each K/V head in head order. (One
+//                      work-group looping over the group's heads would be GROUP_SIZE times
+//                      longer than flash's longest, and the causal triangle's first key
+//                      blocks set the kernel's end: gqa's dK/dV took 1.38× flash's.)
 //   <v>_backward_dq    BB queries; tiles of BB keys: dQ_i = Σ_j dS_ij k_j/√d.
 // Work-item mapping (register tiling, as in a GEMM): the work-items of a group form
 // (rows/TM) row blocks × NG column groups. Item (rb, cg) owns rows rb·TM .. rb·TM+TM−1 and
@@ -320,6 +325,8 @@ __kernel void VARIANT_KERNEL(backward_delta)(__global float* delta, __global con
   delta[((size_t)b * n_head + h) * T + t] = acc;
 }
 
+// dkv: with GROUP_SIZE 1 the K|V gradient (layout of k and v); else the (B,T,H,2·d) scratch
+// of per-query-head shares, row (b·T + j)·H + h holding dK then dV.
 __kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNEL(backward_dkdv)(
     __global float* dkv, __global const float* q, const int q_stride, const int q_offset,
     __global const float* k, __global const float* v, const int kv_stride, const int k_offset,
@@ -333,10 +340,9 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNE
   __local float ds_tile[BB * PS_B];  // dS of the tile, [query][key]
   __local float lse2_tile[BB];       // L_i·log2 e
   __local float delta_tile[BB];
-  const int n_kv_head = n_head / GROUP_SIZE;
   const int lid = get_local_id(0), rb = lid / NG_B, cg = lid % NG_B, row0 = rb * TM;
   const int k0 = get_group_id(0) * BB;  // the first key blocks have the most queries: first
-  const int b = get_group_id(1) / n_kv_head, g = get_group_id(1) % n_kv_head;
+  const int b = get_group_id(1) / n_head, h = get_group_id(1) % n_head, g = h / GROUP_SIZE;
   const size_t batch_q = (size_t)b * T * q_stride, batch_kv = (size_t)b * T * kv_stride;
   const size_t batch_o = (size_t)b * T * (n_head * HEAD_SIZE);
   stage_rows(k_tile, BB, k + batch_kv + k_offset + g * HEAD_SIZE, kv_stride, k0, T, lid, ITEMS_B);
@@ -346,52 +352,74 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNE
 #pragma unroll
   for (int e = 0; e < TM * OC_B; ++e) dk[e] = dv[e] = (float4)(0.f);
   const int i_end = query_end(k0 + BB - 1, T, window);
-  // dK_g, dV_g sum over the group's query heads, in this fixed order.
-  for (int h = g * GROUP_SIZE; h < (g + 1) * GROUP_SIZE; ++h) {
-    __global const float* q_head = q + batch_q + q_offset + h * HEAD_SIZE;
-    __global const float* do_head = dout + batch_o + h * HEAD_SIZE;
-    __global const float* lse_row = lse + ((size_t)b * n_head + h) * T;
-    __global const float* delta_row = delta + ((size_t)b * n_head + h) * T;
-    for (int i0 = k0; i0 < i_end; i0 += BB) {
-      barrier(CLK_LOCAL_MEM_FENCE);  // the previous tile is consumed
-      stage_rows(q_tile, BB, q_head, q_stride, i0, T, lid, ITEMS_B);
-      stage_rows(do_tile, BB, do_head, n_head * HEAD_SIZE, i0, T, lid, ITEMS_B);
-      for (int r = lid; r < BB; r += ITEMS_B) {
-        const bool in = i0 + r < T;
-        lse2_tile[r] = in ? lse_row[i0 + r] * M_LOG2E_F : 0.f;
-        delta_tile[r] = in ? delta_row[i0 + r] : 0.f;
-      }
-      barrier(CLK_LOCAL_MEM_FENCE);
-
-      float s[TM * TNB], dp[TM * TNB];  // Sᵀ and dPᵀ: own keys × the tile's queries
-      block_dots(s, TNB, NG_B, k_tile, row0, q_tile, cg);
-      block_dots(dp, TNB, NG_B, v_tile, row0, do_tile, cg);
-      const bool full = tile_unmasked(i0, i0 + BB - 1, k0, k0 + BB - 1, T, window);
-#pragma unroll
-      for (int r = 0; r < TM; ++r) {
-#pragma unroll
-        for (int c = 0; c < TNB; ++c) {
-          const int ii = cg + NG_B * c, e = r * TNB + c;
-          const float p = (full || allowed(i0 + ii, k0 + row0 + r, T, window))
-                              ? exp2(s[e] * SCORE_SCALE_LOG2 - lse2_tile[ii])
-                              : 0.f;
-          p_tile[ii * PS_B + row0 + r] = p;
-          ds_tile[ii * PS_B + row0 + r] = p * (dp[e] - delta_tile[ii]);
-        }
-      }
-      barrier(CLK_LOCAL_MEM_FENCE);
-      block_accumulate(dv, OC_B, NG_B, BB, p_tile, PS_B, row0, do_tile, cg);
-      block_accumulate(dk, OC_B, NG_B, BB, ds_tile, PS_B, row0, q_tile, cg);
+  __global const float* q_head = q + batch_q + q_offset + h * HEAD_SIZE;
+  __global const float* do_head = dout + batch_o + h * HEAD_SIZE;
+  __global const float* lse_row = lse + ((size_t)b * n_head + h) * T;
+  __global const float* delta_row = delta + ((size_t)b * n_head + h) * T;
+  for (int i0 = k0; i0 < i_end; i0 += BB) {
+    barrier(CLK_LOCAL_MEM_FENCE);  // the previous tile is consumed
+    stage_rows(q_tile, BB, q_head, q_stride, i0, T, lid, ITEMS_B);
+    stage_rows(do_tile, BB, do_head, n_head * HEAD_SIZE, i0, T, lid, ITEMS_B);
+    for (int r = lid; r < BB; r += ITEMS_B) {
+      const bool in = i0 + r < T;
+      lse2_tile[r] = in ? lse_row[i0 + r] * M_LOG2E_F : 0.f;
+      delta_tile[r] = in ? delta_row[i0 + r] : 0.f;
     }
+    barrier(CLK_LOCAL_MEM_FENCE);
+
+    float s[TM * TNB], dp[TM * TNB];  // Sᵀ and dPᵀ: own keys × the tile's queries
+    block_dots(s, TNB, NG_B, k_tile, row0, q_tile, cg);
+    block_dots(dp, TNB, NG_B, v_tile, row0, do_tile, cg);
+    const bool full = tile_unmasked(i0, i0 + BB - 1, k0, k0 + BB - 1, T, window);
+#pragma unroll
+    for (int r = 0; r < TM; ++r) {
+#pragma unroll
+      for (int c = 0; c < TNB; ++c) {
+        const int ii = cg + NG_B * c, e = r * TNB + c;
+        const float p = (full || allowed(i0 + ii, k0 + row0 + r, T, window))
+                            ? exp2(s[e] * SCORE_SCALE_LOG2 - lse2_tile[ii])
+                            : 0.f;
+        p_tile[ii * PS_B + row0 + r] = p;
+        ds_tile[ii * PS_B + row0 + r] = p * (dp[e] - delta_tile[ii]);
+      }
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    block_accumulate(dv, OC_B, NG_B, BB, p_tile, PS_B, row0, do_tile, cg);
+    block_accumulate(dk, OC_B, NG_B, BB, ds_tile, PS_B, row0, q_tile, cg);
   }
 #pragma unroll
   for (int r = 0; r < TM; ++r) {
     const int j = k0 + row0 + r;
     if (j >= T) continue;
+#if GROUP_SIZE == 1
     __global float* row = dkv + batch_kv + (size_t)j * kv_stride + g * HEAD_SIZE;
-    store_columns(row + k_offset, dk + r * OC_B, OC_B, NG_B, cg, rsqrt((float)HEAD_SIZE));
-    store_columns(row + v_offset, dv + r * OC_B, OC_B, NG_B, cg, 1.f);
+    __global float* dk_row = row + k_offset;
+    __global float* dv_row = row + v_offset;
+#else
+    __global float* dk_row = dkv + (((size_t)b * T + j) * n_head + h) * (2 * HEAD_SIZE);
+    __global float* dv_row = dk_row + HEAD_SIZE;
+#endif
+    store_columns(dk_row, dk + r * OC_B, OC_B, NG_B, cg, rsqrt((float)HEAD_SIZE));
+    store_columns(dv_row, dv + r * OC_B, OC_B, NG_B, cg, 1.f);
   }
+}
+
+// dK|dV of each K/V head: the sum of its GROUP_SIZE query heads' shares, in head order.
+// One work-item per (b, j, g, one of the 2·d columns of dK|dV).
+__kernel void VARIANT_KERNEL(backward_dkdv_sum)(__global float* dkv,
+                                                __global const float* shares, const int B,
+                                                const int T, const int n_head,
+                                                const int kv_stride, const int k_offset,
+                                                const int v_offset) {
+  const int n_kv_head = n_head / GROUP_SIZE, id = get_global_id(0);
+  if (id >= B * T * n_kv_head * 2 * HEAD_SIZE) return;
+  const int c = id % (2 * HEAD_SIZE), g = id / (2 * HEAD_SIZE) % n_kv_head;
+  const int bj = id / (2 * HEAD_SIZE * n_kv_head);  // b·T + j
+  __global const float* share = shares + ((size_t)bj * n_head + g * GROUP_SIZE) * (2 * HEAD_SIZE) + c;
+  float sum = 0.f;
+  for (int e = 0; e < GROUP_SIZE; ++e) sum += share[e * 2 * HEAD_SIZE];
+  const int column = c < HEAD_SIZE ? k_offset + c : v_offset + c - HEAD_SIZE;
+  dkv[(size_t)bj * kv_stride + column + g * HEAD_SIZE] = sum;
 }
 
 __kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNEL(backward_dq)(

@@ -155,7 +155,12 @@ TiledAttentionKernels::TiledAttentionKernels(Runtime& rt, const std::string& fam
   forward_ = rt.kernel(file, family + "_forward", options);
   delta_ = rt.kernel(file, family + "_backward_delta", options);
   dkdv_ = rt.kernel(file, family + "_backward_dkdv", options);
+  if (group_size_ > 1) dkdv_sum_ = rt.kernel(file, family + "_backward_dkdv_sum", options);
   dq_ = rt.kernel(file, family + "_backward_dq", options);
+}
+
+size_t TiledAttentionKernels::dkv_share_floats(const TiledShape& s) {
+  return s.group_size > 1 ? size_t(s.B) * s.T * s.H * 2 * s.head_size : 0;
 }
 
 bool TiledAttentionKernels::fits_compiled_limits() const {
@@ -193,7 +198,8 @@ void TiledAttentionKernels::forward(const cl::Buffer& out, const cl::Buffer& lse
 }
 
 void TiledAttentionKernels::backward(const cl::Buffer& dq, const cl::Buffer& dkv,
-                                     const cl::Buffer& delta, const cl::Buffer& dout,
+                                     const cl::Buffer& delta, const cl::Buffer& dkv_shares,
+                                     const cl::Buffer& dout,
                                      const cl::Buffer& out, const cl::Buffer& lse,
                                      const cl::Buffer& q, const cl::Buffer& kv,
                                      const QkvLayout& l, const TiledShape& s) {
@@ -208,13 +214,20 @@ void TiledAttentionKernels::backward(const cl::Buffer& dq, const cl::Buffer& dkv
   rt_.launch(delta_, cl::NDRange(size_t(s.B) * s.T * s.H), cl::NullRange,
              {0, sizeof(float) * (2 * q_floats + bh * s.T)});
 
-  // dK, dV: S, dP, dV, dK per tile (4 products); reads Q, K, V, dO, L, delta.
+  // dK, dV: S, dP, dV, dK per tile (4 products); reads Q, K, V, dO, L, delta. A work-group
+  // per key block and query head; groups of heads write shares, summed after.
   const double inputs = sizeof(float) * (2 * q_floats + kv_floats + 2 * bh * s.T);
-  set_args(dkdv_, dkv, q, l.q_stride, l.q_offset, kv, kv, l.kv_stride, l.k_offset, l.v_offset,
-           dout, lse, delta, s.T, s.H, window);
-  rt_.launch(dkdv_, cl::NDRange(row_blocks * items, size_t(s.B) * (s.H / s.group_size)),
-             cl::NDRange(items, 1),
-             {bh * 8 * pairs.dkdv_tiles * dp, inputs + sizeof(float) * kv_floats});
+  const double shares = double(dkv_share_floats(s));
+  set_args(dkdv_, s.group_size > 1 ? dkv_shares : dkv, q, l.q_stride, l.q_offset, kv, kv,
+           l.kv_stride, l.k_offset, l.v_offset, dout, lse, delta, s.T, s.H, window);
+  rt_.launch(dkdv_, cl::NDRange(row_blocks * items, size_t(s.B) * s.H), cl::NDRange(items, 1),
+             {bh * 8 * pairs.dkdv_tiles * dp,
+              inputs + sizeof(float) * (s.group_size > 1 ? shares : kv_floats)});
+  if (s.group_size > 1) {
+    set_args(dkdv_sum_, dkv, dkv_shares, s.B, s.T, s.H, l.kv_stride, l.k_offset, l.v_offset);
+    rt_.launch(dkdv_sum_, cl::NDRange(size_t(kv_floats)), cl::NullRange,
+               {shares - kv_floats, sizeof(float) * (shares + kv_floats)});
+  }
 
   // dQ: S, dP, dQ per tile (3 products).
   set_args(dq_, dq, q, l.q_stride, l.q_offset, kv, kv, l.kv_stride, l.k_offset, l.v_offset, dout,
@@ -231,6 +244,7 @@ struct TiledExactAttention::Scratch {
   DeviceBuffer dq;     // gradient of the q projection buffer
   DeviceBuffer dkv;    // gradient of the K|V buffer when separate
   DeviceBuffer delta;  // (B,H,T)
+  DeviceBuffer dkv_shares;  // per-query-head dK|dV (groups of heads only)
 };
 
 TiledExactAttention::TiledExactAttention(const AttentionOptions& options)
@@ -327,13 +341,16 @@ std::unique_ptr<AttentionActivations> TiledExactAttention::allocate(Ops& ops,
     tiles_ = kernels_->tiles();
   }
   if (!scratch_ || scratch_->dq.floats() < q_floats(d) || scratch_->dkv.floats() < kv_floats(d) ||
-      scratch_->datt.floats() < rows * d.C || scratch_->delta.floats() < stats) {
+      scratch_->datt.floats() < rows * d.C || scratch_->delta.floats() < stats ||
+      scratch_->dkv_shares.floats() < TiledAttentionKernels::dkv_share_floats(shape)) {
     scratch_.reset();  // free before allocating the larger one
     scratch_ = std::make_unique<Scratch>();
     scratch_->datt = rt.alloc_floats(rows * d.C, family() + " dO");
     scratch_->dq = rt.alloc_floats(q_floats(d), family() + " dq");
     if (kv_floats(d) > 0) scratch_->dkv = rt.alloc_floats(kv_floats(d), family() + " dkv");
     scratch_->delta = rt.alloc_floats(stats, family() + " delta");
+    if (const size_t shares = TiledAttentionKernels::dkv_share_floats(shape))
+      scratch_->dkv_shares = rt.alloc_floats(shares, family() + " dK|dV per query head");
   }
   auto a = std::make_unique<TiledActivations>();
   a->q = rt.alloc_floats(q_floats(d), family() + " projections");
@@ -361,7 +378,8 @@ void TiledExactAttention::backward(const DeviceArgs& args, const DeviceGrads& gr
   const size_t n = params.size();
   ops.matmul_backward(s.datt, grads[n - 2], &grads[n - 1], dout, a.att, params[n - 2], d.B * d.T,
                       d.C, d.C);
-  kernels_->backward(s.dq, dkv, s.delta, s.datt, a.att, a.lse, a.q, a.keys(), layout(d),
+  const cl::Buffer& shares = s.dkv_shares.empty() ? s.delta.buffer() : s.dkv_shares.buffer();
+  kernels_->backward(s.dq, dkv, s.delta, shares, s.datt, a.att, a.lse, a.q, a.keys(), layout(d),
                      tiled_shape(d));
   project_backward(ops, d, params, grads, x, s.dq, dkv, dx, s.datt);
 }

@@ -77,14 +77,17 @@ class TiledAttentionKernels {
   const FlashTiles& tiles() const { return tiles_; }
   int head_size() const { return head_size_; }
   int group_size() const { return group_size_; }
+  // Floats of backward's per-query-head dK|dV scratch: (B,T,H,2·d) for groups, else 0.
+  static size_t dkv_share_floats(const TiledShape& shape);
 
   // out (B,T,C) and lse (B,H,T) overwritten.
   void forward(const cl::Buffer& out, const cl::Buffer& lse, const cl::Buffer& q,
                const cl::Buffer& kv, const QkvLayout& layout, const TiledShape& shape);
   // dq (layout of q) and dkv (layout of kv; may be dq's buffer) overwritten; delta (B,H,T)
-  // is scratch. out, lse: what forward wrote.
+  // and, for groups of query heads, dkv_shares (dkv_share_floats) are scratch. out, lse:
+  // what forward wrote.
   void backward(const cl::Buffer& dq, const cl::Buffer& dkv, const cl::Buffer& delta,
-                const cl::Buffer& dout, const cl::Buffer& out, const cl::Buffer& lse,
+                const cl::Buffer& dkv_shares, const cl::Buffer& dout, const cl::Buffer& out, const cl::Buffer& lse,
                 const cl::Buffer& q, const cl::Buffer& kv, const QkvLayout& layout,
                 const TiledShape& shape);
 
@@ -92,7 +95,7 @@ class TiledAttentionKernels {
   Runtime& rt_;
   FlashTiles tiles_;
   int head_size_, group_size_;
-  cl::Kernel forward_, delta_, dkdv_, dq_;
+  cl::Kernel forward_, delta_, dkdv_, dkdv_sum_, dq_;
 };
 
 // flash, gqa and sliding_window: x → Q, K, V (projections) → tiled exact attention → O →
