@@ -285,6 +285,47 @@ TEST(Bench, InterruptKeepsFinishedRowsAndMarksTheManifestIncomplete) {
   EXPECT_TRUE(m.at("interrupted").get<bool>());
 }
 
+// Runs whose rows the failure tests count: per variant, its summary row and step rows.
+struct MatrixRows {
+  std::map<std::string, Row> summary;
+  std::map<std::string, int> steps;
+};
+
+MatrixRows matrix_rows(const fs::path& dir) {
+  MatrixRows rows;
+  for (const Row& r : read_csv(dir / "summary.csv").rows) rows.summary[r.at("variant")] = r;
+  for (const Row& r : read_csv(dir / "steps.csv").rows) ++rows.steps[r.at("variant")];
+  return rows;
+}
+
+// A run that fails inside a step (ATTNSCOPE_TEST_FAULT: the device runs out of memory in
+// the middle of baseline's first measured step, its step and measured windows open) is
+// recorded as failed, and every later run of the matrix starts clean: ok, with all its rows.
+TEST(Bench, AFailureInsideAStepLeavesTheNextRunsClean) {
+  const fs::path parent = fresh_dir("fault");
+  setenv("ATTNSCOPE_TEST_FAULT", "baseline:2", 1);  // the child reads it
+  std::string output;
+  const int status = testing::run_attnscope("bench --variants baseline,flash,lsh --repeats 1 "
+                                            "--steps 2 " + kQuickRun + " --out " + parent.string(),
+                                            &output);
+  unsetenv("ATTNSCOPE_TEST_FAULT");
+  ASSERT_EQ(status, 0) << output;
+  const fs::path dir = only_subdirectory(parent);
+  const MatrixRows rows = matrix_rows(dir);
+  ASSERT_EQ(rows.summary.size(), 3u) << output;
+  EXPECT_EQ(rows.summary.at("baseline").at("status"), "failed");
+  EXPECT_NE(rows.summary.at("baseline").at("reason").find("injected fault"), std::string::npos);
+  EXPECT_EQ(rows.steps.at("baseline"), 1);  // its warm-up step
+  for (const char* variant : {"flash", "lsh"}) {
+    EXPECT_EQ(rows.summary.at(variant).at("status"), "ok") << rows.summary.at(variant).at("reason");
+    EXPECT_EQ(rows.summary.at(variant).at("steps_measured"), "2") << variant;
+    EXPECT_EQ(rows.steps.at(variant), 3) << variant;
+  }
+  std::set<std::string> profiled;
+  for (const Row& r : read_csv(dir / "kernels.csv").rows) profiled.insert(r.at("variant"));
+  EXPECT_EQ(profiled, (std::set<std::string>{"flash", "lsh"}));
+}
+
 // `train --steps-csv`: one row per step, the columns of the benchmark's steps.csv.
 TEST(Train, StepsCsvHasARowPerStepWithTheBenchmarksColumns) {
   const fs::path path = fresh_dir("train_csv") / "steps.csv";
