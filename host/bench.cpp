@@ -15,6 +15,7 @@
 #include "host/results_dir.hpp"
 #include "host/runtime/error.hpp"
 #include "host/stats.hpp"
+#include "model/memory_plan.hpp"
 #include "model/registry.hpp"
 #include "telemetry/power_csv.hpp"
 #include "telemetry/telemetry.hpp"
@@ -156,6 +157,7 @@ void print_progress(Bench& b, const RunKey& k, int step, int total, const StepRe
 struct RunOutcome {
   std::string status = "ok", reason;
   std::string options;
+  std::optional<size_t> planned_mem_bytes;
   double begin_s = 0, end_s = 0;
 };
 
@@ -200,6 +202,7 @@ void write_summary(Bench& b, const RunKey& k, const RunOutcome& o, const RunTota
        num(t.train_time_s), num(step_ms), num(iqr(t.step_ms)), num(median(t.tokens_per_s)),
        num(iqr(t.tokens_per_s)), flops ? num(flops->model) : kEmpty,
        flops ? num(flops->executed) : kEmpty, num(achieved), num(mfu),
+       o.planned_mem_bytes ? integer((long long)*o.planned_mem_bytes) : kEmpty,
        integer((long long)peak_alloc), num(t.peak_mem_used), num(t.gpu_j), num(net),
        num(per_token), num(mean_w), t.gpu_peak_seen ? num(t.gpu_peak_w) : kEmpty, num(idle_w),
        t.gpu_j ? text(t.gpu_method) : kEmpty, run_gpu ? num(run_gpu->counter_joules) : kEmpty,
@@ -228,6 +231,15 @@ void record_failure(const Bench& b, const RunKey& k, RunOutcome& o, const std::s
   o.status = "failed";
   o.reason = message.substr(0, message.find('\n'));
   std::printf("%s%s: run failed: %s\n", b.tty ? "\n" : "", k.variant.c_str(), message.c_str());
+}
+
+// What the run will allocate on the device (model/memory_plan.hpp), for summary.csv.
+size_t planned_bytes(const Bench& b, const TrainSettings& ts) {
+  AttentionOptions attention = ts.attention;
+  attention.seed = ts.seed;
+  return plan_training_memory(ts.model, *make_variant(ts.variant, attention), ts.batch, ts.seq,
+                              b.runtime.device())
+      .total_bytes();
 }
 
 // One step inside its telemetry window, profiled when measured. The guards close the
@@ -261,7 +273,8 @@ RunOutcome run_one(Bench& b, const RunKey& k, double* eta_runs_left_s) {
     ts.variant = k.variant;
     ts.batch = k.batch;
     ts.seq = k.seq;
-    TrainingRun run(b.ops, ts);
+    o.planned_mem_bytes = planned_bytes(b, ts);
+    TrainingRun run(b.ops, ts);  // refused (failed) where the plan does not fit the device
     o.options = run.model().attention().describe_options();
     flops = run.model().step_flops();
     const int total = b.s.warmup + b.s.steps;

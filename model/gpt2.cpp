@@ -4,6 +4,7 @@
 
 #include "host/runtime/error.hpp"
 #include "model/fault_injection.hpp"
+#include "model/memory_plan.hpp"
 
 namespace attnscope {
 
@@ -33,6 +34,8 @@ GPT2::GPT2(Ops& ops, const ModelConfig& config, std::unique_ptr<AttentionVariant
   if (T > config.max_seq_len)
     throw UsageError("--seq " + std::to_string(T) + " exceeds the model's max sequence length " +
                      std::to_string(config.max_seq_len));
+  check_plan_fits(plan_training_memory(config_, layout_, *attention_, B, T), rt_.device(),
+                  rt_.memory().current_bytes());
   allocate_parameters();
   allocate_activations();
 }

@@ -54,7 +54,8 @@ std::string pci_bus_id(const cl::Device& d, const std::string& extensions) {
 
 // ATTNSCOPE_DEVICE_LIMITS="local_mem=49152,work_group=1024" lowers the limits that tiles
 // are sized from, so that a CPU device (PoCL: 2 MiB local memory, 4096-item work-groups)
-// runs the tile choices a GPU gets (48 KiB, 1024 on NVIDIA). For tests and debugging;
+// runs the tile choices a GPU gets (48 KiB, 1024 on NVIDIA); global_mem=BYTES lowers the
+// memory a run's plan must fit (model/memory_plan.hpp). For tests and debugging;
 // a value above the device's own limit is an error, never a raise.
 void apply_limit_override(DeviceInfo& info) {
   const char* spec = std::getenv("ATTNSCOPE_DEVICE_LIMITS");
@@ -76,8 +77,11 @@ void apply_limit_override(DeviceInfo& info) {
       lower(info.local_mem_bytes);
     else if (key == "work_group")
       lower(info.max_work_group_size);
-    else
-      throw UsageError("ATTNSCOPE_DEVICE_LIMITS: unknown key '" + key + "' (local_mem, work_group)");
+    else if (key == "global_mem") {  // what a run's memory plan must fit
+      lower(info.global_mem_bytes);
+      info.max_alloc_bytes = std::min(info.max_alloc_bytes, info.global_mem_bytes);
+    } else
+      throw UsageError("ATTNSCOPE_DEVICE_LIMITS: unknown key '" + key + "' (local_mem, work_group, global_mem)");
   }
 }
 
