@@ -15,6 +15,7 @@
 #include "host/results_dir.hpp"
 #include "host/runtime/error.hpp"
 #include "host/stats.hpp"
+#include "model/memory_plan.hpp"
 #include "model/registry.hpp"
 #include "telemetry/power_csv.hpp"
 #include "telemetry/telemetry.hpp"
@@ -156,6 +157,7 @@ void print_progress(Bench& b, const RunKey& k, int step, int total, const StepRe
 struct RunOutcome {
   std::string status = "ok", reason;
   std::string options;
+  std::optional<size_t> planned_mem_bytes;
   double begin_s = 0, end_s = 0;
 };
 
@@ -200,6 +202,7 @@ void write_summary(Bench& b, const RunKey& k, const RunOutcome& o, const RunTota
        num(t.train_time_s), num(step_ms), num(iqr(t.step_ms)), num(median(t.tokens_per_s)),
        num(iqr(t.tokens_per_s)), flops ? num(flops->model) : kEmpty,
        flops ? num(flops->executed) : kEmpty, num(achieved), num(mfu),
+       o.planned_mem_bytes ? integer((long long)*o.planned_mem_bytes) : kEmpty,
        integer((long long)peak_alloc), num(t.peak_mem_used), num(t.gpu_j), num(net),
        num(per_token), num(mean_w), t.gpu_peak_seen ? num(t.gpu_peak_w) : kEmpty, num(idle_w),
        t.gpu_j ? text(t.gpu_method) : kEmpty, run_gpu ? num(run_gpu->counter_joules) : kEmpty,
@@ -230,12 +233,34 @@ void record_failure(const Bench& b, const RunKey& k, RunOutcome& o, const std::s
   std::printf("%s%s: run failed: %s\n", b.tty ? "\n" : "", k.variant.c_str(), message.c_str());
 }
 
+// What the run will allocate on the device (model/memory_plan.hpp), for summary.csv.
+size_t planned_bytes(const Bench& b, const TrainSettings& ts) {
+  AttentionOptions attention = ts.attention;
+  attention.seed = ts.seed;
+  return plan_training_memory(ts.model, *make_variant(ts.variant, attention), ts.batch, ts.seq,
+                              b.runtime.device())
+      .total_bytes();
+}
+
+// One step inside its telemetry window, profiled when measured. The guards close the
+// window and stop profiling however the step ends, so a step that throws leaves nothing
+// open for the next run.
+std::pair<StepResult, WindowResult> timed_step(Bench& b, TrainingRun& run, bool measuring) {
+  ScopedProfiling profiling(b.runtime.profiler(), measuring);
+  ScopedWindow window(b.telemetry, "step");
+  StepResult r = run.step();
+  WindowResult w = window.end();
+  if (measuring) b.runtime.profiler().collect();
+  return {r, w};
+}
+
 // One (variant, batch, seq, repeat): warm-up steps, then measured steps in energy windows.
 RunOutcome run_one(Bench& b, const RunKey& k, double* eta_runs_left_s) {
   RunOutcome o;
   RunTotals t;
   std::optional<StepFlops> flops;
   std::optional<WindowResult> idle, measured;
+  std::optional<ScopedWindow> measured_window;  // outlives a failure: its steps still count
   b.runtime.memory().reset_peak();
   // Only this run's measured steps may reach kernels.csv: not the model's initialisation,
   // not its warm-up, not validation, and nothing left over from the previous run.
@@ -248,19 +273,15 @@ RunOutcome run_one(Bench& b, const RunKey& k, double* eta_runs_left_s) {
     ts.variant = k.variant;
     ts.batch = k.batch;
     ts.seq = k.seq;
-    TrainingRun run(b.ops, ts);
+    o.planned_mem_bytes = planned_bytes(b, ts);
+    TrainingRun run(b.ops, ts);  // refused (failed) where the plan does not fit the device
     o.options = run.model().attention().describe_options();
     flops = run.model().step_flops();
     const int total = b.s.warmup + b.s.steps;
     for (int i = 0; i < total && !interrupted(); ++i) {
       const bool measuring = i >= b.s.warmup;
-      if (i == b.s.warmup) b.telemetry.begin_window("measured");
-      b.runtime.profiler().set_enabled(measuring);
-      b.telemetry.begin_window("step");
-      StepResult r = run.step();
-      WindowResult w = b.telemetry.end_window("step");
-      if (measuring) b.runtime.profiler().collect();
-      b.runtime.profiler().set_enabled(false);
+      if (i == b.s.warmup) measured_window.emplace(b.telemetry, "measured");
+      const auto [r, w] = timed_step(b, run, measuring);
       std::optional<float> val;
       const int every = b.s.train.val_every;
       if (measuring && every > 0 && (i + 1 - b.s.warmup) % every == 0) val = run.validate();
@@ -274,24 +295,18 @@ RunOutcome run_one(Bench& b, const RunKey& k, double* eta_runs_left_s) {
       const double per_step = r.step_ms / 1000.0;
       print_progress(b, k, i + 1, total, r, w, per_step * (total - i - 1) + *eta_runs_left_s);
     }
-    if (b.s.warmup < total && t.step_ms.size() > 0) measured = b.telemetry.end_window("measured");
+    if (measured_window && t.step_ms.size() > 0) measured = measured_window->end();
     if (!interrupted() && (b.s.train.val_every <= 0 || b.s.steps % b.s.train.val_every != 0)) {
       t.val_loss = run.validate();
       check_target(b, t, *t.val_loss);
     }
     if (interrupted()) o.status = "interrupted", o.reason = "Ctrl-C during the run";
     *eta_runs_left_s = std::max(0.0, *eta_runs_left_s);
-  } catch (const Error& e) {
-    record_failure(b, k, o, e.what());
-  } catch (const TelemetryError& e) {
+  } catch (const std::exception& e) {
     record_failure(b, k, o, e.what());
   }
-  if (!measured && t.step_ms.size() > 0) {
-    try {
-      measured = b.telemetry.end_window("measured");
-    } catch (const TelemetryError&) {
-    }
-  }
+  if (measured_window && measured_window->open() && t.step_ms.size() > 0) measured = measured_window->end();
+  measured_window.reset();
   if (b.tty) std::printf("\n");
   o.end_s = b.telemetry.clock().now();
   write_kernels(b, k);

@@ -39,7 +39,7 @@ const std::vector<std::string>& summary_columns() {
       "variant", "batch", "seq", "repeat", "order", "status", "reason", "options",
       "precision", "steps_measured", "train_time_s", "step_ms_median", "step_ms_iqr", "tokens_per_s_median",
       "tokens_per_s_iqr", "model_flops_per_step", "executed_flops_per_step",
-      "achieved_tflops", "mfu", "peak_mem_allocated_bytes", "peak_mem_used_bytes",
+      "achieved_tflops", "mfu", "planned_mem_bytes", "peak_mem_allocated_bytes", "peak_mem_used_bytes",
       "gpu_energy_j", "gpu_energy_net_j", "gpu_j_per_token", "gpu_mean_w", "gpu_peak_w",
       "gpu_idle_w", "gpu_energy_method", "gpu_counter_j", "gpu_sampled_j", "cpu_time_s",
       "cpu_util", "cpu_energy_j", "cpu_energy_net_j", "final_train_loss", "final_val_loss",
