@@ -194,7 +194,8 @@ void write_summary(Bench& b, const RunKey& k, const RunOutcome& o, const RunTota
     cpu_net = *t.cpu_j - *idle_cpu->mean_watts * t.train_time_s;
   const SourceEnergy* run_gpu = measured ? measured->gpu() : nullptr;
   b.results->summary().write_row(
-      {text(k.variant), integer(k.batch), integer(k.seq), integer(k.repeat), integer(k.order),
+      {text(kFramework), text(k.variant), integer(k.batch), integer(k.seq), integer(k.repeat),
+       integer(k.order),
        text(o.status), text(o.reason), text(o.options), text(precision_name(b.s.precision)),
        integer((long long)t.step_ms.size()),
        num(t.train_time_s), num(step_ms), num(iqr(t.step_ms)), num(median(t.tokens_per_s)),
