@@ -12,8 +12,8 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COLUMNS = ["framework", "precision", "variant", "batch", "seq", "repeat", "status", "step_ms_median", "tokens_per_s_median",
-           "peak_mem_allocated_bytes", "train_time_s", "gpu_energy_j"]
+COLUMNS = ["framework", "precision", "variant", "batch", "seq", "repeat", "status", "step_ms_median",
+           "tokens_per_s_median", "peak_mem_allocated_bytes", "train_time_s", "gpu_energy_j"]
 MIB = 2**20
 
 

@@ -8,15 +8,16 @@ throughput, memory and energy can be held against a mainstream framework's.
   torch_twin.py bench --model gpt2 --batch 16 --seq 512 --variants all --steps 20 \\
       --warmup 3 --precision fp32 --attn-impl sdpa --out DIR
       GPT-2 on random tokens, each variant in turn, timed per step with
-      torch.cuda.synchronize(); writes DIR/summary.csv, DIR/steps.csv, DIR/manifest.json
-      and prints a table.
+      torch.cuda.synchronize(); writes DIR/summary.csv, DIR/steps.csv (attnscope's columns,
+      framework torch-eager or torch-sdpa, so `attnscope merge` combines them with
+      attnscope's results) and DIR/manifest.json, and prints a table.
 
   torch_twin.py train --load CKPT --data SHARD.bin --variant V --batch B --seq T \\
       --steps N --steps-csv FILE
       Replays `attnscope train --load CKPT --data SHARD.bin` step for step: the same
       checkpoint (llm.c format + attnscope's extension), the same batches in the same
       order, the same AdamW (attnscope's cl_kernels/adamw.cl), the same LSH rotations;
-      writes the per-step rows of attnscope's steps.csv plus a `framework` column.
+      writes the per-step rows of attnscope's steps.csv (its columns, `framework` torch-…).
 
 Runs on PyTorch 1.13 (math path only: no scaled_dot_product_attention) and 2.x.
 """
