@@ -95,9 +95,9 @@ sweep() {  # one bench per variant over the sequence lengths, then one merged di
     "$attnscope" bench --model gpt2 --max-seq 16384 --batch 1 --seq "$seqs" --variants "$variant" \
       --repeats 1 --warmup 1 --steps 2 --idle-seconds 1 --cooldown-max 5 \
       --out "$out/sweep-$variant" --tag "sweep-$variant" || status=1
-    dirs+=("$out/sweep-$variant")
+    dirs+=("$out/sweep-$variant"/*/)  # bench --out DIR writes DIR/<timestamp>_<device>_<tag>/
   done
-  "$attnscope" merge --out "$out/sweep" "${dirs[@]}" && rm -rf "${dirs[@]}"
+  "$attnscope" merge --out "$out/sweep" "${dirs[@]}" && rm -rf "$out"/sweep-*/
   return $status
 }
 
