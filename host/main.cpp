@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   add_merge_command(app);
   add_check_command(app);
   add_gemm_command(app);
+  add_data_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
