@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "host/commands.hpp"
+#include "host/options.hpp"
 #include "host/runtime/error.hpp"
 #include "host/runtime/opencl.hpp"
 #include "telemetry/telemetry_error.hpp"
@@ -22,6 +23,7 @@ int main(int argc, char** argv) {
   add_merge_command(app);
   add_check_command(app);
   add_gemm_command(app);
+  require_finite_numbers(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,11 +1,21 @@
 #include "host/options.hpp"
 
+#include <cmath>
+
 #include "host/runtime/error.hpp"
 #include "model/registry.hpp"
 
 namespace attnscope {
 
 namespace {
+
+// "" for a finite number (or text that is no number: the option's own parser says so),
+// else "must be a finite number, got inf".
+std::string non_finite_problem(const std::string& text) {
+  double value = 0;
+  if (!CLI::detail::lexical_cast(text, value) || std::isfinite(value)) return "";
+  return "must be a finite number, got " + text;
+}
 
 // "must be > 0" (POSITIVE), "must be >= 0" (NONNEGATIVE), "must be > 3" (>3).
 CLI::Validator lower_bound(int bound, bool inclusive) {
@@ -16,6 +26,7 @@ CLI::Validator lower_bound(int bound, bool inclusive) {
       [bound, inclusive, rule](std::string& text) -> std::string {
         double value = 0;
         if (!CLI::detail::lexical_cast(text, value)) return "'" + text + "' is not a number";
+        if (std::string problem = non_finite_problem(text); !problem.empty()) return problem;
         const bool ok = inclusive ? value >= bound : value > bound;
         return ok ? "" : rule + ", got " + text;
       },
@@ -36,6 +47,15 @@ std::string option_help(const SharedOption& shared) {
 
 const CLI::Validator kPositive = lower_bound(0, false);
 const CLI::Validator kNonNegative = lower_bound(0, true);
+
+void require_finite_numbers(CLI::App& app) {
+  // No description: the help keeps showing "FLOAT" rather than "FLOAT:FINITE" everywhere.
+  const CLI::Validator finite([](std::string& text) { return non_finite_problem(text); }, "");
+  for (CLI::Option* option : app.get_options())
+    if (option->get_type_name().rfind("FLOAT", 0) == 0) option->check(finite);
+  for (CLI::App* command : app.get_subcommands(std::function<bool(CLI::App*)>{}))
+    require_finite_numbers(*command);
+}
 
 ModelConfig ModelOptions::resolve(const DeviceInfo& device) const {
   ModelConfig c = preset_config(preset == "auto" ? (device.is_gpu ? "gpt2" : "tiny") : preset);

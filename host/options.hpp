@@ -24,6 +24,11 @@ struct ModelOptions {
 extern const CLI::Validator kPositive;
 extern const CLI::Validator kNonNegative;
 
+// The one rule for numbers on the command line: every floating-point option of app and
+// of its subcommands refuses inf, -inf and nan (none of them means anything as a learning
+// rate, a duration, a peak or a target). Call once all commands are added.
+void require_finite_numbers(CLI::App& app);
+
 void add_model_options(CLI::App* cmd, ModelOptions& options);
 void add_attention_options(CLI::App* cmd, AttentionOptions& options);
 void add_optimizer_options(CLI::App* cmd, OptimizerConfig& options);
