@@ -4,15 +4,21 @@
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
+#include <cmath>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <regex>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "model/config.hpp"
+#include "model/parameters.hpp"
 #include "test_support.hpp"
 
 namespace attnscope {
@@ -91,6 +97,75 @@ TEST(CommandLine, FiniteValuesOfFloatOptionsStillParse) {
   expect_refused("bench --val-every 1 --target-loss -1.5 --peak-tflops 0.5 --device no-such-device", 2,
                  pieces);
   expect_refused("telemetry --seconds 0.01 --device no-such-device", 2, pieces);
+}
+
+// A scratch directory per test, removed at its end.
+class CommandLineFiles : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("attnscope_cli_" + std::to_string(getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  std::filesystem::path dir_;
+};
+
+// The tiny model's initial weights, as a checkpoint.
+std::string tiny_checkpoint(const std::string& path) {
+  EXPECT_EQ(run("train --model tiny --steps 0 --val-batches 1 --save " + path).code, 0);
+  return path;
+}
+
+void overwrite_float(const std::string& path, size_t float_index, float value) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(std::streamoff(1024 + 4 * float_index));  // after the int32[256] header
+  f.write(reinterpret_cast<const char*>(&value), sizeof value);
+}
+
+// Item 10: a checkpoint holding a value that is not finite is refused on load, naming the
+// tensor (and the layer, for per-layer tensors).
+TEST_F(CommandLineFiles, CheckpointWithNonFiniteWeightsIsRefusedNamingTheTensor) {
+  const std::string ckpt = tiny_checkpoint(path("tiny.ckpt"));
+  const std::string with_nan = path("nan.ckpt"), with_inf = path("inf.ckpt");
+  std::filesystem::copy_file(ckpt, with_nan);
+  std::filesystem::copy_file(ckpt, with_inf);
+  overwrite_float(with_nan, 5, std::nanf(""));  // wte, element 5
+  // Tiny: wte and wpe are 256·64 floats each; ln1w is (L=2, 64); layer 1's starts after layer 0's.
+  overwrite_float(with_inf, 2 * 256 * 64 + 64 + 3, INFINITY);
+  expect_refused("train --model tiny --steps 1 --load " + with_nan, 2,
+                 {with_nan, "wte", "1 of 16384", "element 5"});
+  expect_refused("train --model tiny --steps 1 --load " + with_inf, 2,
+                 {with_inf, "layer 1's ln1w", "element 3", "inf"});
+  EXPECT_EQ(run("train --model tiny --steps 1 --val-batches 1 --load " + ckpt).code, 0);
+}
+
+// Item 11: a non-finite loss names what is not finite (loss, gradient norm, the first
+// non-finite weight) rather than guessing at --lr.
+TEST(CommandLine, NonFiniteLossNamesWhatIsNotFinite) {
+  const Outcome o = run("train --model tiny --steps 3 --lr 1e30");
+  EXPECT_EQ(o.code, 1) << o.err;
+  for (const char* piece : {"training step 2: loss", "gradient norm", "the loss is not finite",
+                            "the previous step's gradient norm was", "the weights are not, first wte"})
+    EXPECT_NE(o.err.find(piece), std::string::npos) << o.err;
+  EXPECT_EQ(o.err.find("try a lower --lr"), std::string::npos) << o.err;
+}
+
+// The same naming serves the gradients (a finite loss with a non-finite gradient norm).
+TEST(NonFiniteTensors, TheFirstNonFiniteTensorIsNamedWithItsLayer) {
+  const ModelConfig c = preset_config("tiny");
+  const ParameterLayout layout(c, {{"qkvw", {192, 64}}, {"qkvb", {192}}, {"attprojw", {64, 64}},
+                                   {"attprojb", {64}}}, 1);
+  std::vector<float> packed(layout.packed_floats(), 0.5f);
+  EXPECT_EQ(describe_non_finite(layout, packed), "");
+  const ParamGroup& fcb = layout.group("fcb");
+  packed[fcb.packed_offset + fcb.floats_per_layer + 7] = -INFINITY;
+  packed[fcb.packed_offset + fcb.floats_per_layer + 9] = std::nanf("");
+  packed.back() = std::nanf("");  // lnfb, after fcb
+  EXPECT_EQ(describe_non_finite(layout, packed),
+            "layer 1's fcb (2 of 256 values are not finite; the first, -inf, is element 7)");
 }
 
 }  // namespace
