@@ -101,7 +101,7 @@ void add_check_command(CLI::App& app) {
                   "standard small cases; the CPU reference costs O(B·T²·C)")
       ->delimiter(',')
       ->expected(4)
-      ->check(kPositive);
+      ->check(kSize);
   add_attention_options(cmd, options->attention);
   add_precision_option(cmd, options->precision);
   cmd->callback([options] { run_check(*options); });

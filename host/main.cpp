@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
   add_merge_command(app);
   add_check_command(app);
   add_gemm_command(app);
-  require_finite_numbers(app);
+  apply_number_rules(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

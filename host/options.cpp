@@ -47,14 +47,30 @@ std::string option_help(const SharedOption& shared) {
 
 const CLI::Validator kPositive = lower_bound(0, false);
 const CLI::Validator kNonNegative = lower_bound(0, true);
+const CLI::Validator kSize = lower_bound(0, false) & CLI::Validator(
+    [](std::string& text) -> std::string {
+      double value = 0;
+      if (!CLI::detail::lexical_cast(text, value) || value <= kMaxSize) return "";
+      return "must be at most " + std::to_string(kMaxSize) + " (2^20), got " + text;
+    },
+    "");
 
-void require_finite_numbers(CLI::App& app) {
+void apply_number_rules(CLI::App& app) {
   // No description: the help keeps showing "FLOAT" rather than "FLOAT:FINITE" everywhere.
   const CLI::Validator finite([](std::string& text) { return non_finite_problem(text); }, "");
-  for (CLI::Option* option : app.get_options())
-    if (option->get_type_name().rfind("FLOAT", 0) == 0) option->check(finite);
+  // CLI11 reads "-1" into an unsigned option as 2^64-1.
+  const CLI::Validator unsigned_number(
+      [](std::string& text) {
+        return text.find('-') == std::string::npos ? std::string() : "must be >= 0, got " + text;
+      },
+      "");
+  for (CLI::Option* option : app.get_options()) {
+    const std::string type = option->get_type_name();
+    if (type.rfind("FLOAT", 0) == 0) option->check(finite);
+    if (type.rfind("UINT", 0) == 0) option->check(unsigned_number);
+  }
   for (CLI::App* command : app.get_subcommands(std::function<bool(CLI::App*)>{}))
-    require_finite_numbers(*command);
+    apply_number_rules(*command);
 }
 
 ModelConfig ModelOptions::resolve(const DeviceInfo& device) const {
@@ -77,15 +93,15 @@ void add_model_options(CLI::App* cmd, ModelOptions& o) {
                   "tiny on a CPU)")
       ->capture_default_str();
   cmd->add_option("--n-layer", o.n_layer, "Override the preset's number of layers")
-      ->check(kPositive);
+      ->check(kSize);
   cmd->add_option("--n-head", o.n_head, "Override the preset's number of heads")
-      ->check(kPositive);
+      ->check(kSize);
   cmd->add_option("--n-embd", o.n_embd, "Override the preset's embedding width")
-      ->check(kPositive);
+      ->check(kSize);
   cmd->add_option("--max-seq", o.max_seq_len, "Override the preset's max sequence length")
-      ->check(kPositive);
+      ->check(kSize);
   cmd->add_option("--vocab-size", o.vocab_size, "Override the preset's vocabulary size")
-      ->check(kPositive);
+      ->check(kSize);
 }
 
 void add_attention_options(CLI::App* cmd, AttentionOptions& o) {

@@ -90,6 +90,47 @@ TEST(CommandLine, EveryFloatOptionRefusesNonFiniteValues) {
     EXPECT_TRUE(seen.count(named)) << named << " is not a FLOAT option in --help";
 }
 
+// Item 12: an unsigned option (--seed) never wraps a negative value to 2^64-1.
+TEST(CommandLine, EveryUnsignedOptionRefusesNegativeValues) {
+  std::set<std::string> seen;
+  for (const std::string& command : subcommands()) {
+    const std::string help = help_of(command);
+    const std::regex unsigned_option(R"((--[a-z0-9-]+) UINT)");
+    for (std::sregex_iterator it(help.begin(), help.end(), unsigned_option), end; it != end; ++it) {
+      const std::string option = (*it)[1];
+      seen.insert(command + " " + option);
+      expect_refused(command + " " + option + "=-1", 2, {option, "must be >= 0, got -1"});
+      expect_refused(command + " " + option + " -1", 2, {option, "-1"});
+    }
+  }
+  EXPECT_TRUE(seen.count("train --seed") && seen.count("bench --seed"));
+}
+
+// Item 12: sizes are capped at 2^20 before any product of them is formed.
+TEST(CommandLine, SizesAboveTheCapAreRefusedBeforeTheyOverflow) {
+  const std::string cap = "must be at most 1048576";
+  expect_refused("train --n-embd 2147483647 --n-head 1", 2, {"--n-embd", cap});
+  expect_refused("train --vocab-size 2147483647", 2, {"--vocab-size", cap});
+  expect_refused("train --max-seq 1048577", 2, {"--max-seq", cap});
+  expect_refused("train --batch 4000000", 2, {"--batch", cap});
+  expect_refused("bench --seq 64,2000000", 2, {"--seq", cap});
+  expect_refused("check --shape 1,2000000,64,4", 2, {"--shape", cap});
+  expect_refused("gemm --shape 64,64,1048577", 2, {"--shape", cap});
+  // Beyond int: the parser refuses it as a number instead of wrapping it.
+  expect_refused("train --n-layer 4294967297", 2, {"--n-layer", "4294967297"});
+  // At the cap the size is computed exactly: the allocation is refused, not wrapped.
+  const Outcome at_cap = run("train --model tiny --n-embd 1048576 --n-head 1 --steps 0");
+  EXPECT_EQ(at_cap.code, 3) << at_cap.err;
+  EXPECT_NE(at_cap.err.find("allocating parameters (100665456 MiB)"), std::string::npos) << at_cap.err;
+}
+
+TEST(CommandLine, DeviceLimitsMustBePositiveNumbers) {
+  for (const char* value : {"-5", "0", "5x", "", "+5", "99999999999999999999999"})
+    expect_refused("devices", 2, {"ATTNSCOPE_DEVICE_LIMITS", std::string("'local_mem=") + value + "'"},
+                   std::string("ATTNSCOPE_DEVICE_LIMITS=local_mem=") + value);
+  EXPECT_EQ(run("devices", "ATTNSCOPE_DEVICE_LIMITS=local_mem=1024").code, 0);
+}
+
 // Finite values pass the number checks and the command goes on to pick its device.
 TEST(CommandLine, FiniteValuesOfFloatOptionsStillParse) {
   const std::vector<std::string> pieces{"--device 'no-such-device' matches no OpenCL device"};

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
@@ -52,6 +53,14 @@ std::string pci_bus_id(const cl::Device& d, const std::string& extensions) {
   return "";
 }
 
+// Digits only (sscanf's %llu takes "-5" as 2^64-5), no overflow, above 0.
+bool parse_positive(const std::string& text, unsigned long long* value) {
+  if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos) return false;
+  errno = 0;
+  *value = std::strtoull(text.c_str(), nullptr, 10);
+  return errno == 0 && *value > 0;
+}
+
 // ATTNSCOPE_DEVICE_LIMITS="local_mem=49152,work_group=1024" lowers the limits that tiles
 // are sized from, so that a CPU device (PoCL: 2 MiB local memory, 4096-item work-groups)
 // runs the tile choices a GPU gets (48 KiB, 1024 on NVIDIA). For tests and debugging;
@@ -64,7 +73,7 @@ void apply_limit_override(DeviceInfo& info) {
     const size_t eq = item.find('=');
     const std::string key = item.substr(0, eq);
     unsigned long long value = 0;
-    if (eq == std::string::npos || std::sscanf(item.c_str() + eq + 1, "%llu", &value) != 1 || value == 0)
+    if (eq == std::string::npos || !parse_positive(item.substr(eq + 1), &value))
       throw UsageError("ATTNSCOPE_DEVICE_LIMITS: '" + item + "' is not key=positive-number");
     auto lower = [&](auto& limit) {
       if (value > limit)
