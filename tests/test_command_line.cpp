@@ -194,6 +194,51 @@ TEST(CommandLine, NonFiniteLossNamesWhatIsNotFinite) {
   EXPECT_EQ(o.err.find("try a lower --lr"), std::string::npos) << o.err;
 }
 
+// Item 13: a usage error of `check` is found before any case runs (exit 2).
+TEST_F(CommandLineFiles, CheckRefusesBadOptionsBeforeRunning) {
+  expect_refused("check --variant gqa --shape 1,16,64,4 --kv-heads 3", 2, {"--kv-heads", "3"});
+  const std::string file = path("a_file");
+  std::ofstream(file) << "x";
+  expect_refused("check --variant baseline --dump " + file + "/dump", 2, {"--dump", file});
+  std::string out;
+  EXPECT_EQ(testing::run_attnscope("check --variant baseline --dump " + file + "/dump", &out), 2);
+  EXPECT_EQ(out.find("checking on"), std::string::npos) << out;
+}
+
+// Item 13: a case that cannot run (here: its dump cannot be written) is named as such,
+// not as a failed comparison, and no "tensors written" is claimed for it.
+TEST_F(CommandLineFiles, CheckNamesCasesThatCouldNotRun) {
+  std::filesystem::create_directories(path("dump"));
+  std::ofstream(path("dump/baseline")) << "in the way";
+  std::string out;
+  EXPECT_EQ(testing::run_attnscope("check --variant baseline --dump " + path("dump"), &out), 1);
+  EXPECT_NE(out.find("variant checks could not run"), std::string::npos) << out;
+  EXPECT_NE(out.find("cannot create dump directory"), std::string::npos) << out;
+  EXPECT_EQ(out.find("tensors"), std::string::npos) << out;
+  EXPECT_EQ(out.find("failed on"), std::string::npos) << out;
+}
+
+// Item 14: bad input exits 2 whether it is an option or the content of an input file.
+TEST_F(CommandLineFiles, MalformedInputFilesExitTwoLikeBadOptions) {
+  const std::string shard = path("bad.bin"), ckpt = path("bad.ckpt"), truncated = path("short.ckpt");
+  std::vector<int32_t> header(256, 0);
+  header[0] = 12345;  // neither shard nor checkpoint magic
+  std::ofstream(shard, std::ios::binary).write(reinterpret_cast<const char*>(header.data()), 1024);
+  std::ofstream(ckpt, std::ios::binary).write(reinterpret_cast<const char*>(header.data()), 1024);
+  expect_refused("train --model tiny --steps 1 --data " + shard, 2, {shard, "magic"});
+  expect_refused("train --model tiny --steps 1 --load " + ckpt, 2, {ckpt, "magic"});
+  const std::string whole = tiny_checkpoint(path("tiny.ckpt"));
+  std::filesystem::copy_file(whole, truncated);
+  std::filesystem::resize_file(truncated, std::filesystem::file_size(whole) - 8);
+  expect_refused("train --model tiny --steps 1 --load " + truncated, 2, {truncated, "truncated"});
+}
+
+// Item 15: an unknown command is named.
+TEST(CommandLine, UnknownCommandIsNamed) {
+  expect_refused("frobnicate", 2, {"unknown command 'frobnicate'", "train", "bench"});
+  expect_refused("", 2, {"a command is required"});
+}
+
 // The same naming serves the gradients (a finite loss with a non-finite gradient norm).
 TEST(NonFiniteTensors, TheFirstNonFiniteTensorIsNamedWithItsLayer) {
   const ModelConfig c = preset_config("tiny");
