@@ -34,9 +34,9 @@ void add_bench_command(CLI::App& app, const std::string& command_line) {
   add_model_options(cmd, s->model);
   add_attention_options(cmd, s->train.attention);
   cmd->add_option("--batch,-B", s->batches, "Batch sizes, comma-separated (default 16 on a "
-                  "GPU, 4 on a CPU)")->delimiter(',')->check(kPositive);
+                  "GPU, 4 on a CPU)")->delimiter(',')->check(kSize);
   cmd->add_option("--seq,-T", s->seqs, "Sequence lengths, comma-separated (default 512 on a "
-                  "GPU, 64 on a CPU)")->delimiter(',')->check(kPositive);
+                  "GPU, 64 on a CPU)")->delimiter(',')->check(kSize);
   cmd->add_option("--repeats", s->repeats, "Repeats of the whole matrix")
       ->capture_default_str()->check(kPositive);
   cmd->add_option("--warmup", s->warmup, "Warm-up steps per run (not measured)")

@@ -41,7 +41,7 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 }
 
 TokenFile read_shard(std::ifstream& in, const std::string& path, uint64_t size) {
-  auto fail = [&](const std::string& problem) { return Error(file_message(kShard, path, problem)); };
+  auto fail = [&](const std::string& problem) { return UsageError(file_message(kShard, path, problem)); };
   if (size < kLlmcHeaderBytes)
     throw fail("truncated header: the file has " + std::to_string(size) + " bytes, the header alone is " +
                std::to_string(kLlmcHeaderBytes));

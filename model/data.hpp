@@ -20,9 +20,10 @@
 // batch would run past the end, reading restarts at token 0 and epoch() counts the wrap
 // (a tail shorter than one batch is skipped). The synthetic streams are read the same way.
 //
-// Errors are one line naming the file: UsageError for what the user chose (missing or
-// unreadable file, a split smaller than one batch, a token outside the model's vocabulary),
-// Error for a malformed shard (wrong magic or version, truncated, trailing bytes).
+// Errors are one line naming the file, UsageError (bad input, exit 2) for a missing or
+// unreadable file, a split smaller than one batch, a token outside the model's vocabulary
+// and a malformed shard (wrong magic or version, truncated, trailing bytes); Error only
+// for a read that fails part-way.
 #pragma once
 #include <cstdint>
 #include <memory>
