@@ -3,9 +3,11 @@
 // --data/--val-data) replays exactly the tokens a run on the built-in corpus reads.
 #include <cstdio>
 #include <memory>
+#include <string>
 
 #include "host/commands.hpp"
 #include "host/options.hpp"
+#include "host/runtime/error.hpp"
 #include "model/data.hpp"
 
 namespace attnscope {
@@ -32,10 +34,14 @@ void add_data_command(CLI::App& app) {
   sub->add_option("--export", cmd->prefix, "Write PREFIX_train.bin and PREFIX_val.bin")->required();
   sub->add_option("--tokens", cmd->tokens, "Tokens per stream; a run of S steps of B×T reads "
                   "S·B·T+1 training tokens and val-batches·B·T+1 validation tokens")
-      ->required()
-      ->check(CLI::Range(size_t(2), size_t(INT32_MAX)));
+      ->required();
   sub->add_option("--seed", cmd->seed, "The corpus's seed (train's --seed)")->capture_default_str();
   sub->callback([cmd] {
+    // Checked here rather than by a CLI::Range so that the number rule's "must be >= 0"
+    // (options.cpp) sees a negative value first.
+    if (cmd->tokens < 2 || cmd->tokens > size_t(INT32_MAX))
+      throw UsageError("--tokens must be from 2 to " + std::to_string(INT32_MAX) + ", got " +
+                       std::to_string(cmd->tokens));
     export_stream(*cmd, false);
     export_stream(*cmd, true);
   });
