@@ -70,7 +70,8 @@ uint64_t positive_number(const std::string& key, const std::string& text, uint64
 // that one (here the H200's). local_mem and work_group lower the limits tiles are sized
 // from (a value above the device's own is an error, never a raise: the kernels must still
 // run); type and compute_units are what the tile lists and the GEMM planner branch on;
-// tuning names the device whose GEMM tuning entries apply. For tests and debugging.
+// tuning names the device whose GEMM tuning entries apply; global_mem=BYTES lowers the
+// memory a run's plan must fit (model/memory_plan.hpp). For tests and debugging.
 void apply_limit_override(DeviceInfo& info) {
   const char* spec = std::getenv("ATTNSCOPE_DEVICE_LIMITS");
   if (!spec || !*spec) return;
@@ -98,12 +99,15 @@ void apply_limit_override(DeviceInfo& info) {
         throw UsageError("ATTNSCOPE_DEVICE_LIMITS: type='" + text + "' is not gpu or cpu");
       info.is_gpu = text == "gpu";
       info.is_cpu = text == "cpu";
+    } else if (key == "global_mem") {  // what a run's memory plan must fit
+      lower(info.global_mem_bytes);
+      info.max_alloc_bytes = std::min(info.max_alloc_bytes, info.global_mem_bytes);
     } else if (key == "tuning") {
       if (text.empty()) throw UsageError("ATTNSCOPE_DEVICE_LIMITS: tuning= needs a device name");
       info.tuning_name = text;
     } else {
       throw UsageError("ATTNSCOPE_DEVICE_LIMITS: unknown key '" + key +
-                       "' (local_mem, work_group, compute_units, type, tuning)");
+                       "' (local_mem, work_group, global_mem, compute_units, type, tuning)");
     }
   }
 }

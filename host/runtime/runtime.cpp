@@ -234,4 +234,11 @@ void Runtime::finish() {
   }
 }
 
+void Runtime::drain() noexcept {
+  try {
+    queue_.finish();
+  } catch (...) {
+  }
+}
+
 }  // namespace attnscope

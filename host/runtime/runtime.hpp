@@ -110,6 +110,9 @@ class Runtime {
   void launch(const cl::Kernel& kernel, const cl::NDRange& global, const cl::NDRange& local,
               const KernelCost& cost = {}, const std::string& profile_name = "");
   void finish();
+  // finish() for a destructor or an error path: waits for the queue and ignores its
+  // errors (a queue that failed has nothing left to wait for).
+  void drain() noexcept;
 
   // What a launch ran: its profile name, its kernel function and its program's file and
   // build options (which carry the tiles). With a log set, every launch appends one;
