@@ -425,8 +425,8 @@ int run_bench(BenchSettings& s) {
   Bench b(s);
   ModelConfig model;
   resolve_matrix(b, model);
-  b.results = std::make_unique<ResultsDirectory>(
-      s.out_dir, b.runtime.device().name, s.cell ? s.tag + "-cell" + std::to_string(*s.cell) : s.tag);
+  const std::string tag = s.cell ? s.tag + "-cell" + std::to_string(*s.cell) : s.tag;
+  b.results = std::make_unique<ResultsDirectory>(s.out_dir, b.runtime.device().name, tag);
   Json& m = b.results->manifest();
   m = {{"tool", "attnscope"},
        {"git_commit", ATTNSCOPE_GIT_COMMIT},

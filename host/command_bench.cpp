@@ -67,9 +67,9 @@ void add_bench_command(CLI::App& app, const std::string& command_line) {
                                    "built-in table by device name)")->check(kPositive);
   cmd->add_flag("--list-cells", *list, "Print the matrix's cells (runs) in their fixed order, "
                "one line each: K variant batch seq repeat; run nothing");
-  auto* cell_opt = cmd->add_option("--cell", *cell, "Run only cell K of the matrix (see --list-cells), "
-                                   "into a results directory of its own (a Slurm array task)")
-                       ->check(kNonNegative);
+  auto* cell_opt = cmd->add_option("--cell", *cell, "Run only cell K of the matrix (see "
+                                   "--list-cells), into a results directory of its own (a Slurm "
+                                   "array task)")->check(kNonNegative);
   add_telemetry_options(*cmd, s->telemetry);
   cmd->callback([s, variants, target, peak, target_opt, peak_opt, list, cell, cell_opt] {
     s->variants = parse_variant_list(*variants);
@@ -78,8 +78,8 @@ void add_bench_command(CLI::App& app, const std::string& command_line) {
     if (cell_opt->count()) {
       if (*cell >= int(cells.size()))
         throw UsageError("--cell " + std::to_string(*cell) + ": the matrix has " +
-                         std::to_string(cells.size()) + " cells (0 to " + std::to_string(cells.size() - 1) +
-                         "; see --list-cells)");
+                         std::to_string(cells.size()) + " cells (0 to " +
+                         std::to_string(cells.size() - 1) + "; see --list-cells)");
       s->cell = *cell;
     }
     if (target_opt->count()) s->target_loss = *target;

@@ -22,15 +22,17 @@ struct DataCommand {
 void export_stream(const DataCommand& cmd, bool validation) {
   const std::string path = cmd.prefix + (validation ? "_val.bin" : "_train.bin");
   write_shard(path, synthetic_tokens(cmd.seed, validation, cmd.tokens));
-  std::printf("%s: %zu tokens, the built-in corpus's %s stream (seed %llu)\n", path.c_str(), cmd.tokens,
-              validation ? "validation" : "training", static_cast<unsigned long long>(cmd.seed));
+  std::printf("%s: %zu tokens, the built-in corpus's %s stream (seed %llu)\n", path.c_str(),
+              cmd.tokens, validation ? "validation" : "training",
+              static_cast<unsigned long long>(cmd.seed));
 }
 
 }  // namespace
 
 void add_data_command(CLI::App& app) {
   auto cmd = std::make_shared<DataCommand>();
-  auto* sub = app.add_subcommand("data", "Export the built-in synthetic corpus as llm.c token shards");
+  auto* sub =
+      app.add_subcommand("data", "Export the built-in synthetic corpus as llm.c token shards");
   sub->add_option("--export", cmd->prefix, "Write PREFIX_train.bin and PREFIX_val.bin")->required();
   sub->add_option("--tokens", cmd->tokens, "Tokens per stream; a run of S steps of B×T reads "
                   "S·B·T+1 training tokens and val-batches·B·T+1 validation tokens")

@@ -140,7 +140,9 @@ std::unique_ptr<DataLoader> token_loader(const TokenFile& file, size_t begin, si
 }
 
 // Train and validation: the same language, different text.
-uint64_t synthetic_stream_seed(uint64_t seed, bool validation) { return 2 * seed + (validation ? 1 : 0); }
+uint64_t synthetic_stream_seed(uint64_t seed, bool validation) {
+  return 2 * seed + (validation ? 1 : 0);
+}
 
 // One endless stream of the built-in corpus, generated a document at a time.
 class SyntheticLoader final : public DataLoader {
