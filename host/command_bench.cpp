@@ -51,10 +51,12 @@ void add_bench_command(CLI::App& app, const std::string& command_line) {
   auto* peak_opt = cmd->add_option("--peak-tflops", *peak, "Device FP32 peak for MFU (default: "
                                    "built-in table by device name)")->check(kPositive);
   add_telemetry_options(*cmd, s->telemetry);
-  cmd->callback([s, variants, target, peak, target_opt, peak_opt] {
+  cmd->callback([s, variants, target, peak, target_opt, peak_opt, cmd] {
     s->variants = parse_variant_list(*variants);
     if (target_opt->count()) s->target_loss = *target;
     if (peak_opt->count()) s->peak_tflops = *peak;
+    if (cmd->get_option("--warmup-steps")->count() == 0)  // bench's default: README, "Commands"
+      s->train.optimizer.schedule.warmup_steps = default_lr_warmup(s->warmup + s->steps);
     if (s->target_loss && s->train.val_every == 0)
       throw UsageError("--target-loss needs --val-every N to find when the target is reached");
     int code = run_bench(*s);
