@@ -308,6 +308,7 @@ RunOutcome run_one(Bench& b, const RunKey& k, double* eta_runs_left_s) {
   }
   if (measured_window && measured_window->open() && t.step_ms.size() > 0) measured = measured_window->end();
   measured_window.reset();
+  if (t.step_ms.empty()) t.gpu_j.reset(), t.cpu_j.reset();  // no measured step: not measured, not 0
   if (b.tty) std::printf("\n");
   o.end_s = b.telemetry.clock().now();
   write_kernels(b, k);

@@ -361,6 +361,8 @@ TEST(Bench, RunsThatCannotFitAreRefusedAndTheMatrixGoesOnToT32768) {
   EXPECT_NE(baseline.at("reason").find("available"), std::string::npos) << baseline.at("reason");
   EXPECT_EQ(number(baseline, "peak_mem_allocated_bytes"), 0) << "refused before allocating";
   EXPECT_EQ(rows.steps.count("baseline"), 0u);
+  for (const char* metric : {"gpu_energy_j", "gpu_energy_net_j", "cpu_energy_j", "cpu_energy_net_j"})
+    EXPECT_EQ(baseline.at(metric), "") << metric << ": no measured step, not 0";
   const Row& linear = rows.summary.at("linear");
   EXPECT_EQ(linear.at("status"), "ok") << linear.at("reason");
   EXPECT_EQ(rows.steps.at("linear"), 1);
