@@ -271,6 +271,7 @@ RunOutcome run_one(Bench& b, const RunKey& k, double* eta_runs_left_s) {
     ts.variant = k.variant;
     ts.batch = k.batch;
     ts.seq = k.seq;
+    ts.steps = b.s.warmup + b.s.steps;  // the learning-rate schedule spans the whole run
     o.planned_mem_bytes = planned_bytes(b, ts);
     TrainingRun run(b.ops, ts);  // refused (failed) where the plan does not fit the device
     o.options = run.model().attention().describe_options();
@@ -305,6 +306,7 @@ RunOutcome run_one(Bench& b, const RunKey& k, double* eta_runs_left_s) {
   }
   if (measured_window && measured_window->open() && t.step_ms.size() > 0) measured = measured_window->end();
   measured_window.reset();
+  if (t.step_ms.empty()) t.gpu_j.reset(), t.cpu_j.reset();  // no measured step: not measured, not 0
   if (b.tty) std::printf("\n");
   o.end_s = b.telemetry.clock().now();
   write_kernels(b, k);
@@ -352,7 +354,8 @@ Json config_json(const BenchSettings& s, const ModelConfig& m) {
           {"optimizer",
            {{"lr", o.adamw.lr}, {"beta1", o.adamw.beta1}, {"beta2", o.adamw.beta2},
             {"eps", o.adamw.eps}, {"weight_decay", o.adamw.weight_decay},
-            {"grad_clip", o.grad_clip}}},
+            {"grad_clip", o.grad_clip}, {"lr_warmup_steps", o.schedule.warmup_steps},
+            {"lr_decay", lr_decay_name(o.schedule.decay)}, {"min_lr_frac", o.schedule.min_lr_frac}}},
           {"idle_seconds", s.idle_seconds}, {"cooldown_max_seconds", s.cooldown_max_seconds},
           {"sample_ms", s.telemetry.sample_ms}};
 }

@@ -45,6 +45,10 @@ struct BenchCell {
 // repeat, so that no variant always runs first (cold GPU) or after the same neighbour.
 std::vector<BenchCell> bench_cells(const BenchSettings& settings);
 
+// The learning-rate warm-up a benchmark run gets unless --warmup-steps says otherwise: a
+// quarter of its steps (warm-up and measured), rounded up.
+inline int default_lr_warmup(int run_steps) { return (run_steps + 3) / 4; }
+
 // Runs the matrix and writes the results directory; returns the process exit code
 // (0, or 130 when interrupted). A failed run (out of memory, NaN loss) is recorded and
 // the benchmark goes on.

@@ -71,7 +71,7 @@ void add_bench_command(CLI::App& app, const std::string& command_line) {
                                    "--list-cells), into a results directory of its own (a Slurm "
                                    "array task)")->check(kNonNegative);
   add_telemetry_options(*cmd, s->telemetry);
-  cmd->callback([s, variants, target, peak, target_opt, peak_opt, list, cell, cell_opt] {
+  cmd->callback([s, variants, target, peak, target_opt, peak_opt, list, cell, cell_opt, cmd] {
     s->variants = parse_variant_list(*variants);
     const std::vector<BenchCell> cells = bench_cells(*s);
     if (*list) return list_cells(cells);
@@ -84,6 +84,8 @@ void add_bench_command(CLI::App& app, const std::string& command_line) {
     }
     if (target_opt->count()) s->target_loss = *target;
     if (peak_opt->count()) s->peak_tflops = *peak;
+    if (cmd->get_option("--warmup-steps")->count() == 0)  // bench's default: README, "Commands"
+      s->train.optimizer.schedule.warmup_steps = default_lr_warmup(s->warmup + s->steps);
     if (s->target_loss && s->train.val_every == 0)
       throw UsageError("--target-loss needs --val-every N to find when the target is reached");
     int code = run_bench(*s);

@@ -123,6 +123,24 @@ void add_precision_option(CLI::App* cmd, Precision& precision) {
       ->check(CLI::IsMember({"fp32", "tf32"}));
 }
 
+namespace {
+
+// The learning-rate schedule (model/lr_schedule.hpp).
+void add_schedule_options(CLI::App* cmd, LrSchedule& s) {
+  cmd->add_option("--warmup-steps", s.warmup_steps, "Linear learning-rate warm-up over the first N "
+                  "steps (llm.c: lr·(step+1)/N)")->capture_default_str()->check(kNonNegative);
+  cmd->add_option_function<std::string>(
+         "--lr-decay", [&s](const std::string& name) { s.decay = parse_lr_decay(name); },
+         "Learning-rate decay after the warm-up, over the run's steps: cosine, linear or none "
+         "(default)")
+      ->check(CLI::IsMember({"cosine", "linear", "none"}));
+  cmd->add_option("--min-lr-frac", s.min_lr_frac, "Where the decay ends, as a fraction of --lr")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+}
+
+}  // namespace
+
 void add_optimizer_options(CLI::App* cmd, OptimizerConfig& o) {
   cmd->add_option("--lr", o.adamw.lr, "AdamW learning rate")->capture_default_str()->check(kPositive);
   cmd->add_option("--beta1", o.adamw.beta1, "AdamW beta1")->capture_default_str()->check(CLI::Range(0.0, 0.999999));
@@ -134,6 +152,7 @@ void add_optimizer_options(CLI::App* cmd, OptimizerConfig& o) {
   cmd->add_option("--grad-clip", o.grad_clip, "Global gradient-norm clip (0 disables)")
       ->capture_default_str()
       ->check(kNonNegative);
+  add_schedule_options(cmd, o.schedule);
 }
 
 }  // namespace attnscope

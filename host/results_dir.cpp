@@ -12,7 +12,7 @@ namespace attnscope {
 const std::vector<std::string>& steps_columns() {
   static const std::vector<std::string> c = {
       "framework", "variant", "batch", "seq", "repeat", "step", "phase", "loss", "val_loss",
-      "grad_norm", "step_ms", "tokens_per_s", "gpu_energy_j", "gpu_mean_w", "gpu_energy_method",
+      "grad_norm", "lr", "step_ms", "tokens_per_s", "gpu_energy_j", "gpu_mean_w", "gpu_energy_method",
       "cpu_energy_j", "cpu_time_s", "cpu_util", "device_mem_allocated_bytes",
       "device_mem_used_bytes"};
   return c;
@@ -27,7 +27,7 @@ std::vector<CsvCell> step_row(const StepRowRun& run, const StepResult& r, const 
   auto opt = [](const auto& v) { return v ? CsvCell(double(*v)) : CsvCell(); };
   return {std::string(kFramework), run.variant, (long long)run.batch, (long long)run.seq,
           (long long)run.repeat, (long long)r.step, std::string(phase), double(r.loss), opt(val), double(r.grad_norm),
-          r.step_ms, r.tokens_per_s, gpu ? opt(gpu->joules) : empty,
+          double(r.lr), r.step_ms, r.tokens_per_s, gpu ? opt(gpu->joules) : empty,
           gpu ? opt(gpu->mean_watts) : empty,
           gpu ? CsvCell(std::string(energy_method_name(gpu->method))) : empty,
           cpu ? opt(cpu->joules) : empty, w.cpu_seconds(), w.cpu_utilization(),

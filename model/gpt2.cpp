@@ -212,14 +212,16 @@ void GPT2::backward(int64_t step) {
   ops_.encoder_backward(grad("wte"), grad("wpe"), dresidual_, inputs_, B_, T_, C);
 }
 
-void GPT2::update(int64_t step) {
+void GPT2::update(int64_t step, float lr) {
+  Ops::AdamW adamw = optimizer_.adamw;
+  adamw.lr = lr;
   ops_.squared_norm(norm_sq_, grads_, layout_.device_floats());
   ops_.clip_scale(grad_scale_, norm_sq_, optimizer_.grad_clip);
   const auto& groups = layout_.groups();
   for (size_t g = 0; g < groups.size(); ++g) {
     const float decay = groups[g].weight_decay ? optimizer_.adamw.weight_decay : 0.f;
     ops_.adamw_update(param_group_views_[g], grad_group_views_[g], m_group_views_[g],
-                      v_group_views_[g], groups[g].device_floats(), optimizer_.adamw, decay,
+                      v_group_views_[g], groups[g].device_floats(), adamw, decay,
                       int(step), grad_scale_);
   }
 }
@@ -231,7 +233,7 @@ float GPT2::mean_loss() {
   return float(sum / double(host_losses_.size()));
 }
 
-float GPT2::train_step(const int* inputs, const int* targets, int64_t step) {
+float GPT2::train_step(const int* inputs, const int* targets, int64_t step, float lr) {
   upload_batch(inputs, targets);
   rt_.fill(grads_, 0.f, layout_.device_floats());
   forward(step);
@@ -239,7 +241,7 @@ float GPT2::train_step(const int* inputs, const int* targets, int64_t step) {
   ops_.fused_classifier(logits_, losses_, targets_, B_ * T_, config_.vocab_size,
                         config_.padded_vocab_size);
   backward(step);
-  update(step);
+  update(step, lr);
   float norm_sq = 0;
   rt_.download(norm_sq_, &norm_sq, sizeof(float));  // blocking: the step has finished
   last_grad_norm_ = std::sqrt(norm_sq);

@@ -49,8 +49,10 @@ void TrainingRun::load_or_init() {
 StepResult TrainingRun::step() {
   const Batch& batch = data_.train->next_batch();
   ++step_;
+  const OptimizerConfig& o = settings_.optimizer;
+  const float lr = scheduled_lr(o.adamw.lr, o.schedule, step_, settings_.steps);
   auto start = std::chrono::steady_clock::now();
-  float loss = model_->train_step(batch.inputs.data(), batch.targets.data(), step_);
+  float loss = model_->train_step(batch.inputs.data(), batch.targets.data(), step_, lr);
   auto end = std::chrono::steady_clock::now();
   const float grad_norm = model_->last_grad_norm();
   if (!std::isfinite(loss) || !std::isfinite(grad_norm)) throw Error(non_finite_step_message(loss, grad_norm));
@@ -59,6 +61,7 @@ StepResult TrainingRun::step() {
   r.loss = loss;
   r.grad_norm = grad_norm;
   previous_grad_norm_ = grad_norm;
+  r.lr = lr;
   r.step_ms = std::chrono::duration<double, std::milli>(end - start).count();
   r.tokens_per_s = double(settings_.batch) * settings_.seq / (r.step_ms / 1000.0);
   return r;
@@ -116,6 +119,9 @@ std::string TrainingRun::banner() const {
      << "optimizer: AdamW lr=" << o.adamw.lr << " betas=(" << o.adamw.beta1 << ", "
      << o.adamw.beta2 << ") eps=" << o.adamw.eps << " weight_decay=" << o.adamw.weight_decay
      << " grad_clip=" << o.grad_clip << "\n"
+     << "schedule:  warm-up " << o.schedule.warmup_steps << " steps, then "
+     << lr_decay_name(o.schedule.decay) << " decay to " << o.schedule.min_lr_frac
+     << " of the peak over " << settings_.steps << " steps\n"
      << "data:      " << data_.train->describe() << "; validation: " << data_.val->describe()
      << "\n"
      << "memory:    " << (ops_.runtime().memory().current_bytes() >> 20)

@@ -19,7 +19,7 @@ struct TrainSettings {
   AttentionOptions attention;
   int batch = 4;
   int seq = 64;
-  int steps = 50;
+  int steps = 50;  // the run's length: the learning-rate schedule decays over it
   uint64_t seed = 1337;  // initial weights and the synthetic corpus
   OptimizerConfig optimizer;
   DataSpec data;
@@ -32,6 +32,7 @@ struct StepResult {
   int64_t step = 0;
   float loss = 0;
   float grad_norm = 0;
+  float lr = 0;  // the learning rate of this step's update (the schedule applied)
   double step_ms = 0;
   double tokens_per_s = 0;
 };

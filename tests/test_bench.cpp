@@ -17,7 +17,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "host/bench.hpp"
 #include "host/stats.hpp"
+#include "model/lr_schedule.hpp"
 #include "model/gemm_tuning.hpp"
 #include "test_support.hpp"
 
@@ -191,6 +193,17 @@ TEST(Bench, SummaryMediansAreTheMeasuredStepsMedians) {
   }
 }
 
+// Every run of the benchmark warms its learning rate up by default, over a quarter of its
+// steps (1 warm-up + 3 measured: 1 step), and steps.csv shows the rate of each step.
+TEST(Bench, DefaultLearningRateWarmUpIsInTheManifestAndEachStepsRate) {
+  const auto optimizer = read_json(bench().dir / "manifest.json").at("config").at("optimizer");
+  EXPECT_EQ(optimizer.at("lr_warmup_steps"), default_lr_warmup(1 + 3));
+  EXPECT_EQ(default_lr_warmup(23), 6);
+  const LrSchedule schedule{default_lr_warmup(4), LrDecay::kNone, 0.f};
+  for (const Row& r : read_csv(bench().dir / "steps.csv").rows)
+    EXPECT_FLOAT_EQ(float(number(r, "lr")), scheduled_lr(6e-4f, schedule, std::stoi(r.at("step")), 4));
+}
+
 TEST(Bench, KernelsBelongToTheirRun) {
   const Csv kernels = read_csv(bench().dir / "kernels.csv");
   std::set<std::string> runs_with_rows;
@@ -348,6 +361,8 @@ TEST(Bench, RunsThatCannotFitAreRefusedAndTheMatrixGoesOnToT32768) {
   EXPECT_NE(baseline.at("reason").find("available"), std::string::npos) << baseline.at("reason");
   EXPECT_EQ(number(baseline, "peak_mem_allocated_bytes"), 0) << "refused before allocating";
   EXPECT_EQ(rows.steps.count("baseline"), 0u);
+  for (const char* metric : {"gpu_energy_j", "gpu_energy_net_j", "cpu_energy_j", "cpu_energy_net_j"})
+    EXPECT_EQ(baseline.at(metric), "") << metric << ": no measured step, not 0";
   const Row& linear = rows.summary.at("linear");
   EXPECT_EQ(linear.at("status"), "ok") << linear.at("reason");
   EXPECT_EQ(rows.steps.at("linear"), 1);
@@ -370,8 +385,10 @@ TEST(Train, ARunThatCannotFitExitsFourNamingTheBytes) {
 TEST(Train, StepsCsvHasARowPerStepWithTheBenchmarksColumns) {
   const fs::path path = fresh_dir("train_csv") / "steps.csv";
   std::string output;
-  ASSERT_EQ(testing::run_attnscope("train --model tiny --steps 4 --val-every 2 --steps-csv " +
+  ASSERT_EQ(testing::run_attnscope("train --model tiny --steps 4 --val-every 2 --warmup-steps 2 "
+                                   "--lr-decay linear --min-lr-frac 0.5 --steps-csv " +
                                        path.string(), &output), 0) << output;
+  const LrSchedule schedule{2, LrDecay::kLinear, 0.5f};
   const Csv csv = read_csv(path);
   const std::set<std::string> header(csv.columns.begin(), csv.columns.end());
   EXPECT_EQ(header, documented_columns("steps.csv"));
@@ -381,6 +398,7 @@ TEST(Train, StepsCsvHasARowPerStepWithTheBenchmarksColumns) {
     EXPECT_EQ(csv.rows[i].at("val_loss").empty(), i % 2 == 0) << i;
     EXPECT_GT(number(csv.rows[i], "device_mem_allocated_bytes"), 0);
     EXPECT_GT(number(csv.rows[i], "step_ms"), 0);
+    EXPECT_FLOAT_EQ(float(number(csv.rows[i], "lr")), scheduled_lr(6e-4f, schedule, i + 1, 4)) << i;
   }
 }
 
@@ -438,6 +456,12 @@ TEST(CommandLine, BadInputIsOneLineAndExitTwo) {
       "bench --seq 100000" + out,
       "bench --target-loss 2" + out,
       "bench --repeats 0" + out,
+      "train --warmup-steps -1",
+      "train --lr-decay exponential",
+      "train --min-lr-frac 1.5",
+      "train --min-lr-frac -0.1",
+      "bench --lr-decay step" + out,
+      "bench --warmup-steps -2" + out,
       "telemetry --seconds -1",
       "check --variant nope",
       "check --shape 1,64,100,12",

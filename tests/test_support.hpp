@@ -20,9 +20,14 @@ namespace attnscope::testing {
 Runtime& shared_runtime();
 Ops& shared_ops();
 
-// Fresh random values, N(0, scale), from a per-call seed sequence.
+// Fresh random values, N(0, scale), from test_rng().
 std::vector<float> random_vector(size_t n, float scale = 1.f);
+// The generator of every test input. Each test starts it from (the process's seed, the
+// test's full name), so one test replays alone under --gtest_filter. The seed is
+// ATTNSCOPE_TEST_SEED where set, else drawn from std::random_device; a failed test prints
+// "ATTNSCOPE_TEST_SEED=N" to replay it.
 std::mt19937_64& test_rng();
+uint64_t test_seed();
 
 // A device buffer filled from host data / poisoned with NaN so unwritten outputs show.
 DeviceBuffer to_device(const std::vector<float>& host);

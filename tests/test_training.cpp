@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "host/runtime/error.hpp"
+#include "model/lr_schedule.hpp"
 #include "model/memory_plan.hpp"
 #include "model/registry.hpp"
 #include "model/training.hpp"
@@ -63,6 +64,46 @@ TEST(Training, SameSeedGivesIdenticalLosses) {
   other.seed = 7;
   TrainingRun c(testing::shared_ops(), other);
   EXPECT_NE(train_losses(c, 5), la);
+}
+
+// llm.c's schedule, written out here step by step (0-based s, W = 4 warm-up steps, N = 12).
+TEST(LrSchedule, EachDecayFollowsLlmCsFormula) {
+  const double peak = 6e-4, min_frac = 0.1, min_lr = peak * min_frac, pi = std::acos(-1.0);
+  for (LrDecay decay : {LrDecay::kNone, LrDecay::kLinear, LrDecay::kCosine}) {
+    const LrSchedule schedule{4, decay, float(min_frac)};
+    for (int s = 0; s < 12; ++s) {
+      const double r = (s - 4) / 8.0;
+      double expected = peak;
+      if (s < 4)
+        expected = peak * (s + 1) / 4;
+      else if (decay == LrDecay::kLinear)
+        expected = peak - r * (peak - min_lr);
+      else if (decay == LrDecay::kCosine)
+        expected = min_lr + 0.5 * (1 + std::cos(pi * r)) * (peak - min_lr);
+      EXPECT_NEAR(scheduled_lr(float(peak), schedule, s + 1, 12), expected, 1e-6 * peak)
+          << lr_decay_name(decay) << " step " << s + 1;
+    }
+  }
+  EXPECT_FLOAT_EQ(scheduled_lr(1.f, {0, LrDecay::kCosine, 0.f}, 1, 10), 1.f);  // no warm-up: the peak
+  EXPECT_THROW(parse_lr_decay("exponential"), UsageError);
+  EXPECT_EQ(parse_lr_decay("cosine"), LrDecay::kCosine);
+}
+
+// The scheduled rate is the one AdamW applies: a warm-up from 6e-4 over 2 steps updates
+// step 1 exactly as a constant 3e-4 does, and not as 6e-4 does.
+TEST(Training, TheScheduledLearningRateIsTheOneApplied) {
+  TrainSettings warm = tiny_settings(), half = tiny_settings(), full = tiny_settings();
+  warm.optimizer.schedule.warmup_steps = 2;
+  half.optimizer.adamw.lr = 3e-4f;
+  TrainingRun a(testing::shared_ops(), warm), b(testing::shared_ops(), half),
+      c(testing::shared_ops(), full);
+  const StepResult first = a.step();
+  EXPECT_FLOAT_EQ(first.lr, 3e-4f);
+  b.step();
+  c.step();
+  const float warm_loss = a.step().loss;
+  EXPECT_EQ(warm_loss, b.step().loss);
+  EXPECT_NE(warm_loss, c.step().loss);
 }
 
 TEST(Training, SaveThenLoadGivesIdenticalLosses) {
