@@ -16,7 +16,6 @@
 #include "host/runtime/error.hpp"
 #include "host/stats.hpp"
 #include "model/registry.hpp"
-#include "telemetry/power_csv.hpp"
 #include "telemetry/telemetry.hpp"
 #include "telemetry/telemetry_json.hpp"
 
@@ -79,8 +78,7 @@ CsvCell text(const std::string& v) { return CsvCell(v); }
 const CsvCell kEmpty = CsvCell(std::monostate{});
 
 void flush_power(Bench& b) {
-  write_power_csv_rows(b.results->power(), b.telemetry.samples_since(b.power_cursor));
-  b.results->power().flush();
+  b.results->append_power(b.telemetry.samples_since(b.power_cursor));
 }
 
 // Waits (bounded) until the GPU's power is back within 10% + 5 W of the idle power
@@ -263,7 +261,7 @@ RunOutcome run_one(Bench& b, const RunKey& k, double* eta_runs_left_s) {
       b.runtime.profiler().set_enabled(false);
       std::optional<float> val;
       const int every = b.s.train.val_every;
-      if (measuring && every > 0 && (i + 1 - b.s.warmup) % every == 0) val = run.validate();
+      if (measuring && every > 0 && (i + 1 - b.s.warmup) % every == 0) val = run.validate(interrupted);
       if (measuring) accumulate(t, r, w);
       if (val) {
         t.val_loss = val;
@@ -276,10 +274,10 @@ RunOutcome run_one(Bench& b, const RunKey& k, double* eta_runs_left_s) {
     }
     if (b.s.warmup < total && t.step_ms.size() > 0) measured = b.telemetry.end_window("measured");
     if (!interrupted() && (b.s.train.val_every <= 0 || b.s.steps % b.s.train.val_every != 0)) {
-      t.val_loss = run.validate();
-      check_target(b, t, *t.val_loss);
+      t.val_loss = run.validate(interrupted);
+      if (t.val_loss) check_target(b, t, *t.val_loss);
     }
-    if (interrupted()) o.status = "interrupted", o.reason = "Ctrl-C during the run";
+    if (interrupted()) o.status = "interrupted", o.reason = interrupt_reason() + " during the run";
     *eta_runs_left_s = std::max(0.0, *eta_runs_left_s);
   } catch (const Error& e) {
     record_failure(b, k, o, e.what());
@@ -447,7 +445,7 @@ int run_bench(BenchSettings& s) {
                   {"missed_ticks", b.telemetry.sampler_stats().missed_ticks}};
   b.results->save_manifest();
   print_table(done, b.results->path());
-  return interrupted() ? int(ExitCode::kInterrupted) : 0;
+  return interrupted() ? int(interrupt_exit_code()) : 0;
 }
 
 }  // namespace attnscope

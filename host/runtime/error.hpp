@@ -1,6 +1,6 @@
 // Errors carry their context to one place (main) that prints them on one line and
 // chooses the exit code: 2 for usage/configuration errors, 3 for device out-of-memory,
-// 1 for everything else.
+// 128 + N for a run stopped by signal N (host/interrupt.hpp), 1 for everything else.
 #pragma once
 #include <stdexcept>
 #include <string>
