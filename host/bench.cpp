@@ -443,6 +443,7 @@ int run_bench(BenchSettings& s) {
   m["finished_utc"] = utc_timestamp("%Y-%m-%dT%H:%M:%SZ");
   m["sampler"] = {{"cpu_share", b.telemetry.sampler_stats().cpu_share()},
                   {"missed_ticks", b.telemetry.sampler_stats().missed_ticks}};
+  b.results->close_csv_files();
   b.results->save_manifest();
   print_table(done, b.results->path());
   return interrupted() ? int(interrupt_exit_code()) : 0;

@@ -95,6 +95,7 @@ void write_csv(const std::string& path, const std::vector<GemmMeasurement>& all,
                    m.tflops, peak ? CsvCell(m.tflops / peak->tflops) : CsvCell(std::monostate{}),
                    m.relative_error});
   }
+  csv.close();
 }
 
 void run_tune(Runtime& rt, const GemmOptions& o, const std::vector<GemmShape>& shapes) {
@@ -114,6 +115,7 @@ void run_tune(Runtime& rt, const GemmOptions& o, const std::vector<GemmShape>& s
     CsvWriter csv(o.tune_csv, {"shape_class", "config", "k_splits", "weighted_ms"});
     for (const auto& t : tuned.trials)
       csv.write_row({t.shape_class, t.choice.label(), (long long)t.choice.k_splits(), t.ms});
+    csv.close();
   }
   if (tuned.winners.empty())
     throw Error("no configuration was timed and checked within --tune-seconds " +

@@ -139,6 +139,7 @@ void run_train(TrainCommand& cmd) {
     run.save_checkpoint(cmd.save_path);
     std::printf("saved %s\n", cmd.save_path.c_str());
   }
+  if (steps_csv) steps_csv->close();
   if (interrupted())
     throw Error("stopped by " + interrupt_reason() + " after step " + std::to_string(run.steps_done()) +
                     (cmd.save_path.empty() ? "" : "; the checkpoint is saved"),

@@ -28,6 +28,8 @@ CsvWriter::CsvWriter(const std::string& path, std::vector<std::string> columns)
 
 CsvWriter::~CsvWriter() = default;
 
+void CsvWriter::close() { file_->close(); }
+
 namespace {
 
 std::string format_cell(const CsvCell& c) {

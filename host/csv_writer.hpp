@@ -21,6 +21,8 @@ class CsvWriter {
   ~CsvWriter();
   // cells in column order; throws Error if the count differs from the header.
   void write_row(const std::vector<CsvCell>& cells);
+  // The last rows on disk and the file closed, checked (Error naming the cause).
+  void close();
   const std::string& path() const { return path_; }
 
  private:

@@ -101,6 +101,13 @@ void ResultsDirectory::append_power(const std::vector<PowerRow>& rows) {
   power_->append(text.str());
 }
 
+void ResultsDirectory::close_csv_files() {
+  steps_->close();
+  summary_->close();
+  kernels_->close();
+  power_->close();
+}
+
 void ResultsDirectory::save_manifest() {
   write_output_file("manifest", path_ + "/manifest.json", manifest_.dump(2) + "\n");
 }

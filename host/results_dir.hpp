@@ -48,6 +48,8 @@ class ResultsDirectory {
   nlohmann::json& manifest() { return manifest_; }
   // Writes manifest.json via a temporary file and rename.
   void save_manifest();
+  // Syncs and closes the four CSVs, checked; call once, after their last row.
+  void close_csv_files();
 
  private:
   std::string path_;

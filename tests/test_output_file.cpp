@@ -175,8 +175,10 @@ TEST_F(OutputFileTest, RowsNeverTearWhenTheDiskFills) {
   EXPECT_EQ(text.size(), 18u * 5) << text;
   EXPECT_EQ(text.back(), '\n');
   file.append(row);  // space again: the rows go on after the last whole one
+  file.close();
   EXPECT_EQ(read(path("steps.csv")).size(), 18u * 6);
   EXPECT_EQ(temporaries(), 0);
+  expect_error<Error>([&] { file.append(row); }, {path("steps.csv"), "closed"});
 }
 
 }  // namespace

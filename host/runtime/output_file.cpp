@@ -108,7 +108,7 @@ OutputFile::OutputFile(std::string what, std::string path)
 }
 
 OutputFile::~OutputFile() {
-  if (fd_ >= 0) close(fd_);
+  if (fd_ >= 0) ::close(fd_);
   if (!temporary_.empty()) unlink(temporary_.c_str());
 }
 
@@ -144,7 +144,7 @@ RowFile::RowFile(std::string what, std::string path, std::string_view header)
     if (fsync(fd_) != 0) throw_write_failure(what_, path_, errno);
     put_in_place(what_, temporary, path_);  // the rows go on through the same descriptor
   } catch (...) {
-    close(fd_);
+    ::close(fd_);
     unlink(temporary.c_str());
     throw;
   }
@@ -152,16 +152,26 @@ RowFile::RowFile(std::string what, std::string path, std::string_view header)
 }
 
 RowFile::~RowFile() {
-  if (fd_ >= 0) close(fd_);
+  if (fd_ >= 0) ::close(fd_);
 }
 
 void RowFile::append(std::string_view rows) {
+  if (fd_ < 0) throw Error(message(what_, path_, "appended to after it was closed"));
   if (const int cause = write_all(fd_, rows.data(), rows.size(), off_t(size_))) {
     // Cut back to the last whole row; shrinking a file needs no space.
     const bool cut = ftruncate(fd_, off_t(size_)) == 0;
     throw_write_failure(what_, path_, cause, cut ? "" : "; the last row may be incomplete");
   }
   size_ += (long long)rows.size();
+}
+
+void RowFile::close() {
+  const bool synced = fsync(fd_) == 0;
+  const int sync_errno = errno;
+  const bool closed = ::close(fd_) == 0;
+  fd_ = -1;
+  if (!synced) throw_write_failure(what_, path_, sync_errno);
+  if (!closed) throw_write_failure(what_, path_, errno);
 }
 
 }  // namespace attnscope

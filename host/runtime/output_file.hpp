@@ -57,6 +57,9 @@ class RowFile {
   // One or more whole rows, each ending in a newline. Error (the file cut back to its
   // rows before the call) when they cannot all be written.
   void append(std::string_view rows);
+  // Syncs and closes the file, checked (Error naming the cause); the destructor of a file
+  // not closed so closes it unchecked.
+  void close();
   const std::string& path() const { return path_; }
 
  private:
