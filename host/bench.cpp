@@ -17,7 +17,6 @@
 #include "host/stats.hpp"
 #include "model/memory_plan.hpp"
 #include "model/registry.hpp"
-#include "telemetry/power_csv.hpp"
 #include "telemetry/telemetry.hpp"
 #include "telemetry/telemetry_json.hpp"
 
@@ -77,8 +76,7 @@ CsvCell text(const std::string& v) { return CsvCell(v); }
 const CsvCell kEmpty = CsvCell(std::monostate{});
 
 void flush_power(Bench& b) {
-  write_power_csv_rows(b.results->power(), b.telemetry.samples_since(b.power_cursor));
-  b.results->power().flush();
+  b.results->append_power(b.telemetry.samples_since(b.power_cursor));
 }
 
 // Waits (bounded) until the GPU's power is back within 10% + 5 W of the idle power
@@ -283,7 +281,7 @@ RunOutcome run_one(Bench& b, const RunKey& k, double* eta_runs_left_s) {
       const auto [r, w] = timed_step(b, run, measuring);
       std::optional<float> val;
       const int every = b.s.train.val_every;
-      if (measuring && every > 0 && (i + 1 - b.s.warmup) % every == 0) val = run.validate();
+      if (measuring && every > 0 && (i + 1 - b.s.warmup) % every == 0) val = run.validate(interrupted);
       if (measuring) accumulate(t, r, w);
       if (val) {
         t.val_loss = val;
@@ -296,10 +294,10 @@ RunOutcome run_one(Bench& b, const RunKey& k, double* eta_runs_left_s) {
     }
     if (measured_window && t.step_ms.size() > 0) measured = measured_window->end();
     if (!interrupted() && (b.s.train.val_every <= 0 || b.s.steps % b.s.train.val_every != 0)) {
-      t.val_loss = run.validate();
-      check_target(b, t, *t.val_loss);
+      t.val_loss = run.validate(interrupted);
+      if (t.val_loss) check_target(b, t, *t.val_loss);
     }
-    if (interrupted()) o.status = "interrupted", o.reason = "Ctrl-C during the run";
+    if (interrupted()) o.status = "interrupted", o.reason = interrupt_reason() + " during the run";
     *eta_runs_left_s = std::max(0.0, *eta_runs_left_s);
   } catch (const std::exception& e) {
     record_failure(b, k, o, e.what());
@@ -472,9 +470,10 @@ int run_bench(BenchSettings& s) {
   m["finished_utc"] = utc_timestamp("%Y-%m-%dT%H:%M:%SZ");
   m["sampler"] = {{"cpu_share", b.telemetry.sampler_stats().cpu_share()},
                   {"missed_ticks", b.telemetry.sampler_stats().missed_ticks}};
+  b.results->close_csv_files();
   b.results->save_manifest();
   print_table(done, b.results->path());
-  return interrupted() ? int(ExitCode::kInterrupted) : 0;
+  return interrupted() ? int(interrupt_exit_code()) : 0;
 }
 
 }  // namespace attnscope

@@ -50,7 +50,7 @@ std::vector<BenchCell> bench_cells(const BenchSettings& settings);
 inline int default_lr_warmup(int run_steps) { return (run_steps + 3) / 4; }
 
 // Runs the matrix and writes the results directory; returns the process exit code
-// (0, or 130 when interrupted). A failed run (out of memory, NaN loss) is recorded and
+// (0, or 128 + the signal when stopped: host/interrupt.hpp). A failed run (out of memory, NaN loss) is recorded and
 // the benchmark goes on.
 int run_bench(BenchSettings& settings);
 

@@ -3,6 +3,7 @@
 
 #include "host/bench.hpp"
 #include "host/commands.hpp"
+#include "host/interrupt.hpp"
 #include "host/runtime/error.hpp"
 #include "model/registry.hpp"
 
@@ -89,7 +90,8 @@ void add_bench_command(CLI::App& app, const std::string& command_line) {
     if (s->target_loss && s->train.val_every == 0)
       throw UsageError("--target-loss needs --val-every N to find when the target is reached");
     int code = run_bench(*s);
-    if (code != 0) throw Error("benchmark interrupted; finished runs are saved", ExitCode(code));
+    if (code != 0)
+      throw Error("benchmark stopped: " + interrupt_reason() + "; finished runs are saved", ExitCode(code));
   });
 }
 

@@ -12,6 +12,7 @@
 #include "host/csv_writer.hpp"
 #include "host/device_peaks.hpp"
 #include "host/runtime/error.hpp"
+#include "host/runtime/output_file.hpp"
 #include "host/gemm_bench.hpp"
 #include "host/options.hpp"
 
@@ -94,6 +95,7 @@ void write_csv(const std::string& path, const std::vector<GemmMeasurement>& all,
                    m.tflops, peak ? CsvCell(m.tflops / peak->tflops) : CsvCell(std::monostate{}),
                    m.relative_error});
   }
+  csv.close();
 }
 
 void run_tune(Runtime& rt, const GemmOptions& o, const std::vector<GemmShape>& shapes) {
@@ -113,6 +115,7 @@ void run_tune(Runtime& rt, const GemmOptions& o, const std::vector<GemmShape>& s
     CsvWriter csv(o.tune_csv, {"shape_class", "config", "k_splits", "weighted_ms"});
     for (const auto& t : tuned.trials)
       csv.write_row({t.shape_class, t.choice.label(), (long long)t.choice.k_splits(), t.ms});
+    csv.close();
   }
   if (tuned.winners.empty())
     throw Error("no configuration was timed and checked within --tune-seconds " +
@@ -124,20 +127,16 @@ void run_tune(Runtime& rt, const GemmOptions& o, const std::vector<GemmShape>& s
     table = GemmTuningTable::parse(text, o.tune_out);
   }
   table.merge(tuned.winners);
-  const std::string tmp = o.tune_out + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << table.to_json();
-    if (!out.flush()) throw Error("cannot write " + tmp);
-  }
-  if (std::rename(tmp.c_str(), o.tune_out.c_str()) != 0)
-    throw Error("cannot rename " + tmp + " to " + o.tune_out);
+  write_output_file("tuning table", o.tune_out, table.to_json());
   std::cout << "tuning table written to " << o.tune_out
             << " (use it with ATTNSCOPE_GEMM_TUNING=" << o.tune_out
             << ", or copy it to model/gemm_tuning.json and rebuild)" << std::endl;
 }
 
 void run_gemm_command(const GemmOptions& o) {
+  if (!o.csv.empty()) check_output_path("--csv", o.csv);
+  if (o.tune && !o.tune_csv.empty()) check_output_path("--tune-csv", o.tune_csv);
+  if (o.tune) check_output_path("--tune-out", o.tune_out);
   Runtime rt(o.device, /*profiling=*/true);
   const std::vector<GemmShape> shapes = shapes_to_run(o, rt.device());
   const Ops probed(rt, o.precision);  // tf32: the probe, or a one-line reason

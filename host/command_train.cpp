@@ -10,6 +10,7 @@
 #include "host/options.hpp"
 #include "host/results_dir.hpp"
 #include "host/runtime/error.hpp"
+#include "host/runtime/output_file.hpp"
 #include "host/stats.hpp"
 #include "host/telemetry_options.hpp"
 #include "model/registry.hpp"
@@ -66,9 +67,11 @@ void print_energy_totals(const Telemetry& telemetry, double step_sum_j, bool eve
               joules(gpu->sampled_joules).c_str());
 }
 
-float print_validation(TrainingRun& run) {
-  const float loss = run.validate();
-  std::printf("step %5lld | validation loss %.6f\n", (long long)run.steps_done(), loss);
+// The validation loss, or nullopt when a signal stopped the validation.
+std::optional<float> print_validation(TrainingRun& run) {
+  const std::optional<float> loss = run.validate(interrupted);
+  if (!loss) return loss;
+  std::printf("step %5lld | validation loss %.6f\n", (long long)run.steps_done(), *loss);
   std::fflush(stdout);
   return loss;
 }
@@ -77,14 +80,21 @@ std::unique_ptr<CsvWriter> open_steps_csv(const std::string& path) {
   if (path.empty()) return nullptr;
   try {
     return std::make_unique<CsvWriter>(path, steps_columns());
-  } catch (const Error&) {
-    throw UsageError("--steps-csv: cannot write " + path);
+  } catch (const UsageError& e) {
+    throw UsageError(std::string("--steps-csv: ") + e.what());
   }
 }
 
+// An option naming a file to write must name one: `--save ""` would save nothing.
+const CLI::Validator kFilePath(
+    [](std::string& path) { return path.empty() ? std::string("an empty path names no file") : std::string(); },
+    "PATH");
+
 void run_train(TrainCommand& cmd) {
   install_interrupt_handler();
+  // Every destination is checked before training, not found unwritable after it.
   std::unique_ptr<CsvWriter> steps_csv = open_steps_csv(cmd.steps_csv);
+  if (!cmd.save_path.empty()) check_output_path("--save", cmd.save_path);
   Runtime runtime(cmd.device);
   Ops ops(runtime, cmd.precision);
   cmd.settings.model = cmd.model.resolve(runtime.device());
@@ -116,7 +126,7 @@ void run_train(TrainCommand& cmd) {
   }
   WindowResult run_window = telemetry.end_window("run");
   print_energy_totals(telemetry, step_sum_j, every_step && run.steps_done() > 0, run_window);
-  if (cmd.settings.val_every <= 0 || run.steps_done() % cmd.settings.val_every != 0)
+  if (!interrupted() && (cmd.settings.val_every <= 0 || run.steps_done() % cmd.settings.val_every != 0))
     print_validation(run);
   if (auto ms = median(step_ms)) {
     const double tokens = double(cmd.settings.batch) * cmd.settings.seq;
@@ -129,8 +139,11 @@ void run_train(TrainCommand& cmd) {
     run.save_checkpoint(cmd.save_path);
     std::printf("saved %s\n", cmd.save_path.c_str());
   }
-  if (interrupted()) throw Error("interrupted after step " + std::to_string(run.steps_done()),
-                                 ExitCode::kInterrupted);
+  if (steps_csv) steps_csv->close();
+  if (interrupted())
+    throw Error("stopped by " + interrupt_reason() + " after step " + std::to_string(run.steps_done()) +
+                    (cmd.save_path.empty() ? "" : "; the checkpoint is saved"),
+                interrupt_exit_code());
 }
 
 }  // namespace
@@ -162,9 +175,10 @@ void add_train_command(CLI::App& app) {
       ->capture_default_str()
       ->check(kPositive);
   cmd->add_option("--load", s.load_path, "Start from this checkpoint (llm.c GPT-2 format)");
-  cmd->add_option("--save", state->save_path, "Write a checkpoint here at the end");
+  cmd->add_option("--save", state->save_path, "Write a checkpoint here at the end")->check(kFilePath);
   cmd->add_option("--steps-csv", state->steps_csv, "Write every step's row here (the columns "
-                  "of the benchmark's steps.csv: loss, time, GPU/CPU energy, CPU time, memory)");
+                  "of the benchmark's steps.csv: loss, time, GPU/CPU energy, CPU time, memory)")
+      ->check(kFilePath);
   add_telemetry_options(*cmd, state->telemetry);
   cmd->callback([state] {
     make_variant(state->settings.variant, state->settings.attention);  // early, clear error

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "host/runtime/error.hpp"
+#include "host/runtime/output_file.hpp"
 
 namespace attnscope {
 
@@ -14,12 +15,20 @@ std::string csv_escape(const std::string& s) {
   return out + "\"";
 }
 
-CsvWriter::CsvWriter(const std::string& path, std::vector<std::string> columns)
-    : path_(path), columns_(std::move(columns)), out_(path) {
-  if (!out_) throw Error("cannot write " + path);
-  for (size_t i = 0; i < columns_.size(); ++i) out_ << (i ? "," : "") << csv_escape(columns_[i]);
-  out_ << "\n" << std::flush;
+std::string csv_record(const std::vector<std::string>& cells) {
+  std::string line;
+  for (size_t i = 0; i < cells.size(); ++i) line += (i ? "," : "") + csv_escape(cells[i]);
+  return line + "\n";
 }
+
+CsvWriter::CsvWriter(const std::string& path, std::vector<std::string> columns)
+    : path_(path),
+      columns_(std::move(columns)),
+      file_(std::make_unique<RowFile>("CSV file", path, csv_record(columns_))) {}
+
+CsvWriter::~CsvWriter() = default;
+
+void CsvWriter::close() { file_->close(); }
 
 namespace {
 
@@ -42,9 +51,9 @@ void CsvWriter::write_row(const std::vector<CsvCell>& cells) {
   if (cells.size() != columns_.size())
     throw Error(path_ + ": row has " + std::to_string(cells.size()) + " cells, header has " +
                 std::to_string(columns_.size()));
-  for (size_t i = 0; i < cells.size(); ++i) out_ << (i ? "," : "") << format_cell(cells[i]);
-  out_ << "\n" << std::flush;
-  if (!out_) throw Error("writing " + path_ + " failed (disk full?)");
+  std::string line;
+  for (size_t i = 0; i < cells.size(); ++i) line += (i ? "," : "") + format_cell(cells[i]);
+  file_->append(line + "\n");
 }
 
 }  // namespace attnscope

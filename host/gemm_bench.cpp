@@ -168,12 +168,14 @@ double sampled_error(Runtime& rt, const GemmShape& shape, const Operands& o, int
 double timed_ms(Runtime& rt, const GemmShape& shape, const GemmChoice& choice, Operands& o,
                 int repeats) {
   std::vector<double> ms;
+  rt.profiler().set_enabled(true);
   for (int r = 0; r < repeats; ++r) {
     rt.profiler().reset();
     launch(rt, shape, choice, o);
     rt.finish();
     ms.push_back(rt.profiler().collect() * 1e-6);
   }
+  rt.profiler().set_enabled(false);
   std::sort(ms.begin(), ms.end());
   return ms[ms.size() / 2];
 }

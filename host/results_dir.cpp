@@ -3,6 +3,7 @@
 #include <cctype>
 #include <ctime>
 #include <filesystem>
+#include <sstream>
 
 #include "host/runtime/error.hpp"
 #include "telemetry/power_csv.hpp"
@@ -89,19 +90,26 @@ ResultsDirectory::ResultsDirectory(const std::string& parent, const std::string&
   steps_ = std::make_unique<CsvWriter>(path_ + "/steps.csv", steps_columns());
   summary_ = std::make_unique<CsvWriter>(path_ + "/summary.csv", summary_columns());
   kernels_ = std::make_unique<CsvWriter>(path_ + "/kernels.csv", kernels_columns());
-  power_.open(path_ + "/power.csv");
-  if (!power_) throw Error("cannot write " + path_ + "/power.csv");
-  write_power_csv_header(power_);
+  std::ostringstream header;
+  write_power_csv_header(header);
+  power_ = std::make_unique<RowFile>("CSV file", path_ + "/power.csv", header.str());
+}
+
+void ResultsDirectory::append_power(const std::vector<PowerRow>& rows) {
+  std::ostringstream text;
+  write_power_csv_rows(text, rows);
+  power_->append(text.str());
+}
+
+void ResultsDirectory::close_csv_files() {
+  steps_->close();
+  summary_->close();
+  kernels_->close();
+  power_->close();
 }
 
 void ResultsDirectory::save_manifest() {
-  const std::string tmp = path_ + "/manifest.json.tmp";
-  {
-    std::ofstream out(tmp);
-    out << manifest_.dump(2) << "\n";
-    if (!out) throw Error("writing " + tmp + " failed");
-  }
-  std::filesystem::rename(tmp, path_ + "/manifest.json");
+  write_output_file("manifest", path_ + "/manifest.json", manifest_.dump(2) + "\n");
 }
 
 }  // namespace attnscope

@@ -1,9 +1,8 @@
 // A results directory, results/<timestamp>_<device>_<tag>/: steps.csv, summary.csv,
 // kernels.csv, power.csv and manifest.json, written as the run goes (every CSV row is
-// flushed; the manifest is rewritten atomically after every run), so an interrupted
-// benchmark keeps everything it measured. README.md documents every column.
+// written whole; the manifest is rewritten atomically after every run; host/runtime/
+// output_file.hpp), so an interrupted benchmark keeps everything it measured. README.md documents every column.
 #pragma once
-#include <fstream>
 #include <memory>
 #include <optional>
 #include <string>
@@ -12,8 +11,10 @@
 #include <nlohmann/json.hpp>
 
 #include "host/csv_writer.hpp"
+#include "host/runtime/output_file.hpp"
 #include "model/training.hpp"
 #include "telemetry/energy_window.hpp"
+#include "telemetry/sampler.hpp"
 
 namespace attnscope {
 
@@ -45,15 +46,18 @@ class ResultsDirectory {
   CsvWriter& steps() { return *steps_; }
   CsvWriter& summary() { return *summary_; }
   CsvWriter& kernels() { return *kernels_; }
-  std::ofstream& power() { return power_; }
+  // Appends the samples' rows to power.csv.
+  void append_power(const std::vector<PowerRow>& rows);
   nlohmann::json& manifest() { return manifest_; }
   // Writes manifest.json via a temporary file and rename.
   void save_manifest();
+  // Syncs and closes the four CSVs, checked; call once, after their last row.
+  void close_csv_files();
 
  private:
   std::string path_;
   std::unique_ptr<CsvWriter> steps_, summary_, kernels_;
-  std::ofstream power_;
+  std::unique_ptr<RowFile> power_;
   nlohmann::json manifest_;
 };
 

@@ -1,14 +1,12 @@
 #include "model/binary_file.hpp"
 
-#include <unistd.h>
-
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <system_error>
 
 #include "host/runtime/error.hpp"
+#include "host/runtime/output_file.hpp"
 
 namespace attnscope {
 
@@ -38,34 +36,13 @@ void read_bytes(std::ifstream& in, void* dst, uint64_t bytes, const std::string&
                                              " of " + std::to_string(bytes) + " bytes"));
 }
 
-// fwrite + fsync; false on any failure (errno says why).
-static bool write_and_sync(std::FILE* f, const void* header, uint64_t header_bytes,
-                           const void* body, uint64_t body_bytes) {
-  return std::fwrite(header, 1, header_bytes, f) == header_bytes &&
-         std::fwrite(body, 1, body_bytes, f) == body_bytes && std::fflush(f) == 0 &&
-         fsync(fileno(f)) == 0;
-}
-
 void write_file_atomically(const std::string& what, const std::string& path,
                            const void* header, uint64_t header_bytes,
                            const void* body, uint64_t body_bytes) {
-  const std::string tmp = path + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw Error(file_message(what, tmp, std::string("cannot create: ") + std::strerror(errno)));
-  bool ok = write_and_sync(f, header, header_bytes, body, body_bytes);
-  ok = (std::fclose(f) == 0) && ok;
-  std::error_code ec;
-  if (!ok) {
-    const std::string reason = std::strerror(errno);
-    fs::remove(tmp, ec);
-    throw Error(file_message(what, tmp, "write failed: " + reason));
-  }
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    const std::string reason = ec.message();
-    fs::remove(tmp, ec);
-    throw Error(file_message(what, path, "cannot rename " + tmp + " into place: " + reason));
-  }
+  OutputFile file(what, path);
+  file.write(header, header_bytes);
+  file.write(body, body_bytes);
+  file.commit();
 }
 
 }  // namespace attnscope

@@ -23,9 +23,10 @@ std::ifstream open_binary_input(const std::string& what, const std::string& path
 void read_bytes(std::ifstream& in, void* dst, uint64_t bytes, const std::string& what,
                 const std::string& path);
 
-// Writes `bytes` bytes to path + ".tmp", flushes it to disk, then renames it over path, so
-// a crash leaves either the old file or the new one, never a partial file. Error on failure
-// (the temporary file is removed).
+// Writes header and body through an OutputFile (host/runtime/output_file.hpp): a crash
+// leaves either the old file or the new one, never a partial file. UsageError for a
+// destination that cannot take the file, Error naming the cause when writing fails (the
+// temporary file is removed).
 void write_file_atomically(const std::string& what, const std::string& path,
                            const void* header, uint64_t header_bytes,
                            const void* body, uint64_t body_bytes);

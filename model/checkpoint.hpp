@@ -37,7 +37,7 @@ CheckpointHeader checkpoint_header(const ModelConfig& config, const std::string&
                                    const std::vector<TensorSpec>& attention_specs,
                                    const std::vector<int>& variant_options);
 
-// Writes path + ".tmp", then renames it over path. Error when packed does not fit the
+// Writes the file atomically (write_file_atomically). Error when packed does not fit the
 // header's config (and llm.c's attention, for a header without variant) or the write fails.
 void save_checkpoint(const std::string& path, const CheckpointHeader& header,
                      const std::vector<float>& packed);

@@ -100,12 +100,18 @@ void check_vocabulary(const TokenFile& file, int vocab_size) {
 class TokenArrayLoader final : public DataLoader {
  public:
   TokenArrayLoader(int B, int T, std::vector<uint16_t> tokens, std::string description)
-      : DataLoader(B, T), tokens_(std::move(tokens)), description_(std::move(description)) {}
+      : DataLoader(B, T),
+        tokens_(std::move(tokens)),
+        description_(std::move(description)),
+        batch_tokens_(size_t(B) * T + 1) {}
   void reset() override {
     position_ = 0;
     epoch_ = 0;
   }
   std::string describe() const override { return description_; }
+  std::optional<int64_t> batches_per_pass() const override {
+    return int64_t((tokens_.size() - 1) / (batch_tokens_ - 1));
+  }
 
  protected:
   void next_window(std::vector<int32_t>& window) override {
@@ -120,6 +126,7 @@ class TokenArrayLoader final : public DataLoader {
  private:
   std::vector<uint16_t> tokens_;
   std::string description_;
+  size_t batch_tokens_;  // B·T + 1, a batch's window
   size_t position_ = 0;
 };
 
@@ -160,6 +167,7 @@ class SyntheticLoader final : public DataLoader {
     return "built-in synthetic corpus (seed " + std::to_string(seed_) +
            (validation_ ? ", validation stream)" : ")");
   }
+  std::optional<int64_t> batches_per_pass() const override { return std::nullopt; }
 
  protected:
   void next_window(std::vector<int32_t>& window) override {

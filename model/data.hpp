@@ -27,6 +27,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,8 @@ class DataLoader {
   int64_t epoch() const { return epoch_; }
   // For the startup banner, e.g. "built-in synthetic corpus (seed 1)".
   virtual std::string describe() const = 0;
+  // Distinct batches before reading wraps to the start; nullopt for an endless stream.
+  virtual std::optional<int64_t> batches_per_pass() const = 0;
 
  protected:
   // Fills `window` (B·T + 1 tokens) with the next batch's tokens.

@@ -1,9 +1,9 @@
 #include "model/npy.hpp"
 
 #include <cstring>
-#include <fstream>
 
 #include "host/runtime/error.hpp"
+#include "host/runtime/output_file.hpp"
 
 namespace attnscope {
 
@@ -39,15 +39,15 @@ void write_raw(const std::string& path, const std::string& descr, const std::vec
                 " elements do not match the shape's " + std::to_string(expected));
   if (!little_endian_host()) throw Error("writing " + path + ": big-endian hosts are not supported");
   std::string header = npy_header(descr, shape);
-  std::ofstream out(path, std::ios::binary);
+  OutputFile out("npy file", path);
   const char magic[8] = {'\x93', 'N', 'U', 'M', 'P', 'Y', 1, 0};
   const unsigned char length[2] = {static_cast<unsigned char>(header.size() & 0xff),
                                    static_cast<unsigned char>(header.size() >> 8)};
   out.write(magic, sizeof magic);
-  out.write(reinterpret_cast<const char*>(length), sizeof length);
-  out << header;
-  out.write(static_cast<const char*>(data), std::streamsize(count * element_bytes));
-  if (!out) throw Error("cannot write " + path);
+  out.write(length, sizeof length);
+  out.write(header);
+  out.write(data, count * element_bytes);
+  out.commit();
 }
 
 }  // namespace

@@ -16,6 +16,15 @@ CheckpointHeader header_for(const GPT2& model, const std::string& variant) {
                            model.attention().parameter_options());
 }
 
+// More validation batches than the held-out data holds would count some batches twice.
+void check_validation_fits(int val_batches, const DataLoader& val) {
+  const std::optional<int64_t> distinct = val.batches_per_pass();
+  if (distinct && val_batches > *distinct)
+    throw UsageError("--val-batches " + std::to_string(val_batches) + " is more than the held-out data "
+                     "holds: " + std::to_string(*distinct) + " distinct batches of this --batch and --seq in " +
+                     val.describe() + "; lower --val-batches or give more held-out data");
+}
+
 }  // namespace
 
 TrainingRun::TrainingRun(Ops& ops, const TrainSettings& settings)
@@ -29,6 +38,7 @@ TrainingRun::TrainingRun(Ops& ops, const TrainSettings& settings)
   DataSpec data = settings.data;
   data.seed = settings.seed;
   data_ = make_data(data, settings.batch, settings.seq, settings.model.vocab_size);
+  check_validation_fits(settings.val_batches, *data_.val);
   load_or_init();
 }
 
@@ -84,10 +94,11 @@ std::string TrainingRun::non_finite_step_message(float loss, float grad_norm) co
          (weights.empty() ? "; the weights are finite" : "; the weights are not, first " + weights);
 }
 
-float TrainingRun::validate() {
+std::optional<float> TrainingRun::validate(const std::function<bool()>& stop) {
   data_.val->reset();
   double sum = 0;
   for (int i = 0; i < settings_.val_batches; ++i) {
+    if (stop()) return std::nullopt;
     const Batch& batch = data_.val->next_batch();
     sum += model_->evaluate(batch.inputs.data(), batch.targets.data());
   }

@@ -4,6 +4,7 @@
 #pragma once
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -44,8 +45,9 @@ class TrainingRun {
   // One timed training step. Throws Error naming what is not finite when the loss or the
   // gradient norm is not.
   StepResult step();
-  // Mean loss over settings.val_batches held-out batches (the same ones every time).
-  float validate();
+  // Mean loss over settings.val_batches held-out batches (the same ones every time);
+  // nullopt when stop() turned true before the last batch (polled between batches).
+  std::optional<float> validate(const std::function<bool()>& stop = [] { return false; });
   void save_checkpoint(const std::string& path) const;
   // Multi-line description: model, variant, optimizer hyper-parameters, data, memory.
   std::string banner() const;

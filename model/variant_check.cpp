@@ -4,13 +4,13 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <random>
 
 #include <nlohmann/json.hpp>
 
 #include "host/runtime/error.hpp"
+#include "host/runtime/output_file.hpp"
 #include "model/npy.hpp"
 #include "model/registry.hpp"
 
@@ -209,9 +209,7 @@ void write_dump(const std::string& dir, const AttentionVariant& variant,
       {"device_errors", errors},
       {"tolerance", result.tolerance},
       {"passed", result.passed}};
-  std::ofstream out(dir + "/index.json");
-  out << index.dump(2) << "\n";
-  if (!out) throw Error("cannot write " + dir + "/index.json");
+  write_output_file("dump index", dir + "/index.json", index.dump(2) + "\n");
 }
 
 }  // namespace

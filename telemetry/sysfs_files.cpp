@@ -1,6 +1,7 @@
 #include "telemetry/sysfs_files.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -15,13 +16,29 @@ std::string read_error(const std::filesystem::path& path, int error_number) {
   return "cannot read " + path.string() + ": " + std::strerror(error_number);
 }
 
+const char* file_kind(mode_t mode) {
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a file";
+}
+
 }  // namespace
 
 FileValue<std::string> read_text_file(const std::filesystem::path& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // Non-blocking, so that opening a FIFO planted where a counter should be returns at
+  // once; sysfs attributes are regular files, and nothing else is read.
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
     int open_errno = errno;
     return {std::nullopt, read_error(path, open_errno), open_errno};
+  }
+  struct stat st{};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    if (S_ISDIR(st.st_mode)) return {std::nullopt, read_error(path, EISDIR), EISDIR};
+    return {std::nullopt, "cannot read " + path.string() + ": not a regular file (" + file_kind(st.st_mode) + ")",
+            EINVAL};
   }
   // sysfs attributes are at most one page; a longer file is not a sysfs value.
   char buffer[4096];

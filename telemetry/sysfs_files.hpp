@@ -16,7 +16,8 @@ struct FileValue {
   int error_number = 0;   // errno of a failed open or read, 0 for a malformed value
 };
 
-// The whole file, trailing whitespace removed.
+// The whole file, trailing whitespace removed. Anything but a regular file (a FIFO, a
+// device, a directory) is an error, found without blocking.
 FileValue<std::string> read_text_file(const std::filesystem::path& path);
 
 // A file holding one non-negative decimal integer.

@@ -239,14 +239,17 @@ TEST(Bench, ManifestIsCompleteAndNamesWhatIsUnavailable) {
 }
 
 TEST(Merge, CombinesDirectoriesWithTheirSource) {
-  const fs::path out = fresh_dir("merge") / "merged";
+  const fs::path parent = fresh_dir("merge");
+  const fs::path out = parent / "merged", copy = parent / "other_machine";
+  fs::copy(bench().dir, copy, fs::copy_options::recursive);
   std::string output;
   ASSERT_EQ(testing::run_attnscope("merge --out " + out.string() + " " + bench().dir.string() +
-                                       " " + bench().dir.string(), &output), 0) << output;
+                                       " " + copy.string(), &output), 0) << output;
   const Csv merged = read_csv(out / "summary.csv");
   EXPECT_EQ(merged.rows.size(), 8u);
   ASSERT_EQ(merged.columns.front(), "source");
   EXPECT_EQ(merged.rows.front().at("source"), bench().dir.filename().string());
+  EXPECT_EQ(merged.rows.back().at("source"), "other_machine");
   EXPECT_EQ(read_csv(out / "steps.csv").rows.size(), 2 * read_csv(bench().dir / "steps.csv").rows.size());
   EXPECT_NE(testing::run_attnscope("merge --out " + out.string() + " /no/such/dir", &output), 0);
 }
@@ -294,6 +297,7 @@ TEST(Bench, InterruptKeepsFinishedRowsAndMarksTheManifestIncomplete) {
   const Csv summary = read_csv(dir / "summary.csv");
   ASSERT_EQ(summary.rows.size(), 1u);
   EXPECT_EQ(summary.rows[0].at("status"), "interrupted");
+  EXPECT_EQ(summary.rows[0].at("reason"), "Ctrl-C (SIGINT) during the run");
   EXPECT_EQ(summary.rows[0].at("steps_measured"), std::to_string(steps.rows.size()));
   const auto m = read_json(dir / "manifest.json");
   EXPECT_FALSE(m.at("completed").get<bool>());

@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <future>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -198,6 +199,26 @@ TEST(Rapl, UnreadableEnergyCounterMakesItUnavailableWithTheReason) {
   EXPECT_FALSE(rapl.source);
   EXPECT_TRUE(contains(rapl.status.detail, "intel-rapl:0/energy_uj")) << rapl.status.detail;
   EXPECT_TRUE(contains(rapl.status.detail, "Is a directory")) << rapl.status.detail;
+}
+
+// A FIFO where the counter should be: reported at once, never waited on (a blocking open
+// would wait for a writer forever). Should the read block, the test opens the FIFO for
+// writing to free the reader and fails.
+TEST(Rapl, FifoInPlaceOfACounterIsReportedWithoutBlocking) {
+  FixtureTree tree;
+  add_rapl_zone(tree, "intel-rapl:0", "package-0", 1000);
+  const fs::path counter = tree.root() / kPowercap / "intel-rapl:0/energy_uj";
+  fs::remove(counter);
+  ASSERT_EQ(mkfifo(counter.c_str(), 0644), 0);
+  auto detected = std::async(std::launch::async, [&] { return detect_rapl(tree.sys()); });
+  if (detected.wait_for(5s) != std::future_status::ready) {
+    ADD_FAILURE() << "reading a FIFO counter blocked";
+    std::ofstream(counter) << "1\n";
+  }
+  const DetectedSource rapl = detected.get();
+  EXPECT_FALSE(rapl.status.available);
+  EXPECT_TRUE(contains(rapl.status.detail, "intel-rapl:0/energy_uj")) << rapl.status.detail;
+  EXPECT_TRUE(contains(rapl.status.detail, "not a regular file (a FIFO)")) << rapl.status.detail;
 }
 
 TEST(Rapl, PermissionDeniedNamesTheRootOnlyRule) {

@@ -3,10 +3,12 @@
 // keeps the model, and every attention variant trains.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <numeric>
-#include <unistd.h>
 
 #include "host/runtime/error.hpp"
 #include "model/lr_schedule.hpp"
@@ -47,12 +49,51 @@ TEST(Training, StepZeroLossIsLnVocab) {
 
 TEST(Training, LossFallsClearlyWithinAFewHundredSteps) {
   TrainingRun run(testing::shared_ops(), tiny_settings());
-  const float before = run.validate();
+  const float before = run.validate().value();
   const std::vector<float> losses = train_losses(run, 200);
-  const float after = run.validate();
+  const float after = run.validate().value();
   // The synthetic corpus has learnable structure: far below the uniform ln(256) = 5.55.
   EXPECT_LT(mean(losses, 190, 200), mean(losses, 0, 10) - 1.0);
   EXPECT_LT(after, before - 1.0);
+}
+
+// A long run's memory is constant in its steps: a runtime with a profiling queue keeps no
+// launch's event unless its profiler was switched on (the benchmark's measured steps, which
+// collect them), so training and validation leave nothing pending however long they run.
+TEST(Training, StepsKeepNoProfilingEventsUnlessProfilingIsOn) {
+  Runtime& runtime = testing::shared_runtime();
+  runtime.profiler().reset();
+  TrainingRun run(testing::shared_ops(), tiny_settings());
+  train_losses(run, 3);
+  run.validate();
+  EXPECT_EQ(runtime.profiler().pending_count(), 0u);
+  runtime.profiler().set_enabled(true);
+  run.step();
+  EXPECT_GT(runtime.profiler().pending_count(), 0u) << "the count must see recorded launches";
+  runtime.profiler().set_enabled(false);
+  runtime.profiler().reset();
+}
+
+// Validation polls its stop check between batches, and more batches than the held-out
+// data holds are refused rather than counted twice.
+TEST(Training, ValidationStopsWhenAskedAndFitsTheHeldOutData) {
+  TrainSettings s = tiny_settings();
+  s.val_batches = 1000000;
+  TrainingRun run(testing::shared_ops(), s);
+  int polls = 0;
+  EXPECT_FALSE(run.validate([&] { return ++polls > 3; }).has_value());
+  EXPECT_EQ(polls, 4);
+
+  const std::string file = (std::filesystem::temp_directory_path() /
+                            ("attnscope_val_" + std::to_string(::getpid()) + ".txt")).string();
+  std::ofstream(file) << std::string(20000, 'a');  // last 10%: 2000 tokens, 7 batches of 4×64
+  s.data.path = file;
+  s.val_batches = 7;
+  TrainingRun fits(testing::shared_ops(), s);
+  s.val_batches = 8;
+  testing::expect_error<UsageError>([&] { TrainingRun(testing::shared_ops(), s); },
+                                    {"--val-batches 8", "7 distinct batches"});
+  std::filesystem::remove(file);
 }
 
 TEST(Training, SameSeedGivesIdenticalLosses) {
@@ -113,13 +154,13 @@ TEST(Training, SaveThenLoadGivesIdenticalLosses) {
   TrainingRun trained(testing::shared_ops(), tiny_settings());
   train_losses(trained, 3);
   trained.save_checkpoint(path.string());
-  const float val_trained = trained.validate();
+  const float val_trained = trained.validate().value();
 
   TrainSettings load = tiny_settings();
   load.load_path = path.string();
   TrainingRun first(testing::shared_ops(), load), second(testing::shared_ops(), load);
   // Held-out loss is a forward pass over fixed batches: the loaded weights are the saved ones.
-  EXPECT_EQ(first.validate(), val_trained);
+  EXPECT_EQ(first.validate().value(), val_trained);
   EXPECT_EQ(first.step().loss, second.step().loss);
   std::filesystem::remove(path);
 }

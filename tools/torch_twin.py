@@ -593,8 +593,8 @@ class AttnscopeAdamW:
         self.state = {n: (torch.zeros_like(t), torch.zeros_like(t)) for n, t in model.params.items()}
 
     @torch.no_grad()
-    def step(self, t):
-        """Applies step t (from 1); returns the gradient norm before clipping."""
+    def step(self, t, learning_rate):
+        """Applies step t (from 1) at learning_rate; returns the gradient norm before clipping."""
         params = self.model.params
         norm = torch.sqrt(sum((params[n].grad * params[n].grad).sum() for n in params))
         clip = f32(self.hp.grad_clip)
@@ -603,7 +603,7 @@ class AttnscopeAdamW:
         def const(x):  # a float hyper-parameter, in the working dtype
             return torch.tensor(f32(x), dtype=norm.dtype, device=norm.device)
 
-        beta1, beta2, lr, eps = const(self.hp.beta1), const(self.hp.beta2), const(self.hp.lr), const(self.hp.eps)
+        beta1, beta2, lr, eps = const(self.hp.beta1), const(self.hp.beta2), const(learning_rate), const(self.hp.eps)
         m_correction = const(1.0 - f32(self.hp.beta1) ** t)
         v_correction = const(1.0 - f32(self.hp.beta2) ** t)
         for name, p in params.items():
@@ -767,14 +767,14 @@ class NvmlEnergy:
 # `attnscope merge` combines the twin's directories with attnscope's; the cells the twin
 # does not measure stay empty.
 STEPS_COLUMNS = ["framework", "variant", "batch", "seq", "repeat", "step", "phase", "loss", "val_loss",
-                 "grad_norm", "step_ms", "tokens_per_s", "gpu_energy_j", "gpu_mean_w", "gpu_energy_method",
+                 "grad_norm", "lr", "step_ms", "tokens_per_s", "gpu_energy_j", "gpu_mean_w", "gpu_energy_method",
                  "cpu_energy_j", "cpu_time_s", "cpu_util", "device_mem_allocated_bytes",
                  "device_mem_used_bytes"]
 
 SUMMARY_COLUMNS = ["framework", "variant", "batch", "seq", "repeat", "order", "status", "reason", "options",
                    "precision", "steps_measured", "train_time_s", "step_ms_median", "step_ms_iqr",
                    "tokens_per_s_median", "tokens_per_s_iqr", "model_flops_per_step",
-                   "executed_flops_per_step", "achieved_tflops", "mfu", "peak_mem_allocated_bytes",
+                   "executed_flops_per_step", "achieved_tflops", "mfu", "planned_mem_bytes", "peak_mem_allocated_bytes",
                    "peak_mem_used_bytes", "gpu_energy_j", "gpu_energy_net_j", "gpu_j_per_token", "gpu_mean_w",
                    "gpu_peak_w", "gpu_idle_w", "gpu_energy_method", "gpu_counter_j", "gpu_sampled_j",
                    "cpu_time_s", "cpu_util", "cpu_energy_j", "cpu_energy_net_j", "final_train_loss",
@@ -821,7 +821,24 @@ def framework_name(impl, dtype="float32"):
 # ---------------------------------------------------------------------------------------
 
 
-def train_step(model, optimizer, inputs, targets, step):
+def scheduled_lr(args, step, total_steps):
+    """attnscope's learning rate at step (from 1) of total_steps, in float32 as
+    model/lr_schedule.cpp computes it: linear warm-up over --warmup-steps, then --lr-decay
+    (cosine, linear or none) down to --min-lr-frac of --lr."""
+    peak, s, warmup = np.float32(args.lr), step - 1, args.warmup_steps
+    if s < warmup:
+        return float(peak * np.float32(s + 1) / np.float32(warmup))
+    if args.lr_decay == "none":
+        return float(peak)
+    r = np.float32(min(max(np.float32(s - warmup) / np.float32(max(1, total_steps - warmup)), 0), 1))
+    min_lr = peak * np.float32(args.min_lr_frac)
+    if args.lr_decay == "linear":
+        return float(peak - r * (peak - min_lr))
+    coeff = np.float32(0.5) * (np.float32(1) + np.cos(np.float32(math.pi) * r, dtype=np.float32))
+    return float(min_lr + coeff * (peak - min_lr))
+
+
+def train_step(model, optimizer, inputs, targets, step, learning_rate):
     """One step: forward, mean loss, backward, AdamW. Returns (loss, grad_norm); the loss
     is the mean of the float per-token losses, summed in double as attnscope reads it."""
     model.ctx.step = step
@@ -829,7 +846,7 @@ def train_step(model, optimizer, inputs, targets, step):
         p.grad = None
     losses = model.token_losses(inputs, targets)
     losses.mean().backward()
-    grad_norm = optimizer.step(step)
+    grad_norm = optimizer.step(step, learning_rate)
     return float(losses.detach().double().mean()), grad_norm
 
 
@@ -868,7 +885,8 @@ def run_train(args):
         inputs, targets = train_loader.next_batch()
         synchronize(device)
         wall, cpu = time.perf_counter(), time.process_time()
-        loss, grad_norm = train_step(model, optimizer, inputs, targets, step)
+        lr = scheduled_lr(args, step, args.steps)
+        loss, grad_norm = train_step(model, optimizer, inputs, targets, step, lr)
         synchronize(device)
         seconds, cpu_s = time.perf_counter() - wall, time.process_time() - cpu
         if not math.isfinite(loss):
@@ -880,7 +898,7 @@ def run_train(args):
               f"{seconds * 1e3:8.2f} ms" + (f" | val {val:.6f}" if val is not None else ""), flush=True)
         if steps_csv:
             steps_csv.write(variant=args.variant, batch=args.batch, seq=args.seq, repeat=0, step=step,
-                            phase="measured", loss=loss, val_loss=val, grad_norm=grad_norm,
+                            phase="measured", loss=loss, val_loss=val, grad_norm=grad_norm, lr=lr,
                             step_ms=seconds * 1e3, tokens_per_s=args.batch * args.seq / seconds,
                             cpu_time_s=cpu_s, cpu_util=cpu_s / seconds,
                             device_mem_allocated_bytes=device_memory(device), framework=framework)
@@ -955,7 +973,7 @@ def bench_variant(args, variant, config, device, energy, fused, steps_csv):
             if phase == "measured":
                 step_ms.append(ms)
             steps_csv.write(variant=variant, batch=args.batch, seq=args.seq, repeat=0, step=i + 1, phase=phase,
-                            loss=loss, grad_norm=float(grad_norm), step_ms=ms,
+                            loss=loss, grad_norm=float(grad_norm), lr=hp.lr, step_ms=ms,
                             tokens_per_s=args.batch * args.seq / (ms / 1e3),
                             device_mem_allocated_bytes=device_memory(device), framework=framework)
             if sys.stdout.isatty():
@@ -1123,6 +1141,10 @@ def main(argv=None):
     train.add_argument("--val-batches", type=int, default=4)
     train.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     train.add_argument("--steps-csv", help="write every step's row here")
+    train.add_argument("--warmup-steps", type=int, default=0, help="linear learning-rate warm-up (attnscope's)")
+    train.add_argument("--lr-decay", choices=("none", "linear", "cosine"), default="none",
+                       help="decay after the warm-up, to --min-lr-frac of --lr at the last step")
+    train.add_argument("--min-lr-frac", type=float, default=0.0)
     train.add_argument("--save", help="write the final weights here (attnscope's format)")
 
     args = parser.parse_args(argv)

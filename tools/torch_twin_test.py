@@ -372,10 +372,11 @@ class OptimizerTests(unittest.TestCase):
 
 # (variant, options): every variant at its defaults on the tiny model (B 4, T 64), then the
 # options that make the defaults trivial at T = 64 (window ≥ T, one linear chunk, one LSH
-# chunk and two buckets) or pick another parameter shape.
+# chunk and two buckets) or pick another parameter shape, and the learning-rate schedule.
 ACCEPTANCE_CASES = [(v, []) for v in tt.VARIANTS] + [
     ("gqa", ["--kv-heads", "2"]), ("mla", ["--latent-dim", "32"]), ("linear", ["--chunk", "16"]),
-    ("sliding_window", ["--window", "16"]), ("lsh", ["--chunk", "8", "--buckets", "4"])]
+    ("sliding_window", ["--window", "16"]), ("lsh", ["--chunk", "8", "--buckets", "4"]),
+    ("flash", ["--warmup-steps", "3", "--lr-decay", "cosine", "--min-lr-frac", "0.1"])]
 
 
 def run(command, log):
@@ -515,8 +516,8 @@ def acceptance(attnscope, workdir, args, log):
             if len(a) != args.steps or len(t) != args.steps:
                 raise RuntimeError(f"{len(a)} attnscope rows, {len(t)} twin rows, {args.steps} expected")
             worst = {column: max((relative(float(y[column]), float(x[column])) for x, y in zip(a, t) if x[column]),
-                                 default=0.0) for column in ("loss", "val_loss", "grad_norm")}
-            ok = worst["loss"] <= args.tolerance and worst["val_loss"] <= args.tolerance
+                                 default=0.0) for column in ("loss", "val_loss", "grad_norm", "lr")}
+            ok = all(worst[c] <= args.tolerance for c in ("loss", "val_loss", "lr"))
             rows.append((name, float(a[-1]["loss"]), float(t[-1]["loss"]), worst, ok, ""))
         except (RuntimeError, OSError, KeyError, ValueError) as error:
             rows.append((name, None, None, {}, False, str(error).splitlines()[0]))
@@ -526,7 +527,7 @@ def acceptance(attnscope, workdir, args, log):
 def print_acceptance(rows, args):
     print(f"\nattnscope vs torch_twin ({args.device}), {args.model} model, B={args.batch} T={args.seq}, "
           f"{args.steps} steps from one checkpoint (relative differences, worst step; tolerance "
-          f"{args.tolerance:g} on loss and val_loss)")
+          f"{args.tolerance:g} on loss, val_loss and lr)")
     header = (f"{'case':<28} {'attnscope loss':>14} {'twin loss':>10} {'loss':>8} {'val_loss':>8} "
               f"{'grad_norm':>9}  result")
     print(header)

@@ -1,7 +1,8 @@
 // Errors carry their context to one place (main) that prints them on one line and
 // chooses the exit code: 2 for bad input (options, environment, malformed input files; the
 // table in README.md), 3 for device out-of-memory, 4 for a run whose memory plan does not
-// fit the device, 1 for everything else.
+// fit the device, 128 + N for a run stopped by signal N (host/interrupt.hpp), 1 for
+// everything else.
 #pragma once
 #include <stdexcept>
 #include <string>

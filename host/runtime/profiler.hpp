@@ -37,10 +37,14 @@ class KernelProfiler {
     totals_.clear();
     pending_.clear();
   }
-  // While off, record() drops launches: the benchmark profiles only measured steps.
+  // While off (the default), record() drops launches: who turns it on collects, as the
+  // benchmark does after each measured step. Events kept uncollected would grow a long
+  // run's memory by every launch of every step.
   void set_enabled(bool on) { enabled_ = on; }
   // Drops the launches not collected yet (a step that failed before its clFinish).
   void discard_pending() { pending_.clear(); }
+  // Launches recorded and not yet collected.
+  size_t pending_count() const { return pending_.size(); }
 
  private:
   struct Pending {
@@ -48,7 +52,7 @@ class KernelProfiler {
     cl::Event event;
     KernelCost cost;
   };
-  bool enabled_ = true;
+  bool enabled_ = false;
   std::vector<Pending> pending_;
   std::map<std::string, KernelStats> totals_;
 };

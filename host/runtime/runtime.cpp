@@ -6,12 +6,12 @@
 #include <thread>
 #include <cstdlib>
 
-#include <fstream>
 #include <functional>
 #include <iostream>
 
 #include "host/runtime/error.hpp"
 #include "host/runtime/kernel_sources.hpp"
+#include "host/runtime/output_file.hpp"
 
 namespace attnscope {
 
@@ -63,7 +63,6 @@ Runtime::Runtime(const std::string& device_spec, bool profiling)
   } catch (const cl::Error& e) {
     rethrow_cl_error(e.err(), e.what(), "creating a context on " + device_.short_label());
   }
-  profiler_.set_enabled(profiling);
 }
 
 const cl::Program& Runtime::program(const std::string& file, const std::string& options) {
@@ -104,9 +103,9 @@ void Runtime::dump_binary(const std::string& file, const std::string& options,
   for (char& c : stem)
     if (c == '/' || c == '.') c = '_';
   stem = std::string(dir) + "/" + stem + "_" + std::to_string(std::hash<std::string>{}(options) % 1000000);
-  std::ofstream(stem + ".txt") << options << "\n";
-  std::ofstream(stem + ".bin", std::ios::binary)
-      .write(reinterpret_cast<const char*>(binaries[0].data()), std::streamsize(binaries[0].size()));
+  write_output_file("program options", stem + ".txt", options + "\n");
+  write_output_file("program binary", stem + ".bin",
+                    std::string_view(reinterpret_cast<const char*>(binaries[0].data()), binaries[0].size()));
 }
 
 cl::Kernel Runtime::kernel(const std::string& file, const std::string& name,

@@ -57,7 +57,8 @@ class DeviceBuffer {
 
 class Runtime {
  public:
-  // device_spec as for select_device(). Profiling on: every launch records an event.
+  // device_spec as for select_device(). Profiling on: every launch carries an event, which
+  // profiler() keeps while it is enabled.
   explicit Runtime(const std::string& device_spec = "", bool profiling = true);
 
   const DeviceInfo& device() const { return device_; }
