@@ -3,6 +3,8 @@
 #include <cmath>
 
 #include "host/runtime/error.hpp"
+#include "model/fault_injection.hpp"
+#include "model/memory_plan.hpp"
 
 namespace attnscope {
 
@@ -32,11 +34,15 @@ GPT2::GPT2(Ops& ops, const ModelConfig& config, std::unique_ptr<AttentionVariant
   if (T > config.max_seq_len)
     throw UsageError("--seq " + std::to_string(T) + " exceeds the model's max sequence length " +
                      std::to_string(config.max_seq_len));
+  check_plan_fits(plan_training_memory(config_, layout_, *attention_, B, T), rt_.device(),
+                  rt_.memory().current_bytes());
   allocate_parameters();
   allocate_activations();
 }
 
-GPT2::~GPT2() = default;
+// A step that failed midway may have left kernels running on this model's buffers: they
+// finish before the buffers are released, so the next run starts on an idle queue.
+GPT2::~GPT2() { rt_.drain(); }
 
 void GPT2::allocate_parameters() {
   const size_t n = layout_.device_floats();
@@ -123,6 +129,12 @@ std::vector<float> GPT2::parameters() const {
   return layout_.to_packed(image);
 }
 
+std::vector<float> GPT2::gradients() const {
+  std::vector<float> image(layout_.device_floats());
+  const_cast<Runtime&>(rt_).download(grads_, image.data(), image.size() * sizeof(float));
+  return layout_.to_packed(image);
+}
+
 size_t group_index(const ParameterLayout& layout, const std::string& name) {
   const auto& groups = layout.groups();
   for (size_t i = 0; i < groups.size(); ++i)
@@ -200,14 +212,16 @@ void GPT2::backward(int64_t step) {
   ops_.encoder_backward(grad("wte"), grad("wpe"), dresidual_, inputs_, B_, T_, C);
 }
 
-void GPT2::update(int64_t step) {
+void GPT2::update(int64_t step, float lr) {
+  Ops::AdamW adamw = optimizer_.adamw;
+  adamw.lr = lr;
   ops_.squared_norm(norm_sq_, grads_, layout_.device_floats());
   ops_.clip_scale(grad_scale_, norm_sq_, optimizer_.grad_clip);
   const auto& groups = layout_.groups();
   for (size_t g = 0; g < groups.size(); ++g) {
     const float decay = groups[g].weight_decay ? optimizer_.adamw.weight_decay : 0.f;
     ops_.adamw_update(param_group_views_[g], grad_group_views_[g], m_group_views_[g],
-                      v_group_views_[g], groups[g].device_floats(), optimizer_.adamw, decay,
+                      v_group_views_[g], groups[g].device_floats(), adamw, decay,
                       int(step), grad_scale_);
   }
 }
@@ -219,14 +233,15 @@ float GPT2::mean_loss() {
   return float(sum / double(host_losses_.size()));
 }
 
-float GPT2::train_step(const int* inputs, const int* targets, int64_t step) {
+float GPT2::train_step(const int* inputs, const int* targets, int64_t step, float lr) {
   upload_batch(inputs, targets);
   rt_.fill(grads_, 0.f, layout_.device_floats());
   forward(step);
+  inject_step_fault_if_asked(attention_->info().name, step);
   ops_.fused_classifier(logits_, losses_, targets_, B_ * T_, config_.vocab_size,
                         config_.padded_vocab_size);
   backward(step);
-  update(step);
+  update(step, lr);
   float norm_sq = 0;
   rt_.download(norm_sq_, &norm_sq, sizeof(float));  // blocking: the step has finished
   last_grad_norm_ = std::sqrt(norm_sq);

@@ -9,6 +9,7 @@
 
 #include "model/attention_variant.hpp"
 #include "model/config.hpp"
+#include "model/lr_schedule.hpp"
 #include "model/ops.hpp"
 #include "model/parameters.hpp"
 
@@ -17,6 +18,7 @@ namespace attnscope {
 struct OptimizerConfig {
   Ops::AdamW adamw;        // lr 6e-4, betas (0.9, 0.95), eps 1e-8, weight decay 0.1
   float grad_clip = 1.0f;  // global gradient-norm clip; <= 0 disables
+  LrSchedule schedule;     // adamw.lr is the peak; TrainingRun applies it per step
 };
 
 // Analytic FLOPs of one training step (forward + backward), whole model.
@@ -34,11 +36,13 @@ class GPT2 {
   // Parameters as a packed host vector in llm.c order (see parameters.hpp).
   void set_parameters(const std::vector<float>& packed);
   std::vector<float> parameters() const;
+  // The last train_step's gradients (before clipping), packed like parameters().
+  std::vector<float> gradients() const;
 
-  // One full step on (B,T) int32 inputs/targets: forward, loss, backward, clip, AdamW.
-  // step counts from 1 (AdamW's bias correction). Returns the mean loss; blocks until the
-  // device has finished the update.
-  float train_step(const int* inputs, const int* targets, int64_t step);
+  // One full step on (B,T) int32 inputs/targets: forward, loss, backward, clip, AdamW at
+  // learning rate lr. step counts from 1 (AdamW's bias correction). Returns the mean loss;
+  // blocks until the device has finished the update.
+  float train_step(const int* inputs, const int* targets, int64_t step, float lr);
   // Forward only; the mean loss over the batch.
   float evaluate(const int* inputs, const int* targets);
   // Gradient norm before clipping of the last train_step.
@@ -60,7 +64,7 @@ class GPT2 {
   void upload_batch(const int* inputs, const int* targets);
   void forward(int64_t step);
   void backward(int64_t step);
-  void update(int64_t step);
+  void update(int64_t step, float lr);
   float mean_loss();
   const cl::Buffer& param(const std::string& group, int layer = 0) const;
   const cl::Buffer& grad(const std::string& group, int layer = 0) const;

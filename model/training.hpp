@@ -20,7 +20,7 @@ struct TrainSettings {
   AttentionOptions attention;
   int batch = 4;
   int seq = 64;
-  int steps = 50;
+  int steps = 50;  // the run's length: the learning-rate schedule decays over it
   uint64_t seed = 1337;  // initial weights and the synthetic corpus
   OptimizerConfig optimizer;
   DataSpec data;
@@ -33,6 +33,7 @@ struct StepResult {
   int64_t step = 0;
   float loss = 0;
   float grad_norm = 0;
+  float lr = 0;  // the learning rate of this step's update (the schedule applied)
   double step_ms = 0;
   double tokens_per_s = 0;
 };
@@ -41,7 +42,8 @@ class TrainingRun {
  public:
   TrainingRun(Ops& ops, const TrainSettings& settings);
 
-  // One timed training step. Throws Error if the loss is not finite.
+  // One timed training step. Throws Error naming what is not finite when the loss or the
+  // gradient norm is not.
   StepResult step();
   // Mean loss over settings.val_batches held-out batches (the same ones every time);
   // nullopt when stop() turned true before the last batch (polled between batches).
@@ -56,11 +58,13 @@ class TrainingRun {
 
  private:
   void load_or_init();
+  std::string non_finite_step_message(float loss, float grad_norm) const;
   Ops& ops_;
   TrainSettings settings_;
   DataLoaders data_;
   std::unique_ptr<GPT2> model_;
   int64_t step_ = 0;
+  float previous_grad_norm_ = 0;
 };
 
 }  // namespace attnscope

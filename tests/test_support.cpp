@@ -24,10 +24,57 @@ Ops& shared_ops() {
   return ops;
 }
 
+uint64_t test_seed() {
+  static const uint64_t seed = [] {
+    const char* fixed = std::getenv("ATTNSCOPE_TEST_SEED");
+    if (!fixed || !*fixed) return (uint64_t(std::random_device{}()) << 32) ^ std::random_device{}();
+    char* end = nullptr;
+    const unsigned long long value = std::strtoull(fixed, &end, 10);
+    if (*end != '\0') {
+      std::fprintf(stderr, "ATTNSCOPE_TEST_SEED: '%s' is not a non-negative integer\n", fixed);
+      std::exit(2);
+    }
+    return uint64_t(value);
+  }();
+  return seed;
+}
+
 std::mt19937_64& test_rng() {
-  static std::mt19937_64 rng(std::random_device{}());
+  static std::mt19937_64 rng(test_seed());
   return rng;
 }
+
+namespace {
+
+// FNV-1a: the same on every build, unlike std::hash.
+uint64_t name_hash(const std::string& name) {
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : name) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+std::string full_name(const ::testing::TestInfo& info) {
+  return std::string(info.test_suite_name()) + "." + info.name();
+}
+
+class SeedListener : public ::testing::EmptyTestEventListener {
+  void OnTestStart(const ::testing::TestInfo& info) override {
+    test_rng().seed(test_seed() ^ name_hash(full_name(info)));
+  }
+  void OnTestEnd(const ::testing::TestInfo& info) override {
+    if (info.result()->Failed())
+      std::printf("[   SEED   ] %s: replay its random inputs with ATTNSCOPE_TEST_SEED=%llu\n",
+                  full_name(info).c_str(), (unsigned long long)test_seed());
+  }
+};
+
+// Installed when the test executable starts (gtest_main owns main()).
+const bool kSeedListenerInstalled = [] {
+  ::testing::UnitTest::GetInstance()->listeners().Append(new SeedListener);
+  return true;
+}();
+
+}  // namespace
 
 std::vector<float> random_vector(size_t n, float scale) {
   std::normal_distribution<float> normal(0.f, scale);
@@ -94,7 +141,8 @@ void expect_directional_derivative(const std::function<double()>& objective,
 }
 
 int run_attnscope(const std::string& args, std::string* output, const std::string& device_limits) {
-  const std::string env = device_limits.empty() ? "" : "ATTNSCOPE_DEVICE_LIMITS=" + device_limits + " ";
+  // Quoted: a limit such as tuning=NVIDIA H200 holds a space.
+  const std::string env = device_limits.empty() ? "" : "ATTNSCOPE_DEVICE_LIMITS='" + device_limits + "' ";
   std::string cmd = env + std::string(ATTNSCOPE_BINARY) + " " + args + " 2>&1";
   std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
   if (!pipe) return -1;

@@ -20,9 +20,14 @@ namespace attnscope::testing {
 Runtime& shared_runtime();
 Ops& shared_ops();
 
-// Fresh random values, N(0, scale), from a per-call seed sequence.
+// Fresh random values, N(0, scale), from test_rng().
 std::vector<float> random_vector(size_t n, float scale = 1.f);
+// The generator of every test input. Each test starts it from (the process's seed, the
+// test's full name), so one test replays alone under --gtest_filter. The seed is
+// ATTNSCOPE_TEST_SEED where set, else drawn from std::random_device; a failed test prints
+// "ATTNSCOPE_TEST_SEED=N" to replay it.
 std::mt19937_64& test_rng();
+uint64_t test_seed();
 
 // A device buffer filled from host data / poisoned with NaN so unwritten outputs show.
 DeviceBuffer to_device(const std::vector<float>& host);
@@ -59,6 +64,11 @@ void expect_error(const std::function<void()>& f, const std::vector<std::string>
     for (const auto& piece : pieces) EXPECT_NE(message.find(piece), std::string::npos) << message;
   }
 }
+
+// ATTNSCOPE_DEVICE_LIMITS that make PoCL plan as an NVIDIA H200 does (local memory,
+// work-group size, compute units, GPU type, its GEMM tuning entries).
+inline const char* const kH200Limits =
+    "local_mem=49152,work_group=1024,compute_units=132,type=gpu,tuning=NVIDIA H200";
 
 // Runs the attnscope binary with arguments; returns exit code, captures stdout+stderr.
 // device_limits, when given, is passed as ATTNSCOPE_DEVICE_LIMITS.

@@ -2,7 +2,6 @@
 // ln(vocab), the loss falls, a seed fixes every loss bit for bit, a checkpoint round trip
 // keeps the model, and every attention variant trains.
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <cmath>
@@ -11,6 +10,8 @@
 #include <numeric>
 
 #include "host/runtime/error.hpp"
+#include "model/lr_schedule.hpp"
+#include "model/memory_plan.hpp"
 #include "model/registry.hpp"
 #include "model/training.hpp"
 #include "test_support.hpp"
@@ -105,8 +106,50 @@ TEST(Training, SameSeedGivesIdenticalLosses) {
   EXPECT_NE(train_losses(c, 5), la);
 }
 
+// llm.c's schedule, written out here step by step (0-based s, W = 4 warm-up steps, N = 12).
+TEST(LrSchedule, EachDecayFollowsLlmCsFormula) {
+  const double peak = 6e-4, min_frac = 0.1, min_lr = peak * min_frac, pi = std::acos(-1.0);
+  for (LrDecay decay : {LrDecay::kNone, LrDecay::kLinear, LrDecay::kCosine}) {
+    const LrSchedule schedule{4, decay, float(min_frac)};
+    for (int s = 0; s < 12; ++s) {
+      const double r = (s - 4) / 8.0;
+      double expected = peak;
+      if (s < 4)
+        expected = peak * (s + 1) / 4;
+      else if (decay == LrDecay::kLinear)
+        expected = peak - r * (peak - min_lr);
+      else if (decay == LrDecay::kCosine)
+        expected = min_lr + 0.5 * (1 + std::cos(pi * r)) * (peak - min_lr);
+      EXPECT_NEAR(scheduled_lr(float(peak), schedule, s + 1, 12), expected, 1e-6 * peak)
+          << lr_decay_name(decay) << " step " << s + 1;
+    }
+  }
+  EXPECT_FLOAT_EQ(scheduled_lr(1.f, {0, LrDecay::kCosine, 0.f}, 1, 10), 1.f);  // no warm-up: the peak
+  EXPECT_THROW(parse_lr_decay("exponential"), UsageError);
+  EXPECT_EQ(parse_lr_decay("cosine"), LrDecay::kCosine);
+}
+
+// The scheduled rate is the one AdamW applies: a warm-up from 6e-4 over 2 steps updates
+// step 1 exactly as a constant 3e-4 does, and not as 6e-4 does.
+TEST(Training, TheScheduledLearningRateIsTheOneApplied) {
+  TrainSettings warm = tiny_settings(), half = tiny_settings(), full = tiny_settings();
+  warm.optimizer.schedule.warmup_steps = 2;
+  half.optimizer.adamw.lr = 3e-4f;
+  TrainingRun a(testing::shared_ops(), warm), b(testing::shared_ops(), half),
+      c(testing::shared_ops(), full);
+  const StepResult first = a.step();
+  EXPECT_FLOAT_EQ(first.lr, 3e-4f);
+  b.step();
+  c.step();
+  const float warm_loss = a.step().loss;
+  EXPECT_EQ(warm_loss, b.step().loss);
+  EXPECT_NE(warm_loss, c.step().loss);
+}
+
 TEST(Training, SaveThenLoadGivesIdenticalLosses) {
-  const auto path = std::filesystem::temp_directory_path() / "attnscope_test_training.bin";
+  // Per process: CI runs tests in parallel, and other checkouts may run theirs at once.
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("attnscope_test_training_" + std::to_string(getpid()) + ".bin");
   TrainingRun trained(testing::shared_ops(), tiny_settings());
   train_losses(trained, 3);
   trained.save_checkpoint(path.string());
@@ -121,6 +164,22 @@ TEST(Training, SaveThenLoadGivesIdenticalLosses) {
   std::filesystem::remove(path);
 }
 
+// A plan over the device's memory (less what is in use) or with a buffer over its largest
+// allocation is refused, naming the bytes needed and available; one that fits is not.
+TEST(MemoryPlan, RefusedWhereItDoesNotFitNamingTheBytes) {
+  DeviceInfo device = testing::shared_runtime().device();
+  const MemoryPlan plan{{{"small", 100, 4}, {"large", 600, 1}}};
+  ASSERT_EQ(plan.total_bytes(), 1000u);
+  device.global_mem_bytes = 1000;
+  device.max_alloc_bytes = 600;
+  EXPECT_NO_THROW(check_plan_fits(plan, device, 0));
+  testing::expect_error<InsufficientDeviceMemory>([&] { check_plan_fits(plan, device, 1); },
+                                                  {"needs 1000 bytes", "has 999 bytes"});
+  device.max_alloc_bytes = 599;
+  testing::expect_error<InsufficientDeviceMemory>([&] { check_plan_fits(plan, device, 0); },
+                                                  {"(large) needs 600 bytes", "599 bytes"});
+}
+
 class VariantTraining : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(VariantTraining, TinyModelLossFalls) {
@@ -128,6 +187,24 @@ TEST_P(VariantTraining, TinyModelLossFalls) {
   const std::vector<float> losses = train_losses(run, 60);
   for (float l : losses) ASSERT_TRUE(std::isfinite(l));
   EXPECT_LT(mean(losses, 55, 60), mean(losses, 0, 5) - 0.3) << GetParam();
+}
+
+// The memory plan is what a model allocates, buffer for buffer: a new model adds exactly
+// the planned bytes to the tracked allocation, for every variant (a buffer added to a
+// variant's allocate() but not to its device_buffers() fails here).
+TEST_P(VariantTraining, MemoryPlanIsWhatTheModelAllocates) {
+  Runtime& rt = testing::shared_runtime();
+  for (const auto& [batch, seq] : {std::pair{4, 64}, std::pair{3, 40}}) {
+    TrainSettings s = tiny_settings(GetParam());
+    s.batch = batch, s.seq = seq;
+    AttentionOptions attention = s.attention;
+    attention.seed = s.seed;
+    const MemoryPlan plan = plan_training_memory(s.model, *make_variant(s.variant, attention),
+                                                 batch, seq, rt.device());
+    const size_t before = rt.memory().current_bytes();
+    TrainingRun run(testing::shared_ops(), s);
+    EXPECT_EQ(rt.memory().current_bytes() - before, plan.total_bytes()) << GetParam() << " T=" << seq;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(AllVariants, VariantTraining, ::testing::ValuesIn(variant_names()),
