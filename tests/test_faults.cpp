@@ -162,6 +162,26 @@ TEST(Signals, ClosedStdoutStopsAndSaves) {
   EXPECT_TRUE(fs::is_regular_file(dir / "model.bin"));
 }
 
+// `bench | head -1`: the benchmark stops at the closed pipe, summarises the run as
+// interrupted with the reason, marks the manifest incomplete and exits 141 with a line.
+TEST(Signals, ClosedStdoutStopsTheBenchmarkAndSavesItsResults) {
+  const fs::path dir = fresh_dir("bench_pipe");
+  const std::string command = "bash -c '" + std::string(ATTNSCOPE_BINARY) +
+                              " bench --variants baseline,flash --steps 100000 --warmup 0 --idle-seconds 0.1"
+                              " --cooldown-max 0 --out " + (dir / "out").string() + " 2>" + (dir / "err").string() +
+                              " | head -1 >/dev/null; echo ${PIPESTATUS[0]} >" + (dir / "status").string() + "'";
+  ASSERT_EQ(std::system(command.c_str()), 0);
+  EXPECT_EQ(read(dir / "status"), "141\n");
+  const std::string err = read(dir / "err");
+  EXPECT_EQ(lines(err), 1) << err;
+  EXPECT_TRUE(contains(err, "standard output closed")) << err;
+  const fs::path results = fs::directory_iterator(dir / "out")->path();
+  const std::string summary = read(results / "summary.csv");
+  EXPECT_TRUE(contains(summary, "interrupted,standard output closed during the run")) << summary;
+  EXPECT_EQ(lines(summary), 2) << "one run, then the benchmark stopped";
+  EXPECT_TRUE(contains(read(results / "manifest.json"), "\"completed\": false"));
+}
+
 // Destinations are checked before training: nothing runs, one line, status 2, and a FIFO
 // stays a FIFO.
 TEST(Destinations, UnwritableSaveIsRefusedBeforeTraining) {

@@ -2,7 +2,6 @@
 // ln(vocab), the loss falls, a seed fixes every loss bit for bit, a checkpoint round trip
 // keeps the model, and every attention variant trains.
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <cmath>

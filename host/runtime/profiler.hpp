@@ -41,10 +41,10 @@ class KernelProfiler {
   // benchmark does after each measured step. Events kept uncollected would grow a long
   // run's memory by every launch of every step.
   void set_enabled(bool on) { enabled_ = on; }
-  // Drops the launches not collected yet (a step that failed before its clFinish).
-  void discard_pending() { pending_.clear(); }
   // Launches recorded and not yet collected.
   size_t pending_count() const { return pending_.size(); }
+  // Drops the launches not collected yet (a step that failed before its clFinish).
+  void discard_pending() { pending_.clear(); }
 
  private:
   struct Pending {
