@@ -492,7 +492,7 @@ TEST(CommandLine, BadInputIsOneLineAndExitTwo) {
   EXPECT_NE(output.find("compute capability"), std::string::npos) << output;
   // The device-limits override may only lower a limit, takes whole positive numbers (no
   // sign that would wrap to 2^64, no trailing text), and names what is wrong.
-  for (const std::string& limits :
+  for (const char* limits :
        {"local_mem=0", "nonsense=4", "local_mem=99999999999", "work_group", "local_mem=-1",
         "work_group=-1024", "work_group=12x", "local_mem=", "compute_units=-3", "compute_units=0",
         "compute_units=99999999999", "type=tpu", "type=", "tuning=",
