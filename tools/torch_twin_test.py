@@ -22,6 +22,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -575,9 +576,12 @@ def main():
     if args.attnscope:
         rows = acceptance(AttnscopeTests.attnscope, workdir, args, os.path.join(workdir, "commands.log"))
         print_acceptance(rows, args)
-        print(f"work directory: {workdir}")
         passed += sum(1 for row in rows if row[4])
         failed += sum(1 for row in rows if not row[4])
+    if failed or args.workdir:
+        print(f"work directory: {workdir}")
+    else:  # a temporary one, of no further use
+        shutil.rmtree(workdir)
     print(f"{passed} passed, {failed} failed" + (f", {len(result.skipped)} skipped" if result.skipped else ""))
     return 1 if failed else 0
 
