@@ -26,10 +26,7 @@ namespace {
 
 using Json = nlohmann::json;
 
-struct RunKey {
-  std::string variant;
-  int batch = 0, seq = 0, repeat = 0, order = 0;
-};
+using RunKey = BenchCell;
 
 // What the measured steps of one run add up to.
 struct RunTotals {
@@ -196,7 +193,8 @@ void write_summary(Bench& b, const RunKey& k, const RunOutcome& o, const RunTota
     cpu_net = *t.cpu_j - *idle_cpu->mean_watts * t.train_time_s;
   const SourceEnergy* run_gpu = measured ? measured->gpu() : nullptr;
   b.results->summary().write_row(
-      {text(k.variant), integer(k.batch), integer(k.seq), integer(k.repeat), integer(k.order),
+      {text(kFramework), text(k.variant), integer(k.batch), integer(k.seq), integer(k.repeat),
+       integer(k.order),
        text(o.status), text(o.reason), text(o.options), text(precision_name(b.s.precision)),
        integer((long long)t.step_ms.size()),
        num(t.train_time_s), num(step_ms), num(iqr(t.step_ms)), num(median(t.tokens_per_s)),
@@ -414,12 +412,25 @@ void print_table(const std::vector<std::pair<RunKey, Json>>& rows, const std::st
 
 }  // namespace
 
+std::vector<BenchCell> bench_cells(const BenchSettings& s) {
+  std::vector<BenchCell> cells;
+  const std::vector<int> batches = s.batches.empty() ? std::vector<int>{0} : s.batches;
+  const std::vector<int> seqs = s.seqs.empty() ? std::vector<int>{0} : s.seqs;
+  for (int batch : batches)
+    for (int seq : seqs)
+      for (int r = 0; r < s.repeats; ++r)
+        for (size_t i = 0; i < s.variants.size(); ++i)
+          cells.push_back({s.variants[(i + r) % s.variants.size()], batch, seq, r, int(i)});
+  return cells;
+}
+
 int run_bench(BenchSettings& s) {
   install_interrupt_handler();
   Bench b(s);
   ModelConfig model;
   resolve_matrix(b, model);
-  b.results = std::make_unique<ResultsDirectory>(s.out_dir, b.runtime.device().name, s.tag);
+  const std::string tag = s.cell ? s.tag + "-cell" + std::to_string(*s.cell) : s.tag;
+  b.results = std::make_unique<ResultsDirectory>(s.out_dir, b.runtime.device().name, tag);
   Json& m = b.results->manifest();
   m = {{"tool", "attnscope"},
        {"git_commit", ATTNSCOPE_GIT_COMMIT},
@@ -437,28 +448,26 @@ int run_bench(BenchSettings& s) {
                               : Json(nullptr)},
        {"profiling", "every kernel launch carries an OpenCL profiling event during measured steps"},
        {"unavailable", unavailable_json(b)},
+       {"cell", s.cell ? Json(*s.cell) : Json(nullptr)},
        {"runs", Json::array()}};
   b.results->save_manifest();
   std::cout << "attnscope bench on " << b.runtime.device().short_label() << " -> "
             << b.results->path() << "\n";
   std::vector<std::pair<RunKey, Json>> done;
-  const int total_runs = int(s.variants.size() * s.batches.size() * s.seqs.size()) * s.repeats;
+  const std::vector<BenchCell> cells = bench_cells(s);
+  const int total_runs = s.cell ? 1 : int(cells.size());
   double last_run_s = 0;
-  for (int batch : s.batches)
-    for (int seq : s.seqs)
-      for (int r = 0; r < s.repeats && !interrupted(); ++r)
-        for (size_t i = 0; i < s.variants.size() && !interrupted(); ++i) {
-          // Rotate the order each repeat so no variant always runs first (cold GPU) or
-          // right after the same neighbour (heat soak).
-          RunKey k{s.variants[(i + r) % s.variants.size()], batch, seq, r, int(i)};
-          double eta = last_run_s * double(total_runs - int(done.size()) - 1);
-          RunOutcome o = run_one(b, k, &eta);
-          last_run_s = o.end_s - o.begin_s;
-          Json j = run_json(k, o);
-          m["runs"].push_back(j);
-          done.emplace_back(k, j);
-          b.results->save_manifest();
-        }
+  for (size_t c = 0; c < cells.size() && !interrupted(); ++c) {
+    if (s.cell && *s.cell != int(c)) continue;
+    const RunKey& k = cells[c];
+    double eta = last_run_s * double(total_runs - int(done.size()) - 1);
+    RunOutcome o = run_one(b, k, &eta);
+    last_run_s = o.end_s - o.begin_s;
+    Json j = run_json(k, o);
+    m["runs"].push_back(j);
+    done.emplace_back(k, j);
+    b.results->save_manifest();
+  }
   m["completed"] = !interrupted();
   m["interrupted"] = interrupted();
   m["finished_utc"] = utc_timestamp("%Y-%m-%dT%H:%M:%SZ");

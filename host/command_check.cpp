@@ -1,8 +1,15 @@
 // `attnscope check`: every attention variant's device forward and backward against its
 // CPU reference on the user's own device (OpenCL drivers differ), one line per case.
+#include <unistd.h>
+
+#include <filesystem>
 #include <iostream>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "host/commands.hpp"
 #include "host/options.hpp"
@@ -46,42 +53,103 @@ std::string case_dump_dir(const CheckOptions& o, const std::string& variant, siz
   return o.dump_dir + "/" + variant + "/" + std::to_string(index) + "_" + label;
 }
 
-// One case; an exception (a kernel that does not build, a variant that rejects the
-// shape) is that case's failure, reported on its line, and the other cases still run.
-bool check_one(Ops& ops, const CheckOptions& o, const std::string& variant, size_t index,
-               const VariantCheckCase& c) {
+// What the cases came to: a case either compared (passed or not) or could not run (its
+// kernel did not build, an allocation failed, its dump could not be written).
+struct CheckTally {
+  size_t total = 0, mismatched = 0, could_not_run = 0, dumped = 0;
+  std::string first_problem;
+  ExitCode first_problem_code = ExitCode::kFailure;
+};
+
+// One case, reported on its line; the other cases still run after a failure.
+void check_one(Ops& ops, const CheckOptions& o, const std::string& variant, size_t index,
+               const VariantCheckCase& c, CheckTally& tally) {
+  ++tally.total;
+  auto could_not_run = [&](const std::string& message, ExitCode code) {
+    std::cout << variant << "  " << c.label() << "  error: " << message << "  FAIL" << std::endl;
+    if (tally.could_not_run++ == 0) {
+      tally.first_problem = variant + " " + c.label() + ": " + message;
+      tally.first_problem_code = code;
+    }
+  };
   try {
     VariantCheckResult r = check_variant(ops, variant, c, case_dump_dir(o, variant, index, c));
     std::cout << format_check_result(r) << std::endl;
-    return r.passed;
+    if (!o.dump_dir.empty()) ++tally.dumped;
+    if (!r.passed) ++tally.mismatched;
+  } catch (const Error& e) {
+    could_not_run(e.what(), e.code());
   } catch (const std::exception& e) {
-    std::cout << variant << "  " << c.label() << "  error: " << e.what() << "  FAIL" << std::endl;
-    return false;
+    could_not_run(e.what(), ExitCode::kFailure);
   }
+}
+
+// One line per program a variant's checks launched: its file, build options (the tiles;
+// for matmul.cl the GEMM plan's configuration) and the launches' names (a GEMM split into
+// K-slices is named ..._splitN), so the output shows what ran on this device.
+void print_programs_run(const std::string& variant, const std::vector<Runtime::LaunchRecord>& log) {
+  std::map<std::pair<std::string, std::string>, std::set<std::string>> programs;
+  for (const auto& launch : log) programs[{launch.file, launch.options}].insert(launch.name);
+  for (const auto& [program, names] : programs) {
+    std::cout << variant << "  ran " << program.first;
+    if (!program.second.empty()) std::cout << " " << program.second;
+    std::cout << ":";
+    for (const auto& name : names) std::cout << " " << name;
+    std::cout << "\n";
+  }
+}
+
+// Usage errors before anything runs: the variant options against the --shape case, and a
+// --dump directory that cannot be created.
+void check_usage(const CheckOptions& o, const std::vector<std::string>& variants,
+                 const std::vector<VariantCheckCase>& cases) {
+  if (!o.shape.empty())
+    for (const auto& variant : variants) make_variant(variant, cases[0].options)->resolve(cases[0].dims);
+  if (o.dump_dir.empty()) return;
+  std::error_code ec;
+  std::filesystem::create_directories(o.dump_dir, ec);
+  if (ec) throw UsageError("--dump " + o.dump_dir + ": cannot create it: " + ec.message());
+  if (!std::filesystem::is_directory(o.dump_dir) || access(o.dump_dir.c_str(), W_OK) != 0)
+    throw UsageError("--dump " + o.dump_dir + ": not a writable directory");
 }
 
 void run_check(const CheckOptions& o) {
   const std::vector<std::string> variants = parse_variant_list(o.variants);
   const auto cases = cases_to_check(o);
+  check_usage(o, variants, cases);
   Runtime rt(o.device, /*profiling=*/false);
   Ops ops(rt, o.precision);
   // The limits the tiles were sized from: a failure on one device but not another often
   // comes down to them.
-  std::cout << "checking on " << rt.device().short_label() << " (" << rt.device().version << "; "
-            << (rt.device().local_mem_bytes >> 10) << " KiB local memory, work-groups up to "
-            << rt.device().max_work_group_size << "), " << precision_name(o.precision)
+  const DeviceInfo& device = rt.device();
+  std::cout << "checking on " << device.short_label() << " (" << device.version << "; "
+            << device.type_name() << ", " << device.compute_units << " compute units, "
+            << (device.local_mem_bytes >> 10) << " KiB local memory, work-groups up to "
+            << device.max_work_group_size << ", GEMM tuning '" << device.tuning_key() << "'), "
+            << precision_name(o.precision)
             << ", tolerance " << (o.precision == Precision::tf32 ? "5e-3" : "1e-4")
             << " relative to the CPU reference"
             << std::endl;
-  size_t failed = 0, total = 0;
-  for (const auto& variant : variants)
-    for (size_t i = 0; i < cases.size(); ++i, ++total)
-      if (!check_one(ops, o, variant, i, cases[i])) ++failed;
-  if (!o.dump_dir.empty()) std::cout << "tensors written under " << o.dump_dir << std::endl;
-  if (failed > 0)
-    throw Error(std::to_string(failed) + " of " + std::to_string(total) +
-                " variant checks failed on " + rt.device().short_label());
-  std::cout << "all " << total << " checks passed" << std::endl;
+  CheckTally tally;
+  for (const auto& variant : variants) {
+    std::vector<Runtime::LaunchRecord> launches;
+    rt.set_launch_log(&launches);
+    for (size_t i = 0; i < cases.size(); ++i) check_one(ops, o, variant, i, cases[i], tally);
+    rt.set_launch_log(nullptr);
+    print_programs_run(variant, launches);
+  }
+  if (tally.dumped > 0)
+    std::cout << "tensors of " << tally.dumped << " cases written under " << o.dump_dir << std::endl;
+  const std::string of_total = " of " + std::to_string(tally.total) + " variant checks ";
+  const std::string on_device = " on " + rt.device().short_label();
+  if (tally.could_not_run > 0)
+    throw Error(std::to_string(tally.could_not_run) + of_total + "could not run" + on_device +
+                    (tally.mismatched ? " (and " + std::to_string(tally.mismatched) + " failed their comparison)" : "") +
+                    "; the first: " + tally.first_problem,
+                tally.first_problem_code);
+  if (tally.mismatched > 0)
+    throw Error(std::to_string(tally.mismatched) + of_total + "failed" + on_device);
+  std::cout << "all " << tally.total << " checks passed" << std::endl;
 }
 
 }  // namespace
@@ -101,7 +169,7 @@ void add_check_command(CLI::App& app) {
                   "standard small cases; the CPU reference costs O(B·T²·C)")
       ->delimiter(',')
       ->expected(4)
-      ->check(kPositive);
+      ->check(kSize);
   add_attention_options(cmd, options->attention);
   add_precision_option(cmd, options->precision);
   cmd->callback([options] { run_check(*options); });

@@ -184,11 +184,11 @@ void add_gemm_command(CLI::App& app) {
   cmd->add_option("--device", o->device, "OpenCL device: P:D index or name substring");
   add_model_options(cmd, o->model);
   cmd->add_option("--batch,-B", o->batch, "Batch size of the model's products (default 16 on "
-                  "a GPU, 4 on a CPU)")->check(kPositive);
+                  "a GPU, 4 on a CPU)")->check(kSize);
   cmd->add_option("--seq,-T", o->seq, "Sequence length (default 512 on a GPU, 64 on a CPU)")
-      ->check(kPositive);
+      ->check(kSize);
   cmd->add_option("--shape", o->shape, "M,N,K: one product instead of the model's")
-      ->delimiter(',')->expected(3)->check(kPositive);
+      ->delimiter(',')->expected(3)->check(kSize);
   cmd->add_option("--layout", o->layout, "With --shape: nn, nt, tn or tt (op(A), op(B) "
                   "transposed)")->capture_default_str()
       ->check(CLI::IsMember({"nn", "nt", "tn", "tt"}));

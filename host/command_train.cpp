@@ -145,8 +145,8 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--variant", s.variant, "Attention variant (see `attnscope variants`)")
       ->capture_default_str();
   add_attention_options(cmd, s.attention);
-  cmd->add_option("--batch,-B", s.batch, "Batch size B")->capture_default_str()->check(kPositive);
-  cmd->add_option("--seq,-T", s.seq, "Sequence length T")->capture_default_str()->check(kPositive);
+  cmd->add_option("--batch,-B", s.batch, "Batch size B")->capture_default_str()->check(kSize);
+  cmd->add_option("--seq,-T", s.seq, "Sequence length T")->capture_default_str()->check(kSize);
   cmd->add_option("--steps", s.steps, "Training steps")->capture_default_str()->check(kNonNegative);
   cmd->add_option("--seed", s.seed, "Seed of the initial weights and the built-in data")
       ->capture_default_str();

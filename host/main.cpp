@@ -3,9 +3,26 @@
 #include <iostream>
 
 #include "host/commands.hpp"
+#include "host/options.hpp"
 #include "host/runtime/error.hpp"
 #include "host/runtime/opencl.hpp"
 #include "telemetry/telemetry_error.hpp"
+
+namespace {
+
+// "" when argv names a known command or starts with an option, else the error line
+// ("unknown command 'frobnicate' (commands: devices, variants, ...)").
+std::string unknown_command(CLI::App& app, int argc, char** argv) {
+  if (argc < 2 || argv[1][0] == '-') return "";
+  std::string names;
+  for (const CLI::App* command : app.get_subcommands(std::function<bool(CLI::App*)>{})) {
+    if (command->get_name() == argv[1]) return "";
+    names += (names.empty() ? "" : ", ") + command->get_name();
+  }
+  return "unknown command '" + std::string(argv[1]) + "' (commands: " + names + ")";
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace attnscope;
@@ -22,6 +39,12 @@ int main(int argc, char** argv) {
   add_merge_command(app);
   add_check_command(app);
   add_gemm_command(app);
+  add_data_command(app);
+  apply_number_rules(app);
+  if (std::string unknown = unknown_command(app, argc, argv); !unknown.empty()) {
+    std::cerr << "attnscope: error: " << unknown << "\n";
+    return int(ExitCode::kUsage);
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -31,7 +54,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::cerr << "attnscope: error: " << e.what() << " (see --help)\n";
+    const bool no_command = app.get_subcommands().empty() && e.get_name() == "RequiredError";
+    std::cerr << "attnscope: error: " << (no_command ? "a command is required" : e.what()) << " (see --help)\n";
     return int(ExitCode::kUsage);
   } catch (const Error& e) {
     std::cerr << "attnscope: error: " << e.what() << "\n";

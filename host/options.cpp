@@ -1,11 +1,21 @@
 #include "host/options.hpp"
 
+#include <cmath>
+
 #include "host/runtime/error.hpp"
 #include "model/registry.hpp"
 
 namespace attnscope {
 
 namespace {
+
+// "" for a finite number (or text that is no number: the option's own parser says so),
+// else "must be a finite number, got inf".
+std::string non_finite_problem(const std::string& text) {
+  double value = 0;
+  if (!CLI::detail::lexical_cast(text, value) || std::isfinite(value)) return "";
+  return "must be a finite number, got " + text;
+}
 
 // "must be > 0" (POSITIVE), "must be >= 0" (NONNEGATIVE), "must be > 3" (>3).
 CLI::Validator lower_bound(int bound, bool inclusive) {
@@ -16,6 +26,7 @@ CLI::Validator lower_bound(int bound, bool inclusive) {
       [bound, inclusive, rule](std::string& text) -> std::string {
         double value = 0;
         if (!CLI::detail::lexical_cast(text, value)) return "'" + text + "' is not a number";
+        if (std::string problem = non_finite_problem(text); !problem.empty()) return problem;
         const bool ok = inclusive ? value >= bound : value > bound;
         return ok ? "" : rule + ", got " + text;
       },
@@ -36,6 +47,31 @@ std::string option_help(const SharedOption& shared) {
 
 const CLI::Validator kPositive = lower_bound(0, false);
 const CLI::Validator kNonNegative = lower_bound(0, true);
+const CLI::Validator kSize = lower_bound(0, false) & CLI::Validator(
+    [](std::string& text) -> std::string {
+      double value = 0;
+      if (!CLI::detail::lexical_cast(text, value) || value <= kMaxSize) return "";
+      return "must be at most " + std::to_string(kMaxSize) + " (2^20), got " + text;
+    },
+    "");
+
+void apply_number_rules(CLI::App& app) {
+  // No description: the help keeps showing "FLOAT" rather than "FLOAT:FINITE" everywhere.
+  const CLI::Validator finite([](std::string& text) { return non_finite_problem(text); }, "");
+  // CLI11 reads "-1" into an unsigned option as 2^64-1.
+  const CLI::Validator unsigned_number(
+      [](std::string& text) {
+        return text.find('-') == std::string::npos ? std::string() : "must be >= 0, got " + text;
+      },
+      "");
+  for (CLI::Option* option : app.get_options()) {
+    const std::string type = option->get_type_name();
+    if (type.rfind("FLOAT", 0) == 0) option->check(finite);
+    if (type.rfind("UINT", 0) == 0) option->check(unsigned_number);
+  }
+  for (CLI::App* command : app.get_subcommands(std::function<bool(CLI::App*)>{}))
+    apply_number_rules(*command);
+}
 
 ModelConfig ModelOptions::resolve(const DeviceInfo& device) const {
   ModelConfig c = preset_config(preset == "auto" ? (device.is_gpu ? "gpt2" : "tiny") : preset);
@@ -57,15 +93,15 @@ void add_model_options(CLI::App* cmd, ModelOptions& o) {
                   "tiny on a CPU)")
       ->capture_default_str();
   cmd->add_option("--n-layer", o.n_layer, "Override the preset's number of layers")
-      ->check(kPositive);
+      ->check(kSize);
   cmd->add_option("--n-head", o.n_head, "Override the preset's number of heads")
-      ->check(kPositive);
+      ->check(kSize);
   cmd->add_option("--n-embd", o.n_embd, "Override the preset's embedding width")
-      ->check(kPositive);
+      ->check(kSize);
   cmd->add_option("--max-seq", o.max_seq_len, "Override the preset's max sequence length")
-      ->check(kPositive);
+      ->check(kSize);
   cmd->add_option("--vocab-size", o.vocab_size, "Override the preset's vocabulary size")
-      ->check(kPositive);
+      ->check(kSize);
 }
 
 void add_attention_options(CLI::App* cmd, AttentionOptions& o) {

@@ -23,6 +23,15 @@ struct ModelOptions {
 // PositiveNumber prints its whole double range instead.
 extern const CLI::Validator kPositive;
 extern const CLI::Validator kNonNegative;
+// A size (a model dimension, batch, sequence length, shape): > 0 and at most kMaxSize, so
+// that products of sizes are computed in 64 bits without overflow.
+extern const CLI::Validator kSize;
+
+// The rules for numbers on the command line: every floating-point option of app and of
+// its subcommands refuses inf, -inf and nan (none of them means anything as a learning
+// rate, a duration, a peak or a target); every unsigned one (--seed) refuses a negative
+// value. Call once all commands are added.
+void apply_number_rules(CLI::App& app);
 
 void add_model_options(CLI::App* cmd, ModelOptions& options);
 void add_attention_options(CLI::App* cmd, AttentionOptions& options);

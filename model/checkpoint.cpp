@@ -42,6 +42,11 @@ Error checkpoint_error(const std::string& path, const std::string& problem) {
   return Error(file_message(kCheckpoint, path, problem));
 }
 
+// A file given to --load that is not a well-formed checkpoint: bad input (exit 2).
+UsageError bad_checkpoint(const std::string& path, const std::string& problem) {
+  return UsageError(file_message(kCheckpoint, path, problem));
+}
+
 // Attention floats per layer implied by packed's size; Error when it does not fit.
 size_t attention_floats_of(const std::string& path, const ModelConfig& config, size_t packed) {
   const size_t rest = packed_floats(config, 0), layers = size_t(config.n_layer);
@@ -102,11 +107,11 @@ ModelConfig decode_config(const std::string& path, const int32_t* slots) {
   try {
     c.validate();
   } catch (const UsageError& e) {
-    throw checkpoint_error(path, std::string("implausible header: ") + e.what());
+    throw bad_checkpoint(path, std::string("implausible header: ") + e.what());
   }
   for (int i = 2; i <= 7; ++i)
     if (slots[i] > kMaxDimension)
-      throw checkpoint_error(path, "implausible header: slot " + std::to_string(i) + " holds " +
+      throw bad_checkpoint(path, "implausible header: slot " + std::to_string(i) + " holds " +
                                        std::to_string(slots[i]));
   return c;
 }
@@ -115,18 +120,18 @@ ModelConfig decode_config(const std::string& path, const int32_t* slots) {
 size_t decode_extension(const std::string& path, const int32_t* slots, CheckpointHeader& h) {
   if (slots[kSlotMarker] == 0) return llmc_attention_floats(h.config);
   if (slots[kSlotMarker] != kExtensionMarker)
-    throw checkpoint_error(path, "header slot 8 holds " + std::to_string(slots[kSlotMarker]) +
+    throw bad_checkpoint(path, "header slot 8 holds " + std::to_string(slots[kSlotMarker]) +
                                      ", neither 0 (llm.c) nor the attnscope extension marker");
   if (slots[kSlotExtensionVersion] != kExtensionVersion)
-    throw checkpoint_error(path, "unsupported attnscope extension version " +
+    throw bad_checkpoint(path, "unsupported attnscope extension version " +
                                      std::to_string(slots[kSlotExtensionVersion]));
   const int name_length = slots[kSlotNameLength], option_count = slots[kSlotOptionCount];
   if (name_length < 1 || name_length > kMaxName || option_count < 0 || option_count > kMaxOptions ||
       slots[kSlotAttentionFloats] < 1)
-    throw checkpoint_error(path, "damaged attnscope extension header");
+    throw bad_checkpoint(path, "damaged attnscope extension header");
   for (int i = 0; i < name_length; ++i) {
     const int32_t ch = slots[kSlotName + i];
-    if (ch < 1 || ch > 127) throw checkpoint_error(path, "damaged variant name in the header");
+    if (ch < 1 || ch > 127) throw bad_checkpoint(path, "damaged variant name in the header");
     h.variant += char(ch);
   }
   h.variant_options.assign(slots + kSlotOptions, slots + kSlotOptions + option_count);
@@ -173,25 +178,25 @@ LoadedCheckpoint load_checkpoint(const std::string& path) {
   uint64_t size = 0;
   std::ifstream in = open_binary_input(kCheckpoint, path, &size);
   if (size < kLlmcHeaderBytes)
-    throw checkpoint_error(path, "truncated header: the file has " + std::to_string(size) +
+    throw bad_checkpoint(path, "truncated header: the file has " + std::to_string(size) +
                                      " bytes, the header alone is " + std::to_string(kLlmcHeaderBytes));
   int32_t slots[kLlmcHeaderInts];
   read_bytes(in, slots, kLlmcHeaderBytes, kCheckpoint, path);
   if (slots[0] != kMagic)
-    throw checkpoint_error(path, "not an llm.c GPT-2 checkpoint (magic " + std::to_string(slots[0]) +
+    throw bad_checkpoint(path, "not an llm.c GPT-2 checkpoint (magic " + std::to_string(slots[0]) +
                                      ", expected " + std::to_string(kMagic) + ")");
   if (slots[1] != kVersionFp32)
-    throw checkpoint_error(path, "unsupported version " + std::to_string(slots[1]) +
+    throw bad_checkpoint(path, "unsupported version " + std::to_string(slots[1]) +
                                      " (attnscope reads version 3: fp32, padded vocab)");
   LoadedCheckpoint loaded;
   loaded.header.config = decode_config(path, slots);
   const size_t floats = packed_floats(loaded.header.config, decode_extension(path, slots, loaded.header));
   const uint64_t body = size - kLlmcHeaderBytes, expected = floats * sizeof(float);
   if (body < expected)
-    throw checkpoint_error(path, "truncated: the header implies " + std::to_string(floats) +
+    throw bad_checkpoint(path, "truncated: the header implies " + std::to_string(floats) +
                                      " parameters, the file holds " + std::to_string(body / sizeof(float)));
   if (body > expected)
-    throw checkpoint_error(path, std::to_string(body - expected) + " trailing bytes after the " +
+    throw bad_checkpoint(path, std::to_string(body - expected) + " trailing bytes after the " +
                                      std::to_string(floats) + " parameters the header implies");
   loaded.packed.resize(floats);
   read_bytes(in, loaded.packed.data(), expected, kCheckpoint, path);

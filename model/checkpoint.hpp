@@ -47,8 +47,8 @@ struct LoadedCheckpoint {
   std::vector<float> packed;
 };
 
-// UsageError when the file is missing or unreadable; Error for a wrong magic, a version
-// other than 3, an implausible header, a truncated file or trailing bytes.
+// UsageError (bad input, exit 2) when the file is missing or unreadable, for a wrong magic,
+// a version other than 3, an implausible header, a truncated file or trailing bytes.
 LoadedCheckpoint load_checkpoint(const std::string& path);
 
 // UsageError naming the file and the first difference between the checkpoint and the

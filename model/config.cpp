@@ -35,6 +35,9 @@ ModelConfig preset_config(const std::string& name) {
 void ModelConfig::validate() const {
   auto positive = [](int v, const char* what) {
     if (v <= 0) throw UsageError(std::string(what) + " must be positive, got " + std::to_string(v));
+    if (v > kMaxSize)
+      throw UsageError(std::string(what) + " must be at most " + std::to_string(kMaxSize) + ", got " +
+                       std::to_string(v));
   };
   positive(max_seq_len, "max sequence length");
   positive(vocab_size, "vocab size");

@@ -23,4 +23,8 @@ ModelConfig preset_config(const std::string& name);
 // Vocabulary padded up to a multiple of 128.
 int padded_vocab(int vocab_size);
 
+// The largest model dimension, batch or sequence length accepted (2^20): products of up to
+// three of them fit in 64 bits, and vocab_size rounds up to padded_vocab without overflow.
+constexpr int kMaxSize = 1 << 20;
+
 }  // namespace attnscope

@@ -20,9 +20,10 @@
 // batch would run past the end, reading restarts at token 0 and epoch() counts the wrap
 // (a tail shorter than one batch is skipped). The synthetic streams are read the same way.
 //
-// Errors are one line naming the file: UsageError for what the user chose (missing or
-// unreadable file, a split smaller than one batch, a token outside the model's vocabulary),
-// Error for a malformed shard (wrong magic or version, truncated, trailing bytes).
+// Errors are one line naming the file, UsageError (bad input, exit 2) for a missing or
+// unreadable file, a split smaller than one batch, a token outside the model's vocabulary
+// and a malformed shard (wrong magic or version, truncated, trailing bytes); Error only
+// for a read that fails part-way.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -74,5 +75,13 @@ struct DataLoaders {
 
 // Opens the training and validation data for batches of B×T tokens and a model of vocab_size.
 DataLoaders make_data(const DataSpec& spec, int B, int T, int vocab_size);
+
+// The first n tokens of the built-in corpus's training or validation stream for `seed`:
+// what the synthetic loaders read, so a shard of them replays a run token for token.
+std::vector<uint16_t> synthetic_tokens(uint64_t seed, bool validation, size_t n);
+
+// Writes tokens as an llm.c shard (the format above), atomically; UsageError when there are
+// more than the header's int32 count can hold.
+void write_shard(const std::string& path, const std::vector<uint16_t>& tokens);
 
 }  // namespace attnscope

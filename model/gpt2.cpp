@@ -129,6 +129,12 @@ std::vector<float> GPT2::parameters() const {
   return layout_.to_packed(image);
 }
 
+std::vector<float> GPT2::gradients() const {
+  std::vector<float> image(layout_.device_floats());
+  const_cast<Runtime&>(rt_).download(grads_, image.data(), image.size() * sizeof(float));
+  return layout_.to_packed(image);
+}
+
 size_t group_index(const ParameterLayout& layout, const std::string& name) {
   const auto& groups = layout.groups();
   for (size_t i = 0; i < groups.size(); ++i)

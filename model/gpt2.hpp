@@ -36,6 +36,8 @@ class GPT2 {
   // Parameters as a packed host vector in llm.c order (see parameters.hpp).
   void set_parameters(const std::vector<float>& packed);
   std::vector<float> parameters() const;
+  // The last train_step's gradients (before clipping), packed like parameters().
+  std::vector<float> gradients() const;
 
   // One full step on (B,T) int32 inputs/targets: forward, loss, backward, clip, AdamW at
   // learning rate lr. step counts from 1 (AdamW's bias correction). Returns the mean loss;

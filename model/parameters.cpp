@@ -1,5 +1,6 @@
 #include "model/parameters.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "host/runtime/error.hpp"
@@ -105,6 +106,23 @@ std::vector<float> init_parameters(const ParameterLayout& layout, const ModelCon
   std::fill(packed.begin() + wte.packed_offset + size_t(config.vocab_size) * config.n_embd,
             packed.begin() + wte.packed_offset + wte.packed_floats(), 0.f);
   return packed;
+}
+
+std::string describe_non_finite(const ParameterLayout& layout, const std::vector<float>& packed) {
+  for (const ParamGroup& g : layout.groups())
+    for (size_t layer = 0; layer < g.layer_count; ++layer) {
+      const float* begin = packed.data() + g.packed_offset + layer * g.floats_per_layer;
+      const float* end = begin + g.floats_per_layer;
+      const float* first = std::find_if(begin, end, [](float v) { return !std::isfinite(v); });
+      if (first == end) continue;
+      const auto count = std::count_if(first, end, [](float v) { return !std::isfinite(v); });
+      const std::string tensor =
+          g.layer_count > 1 ? "layer " + std::to_string(layer) + "'s " + g.name : g.name;
+      return tensor + " (" + std::to_string(count) + " of " + std::to_string(g.floats_per_layer) +
+             " values are not finite; the first, " + std::to_string(*first) + ", is element " +
+             std::to_string(first - begin) + ")";
+    }
+  return "";
 }
 
 }  // namespace attnscope

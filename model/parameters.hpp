@@ -69,4 +69,9 @@ class ParameterLayout {
 std::vector<float> init_parameters(const ParameterLayout& layout, const ModelConfig& config,
                                    uint64_t seed);
 
+// The first tensor of packed (llm.c order) that holds a value which is not finite, as
+// "layer 1's qkvw (3 of 12288 values are not finite; the first, nan, is element 0)";
+// "" when every value is finite.
+std::string describe_non_finite(const ParameterLayout& layout, const std::vector<float>& packed);
+
 }  // namespace attnscope

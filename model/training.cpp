@@ -40,6 +40,9 @@ void TrainingRun::load_or_init() {
   LoadedCheckpoint ckpt = load_checkpoint(settings_.load_path);
   check_checkpoint_matches(settings_.load_path, ckpt, header_for(*model_, settings_.variant),
                            model_->layout().packed_floats());
+  const std::string non_finite = describe_non_finite(model_->layout(), ckpt.packed);
+  if (!non_finite.empty())
+    throw UsageError("checkpoint " + settings_.load_path + ": tensor " + non_finite);
   model_->set_parameters(ckpt.packed);
 }
 
@@ -51,17 +54,34 @@ StepResult TrainingRun::step() {
   auto start = std::chrono::steady_clock::now();
   float loss = model_->train_step(batch.inputs.data(), batch.targets.data(), step_, lr);
   auto end = std::chrono::steady_clock::now();
-  if (!std::isfinite(loss))
-    throw Error("training loss became " + std::to_string(loss) + " at step " +
-                std::to_string(step_) + " (try a lower --lr)");
+  const float grad_norm = model_->last_grad_norm();
+  if (!std::isfinite(loss) || !std::isfinite(grad_norm)) throw Error(non_finite_step_message(loss, grad_norm));
   StepResult r;
   r.step = step_;
   r.loss = loss;
-  r.grad_norm = model_->last_grad_norm();
+  r.grad_norm = grad_norm;
+  previous_grad_norm_ = grad_norm;
   r.lr = lr;
   r.step_ms = std::chrono::duration<double, std::milli>(end - start).count();
   r.tokens_per_s = double(settings_.batch) * settings_.seq / (r.step_ms / 1000.0);
   return r;
+}
+
+// Names what is not finite, read back from the device, instead of guessing a cause. A
+// finite loss with a non-finite gradient: the backward pass overflowed, and the first such
+// gradient tensor is named. A non-finite loss: the forward pass met non-finite weights or
+// overflowed; the step's update has spread it, so the first non-finite weight and the
+// previous step's gradient norm are what can be told.
+std::string TrainingRun::non_finite_step_message(float loss, float grad_norm) const {
+  const std::string what = "training step " + std::to_string(step_) + ": loss " + std::to_string(loss) +
+                           ", gradient norm " + std::to_string(grad_norm);
+  if (std::isfinite(loss))
+    return what + ": the gradient is not finite, first " +
+           describe_non_finite(model_->layout(), model_->gradients());
+  const std::string weights = describe_non_finite(model_->layout(), model_->parameters());
+  return what + ": the loss is not finite" +
+         (step_ > 1 ? " (the previous step's gradient norm was " + std::to_string(previous_grad_norm_) + ")" : "") +
+         (weights.empty() ? "; the weights are finite" : "; the weights are not, first " + weights);
 }
 
 float TrainingRun::validate() {

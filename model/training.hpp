@@ -41,7 +41,8 @@ class TrainingRun {
  public:
   TrainingRun(Ops& ops, const TrainSettings& settings);
 
-  // One timed training step. Throws Error if the loss is not finite.
+  // One timed training step. Throws Error naming what is not finite when the loss or the
+  // gradient norm is not.
   StepResult step();
   // Mean loss over settings.val_batches held-out batches (the same ones every time).
   float validate();
@@ -55,11 +56,13 @@ class TrainingRun {
 
  private:
   void load_or_init();
+  std::string non_finite_step_message(float loss, float grad_norm) const;
   Ops& ops_;
   TrainSettings settings_;
   DataLoaders data_;
   std::unique_ptr<GPT2> model_;
   int64_t step_ = 0;
+  float previous_grad_norm_ = 0;
 };
 
 }  // namespace attnscope

@@ -486,13 +486,21 @@ TEST(CommandLine, BadInputIsOneLineAndExitTwo) {
   std::string output;
   testing::run_attnscope("check --precision tf32", &output);
   EXPECT_NE(output.find("compute capability"), std::string::npos) << output;
-  // The device-limits override may only lower a limit, and names what is wrong.
-  for (const std::string& limits : {"local_mem=0", "nonsense=4", "local_mem=99999999999", "work_group",
-                                    "global_mem=999999999999999"}) {
+  // The device-limits override may only lower a limit, takes whole positive numbers (no
+  // sign that would wrap to 2^64, no trailing text), and names what is wrong.
+  for (const std::string& limits :
+       {"local_mem=0", "nonsense=4", "local_mem=99999999999", "work_group", "local_mem=-1",
+        "work_group=-1024", "work_group=12x", "local_mem=", "compute_units=-3", "compute_units=0",
+        "compute_units=99999999999", "type=tpu", "type=", "tuning=",
+        "local_mem=99999999999999999999999", "global_mem=999999999999999"}) {
     std::string output;
     EXPECT_EQ(testing::run_attnscope("devices", &output, limits), 2) << limits << "\n" << output;
     EXPECT_EQ(output.rfind("attnscope: error: ATTNSCOPE_DEVICE_LIMITS: ", 0), 0u) << output;
   }
+  // type and compute_units may be set either way: PoCL then reports itself as the H200 would.
+  EXPECT_EQ(testing::run_attnscope("devices", &output, testing::kH200Limits), 0) << output;
+  EXPECT_NE(output.find("[GPU]"), std::string::npos) << output;
+  EXPECT_NE(output.find("compute units: 132,"), std::string::npos) << output;
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <numeric>
+#include <unistd.h>
 
 #include "host/runtime/error.hpp"
 #include "model/lr_schedule.hpp"
@@ -106,7 +107,9 @@ TEST(Training, TheScheduledLearningRateIsTheOneApplied) {
 }
 
 TEST(Training, SaveThenLoadGivesIdenticalLosses) {
-  const auto path = std::filesystem::temp_directory_path() / "attnscope_test_training.bin";
+  // Per process: CI runs tests in parallel, and other checkouts may run theirs at once.
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("attnscope_test_training_" + std::to_string(getpid()) + ".bin");
   TrainingRun trained(testing::shared_ops(), tiny_settings());
   train_losses(trained, 3);
   trained.save_checkpoint(path.string());

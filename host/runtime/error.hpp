@@ -1,6 +1,7 @@
 // Errors carry their context to one place (main) that prints them on one line and
-// chooses the exit code: 2 for usage/configuration errors, 3 for device out-of-memory,
-// 4 for a run whose memory plan does not fit the device, 1 for everything else.
+// chooses the exit code: 2 for bad input (options, environment, malformed input files; the
+// table in README.md), 3 for device out-of-memory, 4 for a run whose memory plan does not
+// fit the device, 1 for everything else.
 #pragma once
 #include <stdexcept>
 #include <string>
@@ -20,7 +21,8 @@ class Error : public std::runtime_error {
   ExitCode code_;
 };
 
-// Bad command line, bad config, bad option combination.
+// Bad input: command line, config, option combination, environment variable, or an input
+// file the user named that is missing or malformed.
 class UsageError : public Error {
  public:
   explicit UsageError(const std::string& message) : Error(message, ExitCode::kUsage) {}
