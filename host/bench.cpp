@@ -302,7 +302,8 @@ RunOutcome run_one(Bench& b, const RunKey& k, double* eta_runs_left_s) {
   } catch (const std::exception& e) {
     record_failure(b, k, o, e.what());
   }
-  if (measured_window && measured_window->open() && t.step_ms.size() > 0) measured = measured_window->end();
+  if (measured_window && measured_window->open() && t.step_ms.size() > 0)
+    measured = measured_window->end();
   measured_window.reset();
   if (t.step_ms.empty()) t.gpu_j.reset(), t.cpu_j.reset();  // no measured step: not measured, not 0
   if (b.tty) std::printf("\n");

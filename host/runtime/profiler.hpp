@@ -61,7 +61,9 @@ class KernelProfiler {
 // normally or by an exception, profiling is off and uncollected launches are dropped.
 class ScopedProfiling {
  public:
-  ScopedProfiling(KernelProfiler& profiler, bool on) : profiler_(profiler) { profiler_.set_enabled(on); }
+  ScopedProfiling(KernelProfiler& profiler, bool on) : profiler_(profiler) {
+    profiler_.set_enabled(on);
+  }
   ~ScopedProfiling() {
     profiler_.set_enabled(false);
     profiler_.discard_pending();

@@ -171,13 +171,18 @@ std::vector<DeviceBufferSpec> LshAttention::device_buffers(const AttentionDims& 
   const LshShape s = shape(dims);
   const size_t btc = activation_floats(dims), per_round = s.rounds * btc;
   const size_t ids = round_rows(s) * sizeof(int);
-  return {layer_floats("lsh qv", 2 * btc), layer_floats("lsh att", btc),
-          layer_floats("lsh lse (max, log-sum)", 2 * head_rows(s)), layer_floats("lsh rho", head_rows(s)),
-          {"lsh bucket ids", ids, true}, {"lsh sorted order", ids, true},
+  return {layer_floats("lsh qv", 2 * btc),
+          layer_floats("lsh att", btc),
+          layer_floats("lsh lse (max, log-sum)", 2 * head_rows(s)),
+          layer_floats("lsh rho", head_rows(s)),
+          {"lsh bucket ids", ids, true},
+          {"lsh sorted order", ids, true},
           shared_floats("lsh per-round O / dQ scratch", per_round),
           shared_floats("lsh per-round LSE scratch", round_rows(s)),
-          shared_floats("lsh per-round dK scratch", per_round), shared_floats("lsh per-round dV scratch", per_round),
-          shared_floats("lsh datt scratch", btc), shared_floats("lsh D scratch", head_rows(s)),
+          shared_floats("lsh per-round dK scratch", per_round),
+          shared_floats("lsh per-round dV scratch", per_round),
+          shared_floats("lsh datt scratch", btc),
+          shared_floats("lsh D scratch", head_rows(s)),
           shared_floats("lsh dqv scratch", 2 * btc),
           shared_floats("lsh rotations", size_t(s.rounds) * s.head_size * (s.buckets / 2))};
 }
