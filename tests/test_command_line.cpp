@@ -233,6 +233,15 @@ TEST_F(CommandLineFiles, MalformedInputFilesExitTwoLikeBadOptions) {
   expect_refused("train --model tiny --steps 1 --load " + truncated, 2, {truncated, "truncated"});
 }
 
+// Item 17: a pseudo-file whose size reads 0 (/proc) is not taken for an empty file.
+TEST(CommandLine, ProcFilesAreNotTakenForEmptyFiles) {
+  const std::string text = std::string(ATTNSCOPE_SOURCE_DIR) + "/README.md";
+  for (const std::string& options : std::vector<std::string>{"--data /proc/self/status", "--data " + text + " --val-data /proc/self/status",
+                                     "--load /proc/self/status"})
+    expect_refused("train --model tiny --steps 1 " + options, 2,
+                   {"/proc/self/status", "not a regular file", "size reads 0"});
+}
+
 // Item 15: an unknown command is named.
 TEST(CommandLine, UnknownCommandIsNamed) {
   expect_refused("frobnicate", 2, {"unknown command 'frobnicate'", "train", "bench"});
