@@ -242,6 +242,12 @@ TEST(CommandLine, ProcFilesAreNotTakenForEmptyFiles) {
                    {"/proc/self/status", "not a regular file", "size reads 0"});
 }
 
+// Item 19: a variant named twice would run twice and write two rows with one key.
+TEST(CommandLine, DuplicateVariantsAreRefused) {
+  expect_refused("bench --variants baseline,flash,baseline", 2, {"'baseline' appears twice"});
+  expect_refused("check --variant flash,flash", 2, {"'flash' appears twice"});
+}
+
 // Item 15: an unknown command is named.
 TEST(CommandLine, UnknownCommandIsNamed) {
   expect_refused("frobnicate", 2, {"unknown command 'frobnicate'", "train", "bench"});
