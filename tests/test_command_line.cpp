@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -14,6 +15,7 @@
 #include <memory>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -246,6 +248,48 @@ TEST(CommandLine, ProcFilesAreNotTakenForEmptyFiles) {
 TEST(CommandLine, DuplicateVariantsAreRefused) {
   expect_refused("bench --variants baseline,flash,baseline", 2, {"'baseline' appears twice"});
   expect_refused("check --variant flash,flash", 2, {"'flash' appears twice"});
+}
+
+std::vector<std::vector<std::string>> read_csv(const std::string& path) {
+  std::vector<std::vector<std::string>> rows;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) {
+    rows.emplace_back();
+    std::stringstream cells(line);
+    for (std::string cell; std::getline(cells, cell, ',');) rows.back().push_back(cell);
+    if (!line.empty() && line.back() == ',') rows.back().emplace_back();
+  }
+  return rows;
+}
+
+// Every row's val_loss: only the last holds one, the final validation's.
+void expect_val_loss_in_last_row_only(const std::string& steps_csv, const std::string& final_val) {
+  const auto rows = read_csv(steps_csv);
+  ASSERT_GE(rows.size(), 3u) << steps_csv;
+  const size_t column = std::find(rows[0].begin(), rows[0].end(), "val_loss") - rows[0].begin();
+  ASSERT_LT(column, rows[0].size());
+  for (size_t i = 1; i + 1 < rows.size(); ++i) EXPECT_EQ(rows[i].at(column), "") << "row " << i;
+  ASSERT_FALSE(rows.back().at(column).empty()) << "the last row has no val_loss";
+  EXPECT_NEAR(std::stod(rows.back().at(column)), std::stod(final_val), 1e-5);
+}
+
+// Item 20: with --val-every 0 the final validation loss lands in the last steps.csv row.
+TEST_F(CommandLineFiles, FinalValidationLossReachesTheLastStepsRow) {
+  std::string out;
+  ASSERT_EQ(testing::run_attnscope("train --model tiny --steps 3 --val-batches 1 --steps-csv " +
+                                       path("steps.csv"), &out), 0) << out;
+  std::smatch printed;
+  ASSERT_TRUE(std::regex_search(out, printed, std::regex(R"(validation loss ([0-9.]+))"))) << out;
+  expect_val_loss_in_last_row_only(path("steps.csv"), printed[1]);
+
+  ASSERT_EQ(testing::run_attnscope("bench --model tiny --variants baseline --repeats 1 --warmup 1 "
+                                   "--steps 2 --idle-seconds 0.1 --cooldown-max 0 --val-batches 1 --out " +
+                                       path("results"), &out), 0) << out;
+  const auto results = *std::filesystem::directory_iterator(path("results"));
+  const auto summary = read_csv((results.path() / "summary.csv").string());
+  const size_t column = std::find(summary[0].begin(), summary[0].end(), "final_val_loss") - summary[0].begin();
+  ASSERT_LT(column, summary[0].size());
+  expect_val_loss_in_last_row_only((results.path() / "steps.csv").string(), summary.at(1).at(column));
 }
 
 // Item 15: an unknown command is named.
