@@ -292,6 +292,21 @@ TEST_F(CommandLineFiles, FinalValidationLossReachesTheLastStepsRow) {
   expect_val_loss_in_last_row_only((results.path() / "steps.csv").string(), summary.at(1).at(column));
 }
 
+// Item 18: a platform that gives no device is named with its answer, not mistaken for a
+// missing driver. PoCL, the only platform here, cannot start with an unwritable cache.
+TEST_F(CommandLineFiles, APlatformWithoutDevicesIsNamed) {
+  const std::filesystem::path pocl_icd = "/etc/OpenCL/vendors/pocl.icd";
+  if (!std::filesystem::exists(pocl_icd)) GTEST_SKIP() << "needs PoCL registered at " << pocl_icd;
+  std::filesystem::create_directories(path("only_pocl"));
+  std::filesystem::create_directories(path("no_platform"));
+  std::filesystem::copy_file(pocl_icd, path("only_pocl/pocl.icd"));
+  expect_refused("telemetry --seconds 0.1", 1,
+                 {"platform 'Portable Computing Language' gives no device", "clGetDeviceIDs: CL_"},
+                 "OCL_ICD_VENDORS=" + path("only_pocl") + " POCL_CACHE_DIR=/proc/attnscope-unwritable");
+  expect_refused("telemetry --seconds 0.1", 1, {"no OpenCL platform is installed", "install a driver"},
+                 "OCL_ICD_VENDORS=" + path("no_platform"));
+}
+
 // Item 15: an unknown command is named.
 TEST(CommandLine, UnknownCommandIsNamed) {
   expect_refused("frobnicate", 2, {"unknown command 'frobnicate'", "train", "bench"});
