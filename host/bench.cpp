@@ -16,6 +16,7 @@
 #include "host/results_dir.hpp"
 #include "host/runtime/error.hpp"
 #include "host/stats.hpp"
+#include "model/memory_plan.hpp"
 #include "model/registry.hpp"
 #include "telemetry/power_csv.hpp"
 #include "telemetry/telemetry.hpp"
@@ -26,10 +27,7 @@ namespace {
 
 using Json = nlohmann::json;
 
-struct RunKey {
-  std::string variant;
-  int batch = 0, seq = 0, repeat = 0, order = 0;
-};
+using RunKey = BenchCell;
 
 // What the measured steps of one run add up to.
 struct RunTotals {
@@ -157,6 +155,7 @@ void print_progress(Bench& b, const RunKey& k, int step, int total, const StepRe
 struct RunOutcome {
   std::string status = "ok", reason;
   std::string options;
+  std::optional<size_t> planned_mem_bytes;
   double begin_s = 0, end_s = 0;
 };
 
@@ -195,12 +194,14 @@ void write_summary(Bench& b, const RunKey& k, const RunOutcome& o, const RunTota
     cpu_net = *t.cpu_j - *idle_cpu->mean_watts * t.train_time_s;
   const SourceEnergy* run_gpu = measured ? measured->gpu() : nullptr;
   b.results->summary().write_row(
-      {text(k.variant), integer(k.batch), integer(k.seq), integer(k.repeat), integer(k.order),
+      {text(kFramework), text(k.variant), integer(k.batch), integer(k.seq), integer(k.repeat),
+       integer(k.order),
        text(o.status), text(o.reason), text(o.options), text(precision_name(b.s.precision)),
        integer((long long)t.step_ms.size()),
        num(t.train_time_s), num(step_ms), num(iqr(t.step_ms)), num(median(t.tokens_per_s)),
        num(iqr(t.tokens_per_s)), flops ? num(flops->model) : kEmpty,
        flops ? num(flops->executed) : kEmpty, num(achieved), num(mfu),
+       o.planned_mem_bytes ? integer((long long)*o.planned_mem_bytes) : kEmpty,
        integer((long long)peak_alloc), num(t.peak_mem_used), num(t.gpu_j), num(net),
        num(per_token), num(mean_w), t.gpu_peak_seen ? num(t.gpu_peak_w) : kEmpty, num(idle_w),
        t.gpu_j ? text(t.gpu_method) : kEmpty, run_gpu ? num(run_gpu->counter_joules) : kEmpty,
@@ -231,12 +232,34 @@ void record_failure(const Bench& b, const RunKey& k, RunOutcome& o, const std::s
   std::printf("%s%s: run failed: %s\n", b.tty ? "\n" : "", k.variant.c_str(), message.c_str());
 }
 
+// What the run will allocate on the device (model/memory_plan.hpp), for summary.csv.
+size_t planned_bytes(const Bench& b, const TrainSettings& ts) {
+  AttentionOptions attention = ts.attention;
+  attention.seed = ts.seed;
+  return plan_training_memory(ts.model, *make_variant(ts.variant, attention), ts.batch, ts.seq,
+                              b.runtime.device())
+      .total_bytes();
+}
+
+// One step inside its telemetry window, profiled when measured. The guards close the
+// window and stop profiling however the step ends, so a step that throws leaves nothing
+// open for the next run.
+std::pair<StepResult, WindowResult> timed_step(Bench& b, TrainingRun& run, bool measuring) {
+  ScopedProfiling profiling(b.runtime.profiler(), measuring);
+  ScopedWindow window(b.telemetry, "step");
+  StepResult r = run.step();
+  WindowResult w = window.end();
+  if (measuring) b.runtime.profiler().collect();
+  return {r, w};
+}
+
 // One (variant, batch, seq, repeat): warm-up steps, then measured steps in energy windows.
 RunOutcome run_one(Bench& b, const RunKey& k, double* eta_runs_left_s) {
   RunOutcome o;
   RunTotals t;
   std::optional<StepFlops> flops;
   std::optional<WindowResult> idle, measured;
+  std::optional<ScopedWindow> measured_window;  // outlives a failure: its steps still count
   b.runtime.memory().reset_peak();
   // Only this run's measured steps may reach kernels.csv: not the model's initialisation,
   // not its warm-up, not validation, and nothing left over from the previous run.
@@ -250,19 +273,15 @@ RunOutcome run_one(Bench& b, const RunKey& k, double* eta_runs_left_s) {
     ts.variant = k.variant;
     ts.batch = k.batch;
     ts.seq = k.seq;
-    TrainingRun run(b.ops, ts);
+    o.planned_mem_bytes = planned_bytes(b, ts);
+    TrainingRun run(b.ops, ts);  // refused (failed) where the plan does not fit the device
     o.options = run.model().attention().describe_options();
     flops = run.model().step_flops();
     const int total = b.s.warmup + b.s.steps;
     for (int i = 0; i < total && !interrupted(); ++i) {
       const bool measuring = i >= b.s.warmup;
-      if (i == b.s.warmup) b.telemetry.begin_window("measured");
-      b.runtime.profiler().set_enabled(measuring);
-      b.telemetry.begin_window("step");
-      StepResult r = run.step();
-      WindowResult w = b.telemetry.end_window("step");
-      if (measuring) b.runtime.profiler().collect();
-      b.runtime.profiler().set_enabled(false);
+      if (i == b.s.warmup) measured_window.emplace(b.telemetry, "measured");
+      const auto [r, w] = timed_step(b, run, measuring);
       std::optional<float> val;
       const int every = b.s.train.val_every;
       if (measuring && every > 0 && (i + 1 - b.s.warmup) % every == 0) val = run.validate();
@@ -280,7 +299,7 @@ RunOutcome run_one(Bench& b, const RunKey& k, double* eta_runs_left_s) {
       const double per_step = r.step_ms / 1000.0;
       print_progress(b, k, i + 1, total, r, w, per_step * (total - i - 1) + *eta_runs_left_s);
     }
-    if (b.s.warmup < total && t.step_ms.size() > 0) measured = b.telemetry.end_window("measured");
+    if (measured_window && t.step_ms.size() > 0) measured = measured_window->end();
     std::optional<float> final_val;
     if (!interrupted() && (b.s.train.val_every <= 0 || b.s.steps % b.s.train.val_every != 0)) {
       final_val = t.val_loss = run.validate();
@@ -289,18 +308,12 @@ RunOutcome run_one(Bench& b, const RunKey& k, double* eta_runs_left_s) {
     if (write_last_row) std::exchange(write_last_row, nullptr)(final_val);
     if (interrupted()) o.status = "interrupted", o.reason = "Ctrl-C during the run";
     *eta_runs_left_s = std::max(0.0, *eta_runs_left_s);
-  } catch (const Error& e) {
-    record_failure(b, k, o, e.what());
-  } catch (const TelemetryError& e) {
+  } catch (const std::exception& e) {
     record_failure(b, k, o, e.what());
   }
   if (write_last_row) write_last_row(std::nullopt);  // the final validation failed
-  if (!measured && t.step_ms.size() > 0) {
-    try {
-      measured = b.telemetry.end_window("measured");
-    } catch (const TelemetryError&) {
-    }
-  }
+  if (measured_window && measured_window->open() && t.step_ms.size() > 0) measured = measured_window->end();
+  measured_window.reset();
   if (b.tty) std::printf("\n");
   o.end_s = b.telemetry.clock().now();
   write_kernels(b, k);
@@ -404,12 +417,25 @@ void print_table(const std::vector<std::pair<RunKey, Json>>& rows, const std::st
 
 }  // namespace
 
+std::vector<BenchCell> bench_cells(const BenchSettings& s) {
+  std::vector<BenchCell> cells;
+  const std::vector<int> batches = s.batches.empty() ? std::vector<int>{0} : s.batches;
+  const std::vector<int> seqs = s.seqs.empty() ? std::vector<int>{0} : s.seqs;
+  for (int batch : batches)
+    for (int seq : seqs)
+      for (int r = 0; r < s.repeats; ++r)
+        for (size_t i = 0; i < s.variants.size(); ++i)
+          cells.push_back({s.variants[(i + r) % s.variants.size()], batch, seq, r, int(i)});
+  return cells;
+}
+
 int run_bench(BenchSettings& s) {
   install_interrupt_handler();
   Bench b(s);
   ModelConfig model;
   resolve_matrix(b, model);
-  b.results = std::make_unique<ResultsDirectory>(s.out_dir, b.runtime.device().name, s.tag);
+  b.results = std::make_unique<ResultsDirectory>(
+      s.out_dir, b.runtime.device().name, s.cell ? s.tag + "-cell" + std::to_string(*s.cell) : s.tag);
   Json& m = b.results->manifest();
   m = {{"tool", "attnscope"},
        {"git_commit", ATTNSCOPE_GIT_COMMIT},
@@ -427,28 +453,26 @@ int run_bench(BenchSettings& s) {
                               : Json(nullptr)},
        {"profiling", "every kernel launch carries an OpenCL profiling event during measured steps"},
        {"unavailable", unavailable_json(b)},
+       {"cell", s.cell ? Json(*s.cell) : Json(nullptr)},
        {"runs", Json::array()}};
   b.results->save_manifest();
   std::cout << "attnscope bench on " << b.runtime.device().short_label() << " -> "
             << b.results->path() << "\n";
   std::vector<std::pair<RunKey, Json>> done;
-  const int total_runs = int(s.variants.size() * s.batches.size() * s.seqs.size()) * s.repeats;
+  const std::vector<BenchCell> cells = bench_cells(s);
+  const int total_runs = s.cell ? 1 : int(cells.size());
   double last_run_s = 0;
-  for (int batch : s.batches)
-    for (int seq : s.seqs)
-      for (int r = 0; r < s.repeats && !interrupted(); ++r)
-        for (size_t i = 0; i < s.variants.size() && !interrupted(); ++i) {
-          // Rotate the order each repeat so no variant always runs first (cold GPU) or
-          // right after the same neighbour (heat soak).
-          RunKey k{s.variants[(i + r) % s.variants.size()], batch, seq, r, int(i)};
-          double eta = last_run_s * double(total_runs - int(done.size()) - 1);
-          RunOutcome o = run_one(b, k, &eta);
-          last_run_s = o.end_s - o.begin_s;
-          Json j = run_json(k, o);
-          m["runs"].push_back(j);
-          done.emplace_back(k, j);
-          b.results->save_manifest();
-        }
+  for (size_t c = 0; c < cells.size() && !interrupted(); ++c) {
+    if (s.cell && *s.cell != int(c)) continue;
+    const RunKey& k = cells[c];
+    double eta = last_run_s * double(total_runs - int(done.size()) - 1);
+    RunOutcome o = run_one(b, k, &eta);
+    last_run_s = o.end_s - o.begin_s;
+    Json j = run_json(k, o);
+    m["runs"].push_back(j);
+    done.emplace_back(k, j);
+    b.results->save_manifest();
+  }
   m["completed"] = !interrupted();
   m["interrupted"] = interrupted();
   m["finished_utc"] = utc_timestamp("%Y-%m-%dT%H:%M:%SZ");

@@ -31,7 +31,19 @@ struct BenchSettings {
   std::optional<double> peak_tflops;
   Precision precision = Precision::fp32;
   std::string command_line;
+  std::optional<int> cell;  // --cell K: run only the matrix's cell K (Slurm array task)
 };
+
+// One run of the matrix. batch or seq 0: sized to the device when the run starts.
+struct BenchCell {
+  std::string variant;
+  int batch = 0, seq = 0, repeat = 0, order = 0;
+};
+
+// The matrix's cells in the order bench runs them (fixed: `--list-cells` numbers them from
+// 0 and `--cell K` picks one): for each batch, seq and repeat, the variants rotated by the
+// repeat, so that no variant always runs first (cold GPU) or after the same neighbour.
+std::vector<BenchCell> bench_cells(const BenchSettings& settings);
 
 // Runs the matrix and writes the results directory; returns the process exit code
 // (0, or 130 when interrupted). A failed run (out of memory, NaN loss) is recorded and

@@ -1,10 +1,23 @@
 // `attnscope bench`: the benchmark, attnscope's main job (see host/bench.hpp).
+#include <cstdio>
+
 #include "host/bench.hpp"
 #include "host/commands.hpp"
 #include "host/runtime/error.hpp"
 #include "model/registry.hpp"
 
 namespace attnscope {
+namespace {
+
+// One line per cell: "K variant batch seq repeat"; a size left to the device is "auto".
+void list_cells(const std::vector<BenchCell>& cells) {
+  auto size = [](int n) { return n ? std::to_string(n) : std::string("auto"); };
+  for (size_t k = 0; k < cells.size(); ++k)
+    std::printf("%zu %s %s %s %d\n", k, cells[k].variant.c_str(), size(cells[k].batch).c_str(),
+                size(cells[k].seq).c_str(), cells[k].repeat);
+}
+
+}  // namespace
 
 void add_bench_command(CLI::App& app, const std::string& command_line) {
   auto s = std::make_shared<BenchSettings>();
@@ -12,6 +25,8 @@ void add_bench_command(CLI::App& app, const std::string& command_line) {
   auto variants = std::make_shared<std::string>("all");
   auto target = std::make_shared<float>(0.f);
   auto peak = std::make_shared<double>(0.0);
+  auto list = std::make_shared<bool>(false);
+  auto cell = std::make_shared<int>(0);
   auto* cmd = app.add_subcommand(
       "bench", "Benchmark attention variants: time, throughput, memory, FLOPs, power, energy");
   cmd->add_option("--device", s->device, "OpenCL device: P:D index or name substring");
@@ -50,9 +65,23 @@ void add_bench_command(CLI::App& app, const std::string& command_line) {
       ->capture_default_str()->check(kNonNegative);
   auto* peak_opt = cmd->add_option("--peak-tflops", *peak, "Device FP32 peak for MFU (default: "
                                    "built-in table by device name)")->check(kPositive);
+  cmd->add_flag("--list-cells", *list, "Print the matrix's cells (runs) in their fixed order, "
+               "one line each: K variant batch seq repeat; run nothing");
+  auto* cell_opt = cmd->add_option("--cell", *cell, "Run only cell K of the matrix (see --list-cells), "
+                                   "into a results directory of its own (a Slurm array task)")
+                       ->check(kNonNegative);
   add_telemetry_options(*cmd, s->telemetry);
-  cmd->callback([s, variants, target, peak, target_opt, peak_opt] {
+  cmd->callback([s, variants, target, peak, target_opt, peak_opt, list, cell, cell_opt] {
     s->variants = parse_variant_list(*variants);
+    const std::vector<BenchCell> cells = bench_cells(*s);
+    if (*list) return list_cells(cells);
+    if (cell_opt->count()) {
+      if (*cell >= int(cells.size()))
+        throw UsageError("--cell " + std::to_string(*cell) + ": the matrix has " +
+                         std::to_string(cells.size()) + " cells (0 to " + std::to_string(cells.size() - 1) +
+                         "; see --list-cells)");
+      s->cell = *cell;
+    }
     if (target_opt->count()) s->target_loss = *target;
     if (peak_opt->count()) s->peak_tflops = *peak;
     if (s->target_loss && s->train.val_every == 0)

@@ -4,8 +4,12 @@
 
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "host/commands.hpp"
 #include "host/options.hpp"
@@ -80,6 +84,21 @@ void check_one(Ops& ops, const CheckOptions& o, const std::string& variant, size
   }
 }
 
+// One line per program a variant's checks launched: its file, build options (the tiles;
+// for matmul.cl the GEMM plan's configuration) and the launches' names (a GEMM split into
+// K-slices is named ..._splitN), so the output shows what ran on this device.
+void print_programs_run(const std::string& variant, const std::vector<Runtime::LaunchRecord>& log) {
+  std::map<std::pair<std::string, std::string>, std::set<std::string>> programs;
+  for (const auto& launch : log) programs[{launch.file, launch.options}].insert(launch.name);
+  for (const auto& [program, names] : programs) {
+    std::cout << variant << "  ran " << program.first;
+    if (!program.second.empty()) std::cout << " " << program.second;
+    std::cout << ":";
+    for (const auto& name : names) std::cout << " " << name;
+    std::cout << "\n";
+  }
+}
+
 // Usage errors before anything runs: the variant options against the --shape case, and a
 // --dump directory that cannot be created.
 void check_usage(const CheckOptions& o, const std::vector<std::string>& variants,
@@ -102,15 +121,23 @@ void run_check(const CheckOptions& o) {
   Ops ops(rt, o.precision);
   // The limits the tiles were sized from: a failure on one device but not another often
   // comes down to them.
-  std::cout << "checking on " << rt.device().short_label() << " (" << rt.device().version << "; "
-            << (rt.device().local_mem_bytes >> 10) << " KiB local memory, work-groups up to "
-            << rt.device().max_work_group_size << "), " << precision_name(o.precision)
+  const DeviceInfo& device = rt.device();
+  std::cout << "checking on " << device.short_label() << " (" << device.version << "; "
+            << device.type_name() << ", " << device.compute_units << " compute units, "
+            << (device.local_mem_bytes >> 10) << " KiB local memory, work-groups up to "
+            << device.max_work_group_size << ", GEMM tuning '" << device.tuning_key() << "'), "
+            << precision_name(o.precision)
             << ", tolerance " << (o.precision == Precision::tf32 ? "5e-3" : "1e-4")
             << " relative to the CPU reference"
             << std::endl;
   CheckTally tally;
-  for (const auto& variant : variants)
+  for (const auto& variant : variants) {
+    std::vector<Runtime::LaunchRecord> launches;
+    rt.set_launch_log(&launches);
     for (size_t i = 0; i < cases.size(); ++i) check_one(ops, o, variant, i, cases[i], tally);
+    rt.set_launch_log(nullptr);
+    print_programs_run(variant, launches);
+  }
   if (tally.dumped > 0)
     std::cout << "tensors of " << tally.dumped << " cases written under " << o.dump_dir << std::endl;
   const std::string of_total = " of " + std::to_string(tally.total) + " variant checks ";

@@ -16,5 +16,6 @@ void add_bench_command(CLI::App& app, const std::string& command_line);
 void add_merge_command(CLI::App& app);
 void add_check_command(CLI::App& app);
 void add_gemm_command(CLI::App& app);
+void add_data_command(CLI::App& app);
 
 }  // namespace attnscope

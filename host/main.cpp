@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   add_merge_command(app);
   add_check_command(app);
   add_gemm_command(app);
+  add_data_command(app);
   apply_number_rules(app);
   if (std::string unknown = unknown_command(app, argc, argv); !unknown.empty()) {
     std::cerr << "attnscope: error: " << unknown << "\n";

@@ -11,7 +11,7 @@ namespace attnscope {
 
 const std::vector<std::string>& steps_columns() {
   static const std::vector<std::string> c = {
-      "variant", "batch", "seq", "repeat", "step", "phase", "loss", "val_loss", "grad_norm",
+      "framework", "variant", "batch", "seq", "repeat", "step", "phase", "loss", "val_loss", "grad_norm",
       "step_ms", "tokens_per_s", "gpu_energy_j", "gpu_mean_w", "gpu_energy_method",
       "cpu_energy_j", "cpu_time_s", "cpu_util", "device_mem_allocated_bytes",
       "device_mem_used_bytes"};
@@ -25,7 +25,7 @@ std::vector<CsvCell> step_row(const StepRowRun& run, const StepResult& r, const 
   const SourceEnergy* cpu = w.cpu();
   const CsvCell empty;
   auto opt = [](const auto& v) { return v ? CsvCell(double(*v)) : CsvCell(); };
-  return {run.variant, (long long)run.batch, (long long)run.seq, (long long)run.repeat,
+  return {std::string(kFramework), run.variant, (long long)run.batch, (long long)run.seq, (long long)run.repeat,
           (long long)r.step, std::string(phase), double(r.loss), opt(val), double(r.grad_norm),
           r.step_ms, r.tokens_per_s, gpu ? opt(gpu->joules) : empty,
           gpu ? opt(gpu->mean_watts) : empty,
@@ -36,10 +36,10 @@ std::vector<CsvCell> step_row(const StepRowRun& run, const StepResult& r, const 
 
 const std::vector<std::string>& summary_columns() {
   static const std::vector<std::string> c = {
-      "variant", "batch", "seq", "repeat", "order", "status", "reason", "options",
+      "framework", "variant", "batch", "seq", "repeat", "order", "status", "reason", "options",
       "precision", "steps_measured", "train_time_s", "step_ms_median", "step_ms_iqr", "tokens_per_s_median",
       "tokens_per_s_iqr", "model_flops_per_step", "executed_flops_per_step",
-      "achieved_tflops", "mfu", "peak_mem_allocated_bytes", "peak_mem_used_bytes",
+      "achieved_tflops", "mfu", "planned_mem_bytes", "peak_mem_allocated_bytes", "peak_mem_used_bytes",
       "gpu_energy_j", "gpu_energy_net_j", "gpu_j_per_token", "gpu_mean_w", "gpu_peak_w",
       "gpu_idle_w", "gpu_energy_method", "gpu_counter_j", "gpu_sampled_j", "cpu_time_s",
       "cpu_util", "cpu_energy_j", "cpu_energy_net_j", "final_train_loss", "final_val_loss",

@@ -17,6 +17,9 @@
 
 namespace attnscope {
 
+// steps.csv and summary.csv open with a `framework` column: this, or tools/torch_twin.py's
+// name for its PyTorch path, so that merged directories hold both side by side.
+constexpr const char* kFramework = "attnscope";
 const std::vector<std::string>& steps_columns();
 const std::vector<std::string>& summary_columns();
 const std::vector<std::string>& kernels_columns();

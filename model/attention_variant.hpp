@@ -82,6 +82,21 @@ struct AttentionCost {
   double saved_bytes = 0;             // activations kept from forward for backward
 };
 
+// One device buffer a variant allocates for given dims: per layer (what forward keeps for
+// backward) or once, shared by the layers (scratch). The memory plan
+// (model/memory_plan.hpp) sums them before anything is allocated.
+struct DeviceBufferSpec {
+  std::string label;
+  size_t bytes = 0;
+  bool per_layer = true;
+};
+inline DeviceBufferSpec layer_floats(std::string label, size_t floats) {
+  return {std::move(label), floats * sizeof(float), true};
+}
+inline DeviceBufferSpec shared_floats(std::string label, size_t floats) {
+  return {std::move(label), floats * sizeof(float), false};
+}
+
 struct VariantInfo {
   std::string name;
   std::string summary;     // one line: what it computes
@@ -172,6 +187,9 @@ class AttentionVariant {
   virtual AttentionCost cost(const AttentionDims& dims) const = 0;
 
   // ---- device ----
+  // Every buffer allocate() makes for these dims, and those forward grows to (after
+  // resolve(dims)); a test holds the sum equal to what allocate() tracks.
+  virtual std::vector<DeviceBufferSpec> device_buffers(const AttentionDims& dims) const = 0;
   // Builds the variant's programs (once per process through the runtime's cache) and
   // allocates one layer's activations for these dims.
   virtual std::unique_ptr<AttentionActivations> allocate(Ops& ops, const AttentionDims& dims) = 0;

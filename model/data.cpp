@@ -139,13 +139,17 @@ std::unique_ptr<DataLoader> token_loader(const TokenFile& file, size_t begin, si
   return std::make_unique<TokenArrayLoader>(B, T, std::move(tokens), std::move(description));
 }
 
+// Train and validation: the same language, different text.
+uint64_t synthetic_stream_seed(uint64_t seed, bool validation) { return 2 * seed + (validation ? 1 : 0); }
+
 // One endless stream of the built-in corpus, generated a document at a time.
 class SyntheticLoader final : public DataLoader {
  public:
   SyntheticLoader(int B, int T, uint64_t seed, bool validation)
-      : DataLoader(B, T), seed_(seed), validation_(validation), corpus_(seed, stream_seed()) {}
+      : DataLoader(B, T), seed_(seed), validation_(validation),
+        corpus_(seed, synthetic_stream_seed(seed, validation)) {}
   void reset() override {
-    corpus_ = SyntheticCorpus(seed_, stream_seed());
+    corpus_ = SyntheticCorpus(seed_, synthetic_stream_seed(seed_, validation_));
     buffer_.clear();
     position_ = 0;
     epoch_ = 0;
@@ -167,8 +171,6 @@ class SyntheticLoader final : public DataLoader {
   }
 
  private:
-  // Train and validation: the same language, different text.
-  uint64_t stream_seed() const { return 2 * seed_ + (validation_ ? 1 : 0); }
   uint64_t seed_;
   bool validation_;
   SyntheticCorpus corpus_;
@@ -207,6 +209,22 @@ DataLoaders file_data(const DataSpec& spec, int B, int T, int vocab_size) {
 }
 
 }  // namespace
+
+std::vector<uint16_t> synthetic_tokens(uint64_t seed, bool validation, size_t n) {
+  SyntheticCorpus corpus(seed, synthetic_stream_seed(seed, validation));
+  std::vector<uint8_t> bytes;
+  while (bytes.size() < n) corpus.append_document(bytes);
+  return std::vector<uint16_t>(bytes.begin(), bytes.begin() + n);
+}
+
+void write_shard(const std::string& path, const std::vector<uint16_t>& tokens) {
+  if (tokens.size() > uint64_t(INT32_MAX))
+    throw UsageError(file_message(kShard, path, std::to_string(tokens.size()) +
+                                                    " tokens, more than a shard's header can count"));
+  int32_t header[kLlmcHeaderInts] = {kShardMagic, kShardVersion, int32_t(tokens.size())};
+  write_file_atomically(kShard, path, header, kLlmcHeaderBytes, tokens.data(),
+                        tokens.size() * sizeof(uint16_t));
+}
 
 DataLoaders make_data(const DataSpec& spec, int B, int T, int vocab_size) {
   if (B < 1 || T < 1)

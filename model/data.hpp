@@ -76,4 +76,12 @@ struct DataLoaders {
 // Opens the training and validation data for batches of B×T tokens and a model of vocab_size.
 DataLoaders make_data(const DataSpec& spec, int B, int T, int vocab_size);
 
+// The first n tokens of the built-in corpus's training or validation stream for `seed`:
+// what the synthetic loaders read, so a shard of them replays a run token for token.
+std::vector<uint16_t> synthetic_tokens(uint64_t seed, bool validation, size_t n);
+
+// Writes tokens as an llm.c shard (the format above), atomically; UsageError when there are
+// more than the header's int32 count can hold.
+void write_shard(const std::string& path, const std::vector<uint16_t>& tokens);
+
 }  // namespace attnscope

@@ -161,7 +161,7 @@ std::string gemm_profile_name(const Ops::GemmSpec& spec) {
 
 GemmPlan plan_gemm(const DeviceInfo& device, const Ops::GemmSpec& spec, bool has_bias,
                    const GemmTuningTable& table) {
-  const GemmTuningEntry* tuned = table.find(device.name, "fp32", gemm_shape_class(spec));
+  const GemmTuningEntry* tuned = table.find(device.tuning_key(), "fp32", gemm_shape_class(spec));
   if (tuned && gemm_fits_device(tuned->config, device)) {
     const int splits = gemm_splittable(spec, has_bias) ? tuned->k_splits : 1;
     return {tuned->config, splits, "tuned"};
@@ -252,7 +252,7 @@ void launch_gemm(Runtime& rt, const GemmPlan& plan, const Ops::GemmSpec& spec, c
 
 Tf32Plan plan_gemm_tf32(const DeviceInfo& device, const Ops::GemmSpec& spec, bool has_bias,
                         const GemmTuningTable& table) {
-  const GemmTuningEntry* tuned = table.find(device.name, "tf32", gemm_shape_class(spec));
+  const GemmTuningEntry* tuned = table.find(device.tuning_key(), "tf32", gemm_shape_class(spec));
   if (tuned && tuned->tf32.work_group_size() <= device.max_work_group_size &&
       tuned->tf32.local_bytes(spec.trans_a, spec.trans_b) <= device.local_mem_bytes)
     return {tuned->tf32, gemm_splittable(spec, has_bias) ? tuned->k_splits : 1, "tuned"};

@@ -3,6 +3,8 @@
 #include <cmath>
 
 #include "host/runtime/error.hpp"
+#include "model/fault_injection.hpp"
+#include "model/memory_plan.hpp"
 
 namespace attnscope {
 
@@ -32,11 +34,15 @@ GPT2::GPT2(Ops& ops, const ModelConfig& config, std::unique_ptr<AttentionVariant
   if (T > config.max_seq_len)
     throw UsageError("--seq " + std::to_string(T) + " exceeds the model's max sequence length " +
                      std::to_string(config.max_seq_len));
+  check_plan_fits(plan_training_memory(config_, layout_, *attention_, B, T), rt_.device(),
+                  rt_.memory().current_bytes());
   allocate_parameters();
   allocate_activations();
 }
 
-GPT2::~GPT2() = default;
+// A step that failed midway may have left kernels running on this model's buffers: they
+// finish before the buffers are released, so the next run starts on an idle queue.
+GPT2::~GPT2() { rt_.drain(); }
 
 void GPT2::allocate_parameters() {
   const size_t n = layout_.device_floats();
@@ -229,6 +235,7 @@ float GPT2::train_step(const int* inputs, const int* targets, int64_t step) {
   upload_batch(inputs, targets);
   rt_.fill(grads_, 0.f, layout_.device_floats());
   forward(step);
+  inject_step_fault_if_asked(attention_->info().name, step);
   ops_.fused_classifier(logits_, losses_, targets_, B_ * T_, config_.vocab_size,
                         config_.padded_vocab_size);
   backward(step);

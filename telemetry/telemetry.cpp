@@ -152,6 +152,28 @@ WindowResult Telemetry::end_window(const std::string& name) {
   return result;
 }
 
+void Telemetry::cancel_window(const std::string& name) noexcept {
+  std::lock_guard<std::mutex> lock(windows_mutex_);
+  auto found = open_windows_.find(name);
+  if (found == open_windows_.end()) return;
+  sampler_->release_edge(found->second.edge);
+  open_windows_.erase(found);
+}
+
+ScopedWindow::ScopedWindow(Telemetry& telemetry, std::string name)
+    : telemetry_(telemetry), name_(std::move(name)) {
+  telemetry_.begin_window(name_);
+}
+
+ScopedWindow::~ScopedWindow() {
+  if (open_) telemetry_.cancel_window(name_);
+}
+
+WindowResult ScopedWindow::end() {
+  open_ = false;
+  return telemetry_.end_window(name_);
+}
+
 WindowResult Telemetry::measure_idle(double seconds) {
   if (!(seconds > 0))
     throw TelemetryError(

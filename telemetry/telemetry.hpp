@@ -110,6 +110,9 @@ class Telemetry {
   // Closes it and reports it (waiting for the sampler as described above); throws
   // TelemetryError if no window of that name is open.
   WindowResult end_window(const std::string& name);
+  // Forgets the window `name` without reporting it, if it is open (a run that failed
+  // inside it); the name can then be opened again.
+  void cancel_window(const std::string& name) noexcept;
   // A window named "idle" over `seconds` of sleeping: the idle power of every source.
   WindowResult measure_idle(double seconds);
 
@@ -145,6 +148,23 @@ class Telemetry {
   std::unique_ptr<Sampler> sampler_;
   std::mutex windows_mutex_;
   std::map<std::string, OpenWindow> open_windows_;
+};
+
+// A window open for as long as this object lives (RAII): end() closes and reports it; a
+// scope left by an exception cancels it, so that a failed run leaves no window open.
+class ScopedWindow {
+ public:
+  ScopedWindow(Telemetry& telemetry, std::string name);
+  ~ScopedWindow();
+  ScopedWindow(const ScopedWindow&) = delete;
+  ScopedWindow& operator=(const ScopedWindow&) = delete;
+  WindowResult end();
+  bool open() const { return open_; }
+
+ private:
+  Telemetry& telemetry_;
+  std::string name_;
+  bool open_ = true;
 };
 
 }  // namespace attnscope

@@ -185,6 +185,8 @@ TEST(Bench, SummaryMediansAreTheMeasuredStepsMedians) {
     EXPECT_NEAR(number(s, "step_ms_iqr"), *iqr(step_ms), 1e-3 * *median(step_ms));
     EXPECT_NEAR(number(s, "train_time_s") * 1000, train_time_ms, 1e-4 * train_time_ms);
     EXPECT_GT(number(s, "peak_mem_allocated_bytes"), 0);
+    EXPECT_NEAR(number(s, "planned_mem_bytes"), number(s, "peak_mem_allocated_bytes"),
+                0.03 * number(s, "peak_mem_allocated_bytes"));
     EXPECT_GT(number(s, "model_flops_per_step"), 0);
   }
 }
@@ -285,6 +287,85 @@ TEST(Bench, InterruptKeepsFinishedRowsAndMarksTheManifestIncomplete) {
   EXPECT_TRUE(m.at("interrupted").get<bool>());
 }
 
+// Runs whose rows the failure tests count: per variant, its summary row and step rows.
+struct MatrixRows {
+  std::map<std::string, Row> summary;
+  std::map<std::string, int> steps;
+};
+
+MatrixRows matrix_rows(const fs::path& dir) {
+  MatrixRows rows;
+  for (const Row& r : read_csv(dir / "summary.csv").rows) rows.summary[r.at("variant")] = r;
+  for (const Row& r : read_csv(dir / "steps.csv").rows) ++rows.steps[r.at("variant")];
+  return rows;
+}
+
+// A run that fails inside a step (ATTNSCOPE_TEST_FAULT: the device runs out of memory in
+// the middle of baseline's first measured step, its step and measured windows open) is
+// recorded as failed, and every later run of the matrix starts clean: ok, with all its rows.
+TEST(Bench, AFailureInsideAStepLeavesTheNextRunsClean) {
+  const fs::path parent = fresh_dir("fault");
+  setenv("ATTNSCOPE_TEST_FAULT", "baseline:2", 1);  // the child reads it
+  std::string output;
+  const int status = testing::run_attnscope("bench --variants baseline,flash,lsh --repeats 1 "
+                                            "--steps 2 " + kQuickRun + " --out " + parent.string(),
+                                            &output);
+  unsetenv("ATTNSCOPE_TEST_FAULT");
+  ASSERT_EQ(status, 0) << output;
+  const fs::path dir = only_subdirectory(parent);
+  const MatrixRows rows = matrix_rows(dir);
+  ASSERT_EQ(rows.summary.size(), 3u) << output;
+  EXPECT_EQ(rows.summary.at("baseline").at("status"), "failed");
+  EXPECT_NE(rows.summary.at("baseline").at("reason").find("injected fault"), std::string::npos);
+  EXPECT_EQ(rows.steps.at("baseline"), 1);  // its warm-up step
+  for (const char* variant : {"flash", "lsh"}) {
+    EXPECT_EQ(rows.summary.at(variant).at("status"), "ok") << rows.summary.at(variant).at("reason");
+    EXPECT_EQ(rows.summary.at(variant).at("steps_measured"), "2") << variant;
+    EXPECT_EQ(rows.steps.at(variant), 3) << variant;
+  }
+  std::set<std::string> profiled;
+  for (const Row& r : read_csv(dir / "kernels.csv").rows) profiled.insert(r.at("variant"));
+  EXPECT_EQ(profiled, (std::set<std::string>{"flash", "lsh"}));
+}
+
+// A run whose memory plan cannot fit the device is refused before it allocates, and the
+// matrix goes on; T=32768 runs where it fits (linear on a one-layer model), and the plan
+// is within 1% of the run's measured peak allocation (what it leaves out: GEMM scratch).
+TEST(Bench, RunsThatCannotFitAreRefusedAndTheMatrixGoesOnToT32768) {
+  const fs::path parent = fresh_dir("plan");
+  std::string output;
+  ASSERT_EQ(testing::run_attnscope("bench --model tiny --n-layer 1 --n-embd 32 --n-head 2 "
+                                   "--max-seq 32768 --seq 32768 --batch 1 --variants baseline,linear "
+                                   "--repeats 1 --steps 1 --warmup 0 --idle-seconds 0.2 "
+                                   "--cooldown-max 0 --out " + parent.string(), &output), 0)
+      << output;
+  const MatrixRows rows = matrix_rows(only_subdirectory(parent));
+  ASSERT_EQ(rows.summary.size(), 2u) << output;
+  const Row& baseline = rows.summary.at("baseline");
+  EXPECT_EQ(baseline.at("status"), "failed");
+  EXPECT_NE(baseline.at("reason").find("needs " + baseline.at("planned_mem_bytes") + " bytes"),
+            std::string::npos) << baseline.at("reason");
+  EXPECT_NE(baseline.at("reason").find("available"), std::string::npos) << baseline.at("reason");
+  EXPECT_EQ(number(baseline, "peak_mem_allocated_bytes"), 0) << "refused before allocating";
+  EXPECT_EQ(rows.steps.count("baseline"), 0u);
+  const Row& linear = rows.summary.at("linear");
+  EXPECT_EQ(linear.at("status"), "ok") << linear.at("reason");
+  EXPECT_EQ(rows.steps.at("linear"), 1);
+  EXPECT_NEAR(number(linear, "planned_mem_bytes"), number(linear, "peak_mem_allocated_bytes"),
+              0.01 * number(linear, "peak_mem_allocated_bytes"));
+}
+
+// `train` refuses a run that cannot fit with exit status 4 and one line naming the bytes
+// needed and available (ATTNSCOPE_DEVICE_LIMITS=global_mem lowers what the device has).
+TEST(Train, ARunThatCannotFitExitsFourNamingTheBytes) {
+  std::string output;
+  EXPECT_EQ(testing::run_attnscope("train --model tiny --steps 1", &output, "global_mem=1000000"), 4)
+      << output;
+  EXPECT_EQ(output.rfind("attnscope: error: the run needs ", 0), 0u) << output;
+  EXPECT_NE(output.find("has 1000000 bytes"), std::string::npos) << output;
+  EXPECT_EQ(std::count(output.begin(), output.end(), '\n'), 1) << output;
+}
+
 // `train --steps-csv`: one row per step, the columns of the benchmark's steps.csv.
 TEST(Train, StepsCsvHasARowPerStepWithTheBenchmarksColumns) {
   const fs::path path = fresh_dir("train_csv") / "steps.csv";
@@ -381,12 +462,21 @@ TEST(CommandLine, BadInputIsOneLineAndExitTwo) {
   std::string output;
   testing::run_attnscope("check --precision tf32", &output);
   EXPECT_NE(output.find("compute capability"), std::string::npos) << output;
-  // The device-limits override may only lower a limit, and names what is wrong.
-  for (const std::string& limits : {"local_mem=0", "nonsense=4", "local_mem=99999999999", "work_group"}) {
+  // The device-limits override may only lower a limit, takes whole positive numbers (no
+  // sign that would wrap to 2^64, no trailing text), and names what is wrong.
+  for (const std::string& limits :
+       {"local_mem=0", "nonsense=4", "local_mem=99999999999", "work_group", "local_mem=-1",
+        "work_group=-1024", "work_group=12x", "local_mem=", "compute_units=-3", "compute_units=0",
+        "compute_units=99999999999", "type=tpu", "type=", "tuning=",
+        "local_mem=99999999999999999999999", "global_mem=999999999999999"}) {
     std::string output;
     EXPECT_EQ(testing::run_attnscope("devices", &output, limits), 2) << limits << "\n" << output;
     EXPECT_EQ(output.rfind("attnscope: error: ATTNSCOPE_DEVICE_LIMITS: ", 0), 0u) << output;
   }
+  // type and compute_units may be set either way: PoCL then reports itself as the H200 would.
+  EXPECT_EQ(testing::run_attnscope("devices", &output, testing::kH200Limits), 0) << output;
+  EXPECT_NE(output.find("[GPU]"), std::string::npos) << output;
+  EXPECT_NE(output.find("compute units: 132,"), std::string::npos) << output;
 }
 
 }  // namespace

@@ -209,3 +209,30 @@ TEST_F(DataTest, DataThatDoesNotFitTheRunIsAUsageError) {
   expect_error<UsageError>([&] { make_data({"", "", 1}, 1, 4, 100); }, {"synthetic", "128"});
   expect_error<UsageError>([&] { make_data({"", "", 1}, 0, 4, 256); }, {"B=0"});
 }
+
+// `attnscope data --export`: shards of the synthetic streams feed the same batches (train
+// and validation, before and after a reset) as the built-in corpus itself.
+TEST_F(DataTest, ExportedShardsReplayTheSyntheticStreams) {
+  const int B = 3, T = 17, batches = 40;
+  const size_t n = size_t(batches) * B * T + 1;
+  const std::string train = path("export_train.bin"), val = path("export_val.bin");
+  attnscope::write_shard(train, synthetic_tokens(5, false, n));
+  attnscope::write_shard(val, synthetic_tokens(5, true, n));
+  DataLoaders built_in = make_data(DataSpec{"", "", 5}, B, T, 256);
+  DataLoaders exported = make_data(DataSpec{train, val, 5}, B, T, 256);
+  for (auto [a, b] : {std::pair{built_in.train.get(), exported.train.get()},
+                      std::pair{built_in.val.get(), exported.val.get()}}) {
+    for (int pass = 0; pass < 2; ++pass) {
+      for (int k = 0; k < batches; ++k) {
+        const Batch &x = a->next_batch(), &y = b->next_batch();
+        ASSERT_EQ(x.inputs, y.inputs) << "batch " << k;
+        ASSERT_EQ(x.targets, y.targets) << "batch " << k;
+      }
+      EXPECT_EQ(b->epoch(), 0);
+      a->reset();
+      b->reset();
+    }
+  }
+  EXPECT_NE(synthetic_tokens(5, false, 64), synthetic_tokens(5, true, 64));
+  EXPECT_NE(synthetic_tokens(5, false, 64), synthetic_tokens(6, false, 64));
+}

@@ -211,6 +211,8 @@ TEST(Gemm, TunedPlanComesFromTheDatabase) {
   DeviceInfo other = gpu;
   other.name = "another GPU";
   EXPECT_EQ(plan_gemm(other, dweight, false, table).source, "default");
+  other.tuning_name = gpu.name;  // ATTNSCOPE_DEVICE_LIMITS's tuning=: the entries of that name
+  EXPECT_EQ(plan_gemm(other, dweight, false, table).source, "tuned");
   EXPECT_EQ(plan_gemm(gpu, plain_spec({768, 768, 8192}, false, false), false, table).source,
             "default");
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """tools/plot_results.py on a made-up results directory whose runs span three sequence
 lengths: one variant's peak memory grows linearly in T, another's quadratically, and a
-failed run (which must be left out) would bend both. Checks the scaling figure is written
+failed run (which must be left out) would bend both; tools/torch_twin.py's rows of the same
+variant (framework torch-sdpa, merged in) are a line of their own. Checks the scaling figure is written
 and scaling.md reports the slopes and the straight-line fit the numbers were made from.
 Run by CTest; exits non-zero with a message on the first mismatch."""
 import csv
@@ -11,8 +12,8 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COLUMNS = ["variant", "batch", "seq", "repeat", "status", "step_ms_median", "tokens_per_s_median",
-           "peak_mem_allocated_bytes", "train_time_s", "gpu_energy_j"]
+COLUMNS = ["framework", "precision", "variant", "batch", "seq", "repeat", "status", "step_ms_median",
+           "tokens_per_s_median", "peak_mem_allocated_bytes", "train_time_s", "gpu_energy_j"]
 MIB = 2**20
 
 
@@ -23,6 +24,8 @@ def runs():
                "step_ms_median": 0.01 * t}
         yield {"variant": "quadratic", "seq": t, "peak_mem_allocated_bytes": t * t * 16,
                "step_ms_median": 1e-5 * t * t}
+        yield {"framework": "torch-sdpa", "variant": "linear", "seq": t,
+               "peak_mem_allocated_bytes": (300 + 0.5 * t) * MIB, "step_ms_median": 0.02 * t}
     yield {"variant": "linear", "seq": 8192, "status": "failed", "peak_mem_allocated_bytes": 1,
            "step_ms_median": 1}
 
@@ -32,7 +35,8 @@ def write_results(directory):
         writer = csv.DictWriter(f, fieldnames=COLUMNS, restval="")
         writer.writeheader()
         for run in runs():
-            writer.writerow({"batch": 1, "repeat": 0, "status": "ok", **run})
+            writer.writerow({"framework": "attnscope", "precision": "fp32", "batch": 1, "repeat": 0,
+                             "status": "ok", **run})
     with open(os.path.join(directory, "steps.csv"), "w") as f:
         f.write("variant,batch,seq,repeat,step,loss\n")
 
@@ -66,6 +70,9 @@ def main():
     expect_close("linear MiB per token", linear[4], 0.75, 5e-5)
     expect_close("linear intercept MiB", linear[5], 500, 0.5)
     expect_close("linear r²", linear[6], 1.0, 5e-5)
+    twin = row_of(table, "linear (torch-sdpa)")
+    expect_close("twin's MiB per token", twin[4], 0.5, 5e-5)
+    expect_close("twin's intercept MiB", twin[5], 300, 0.5)
     quadratic = row_of(table, "quadratic")
     expect_close("quadratic memory slope", quadratic[2], 2.0, 0.005)
     expect_close("quadratic time slope", quadratic[3], 2.0, 0.005)

@@ -94,7 +94,8 @@ void expect_directional_derivative(const std::function<double()>& objective,
 }
 
 int run_attnscope(const std::string& args, std::string* output, const std::string& device_limits) {
-  const std::string env = device_limits.empty() ? "" : "ATTNSCOPE_DEVICE_LIMITS=" + device_limits + " ";
+  // Quoted: a limit such as tuning=NVIDIA H200 holds a space.
+  const std::string env = device_limits.empty() ? "" : "ATTNSCOPE_DEVICE_LIMITS='" + device_limits + "' ";
   std::string cmd = env + std::string(ATTNSCOPE_BINARY) + " " + args + " 2>&1";
   std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
   if (!pipe) return -1;

@@ -60,6 +60,11 @@ void expect_error(const std::function<void()>& f, const std::vector<std::string>
   }
 }
 
+// ATTNSCOPE_DEVICE_LIMITS that make PoCL plan as an NVIDIA H200 does (local memory,
+// work-group size, compute units, GPU type, its GEMM tuning entries).
+inline const char* const kH200Limits =
+    "local_mem=49152,work_group=1024,compute_units=132,type=gpu,tuning=NVIDIA H200";
+
 // Runs the attnscope binary with arguments; returns exit code, captures stdout+stderr.
 // device_limits, when given, is passed as ATTNSCOPE_DEVICE_LIMITS.
 int run_attnscope(const std::string& args, std::string* output = nullptr,

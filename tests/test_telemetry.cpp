@@ -892,6 +892,24 @@ TEST(LiveWindow, NamesMustBeOpenedOnceAndClosedOnce) {
   }
 }
 
+// A scope left by an exception cancels its window, so the name can be opened again (a
+// failed benchmark run must not leave "step" open for the next); end() reports it once.
+TEST(LiveWindow, ScopedWindowIsCancelledWhenItsScopeThrows) {
+  FixtureTree tree;
+  Telemetry telemetry(fixture_config(tree, "", 50ms));
+  try {
+    ScopedWindow step(telemetry, "step");
+    throw std::runtime_error("the step failed");
+  } catch (const std::runtime_error&) {
+  }
+  EXPECT_THROW(telemetry.end_window("step"), TelemetryError);  // not open any more
+  ScopedWindow step(telemetry, "step");
+  EXPECT_TRUE(step.open());
+  EXPECT_GE(step.end().duration_s(), 0);
+  EXPECT_FALSE(step.open());
+  EXPECT_NO_THROW(ScopedWindow(telemetry, "step").end());
+}
+
 // The power a scripted source draws, as a function of telemetry-clock time, and its
 // exact integral: what windows are held against.
 struct PowerScript {

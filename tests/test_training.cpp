@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <numeric>
 
+#include "host/runtime/error.hpp"
+#include "model/memory_plan.hpp"
 #include "model/registry.hpp"
 #include "model/training.hpp"
 #include "test_support.hpp"
@@ -78,6 +80,22 @@ TEST(Training, SaveThenLoadGivesIdenticalLosses) {
   std::filesystem::remove(path);
 }
 
+// A plan over the device's memory (less what is in use) or with a buffer over its largest
+// allocation is refused, naming the bytes needed and available; one that fits is not.
+TEST(MemoryPlan, RefusedWhereItDoesNotFitNamingTheBytes) {
+  DeviceInfo device = testing::shared_runtime().device();
+  const MemoryPlan plan{{{"small", 100, 4}, {"large", 600, 1}}};
+  ASSERT_EQ(plan.total_bytes(), 1000u);
+  device.global_mem_bytes = 1000;
+  device.max_alloc_bytes = 600;
+  EXPECT_NO_THROW(check_plan_fits(plan, device, 0));
+  testing::expect_error<InsufficientDeviceMemory>([&] { check_plan_fits(plan, device, 1); },
+                                                  {"needs 1000 bytes", "has 999 bytes"});
+  device.max_alloc_bytes = 599;
+  testing::expect_error<InsufficientDeviceMemory>([&] { check_plan_fits(plan, device, 0); },
+                                                  {"(large) needs 600 bytes", "599 bytes"});
+}
+
 class VariantTraining : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(VariantTraining, TinyModelLossFalls) {
@@ -85,6 +103,24 @@ TEST_P(VariantTraining, TinyModelLossFalls) {
   const std::vector<float> losses = train_losses(run, 60);
   for (float l : losses) ASSERT_TRUE(std::isfinite(l));
   EXPECT_LT(mean(losses, 55, 60), mean(losses, 0, 5) - 0.3) << GetParam();
+}
+
+// The memory plan is what a model allocates, buffer for buffer: a new model adds exactly
+// the planned bytes to the tracked allocation, for every variant (a buffer added to a
+// variant's allocate() but not to its device_buffers() fails here).
+TEST_P(VariantTraining, MemoryPlanIsWhatTheModelAllocates) {
+  Runtime& rt = testing::shared_runtime();
+  for (const auto& [batch, seq] : {std::pair{4, 64}, std::pair{3, 40}}) {
+    TrainSettings s = tiny_settings(GetParam());
+    s.batch = batch, s.seq = seq;
+    AttentionOptions attention = s.attention;
+    attention.seed = s.seed;
+    const MemoryPlan plan = plan_training_memory(s.model, *make_variant(s.variant, attention),
+                                                 batch, seq, rt.device());
+    const size_t before = rt.memory().current_bytes();
+    TrainingRun run(testing::shared_ops(), s);
+    EXPECT_EQ(rt.memory().current_bytes() - before, plan.total_bytes()) << GetParam() << " T=" << seq;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(AllVariants, VariantTraining, ::testing::ValuesIn(variant_names()),

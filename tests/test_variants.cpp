@@ -301,13 +301,37 @@ TEST(CheckCommand, ChecksOneVariantAndRejectsUnknownNames) {
   EXPECT_NE(output.find("unknown attention variant"), std::string::npos) << output;
 }
 
-// A GPU's limits (NVIDIA: 48 KiB local memory, 1024-item work-groups) give other tiles
-// than PoCL's 2 MiB and 4096: every variant must still pass with them.
-TEST(CheckCommand, AllVariantsPassWithTheTilesOfATypicalGpu) {
+// The H200's limits, type and GEMM tuning entries (ATTNSCOPE_DEVICE_LIMITS) make PoCL run
+// the tiles and GEMM plans the H200 runs, which check prints: every variant must pass
+// with them.
+TEST(CheckCommand, AllVariantsPassWithTheH200sTilesAndGemmPlans) {
   std::string output;
-  EXPECT_EQ(testing::run_attnscope("check --variant all", &output, "local_mem=49152,work_group=1024"), 0)
+  EXPECT_EQ(testing::run_attnscope("check --variant all", &output, testing::kH200Limits), 0)
       << output;
-  EXPECT_NE(output.find("48 KiB local memory, work-groups up to 1024"), std::string::npos) << output;
+  EXPECT_NE(output.find("GPU, 132 compute units, 48 KiB local memory, work-groups up to 1024, "
+                        "GEMM tuning 'NVIDIA H200'"),
+            std::string::npos)
+      << output;
+  EXPECT_NE(output.find("all " + std::to_string(variant_names().size() * standard_check_cases().size()) +
+                        " checks passed"),
+            std::string::npos)
+      << output;
+  // The flash family's tiles at head size 64 (README, "Attention tiles"); never the CPU's TM 2.
+  for (const std::string family : {"flash", "gqa", "sliding_window"})
+    EXPECT_NE(output.find(family + "  ran attention/" + family +
+                          ".cl -DHEAD_SIZE=64 -DTM=4 -DBR=64 -DBC=32 -DTN=4 -DBB=32 -DTNB=2 "),
+              std::string::npos)
+        << family << "\n" << output;
+  EXPECT_EQ(output.find("-DTM=2 "), std::string::npos) << output;
+  // The GPU planner's 64×64 tiles for the projections, and the H200's tuned entry for
+  // baseline's batched QKᵀ (nt:b:s-s-s in model/gemm_tuning.json).
+  EXPECT_NE(output.find("ran matmul.cl -DTILE_M=64 -DTILE_N=64 -DTILE_K=16 -DWPT_M=4 -DWPT_N=4 "),
+            std::string::npos)
+      << output;
+  EXPECT_NE(output.find("baseline  ran matmul.cl -DTILE_M=64 -DTILE_N=64 -DTILE_K=16 -DWPT_M=8 "
+                        "-DWPT_N=4 -DTRANS_A=0 -DTRANS_B=1"),
+            std::string::npos)
+      << output;
 }
 
 // --shape checks one case of the user's size with the user's options.

@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config ocl-icd-opencl-dev opencl-clhpp-headers
-          pocl-opencl-icd nlohmann-json3-dev libcli11-dev libgtest-dev python3-matplotlib)
+          pocl-opencl-icd nlohmann-json3-dev libcli11-dev libgtest-dev python3-matplotlib
+          python3-torch)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

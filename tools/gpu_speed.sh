@@ -32,6 +32,11 @@
 #               (tools/gpu_flash_tiles.sh, OUT/flash-tiles/flash_tiles.csv)
 #   energy-bench  baseline and flash, gpt2 B=16 T=512, 30 measured steps (windows over 2 s,
 #               so each run has a counter and a sampled figure to hold against each other)
+#   twin        all eight variants at gpt2 B=16 T=512: attnscope bench and tools/torch_twin.py
+#               bench (eager and SDPA) in fp32 and TF32, merged into OUT/twin with its figures
+#   twin-losses 20 steps of attnscope and the twin (CUDA, fp32) from one step-0 checkpoint
+#               on the exported built-in corpus, gpt2 B=16 T=512, every variant; the table
+#               of relative loss differences against 1e-5 (OUT/twin-losses/*.csv)
 # ATTNSCOPE=path picks the binary; TUNE_SECONDS the sweep's budget (default 240);
 # BENCH_ARGS replaces the bench phases' step counts (default: 1 repeat, 10 steps after 2);
 # BENCH_PRECISIONS the precisions benched (default "fp32 tf32").
@@ -39,7 +44,7 @@
 set -uo pipefail
 out=$(realpath -m "${1:?usage: tools/gpu_speed.sh OUT PHASE...}"); shift
 mkdir -p "$out"
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 attnscope=${ATTNSCOPE:-build-gpu/attnscope}
 mkdir -p /tmp/icd && echo libnvidia-opencl.so.1 >/tmp/icd/nvidia.icd
 export OCL_ICD_VENDORS=/tmp/icd
@@ -90,13 +95,31 @@ sweep() {  # one bench per variant over the sequence lengths, then one merged di
     "$attnscope" bench --model gpt2 --max-seq 16384 --batch 1 --seq "$seqs" --variants "$variant" \
       --repeats 1 --warmup 1 --steps 2 --idle-seconds 1 --cooldown-max 5 \
       --out "$out/sweep-$variant" --tag "sweep-$variant" || status=1
-    dirs+=("$out/sweep-$variant")
+    dirs+=("$out/sweep-$variant"/*/)  # bench --out DIR writes DIR/<timestamp>_<device>_<tag>/
   done
-  "$attnscope" merge --out "$out/sweep" "${dirs[@]}" && rm -rf "${dirs[@]}"
+  "$attnscope" merge --out "$out/sweep" "${dirs[@]}" && rm -rf "$out"/sweep-*/
   return $status
 }
 
-export -f build gemm_table check_long sweep
+twin() {  # attnscope's and PyTorch's figures side by side in one merged directory
+  local precision impl status=0 dirs=()
+  for precision in fp32 tf32; do
+    "$attnscope" bench --model gpt2 --batch 16 --seq 512 --precision "$precision" --repeats 1 \
+      --steps 10 --warmup 2 --idle-seconds 1 --cooldown-max 5 --out "$out/twin-attnscope-$precision" \
+      --tag "$precision" || status=1
+    dirs+=("$out/twin-attnscope-$precision"/*/)
+    for impl in eager sdpa; do
+      python3 tools/torch_twin.py bench --model gpt2 --batch 16 --seq 512 --variants all --steps 10 \
+        --warmup 2 --precision "$precision" --attn-impl "$impl" --out "$out/twin-torch-$precision-$impl" ||
+        status=1
+      dirs+=("$out/twin-torch-$precision-$impl")
+    done
+  done
+  "$attnscope" merge --out "$out/twin" "${dirs[@]}" && python3 tools/plot_results.py "$out/twin" || status=1
+  return $status
+}
+
+export -f build gemm_table check_long sweep twin
 export out attnscope
 for p in "$@"; do
   case $p in
@@ -158,6 +181,12 @@ for p in "$@"; do
       phase energy-bench 240 "$attnscope" bench --model gpt2 --batch 16 --seq 512 \
         --variants baseline,flash --repeats 1 --warmup 2 --steps 30 --idle-seconds 2 \
         --cooldown-max 5 --out "$out/energy-bench" --tag energy-bench ;;
+    twin) phase twin 570 twin ;;
+    twin-losses)
+      phase twin-losses 420 python3 tools/torch_twin_test.py --attnscope "$attnscope" --acceptance-only \
+        --defaults-only --model gpt2 --batch 16 --seq 512 --steps 20 --tolerance 1e-5 --device cuda \
+        --workdir "$out/twin-losses"
+      rm -f "$out"/twin-losses/*.bin ;;  # checkpoints and shards: ≈ 4 GB, kept out of the tarball
     *) echo "unknown phase $p" >&2 ;;
   esac
 done

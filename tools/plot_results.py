@@ -42,13 +42,22 @@ def config_label(row):
     return f"B={row['batch']} T={row['seq']}"
 
 
+def series(row):
+    """The variant, and who ran it where that is not attnscope in fp32 (`framework` and
+    `precision` columns; merged with tools/torch_twin.py's rows, PyTorch's bars stand beside
+    attnscope's): "flash", "flash (torch-sdpa)", "flash (tf32)"."""
+    who = [row.get("framework") or "attnscope", row.get("precision") or "fp32"]
+    who = [w for w, plain in zip(who, ("attnscope", "fp32")) if w != plain]
+    return row["variant"] + (f" ({' '.join(who)})" if who else "")
+
+
 def by_variant(summary, column):
     """{config: {variant: [values over ok repeats]}} for one summary column."""
     table = defaultdict(lambda: defaultdict(list))
     for row in summary:
         value = number(row.get(column))
         if row["status"] == "ok" and value is not None:
-            table[config_label(row)][row["variant"]].append(value)
+            table[config_label(row)][series(row)].append(value)
     return table
 
 
@@ -89,7 +98,7 @@ def loss_figure(steps, path):
     for row in steps:
         loss = number(row.get("loss"))
         if loss is not None:
-            key = (row["variant"], config_label(row), row["repeat"])
+            key = (series(row), config_label(row), row["repeat"])
             curves[key].append((int(row["step"]), loss))
     if not curves:
         return None
@@ -115,7 +124,7 @@ def energy_time_figure(summary, path):
     for row in summary:
         t, e = number(row.get("train_time_s")), number(row.get("gpu_energy_j"))
         if row["status"] == "ok" and t is not None and e is not None:
-            points[row["variant"]].append((t, e))
+            points[series(row)].append((t, e))
     if not points:
         return None
     fig, ax = plt.subplots(figsize=(7, 5))
@@ -137,7 +146,7 @@ def medians_by_seq(summary, column, batch):
     for row in summary:
         value = number(row.get(column))
         if row["status"] == "ok" and int(row["batch"]) == batch and value is not None:
-            values[row["variant"]][int(row["seq"])].append(value)
+            values[series(row)][int(row["seq"])].append(value)
     return {variant: sorted((t, statistics.median(v)) for t, v in by_t.items())
             for variant, by_t in values.items()}
 
@@ -252,7 +261,7 @@ def markdown_table(summary, path):
     runs = defaultdict(list)
     for row in summary:
         if row["status"] == "ok":
-            runs[(int(row["batch"]), int(row["seq"]), row["variant"])].append(row)
+            runs[(int(row["batch"]), int(row["seq"]), series(row))].append(row)
     if not runs:
         return None
     lines = ["| B | T | variant | runs | " + " | ".join(h for _, h, _, _ in TABLE_COLUMNS) + " |",

@@ -8,15 +8,16 @@ throughput, memory and energy can be held against a mainstream framework's.
   torch_twin.py bench --model gpt2 --batch 16 --seq 512 --variants all --steps 20 \\
       --warmup 3 --precision fp32 --attn-impl sdpa --out DIR
       GPT-2 on random tokens, each variant in turn, timed per step with
-      torch.cuda.synchronize(); writes DIR/summary.csv, DIR/steps.csv, DIR/manifest.json
-      and prints a table.
+      torch.cuda.synchronize(); writes DIR/summary.csv, DIR/steps.csv (attnscope's columns,
+      framework torch-eager or torch-sdpa, so `attnscope merge` combines them with
+      attnscope's results) and DIR/manifest.json, and prints a table.
 
   torch_twin.py train --load CKPT --data SHARD.bin --variant V --batch B --seq T \\
       --steps N --steps-csv FILE
       Replays `attnscope train --load CKPT --data SHARD.bin` step for step: the same
       checkpoint (llm.c format + attnscope's extension), the same batches in the same
       order, the same AdamW (attnscope's cl_kernels/adamw.cl), the same LSH rotations;
-      writes the per-step rows of attnscope's steps.csv plus a `framework` column.
+      writes the per-step rows of attnscope's steps.csv (its columns, `framework` torch-…).
 
 Runs on PyTorch 1.13 (math path only: no scaled_dot_product_attention) and 2.x.
 """
@@ -762,15 +763,22 @@ class NvmlEnergy:
 # CSV output
 # ---------------------------------------------------------------------------------------
 
-STEPS_COLUMNS = ["variant", "batch", "seq", "repeat", "step", "phase", "loss", "val_loss", "grad_norm",
-                 "step_ms", "tokens_per_s", "gpu_energy_j", "gpu_mean_w", "gpu_energy_method",
+# attnscope's columns (host/results_dir.cpp, documented in README), in its order, so that
+# `attnscope merge` combines the twin's directories with attnscope's; the cells the twin
+# does not measure stay empty.
+STEPS_COLUMNS = ["framework", "variant", "batch", "seq", "repeat", "step", "phase", "loss", "val_loss",
+                 "grad_norm", "step_ms", "tokens_per_s", "gpu_energy_j", "gpu_mean_w", "gpu_energy_method",
                  "cpu_energy_j", "cpu_time_s", "cpu_util", "device_mem_allocated_bytes",
-                 "device_mem_used_bytes", "framework"]
+                 "device_mem_used_bytes"]
 
-SUMMARY_COLUMNS = ["framework", "precision", "variant", "options", "batch", "seq", "steps", "warmup",
-                   "status", "reason", "tokens_per_s_median", "step_ms_median", "step_ms_iqr",
-                   "train_time_s", "peak_mem_allocated_bytes", "gpu_energy_j", "gpu_j_per_token",
-                   "gpu_mean_w", "gpu_energy_method", "gpu_energy_unavailable", "final_train_loss"]
+SUMMARY_COLUMNS = ["framework", "variant", "batch", "seq", "repeat", "order", "status", "reason", "options",
+                   "precision", "steps_measured", "train_time_s", "step_ms_median", "step_ms_iqr",
+                   "tokens_per_s_median", "tokens_per_s_iqr", "model_flops_per_step",
+                   "executed_flops_per_step", "achieved_tflops", "mfu", "peak_mem_allocated_bytes",
+                   "peak_mem_used_bytes", "gpu_energy_j", "gpu_energy_net_j", "gpu_j_per_token", "gpu_mean_w",
+                   "gpu_peak_w", "gpu_idle_w", "gpu_energy_method", "gpu_counter_j", "gpu_sampled_j",
+                   "cpu_time_s", "cpu_util", "cpu_energy_j", "cpu_energy_net_j", "final_train_loss",
+                   "final_val_loss", "target_loss", "time_to_target_s", "energy_to_target_j"]
 
 
 def cell(value):
@@ -792,6 +800,9 @@ class CsvFile:
         self.writer.writerow(columns)
 
     def write(self, **row):
+        unknown = set(row) - set(self.columns)
+        if unknown:
+            raise KeyError(f"no such columns: {sorted(unknown)}")
         self.writer.writerow([cell(row.get(c)) for c in self.columns])
         self.file.flush()
 
@@ -800,8 +811,9 @@ def device_memory(device):
     return torch.cuda.memory_allocated(device) if device.type == "cuda" else None
 
 
-def framework_name(impl):
-    return f"torch-{impl}"
+def framework_name(impl, dtype="float32"):
+    """The `framework` column: the PyTorch path, and the dtype where it is not float32."""
+    return f"torch-{impl}" + ("" if dtype == "float32" else f"-{dtype}")
 
 
 # ---------------------------------------------------------------------------------------
@@ -847,7 +859,7 @@ def run_train(args):
     model = GPT2(config, unpack_parameters(ckpt, args.variant, options, dtype, device), ctx)
     optimizer = AttnscopeAdamW(model, adamw_config(args))
     train_loader, val_loader = make_loaders(args.data, args.val_data, args.batch, args.seq, config.vocab_size, device)
-    framework = f"{framework_name(args.attn_impl)}-{args.dtype}"
+    framework = framework_name(args.attn_impl, args.dtype)
     print(f"{framework} on {device}: L={config.n_layer} H={config.n_head} C={config.n_embd} "
           f"vocab={config.vocab_size} (padded {config.padded_vocab_size}); {args.variant} "
           f"({describe_options(args.variant, options)}); B={args.batch} T={args.seq}; loaded {args.load}")
@@ -907,7 +919,7 @@ def bench_variant(args, variant, config, device, energy, fused, steps_csv):
     """Trains one variant for warmup + steps steps; returns its summary row."""
     framework = framework_name(args.attn_impl)
     row = dict(framework=framework, precision=args.precision, variant=variant, batch=args.batch,
-               seq=args.seq, steps=args.steps, warmup=args.warmup, status="ok")
+               seq=args.seq, repeat=0, steps_measured=args.steps, status="ok")
     try:
         options = resolve_options(variant, config, args.seq, variant_options(args))
         row["options"] = describe_options(variant, options)
@@ -927,7 +939,7 @@ def bench_variant(args, variant, config, device, energy, fused, steps_csv):
         for i in range(args.warmup + args.steps):
             synchronize(device)
             if i == args.warmup:  # the measured window opens
-                begin_s, begin_mj = time.perf_counter(), energy.read()
+                begin_s, begin_cpu, begin_mj = time.perf_counter(), time.process_time(), energy.read()
             start = time.perf_counter()
             ctx.step = i + 1
             optimizer.zero_grad(set_to_none=True)
@@ -951,11 +963,13 @@ def bench_variant(args, variant, config, device, energy, fused, steps_csv):
                       end="", flush=True)
         synchronize(device)
         end_s, end_mj = time.perf_counter(), energy.read()
-        window_s = end_s - begin_s
+        window_s, cpu_s = end_s - begin_s, time.process_time() - begin_cpu
         tokens_measured = args.steps * args.batch * args.seq
-        quartiles = statistics.quantiles(step_ms, n=4) if len(step_ms) > 1 else [step_ms[0]] * 3
-        row.update(step_ms_median=statistics.median(step_ms), step_ms_iqr=quartiles[2] - quartiles[0],
+        tokens_per_s = [args.batch * args.seq / (ms / 1e3) for ms in step_ms]
+        row.update(step_ms_median=statistics.median(step_ms), step_ms_iqr=iqr(step_ms),
+                   tokens_per_s_iqr=iqr(tokens_per_s),
                    tokens_per_s_median=args.batch * args.seq / (statistics.median(step_ms) / 1e3),
+                   cpu_time_s=cpu_s, cpu_util=cpu_s / window_s,
                    train_time_s=sum(step_ms) / 1e3, final_train_loss=loss)
         print(f"\r{variant:>14}: median step {row['step_ms_median']:.1f} ms, "
               f"{row['tokens_per_s_median']:.0f} tokens/s, final loss {loss:.4f}", flush=True)
@@ -973,6 +987,11 @@ def bench_variant(args, variant, config, device, energy, fused, steps_csv):
         row.update(status="failed", reason=str(error).splitlines()[0][:300])
         print(f"\r{variant:>14}: failed: {row['reason']}", flush=True)
     return row
+
+
+def iqr(values):
+    quartiles = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
+    return quartiles[2] - quartiles[0]
 
 
 def print_summary(rows):
@@ -1028,9 +1047,12 @@ def run_bench(args):
     summary = CsvFile(os.path.join(args.out, "summary.csv"), SUMMARY_COLUMNS)
     steps_csv = CsvFile(os.path.join(args.out, "steps.csv"), STEPS_COLUMNS)
     rows = []
-    for variant in variants:
+    for order, variant in enumerate(variants):
         rows.append(bench_variant(args, variant, config, device, energy, fused, steps_csv))
-        summary.write(**rows[-1])
+        rows[-1]["order"] = order
+        summary.write(**{k: v for k, v in rows[-1].items() if k in SUMMARY_COLUMNS})
+        if rows[-1].get("gpu_energy_unavailable"):
+            manifest["unavailable"]["gpu_energy_j"] = rows[-1]["gpu_energy_unavailable"]
     manifest["completed"] = True
     with open(os.path.join(args.out, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=2)

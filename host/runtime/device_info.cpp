@@ -2,7 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
@@ -53,40 +53,62 @@ std::string pci_bus_id(const cl::Device& d, const std::string& extensions) {
   return "";
 }
 
-// Digits only (sscanf's %llu takes "-5" as 2^64-5), no overflow, above 0.
-bool parse_positive(const std::string& text, unsigned long long* value) {
-  if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos) return false;
-  errno = 0;
-  *value = std::strtoull(text.c_str(), nullptr, 10);
-  return errno == 0 && *value > 0;
+// A whole number > 0 for key, else UsageError; no sign, no trailing characters, no wrap.
+uint64_t positive_number(const std::string& key, const std::string& text, uint64_t max) {
+  const bool digits = !text.empty() && text.size() <= 19 &&
+                      std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); });
+  const uint64_t value = digits ? std::stoull(text) : 0;
+  if (value == 0 || value > max)
+    throw UsageError("ATTNSCOPE_DEVICE_LIMITS: " + key + "='" + text +
+                     "' is not a whole number from 1 to " + std::to_string(max));
+  return value;
 }
 
-// ATTNSCOPE_DEVICE_LIMITS="local_mem=49152,work_group=1024" lowers the limits that tiles
-// are sized from, so that a CPU device (PoCL: 2 MiB local memory, 4096-item work-groups)
-// runs the tile choices a GPU gets (48 KiB, 1024 on NVIDIA). For tests and debugging;
-// a value above the device's own limit is an error, never a raise.
+// ATTNSCOPE_DEVICE_LIMITS="local_mem=49152,work_group=1024,compute_units=132,type=gpu,
+// tuning=NVIDIA H200" makes a device plan as another does, so that a CPU device (PoCL:
+// 2 MiB local memory, 4096-item work-groups, CPU type) runs the tiles and GEMM plans of
+// that one (here the H200's). local_mem and work_group lower the limits tiles are sized
+// from (a value above the device's own is an error, never a raise: the kernels must still
+// run); type and compute_units are what the tile lists and the GEMM planner branch on;
+// tuning names the device whose GEMM tuning entries apply; global_mem=BYTES lowers the
+// memory a run's plan must fit (model/memory_plan.hpp). For tests and debugging.
 void apply_limit_override(DeviceInfo& info) {
   const char* spec = std::getenv("ATTNSCOPE_DEVICE_LIMITS");
   if (!spec || !*spec) return;
   std::stringstream items(spec);
   for (std::string item; std::getline(items, item, ',');) {
     const size_t eq = item.find('=');
-    const std::string key = item.substr(0, eq);
-    unsigned long long value = 0;
-    if (eq == std::string::npos || !parse_positive(item.substr(eq + 1), &value))
-      throw UsageError("ATTNSCOPE_DEVICE_LIMITS: '" + item + "' is not key=positive-number");
+    if (eq == std::string::npos)
+      throw UsageError("ATTNSCOPE_DEVICE_LIMITS: '" + item + "' is not key=value");
+    const std::string key = item.substr(0, eq), text = item.substr(eq + 1);
     auto lower = [&](auto& limit) {
+      const uint64_t value = positive_number(key, text, UINT64_MAX);
       if (value > limit)
-        throw UsageError("ATTNSCOPE_DEVICE_LIMITS: " + key + "=" + std::to_string(value) +
-                         " exceeds the device's " + std::to_string(limit));
+        throw UsageError("ATTNSCOPE_DEVICE_LIMITS: " + key + "=" + text + " exceeds the device's " +
+                         std::to_string(limit));
       limit = value;
     };
-    if (key == "local_mem")
+    if (key == "local_mem") {
       lower(info.local_mem_bytes);
-    else if (key == "work_group")
+    } else if (key == "work_group") {
       lower(info.max_work_group_size);
-    else
-      throw UsageError("ATTNSCOPE_DEVICE_LIMITS: unknown key '" + key + "' (local_mem, work_group)");
+    } else if (key == "compute_units") {
+      info.compute_units = unsigned(positive_number(key, text, 1u << 20));
+    } else if (key == "type") {
+      if (text != "gpu" && text != "cpu")
+        throw UsageError("ATTNSCOPE_DEVICE_LIMITS: type='" + text + "' is not gpu or cpu");
+      info.is_gpu = text == "gpu";
+      info.is_cpu = text == "cpu";
+    } else if (key == "global_mem") {  // what a run's memory plan must fit
+      lower(info.global_mem_bytes);
+      info.max_alloc_bytes = std::min(info.max_alloc_bytes, info.global_mem_bytes);
+    } else if (key == "tuning") {
+      if (text.empty()) throw UsageError("ATTNSCOPE_DEVICE_LIMITS: tuning= needs a device name");
+      info.tuning_name = text;
+    } else {
+      throw UsageError("ATTNSCOPE_DEVICE_LIMITS: unknown key '" + key +
+                       "' (local_mem, work_group, global_mem, compute_units, type, tuning)");
+    }
   }
 }
 
@@ -113,9 +135,9 @@ DeviceInfo query(const cl::Platform& platform, const cl::Device& d, int pi, int 
   info.fp64 = ext.find("cl_khr_fp64") != std::string::npos;
   info.pci_bus_id = pci_bus_id(d, ext);
   info.device = d;
-  apply_limit_override(info);
   for (auto& c : info.name) if (c == '\0') c = ' ';
   while (!info.name.empty() && (info.name.back() == ' ')) info.name.pop_back();
+  apply_limit_override(info);
   return info;
 }
 

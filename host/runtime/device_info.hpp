@@ -27,9 +27,12 @@ struct DeviceInfo {
   unsigned base_addr_align_bytes = 0;
   bool fp64 = false;
   std::string pci_bus_id;  // "0000:65:00.0", empty when the driver does not expose it
+  std::string tuning_name;  // ATTNSCOPE_DEVICE_LIMITS's tuning=NAME, else empty
   cl::Device device;
 
   std::string type_name() const;
+  // The name the GEMM tuning database is looked up by: tuning_name if set, else name.
+  const std::string& tuning_key() const { return tuning_name.empty() ? name : tuning_name; }
   std::string short_label() const;  // "P:D name"
 };
 

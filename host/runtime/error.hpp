@@ -1,13 +1,15 @@
 // Errors carry their context to one place (main) that prints them on one line and
 // chooses the exit code: 2 for bad input (options, environment, malformed input files; the
-// table in README.md), 3 for device out-of-memory, 1 for everything else.
+// table in README.md), 3 for device out-of-memory, 4 for a run whose memory plan does not
+// fit the device, 1 for everything else.
 #pragma once
 #include <stdexcept>
 #include <string>
 
 namespace attnscope {
 
-enum class ExitCode : int { kFailure = 1, kUsage = 2, kDeviceOutOfMemory = 3, kInterrupted = 130 };
+enum class ExitCode : int { kFailure = 1, kUsage = 2, kDeviceOutOfMemory = 3,
+                      kInsufficientMemory = 4, kInterrupted = 130 };
 
 class Error : public std::runtime_error {
  public:
@@ -31,6 +33,14 @@ class DeviceOutOfMemory : public Error {
  public:
   explicit DeviceOutOfMemory(const std::string& message)
       : Error(message, ExitCode::kDeviceOutOfMemory) {}
+};
+
+// A run's planned device memory (model/memory_plan.hpp) exceeds what the device has:
+// refused before anything is allocated.
+class InsufficientDeviceMemory : public Error {
+ public:
+  explicit InsufficientDeviceMemory(const std::string& message)
+      : Error(message, ExitCode::kInsufficientMemory) {}
 };
 
 // Symbolic name of an OpenCL status code (CL_OUT_OF_RESOURCES, ...).

@@ -39,6 +39,8 @@ class KernelProfiler {
   }
   // While off, record() drops launches: the benchmark profiles only measured steps.
   void set_enabled(bool on) { enabled_ = on; }
+  // Drops the launches not collected yet (a step that failed before its clFinish).
+  void discard_pending() { pending_.clear(); }
 
  private:
   struct Pending {
@@ -49,6 +51,22 @@ class KernelProfiler {
   bool enabled_ = true;
   std::vector<Pending> pending_;
   std::map<std::string, KernelStats> totals_;
+};
+
+// Profiling on (or off) for as long as this object lives (RAII); on leaving the scope,
+// normally or by an exception, profiling is off and uncollected launches are dropped.
+class ScopedProfiling {
+ public:
+  ScopedProfiling(KernelProfiler& profiler, bool on) : profiler_(profiler) { profiler_.set_enabled(on); }
+  ~ScopedProfiling() {
+    profiler_.set_enabled(false);
+    profiler_.discard_pending();
+  }
+  ScopedProfiling(const ScopedProfiling&) = delete;
+  ScopedProfiling& operator=(const ScopedProfiling&) = delete;
+
+ private:
+  KernelProfiler& profiler_;
 };
 
 }  // namespace attnscope

@@ -218,6 +218,12 @@ void Runtime::launch(const cl::Kernel& kernel, const cl::NDRange& global, const 
     rethrow_cl_error(e.err(), e.what(), "launching kernel " + name);
   }
   if (profiling_) profiler_.record(name, event, cost);
+  if (launch_log_) {
+    const cl_program program = kernel.getInfo<CL_KERNEL_PROGRAM>()();
+    for (const auto& [key, built] : programs_)
+      if (built() == program)
+        launch_log_->push_back({name, kernel.getInfo<CL_KERNEL_FUNCTION_NAME>(), key.first, key.second});
+  }
 }
 
 void Runtime::finish() {
@@ -225,6 +231,13 @@ void Runtime::finish() {
     queue_.finish();
   } catch (const cl::Error& e) {
     rethrow_cl_error(e.err(), e.what(), "waiting for the device (clFinish)");
+  }
+}
+
+void Runtime::drain() noexcept {
+  try {
+    queue_.finish();
+  } catch (...) {
   }
 }
 

@@ -110,6 +110,17 @@ class Runtime {
   void launch(const cl::Kernel& kernel, const cl::NDRange& global, const cl::NDRange& local,
               const KernelCost& cost = {}, const std::string& profile_name = "");
   void finish();
+  // finish() for a destructor or an error path: waits for the queue and ignores its
+  // errors (a queue that failed has nothing left to wait for).
+  void drain() noexcept;
+
+  // What a launch ran: its profile name, its kernel function and its program's file and
+  // build options (which carry the tiles). With a log set, every launch appends one;
+  // `attnscope check` prints them so that its output shows the tiles and GEMM plans in use.
+  struct LaunchRecord {
+    std::string name, function, file, options;
+  };
+  void set_launch_log(std::vector<LaunchRecord>* log) { launch_log_ = log; }
 
   MemoryTracker& memory() { return memory_; }
   KernelProfiler& profiler() { return profiler_; }
@@ -126,6 +137,7 @@ class Runtime {
   std::map<std::string, cl::Kernel> kernels_;  // key: file, options and name
   MemoryTracker memory_;
   KernelProfiler profiler_;
+  std::vector<LaunchRecord>* launch_log_ = nullptr;
 };
 
 // Round n up to a multiple of m.

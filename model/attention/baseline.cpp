@@ -97,6 +97,14 @@ void BaselineAttention::grow_scratch(Runtime& rt, const AttentionDims& dims) {
   ensure_floats(rt, dprobs_, score_floats(dims), "baseline dP scratch");
 }
 
+std::vector<DeviceBufferSpec> BaselineAttention::device_buffers(const AttentionDims& dims) const {
+  const size_t btc = floats_per_head_tensor(dims), scores = score_floats(dims);
+  return {layer_floats("baseline qkvr", 3 * btc), layer_floats("baseline P", scores),
+          layer_floats("baseline att", btc), shared_floats("baseline qkv/dqkv scratch", 3 * btc),
+          shared_floats("baseline O/dO heads scratch", btc), shared_floats("baseline datt scratch", btc),
+          shared_floats("baseline dqkvr scratch", 3 * btc), shared_floats("baseline dP scratch", scores)};
+}
+
 std::unique_ptr<AttentionActivations> BaselineAttention::allocate(Ops& ops,
                                                                   const AttentionDims& dims) {
   Runtime& rt = ops.runtime();

@@ -327,6 +327,21 @@ AttentionCost TiledExactAttention::cost(const AttentionDims& d) const {
   return c;
 }
 
+std::vector<DeviceBufferSpec> TiledExactAttention::device_buffers(const AttentionDims& d) const {
+  const size_t rows = size_t(d.B) * d.T, stats = size_t(d.B) * d.H * d.T;
+  std::vector<DeviceBufferSpec> buffers = {
+      layer_floats(family() + " projections", q_floats(d)), layer_floats(family() + " attention output", rows * d.C),
+      layer_floats(family() + " lse", stats), shared_floats(family() + " dO", rows * d.C),
+      shared_floats(family() + " dq", q_floats(d)), shared_floats(family() + " delta", stats)};
+  if (kv_floats(d) > 0) {
+    buffers.push_back(layer_floats(family() + " kv", kv_floats(d)));
+    buffers.push_back(shared_floats(family() + " dkv", kv_floats(d)));
+  }
+  if (const size_t shares = TiledAttentionKernels::dkv_share_floats(tiled_shape(d)))
+    buffers.push_back(shared_floats(family() + " dK|dV per query head", shares));
+  return buffers;
+}
+
 std::unique_ptr<AttentionActivations> TiledExactAttention::allocate(Ops& ops,
                                                                      const AttentionDims& d) {
   Runtime& rt = ops.runtime();

@@ -110,6 +110,7 @@ class TiledExactAttention : public AttentionVariant {
   std::vector<TensorSpec> parameters(const AttentionDims& dims) const override;
   AttentionCost cost(const AttentionDims& dims) const override;
 
+  std::vector<DeviceBufferSpec> device_buffers(const AttentionDims& dims) const override;
   std::unique_ptr<AttentionActivations> allocate(Ops& ops, const AttentionDims& dims) override;
   void forward(const DeviceArgs& args, const cl::Buffer& out) override;
   void backward(const DeviceArgs& args, const DeviceGrads& gradients) override;

@@ -173,6 +173,18 @@ void LinearAttention::grow_scratch(Runtime& rt, const AttentionDims& dims) {
               "linear per-chunk states scratch");
 }
 
+std::vector<DeviceBufferSpec> LinearAttention::device_buffers(const AttentionDims& dims) const {
+  const size_t rows = head_rows(dims), d = dims.head_size(), btc = activation_floats(dims);
+  const size_t states = size_t(dims.B) * dims.H * chunk_count(dims.T, option("chunk")) * d * (d + 1);
+  return {layer_floats("linear qkv", 3 * btc), layer_floats("linear att", btc),
+          layer_floats("linear den", rows), shared_floats("linear phi(Q) scratch", rows * d),
+          shared_floats("linear phi(K) scratch", rows * d), shared_floats("linear [V|1] scratch", rows * (d + 1)),
+          shared_floats("linear [num|den] / g' scratch", rows * (d + 1)), shared_floats("linear datt scratch", btc),
+          shared_floats("linear dphi(Q) scratch", rows * d), shared_floats("linear dphi(K) scratch", rows * d),
+          shared_floats("linear dV scratch", rows * d), shared_floats("linear dqkv scratch", 3 * btc),
+          shared_floats("linear per-chunk states scratch", states)};
+}
+
 std::unique_ptr<AttentionActivations> LinearAttention::allocate(Ops& ops,
                                                                 const AttentionDims& dims) {
   Runtime& rt = ops.runtime();

@@ -163,6 +163,23 @@ void LshAttention::grow_scratch(Runtime& rt, const AttentionDims& dims) {
   ensure_floats(rt, datt_, activation_floats(dims), "lsh datt scratch");
   ensure_floats(rt, delta_buf_, head_rows(s), "lsh D scratch");
   ensure_floats(rt, dqv_, 2 * activation_floats(dims), "lsh dqv scratch");
+  // Sized here, not at the first upload, so that nothing is allocated inside a step.
+  ensure_floats(rt, rotations_, size_t(s.rounds) * s.head_size * (s.buckets / 2), "lsh rotations");
+}
+
+std::vector<DeviceBufferSpec> LshAttention::device_buffers(const AttentionDims& dims) const {
+  const LshShape s = shape(dims);
+  const size_t btc = activation_floats(dims), per_round = s.rounds * btc;
+  const size_t ids = round_rows(s) * sizeof(int);
+  return {layer_floats("lsh qv", 2 * btc), layer_floats("lsh att", btc),
+          layer_floats("lsh lse (max, log-sum)", 2 * head_rows(s)), layer_floats("lsh rho", head_rows(s)),
+          {"lsh bucket ids", ids, true}, {"lsh sorted order", ids, true},
+          shared_floats("lsh per-round O / dQ scratch", per_round),
+          shared_floats("lsh per-round LSE scratch", round_rows(s)),
+          shared_floats("lsh per-round dK scratch", per_round), shared_floats("lsh per-round dV scratch", per_round),
+          shared_floats("lsh datt scratch", btc), shared_floats("lsh D scratch", head_rows(s)),
+          shared_floats("lsh dqv scratch", 2 * btc),
+          shared_floats("lsh rotations", size_t(s.rounds) * s.head_size * (s.buckets / 2))};
 }
 
 std::unique_ptr<AttentionActivations> LshAttention::allocate(Ops& ops, const AttentionDims& dims) {

@@ -80,6 +80,16 @@ class MlaAttention : public AttentionVariant {
     return c;
   }
 
+  std::vector<DeviceBufferSpec> device_buffers(const AttentionDims& dims) const override {
+    const size_t btc = size_t(dims.B) * dims.T * dims.C, bht = size_t(dims.B) * dims.H * dims.T;
+    const size_t btl = size_t(dims.B) * dims.T * latent_dim(dims);
+    return {layer_floats("mla Q", btc),         layer_floats("mla latent", btl),
+            layer_floats("mla K|V", 2 * btc),   layer_floats("mla O", btc),
+            layer_floats("mla L", bht),         shared_floats("mla dO scratch", btc),
+            shared_floats("mla dQ scratch", btc), shared_floats("mla dK|dV scratch", 2 * btc),
+            shared_floats("mla dc scratch", btl), shared_floats("mla D scratch", bht)};
+  }
+
   std::unique_ptr<AttentionActivations> allocate(Ops& ops, const AttentionDims& dims) override {
     Runtime& rt = ops.runtime();
     if (!core_ || core_->head_size() != dims.head_size())

@@ -54,6 +54,13 @@ class SdpaAttention : public AttentionVariant {
     return c;
   }
 
+  std::vector<DeviceBufferSpec> device_buffers(const AttentionDims& dims) const override {
+    const size_t btc = size_t(dims.B) * dims.T * dims.C, bht = size_t(dims.B) * dims.H * dims.T;
+    return {layer_floats("sdpa qkv", 3 * btc),        layer_floats("sdpa O", btc),
+            layer_floats("sdpa L", bht),              shared_floats("sdpa dO scratch", btc),
+            shared_floats("sdpa dqkv scratch", 3 * btc), shared_floats("sdpa D scratch", bht)};
+  }
+
   std::unique_ptr<AttentionActivations> allocate(Ops& ops, const AttentionDims& dims) override {
     Runtime& rt = ops.runtime();
     if (!core_ || core_->head_size() != dims.head_size())
