@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -263,6 +264,7 @@ RunOutcome run_one(Bench& b, const RunKey& k, double* eta_runs_left_s) {
   b.runtime.profiler().set_enabled(false);
   b.runtime.profiler().reset();
   o.begin_s = b.telemetry.clock().now();
+  std::function<void(const std::optional<float>&)> write_last_row;
   try {
     idle = cool_down_and_measure_idle(b);
     TrainSettings ts = b.s.train;
@@ -287,23 +289,29 @@ RunOutcome run_one(Bench& b, const RunKey& k, double* eta_runs_left_s) {
         t.val_loss = val;
         check_target(b, t, *val);
       }
-      write_step_row(b, k, r, measuring ? "measured" : "warmup", val, w);
+      // The last step's row waits for the final validation below, to carry its loss.
+      if (measuring && !val && i == total - 1)
+        write_last_row = [&b, k, r, w](const std::optional<float>& v) { write_step_row(b, k, r, "measured", v, w); };
+      else
+        write_step_row(b, k, r, measuring ? "measured" : "warmup", val, w);
       flush_power(b);
       const double per_step = r.step_ms / 1000.0;
       print_progress(b, k, i + 1, total, r, w, per_step * (total - i - 1) + *eta_runs_left_s);
     }
     if (measured_window && t.step_ms.size() > 0) measured = measured_window->end();
+    std::optional<float> final_val;
     if (!interrupted() && (b.s.train.val_every <= 0 || b.s.steps % b.s.train.val_every != 0)) {
-      t.val_loss = run.validate(interrupted);
+      final_val = t.val_loss = run.validate(interrupted);
       if (t.val_loss) check_target(b, t, *t.val_loss);
     }
+    if (write_last_row) std::exchange(write_last_row, nullptr)(final_val);
     if (interrupted()) o.status = "interrupted", o.reason = interrupt_reason() + " during the run";
     *eta_runs_left_s = std::max(0.0, *eta_runs_left_s);
   } catch (const std::exception& e) {
     record_failure(b, k, o, e.what());
   }
-  if (measured_window && measured_window->open() && t.step_ms.size() > 0)
-    measured = measured_window->end();
+  if (write_last_row) write_last_row(std::nullopt);  // the final validation failed
+  if (measured_window && measured_window->open() && t.step_ms.size() > 0) measured = measured_window->end();
   measured_window.reset();
   if (t.step_ms.empty()) t.gpu_j.reset(), t.cpu_j.reset();  // no measured step: not measured, not 0
   if (b.tty) std::printf("\n");

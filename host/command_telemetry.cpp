@@ -69,7 +69,10 @@ void run_telemetry_command(const TelemetryCommandArgs& args) {
   DeviceInfo device = select_device(args.device);
   std::printf("device: %s (PCI bus id %s)\n", device.short_label().c_str(),
               device.pci_bus_id.empty() ? "not exposed" : device.pci_bus_id.c_str());
-  Telemetry telemetry(telemetry_config(args.telemetry, device.pci_bus_id));
+  const TelemetryConfig config = telemetry_config(args.telemetry, device.pci_bus_id);
+  if (!args.telemetry.gpu_pci_bus_id.empty())
+    std::printf("GPU sources matched to PCI bus id %s (--gpu-pci-bus-id)\n", config.gpu_pci_bus_id.c_str());
+  Telemetry telemetry(config);
   print_sources(telemetry.sources());
   std::printf("sampling every %d ms for %g s...\n", args.telemetry.sample_ms, args.seconds);
   std::fflush(stdout);

@@ -1,6 +1,7 @@
 // `attnscope train`: trains one model with one attention variant and prints, per step,
 // the loss, step time and throughput; validation loss every --val-every steps.
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -106,6 +107,7 @@ void run_train(TrainCommand& cmd) {
   double step_sum_j = 0;
   bool every_step = true;
   const int total = cmd.settings.steps;
+  std::function<void(const std::optional<float>&)> write_last_row;
   telemetry.begin_window("run");
   for (int i = 0; i < total && !interrupted(); ++i) {
     telemetry.begin_window("step");
@@ -121,13 +123,23 @@ void run_train(TrainCommand& cmd) {
     const int every = cmd.settings.val_every;
     std::optional<float> val;
     if (every > 0 && r.step % every == 0) val = print_validation(run);
-    if (steps_csv)
-      steps_csv->write_row(step_row(row_run, r, "measured", val, w, runtime.memory().current_bytes()));
+    if (!steps_csv) continue;
+    auto write_row = [&steps_csv, row_run, r, w, bytes = runtime.memory().current_bytes()](
+                         const std::optional<float>& val_loss) {
+      steps_csv->write_row(step_row(row_run, r, "measured", val_loss, w, bytes));
+    };
+    // The last step's row waits for the final validation below, to carry its loss.
+    if (!val && (i == total - 1 || interrupted()))
+      write_last_row = write_row;
+    else
+      write_row(val);
   }
   WindowResult run_window = telemetry.end_window("run");
   print_energy_totals(telemetry, step_sum_j, every_step && run.steps_done() > 0, run_window);
+  std::optional<float> final_val;
   if (!interrupted() && (cmd.settings.val_every <= 0 || run.steps_done() % cmd.settings.val_every != 0))
-    print_validation(run);
+    final_val = print_validation(run);
+  if (write_last_row) write_last_row(final_val);
   if (auto ms = median(step_ms)) {
     const double tokens = double(cmd.settings.batch) * cmd.settings.seq;
     std::printf("median step %.2f ms (%.0f tok/s) over %zu steps after the first; peak device "

@@ -25,6 +25,9 @@ std::ifstream open_binary_input(const std::string& what, const std::string& path
   if (!in) throw UsageError(file_message(what, path, std::string("cannot open: ") + std::strerror(errno)));
   *size = fs::file_size(path, ec);
   if (ec) throw UsageError(file_message(what, path, "cannot read its size: " + ec.message()));
+  if (*size == 0 && in.peek() != std::ifstream::traits_type::eof())
+    throw UsageError(file_message(what, path, "not a regular file: its size reads 0 but it holds data "
+                                              "(as files under /proc do); copy it to a regular file"));
   return in;
 }
 

@@ -55,6 +55,8 @@ std::vector<std::string> parse_variant_list(const std::string& list) {
   while (std::getline(ss, item, ',')) {
     if (item.empty()) throw UsageError("empty name in variant list '" + list + "'");
     make_variant(item, AttentionOptions{});  // throws on unknown names
+    if (std::find(names.begin(), names.end(), item) != names.end())
+      throw UsageError("variant '" + item + "' appears twice in the list '" + list + "'");
     names.push_back(item);
   }
   if (names.empty()) throw UsageError("empty variant list");

@@ -22,7 +22,7 @@ std::vector<std::string> variant_names();
 // Throws UsageError listing the known names when `name` is unknown.
 std::unique_ptr<AttentionVariant> make_variant(const std::string& name,
                                                const AttentionOptions& options);
-// "all" or "a,b,c" → names, each checked.
+// "all" or "a,b,c" → names, each checked (known, named once).
 std::vector<std::string> parse_variant_list(const std::string& list);
 
 // One command-line option and the variants that declare it, each with its own help (linear

@@ -1424,6 +1424,29 @@ TEST(TelemetryCommand, ListsSourcesAndMeasuresThem) {
   EXPECT_TRUE(contains(output, "rapl    cpu  available")) << output;  // a sysfs mount as the root
 }
 
+// Issue 9, item 21: --gpu-pci-bus-id names the GPU to match, so the amdgpu reader runs end
+// to end from the command line on a device without a PCI bus id (PoCL).
+TEST(TelemetryCommand, GpuPciBusIdReachesTheAmdgpuFixture) {
+  FixtureTree tree;
+  add_amdgpu_card(tree, "card0", "0000:03:00.0", /*with_average=*/false);
+  add_amdgpu_card(tree, "card1", "0000:83:00.0", /*with_average=*/true);
+  std::string output;
+  int status = testing::run_attnscope("telemetry --seconds 0.3 --sample-ms 20 --gpu-pci-bus-id 0000:03:00.0 "
+                                      "--sysfs-root " + tree.root().string(), &output);
+  ASSERT_EQ(status, 0) << output;
+  EXPECT_TRUE(contains(output, "matched to PCI bus id 0000:03:00.0")) << output;
+  EXPECT_TRUE(contains(output, "amdgpu  gpu  available")) << output;
+  EXPECT_TRUE(contains(output, "power1_input")) << output;
+  EXPECT_TRUE(contains(output, "52.50")) << output;  // card0's power1_input, as the mean watts
+
+  status = testing::run_attnscope("telemetry --seconds 0.2 --gpu-pci-bus-id 0000:65:00.0 --sysfs-root " +
+                                      tree.root().string(), &output);
+  ASSERT_EQ(status, 0) << output;
+  EXPECT_TRUE(contains(output, "no DRM card with PCI address 0000:65:00.0")) << output;
+  EXPECT_EQ(testing::run_attnscope("telemetry --gpu-pci-bus-id card0", &output), 2) << output;
+  EXPECT_TRUE(contains(output, "--gpu-pci-bus-id")) << output;
+}
+
 TEST(TelemetryCommand, EnvironmentSetsTheRootAndBadOptionsAreUsageErrors) {
   FixtureTree tree;
   add_rapl_zone(tree, "intel-rapl:0", "package-0", 0);

@@ -175,11 +175,39 @@ std::vector<DeviceInfo> list_devices() {
   return out;
 }
 
+// What each platform answered when it gave no device ("platform 'Portable Computing
+// Language' gives no device (clGetDeviceIDs: CL_DEVICE_NOT_FOUND)"); "" without platforms.
+std::string platforms_without_devices() {
+  std::vector<cl::Platform> platforms;
+  try {
+    cl::Platform::get(&platforms);
+  } catch (const cl::Error&) {
+    return "";
+  }
+  std::string text;
+  for (const cl::Platform& platform : platforms) {
+    std::string name = "?";
+    try {
+      name = platform.getInfo<CL_PLATFORM_NAME>();
+    } catch (const cl::Error&) {
+    }
+    cl_uint count = 0;  // the C call: the C++ wrapper hides CL_DEVICE_NOT_FOUND
+    const cl_int status = clGetDeviceIDs(platform(), CL_DEVICE_TYPE_ALL, 0, nullptr, &count);
+    text += (text.empty() ? "" : "; ") + ("platform '" + name + "' gives no device (clGetDeviceIDs: " +
+                                          cl_status_name(status) + ", " + std::to_string(count) + " devices)");
+  }
+  return text;
+}
+
 DeviceInfo select_device(const std::string& spec) {
   std::vector<DeviceInfo> devices = list_devices();
+  const std::string platforms = devices.empty() ? platforms_without_devices() : "";
+  if (devices.empty() && !platforms.empty())
+    throw Error("no OpenCL device found: " + platforms + "; its driver could not start (see any "
+                "message it printed above; PoCL, for one, needs a writable cache directory)");
   if (devices.empty())
-    throw Error("no OpenCL device found: install a driver (e.g. pocl-opencl-icd for the CPU) "
-                "or set OCL_ICD_VENDORS");
+    throw Error("no OpenCL device found: no OpenCL platform is installed: install a driver (e.g. "
+                "pocl-opencl-icd for the CPU) or set OCL_ICD_VENDORS");
   if (spec.empty()) {
     for (const auto& d : devices) if (d.is_gpu) return d;
     for (const auto& d : devices) if (d.is_cpu) return d;
