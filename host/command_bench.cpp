@@ -86,7 +86,7 @@ void add_bench_command(CLI::App& app, const std::string& command_line) {
     if (target_opt->count()) s->target_loss = *target;
     if (peak_opt->count()) s->peak_tflops = *peak;
     if (cmd->get_option("--warmup-steps")->count() == 0)  // bench's default: README, "Commands"
-      s->train.optimizer.schedule.warmup_steps = default_lr_warmup(s->warmup + s->steps);
+      s->train.optimizer.schedule.warmup_steps = kBenchLrWarmupSteps;
     if (s->target_loss && s->train.val_every == 0)
       throw UsageError("--target-loss needs --val-every N to find when the target is reached");
     int code = run_bench(*s);

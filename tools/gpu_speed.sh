@@ -35,8 +35,10 @@
 #   twin        all eight variants at gpt2 B=16 T=512: attnscope bench and tools/torch_twin.py
 #               bench (eager and SDPA) in fp32 and TF32, merged into OUT/twin with its figures
 #   twin-losses 20 steps of attnscope and the twin (CUDA, fp32) from one step-0 checkpoint
-#               on the exported built-in corpus, gpt2 B=16 T=512, every variant; the table
-#               of relative loss differences against 1e-5 (OUT/twin-losses/*.csv)
+#               on the exported built-in corpus, gpt2 B=16 T=512, every variant, lr warmed up
+#               over 10 steps then cosine (at a constant 6e-4 the loss spikes within 20
+#               steps and both sides' rounding grows chaotically); the table of relative
+#               loss differences against 1e-5 (OUT/twin-losses/*.csv)
 # ATTNSCOPE=path picks the binary; TUNE_SECONDS the sweep's budget (default 240);
 # BENCH_ARGS replaces the bench phases' step counts (default: 1 repeat, 10 steps after 2);
 # BENCH_PRECISIONS the precisions benched (default "fp32 tf32").
@@ -185,6 +187,7 @@ for p in "$@"; do
     twin-losses)
       phase twin-losses 420 python3 tools/torch_twin_test.py --attnscope "$attnscope" --acceptance-only \
         --defaults-only --model gpt2 --batch 16 --seq 512 --steps 20 --tolerance 1e-5 --device cuda \
+        --schedule="--warmup-steps 10 --lr-decay cosine --min-lr-frac 0.1" \
         --workdir "$out/twin-losses"
       rm -f "$out"/twin-losses/*.bin ;;  # checkpoints and shards: ≈ 4 GB, kept out of the tarball
     *) echo "unknown phase $p" >&2 ;;

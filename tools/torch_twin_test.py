@@ -348,7 +348,7 @@ class OptimizerTests(unittest.TestCase):
             for model in (ours, theirs):
                 model.zero_grad(set_to_none=True)
                 model.token_losses(tokens[:, :-1], tokens[:, 1:]).mean().backward()
-            optimizer.step(step)
+            optimizer.step(step, hp.lr)
             reference.step()
         for name in ours.params:
             # attnscope rounds its bias corrections to float: ~1e-7 relative of a 1e-2 step
@@ -361,7 +361,7 @@ class OptimizerTests(unittest.TestCase):
         grads = {n: p.grad.clone() for n, p in model.params.items()}
         norm = math.sqrt(sum(float((g * g).sum()) for g in grads.values()))
         optimizer = tt.AttnscopeAdamW(model, tt.AdamWConfig(grad_clip=norm / 4))
-        self.assertAlmostEqual(optimizer.step(1), norm, places=12)
+        self.assertAlmostEqual(optimizer.step(1, optimizer.hp.lr), norm, places=12)
         for name, g in grads.items():  # m after one step = (1 − β1)·g·clip/‖g‖
             expected = (1 - tt.f32(0.9)) * g * (tt.f32(norm / 4) / norm)
             self.assertLess(float((optimizer.state[name][0] - expected).abs().max()), 1e-12, name)
@@ -509,7 +509,7 @@ def acceptance(attnscope, workdir, args, log):
             run([attnscope, "train", "--model", args.model, "--variant", variant, *options, *shape,
                  "--steps", "0", "--save", init], log)
             common = ["--variant", variant, *options, *shape, "--load", init, *data,
-                      "--steps", str(args.steps), "--val-every", "5"]
+                      "--steps", str(args.steps), "--val-every", "5", *args.schedule.split()]
             run([attnscope, "train", "--model", args.model, *common, "--steps-csv", theirs], log)
             run([sys.executable, os.path.join(TOOLS, "torch_twin.py"), "train", *common, "--device", args.device,
                  "--steps-csv", ours], log)
@@ -547,6 +547,8 @@ def main():
     parser.add_argument("--variants", default="all", help="acceptance cases of these variants (comma-separated)")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--tolerance", type=float, default=1e-4)
+    parser.add_argument("--schedule", default="",
+                        help="learning-rate options both sides get, e.g. '--warmup-steps 10 --lr-decay cosine'")
     parser.add_argument("--workdir", help="keep checkpoints, shard, CSVs and commands.log here")
     parser.add_argument("--model", default="tiny", help="acceptance: attnscope's model preset")
     parser.add_argument("--batch", type=int, default=4, help="acceptance: B")
