@@ -47,8 +47,7 @@ std::vector<BenchCell> bench_cells(const BenchSettings& settings);
 
 // The learning-rate warm-up of every benchmark run unless --warmup-steps says otherwise: a
 // fixed number of steps, so that step k has the same rate whatever --steps is (a share of
-// the run would not); gpt2 at lr 6e-4 with a 3-step warm-up still spiked on the built-in
-// corpus at T=4096 (H200, 2026-12-02: gqa's step-4 loss 14.8 after 7.2).
+// the run would not).
 constexpr int kBenchLrWarmupSteps = 10;
 
 // Runs the matrix and writes the results directory; returns the process exit code

@@ -41,7 +41,8 @@
 #               loss differences against 1e-5 (OUT/twin-losses/*.csv)
 # ATTNSCOPE=path picks the binary; TUNE_SECONDS the sweep's budget (default 240);
 # BENCH_ARGS replaces the bench phases' step counts (default: 1 repeat, 10 steps after 2);
-# BENCH_PRECISIONS the precisions benched (default "fp32 tf32").
+# BENCH_PRECISIONS the precisions benched (default "fp32 tf32"); TWIN_STEPS the twin phase's
+# step options (default "--steps 10 --warmup 2").
 # Everything ends up in OUT/speed.tar.gz (the lent machine returns few files).
 set -uo pipefail
 out=$(realpath -m "${1:?usage: tools/gpu_speed.sh OUT PHASE...}"); shift
@@ -106,13 +107,15 @@ sweep() {  # one bench per variant over the sequence lengths, then one merged di
 twin() {  # attnscope's and PyTorch's figures side by side in one merged directory
   local precision impl status=0 dirs=()
   for precision in fp32 tf32; do
+    # shellcheck disable=SC2086  # TWIN_STEPS is a list of options
     "$attnscope" bench --model gpt2 --batch 16 --seq 512 --precision "$precision" --repeats 1 \
-      --steps 10 --warmup 2 --idle-seconds 1 --cooldown-max 5 --out "$out/twin-attnscope-$precision" \
+      ${TWIN_STEPS:---steps 10 --warmup 2} --idle-seconds 1 --cooldown-max 5 --out "$out/twin-attnscope-$precision" \
       --tag "$precision" || status=1
     dirs+=("$out/twin-attnscope-$precision"/*/)
     for impl in eager sdpa; do
-      python3 tools/torch_twin.py bench --model gpt2 --batch 16 --seq 512 --variants all --steps 10 \
-        --warmup 2 --precision "$precision" --attn-impl "$impl" --out "$out/twin-torch-$precision-$impl" ||
+      # shellcheck disable=SC2086
+      python3 tools/torch_twin.py bench --model gpt2 --batch 16 --seq 512 --variants all \
+        ${TWIN_STEPS:---steps 10 --warmup 2} --precision "$precision" --attn-impl "$impl" --out "$out/twin-torch-$precision-$impl" ||
         status=1
       dirs+=("$out/twin-torch-$precision-$impl")
     done

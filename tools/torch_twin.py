@@ -10,7 +10,8 @@ throughput, memory and energy can be held against a mainstream framework's.
       GPT-2 on random tokens, each variant in turn, timed per step with
       torch.cuda.synchronize(); writes DIR/summary.csv, DIR/steps.csv (attnscope's columns,
       framework torch-eager or torch-sdpa, so `attnscope merge` combines them with
-      attnscope's results) and DIR/manifest.json, and prints a table.
+      attnscope's results), DIR/kernels.csv and DIR/power.csv (headers only: the twin profiles
+      no kernels and samples no power series) and DIR/manifest.json, and prints a table.
 
   torch_twin.py train --load CKPT --data SHARD.bin --variant V --batch B --seq T \\
       --steps N --steps-csv FILE
@@ -780,6 +781,11 @@ SUMMARY_COLUMNS = ["framework", "variant", "batch", "seq", "repeat", "order", "s
                    "cpu_time_s", "cpu_util", "cpu_energy_j", "cpu_energy_net_j", "final_train_loss",
                    "final_val_loss", "target_loss", "time_to_target_s", "energy_to_target_j"]
 
+KERNELS_COLUMNS = ["variant", "batch", "seq", "repeat", "kernel", "calls", "total_ms", "share", "gflops_per_s",
+                   "gb_per_s"]
+POWER_COLUMNS = ["time_s", "source", "watts", "memory_used_bytes", "utilization_percent", "clock_mhz",
+                 "temperature_c"]
+
 
 def cell(value):
     """attnscope's CSV convention: floats as %.9g, None as an empty cell."""
@@ -1064,6 +1070,10 @@ def run_bench(args):
         manifest["unavailable"]["peak_mem_allocated_bytes"] = "not a CUDA device"
     summary = CsvFile(os.path.join(args.out, "summary.csv"), SUMMARY_COLUMNS)
     steps_csv = CsvFile(os.path.join(args.out, "steps.csv"), STEPS_COLUMNS)
+    # A results directory has all four CSVs (`attnscope merge` checks); the twin profiles no
+    # kernels and samples no power series, so these two hold their headers only.
+    for name, columns in (("kernels.csv", KERNELS_COLUMNS), ("power.csv", POWER_COLUMNS)):
+        CsvFile(os.path.join(args.out, name), columns).file.close()
     rows = []
     for order, variant in enumerate(variants):
         rows.append(bench_variant(args, variant, config, device, energy, fused, steps_csv))
