@@ -1,5 +1,7 @@
 // attnscope: trains GPT-2 from OpenCL kernels and measures what each attention variant
 // costs. main() only parses the command line and maps errors to exit codes.
+#include <csignal>
+#include <cstdio>
 #include <iostream>
 
 #include "host/commands.hpp"
@@ -45,6 +47,10 @@ int main(int argc, char** argv) {
     std::cerr << "attnscope: error: " << unknown << "\n";
     return int(ExitCode::kUsage);
   }
+  // A closed standard output (`attnscope telemetry | head -3`) fails writes instead of
+  // killing the process without a word; train and bench stop on it and save (interrupt.hpp),
+  // every other command finishes and says so below.
+  std::signal(SIGPIPE, SIG_IGN);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -70,6 +76,10 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     std::cerr << "attnscope: error: " << e.what() << "\n";
     return int(ExitCode::kFailure);
+  }
+  if (std::fflush(stdout) != 0 || std::ferror(stdout) || std::cout.fail()) {
+    std::cerr << "attnscope: error: standard output was closed before the command's output was written\n";
+    return 128 + SIGPIPE;
   }
   return 0;
 }

@@ -97,13 +97,6 @@ std::set<std::string> documented_columns(const std::string& file) {
   return columns;
 }
 
-fs::path fresh_dir(const std::string& name) {
-  fs::path dir = fs::temp_directory_path() / ("attnscope_test_" + name + "_" + std::to_string(getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
 // The one results directory a bench created under parent.
 fs::path only_subdirectory(const fs::path& parent) {
   std::vector<fs::path> dirs;
@@ -121,7 +114,7 @@ struct SharedBench {
   int status = -1;
   std::string output;
   SharedBench() {
-    fs::path parent = fresh_dir("bench");
+    fs::path parent = testing::fresh_test_dir("bench");
     status = testing::run_attnscope("bench --variants baseline,lsh --repeats 2 --steps 3 " +
                                         kQuickRun + " --tag test --out " + parent.string(),
                                     &output);
@@ -238,7 +231,7 @@ TEST(Bench, ManifestIsCompleteAndNamesWhatIsUnavailable) {
 }
 
 TEST(Merge, CombinesDirectoriesWithTheirSource) {
-  const fs::path parent = fresh_dir("merge");
+  const fs::path parent = testing::fresh_test_dir("merge");
   const fs::path out = parent / "merged", copy = parent / "other_machine";
   fs::copy(bench().dir, copy, fs::copy_options::recursive);
   std::string output;
@@ -266,7 +259,7 @@ TEST(Plots, ScriptWritesItsFigures) {
 // SIGINT mid-run: the step in flight ends, the finished rows stay whole, the run is
 // summarised as interrupted, the manifest says incomplete, and the exit status is 130.
 TEST(Bench, InterruptKeepsFinishedRowsAndMarksTheManifestIncomplete) {
-  const fs::path parent = fresh_dir("interrupt");
+  const fs::path parent = testing::fresh_test_dir("interrupt");
   const pid_t child = fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
@@ -320,7 +313,7 @@ MatrixRows matrix_rows(const fs::path& dir) {
 // the middle of baseline's first measured step, its step and measured windows open) is
 // recorded as failed, and every later run of the matrix starts clean: ok, with all its rows.
 TEST(Bench, AFailureInsideAStepLeavesTheNextRunsClean) {
-  const fs::path parent = fresh_dir("fault");
+  const fs::path parent = testing::fresh_test_dir("fault");
   setenv("ATTNSCOPE_TEST_FAULT", "baseline:2", 1);  // the child reads it
   std::string output;
   const int status = testing::run_attnscope("bench --variants baseline,flash,lsh --repeats 1 "
@@ -348,7 +341,7 @@ TEST(Bench, AFailureInsideAStepLeavesTheNextRunsClean) {
 // matrix goes on; T=32768 runs where it fits (linear on a one-layer model), and the plan
 // is within 1% of the run's measured peak allocation (what it leaves out: GEMM scratch).
 TEST(Bench, RunsThatCannotFitAreRefusedAndTheMatrixGoesOnToT32768) {
-  const fs::path parent = fresh_dir("plan");
+  const fs::path parent = testing::fresh_test_dir("plan");
   std::string output;
   ASSERT_EQ(testing::run_attnscope("bench --model tiny --n-layer 1 --n-embd 32 --n-head 2 "
                                    "--max-seq 32768 --seq 32768 --batch 1 --variants baseline,linear "
@@ -386,7 +379,7 @@ TEST(Train, ARunThatCannotFitExitsFourNamingTheBytes) {
 
 // `train --steps-csv`: one row per step, the columns of the benchmark's steps.csv.
 TEST(Train, StepsCsvHasARowPerStepWithTheBenchmarksColumns) {
-  const fs::path path = fresh_dir("train_csv") / "steps.csv";
+  const fs::path path = testing::fresh_test_dir("train_csv") / "steps.csv";
   std::string output;
   ASSERT_EQ(testing::run_attnscope("train --model tiny --steps 4 --val-every 2 --warmup-steps 2 "
                                    "--lr-decay linear --min-lr-frac 0.5 --steps-csv " +
@@ -410,7 +403,7 @@ TEST(Train, StepsCsvHasARowPerStepWithTheBenchmarksColumns) {
 // exits 1), a CSV row per product; `--tune` within a small budget writes a table the
 // planner can read, merged into an existing file.
 TEST(GemmCommand, ChecksEveryProductAndTunes) {
-  const fs::path dir = fresh_dir("gemm");
+  const fs::path dir = testing::fresh_test_dir("gemm");
   const fs::path csv_path = dir / "gemm.csv";
   std::string output;
   ASSERT_EQ(testing::run_attnscope("gemm --model tiny --batch 2 --seq 16 --repeats 2 --csv " +
@@ -441,7 +434,7 @@ TEST(GemmCommand, ChecksEveryProductAndTunes) {
 }
 
 TEST(CommandLine, BadInputIsOneLineAndExitTwo) {
-  const fs::path parent = fresh_dir("badinput");
+  const fs::path parent = testing::fresh_test_dir("badinput");
   const std::string out = " --out " + parent.string();
   const std::vector<std::string> bad = {
       "train --steps -1",

@@ -22,13 +22,6 @@ namespace fs = std::filesystem;
 namespace attnscope {
 namespace {
 
-fs::path fresh_dir(const std::string& name) {
-  fs::path dir = fs::temp_directory_path() / ("attnscope_faults_" + name + "_" + std::to_string(getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
 std::string read(const fs::path& file) {
   std::ifstream in(file);
   std::ostringstream text;
@@ -111,7 +104,7 @@ Child finish_after_signal(pid_t pid, int signal) {
 // finished rows are saved, and the status and message name SIGTERM; Ctrl-C stays 130.
 TEST(Signals, TermDuringValidationStopsSavesAndSaysSigterm) {
   for (const auto& [signal, code, name] : {std::tuple{SIGTERM, 143, "SIGTERM"}, std::tuple{SIGINT, 130, "Ctrl-C (SIGINT)"}}) {
-    const fs::path dir = fresh_dir("signal");
+    const fs::path dir = testing::fresh_test_dir("signal");
     const pid_t pid = start({"train", "--model", "tiny", "--steps", "3", "--val-every", "1", "--val-batches",
                              "1000000", "--save", (dir / "model.bin").string(), "--steps-csv",
                              (dir / "steps.csv").string()},
@@ -134,7 +127,7 @@ TEST(Signals, TermDuringValidationStopsSavesAndSaysSigterm) {
 // `train | head -1`: SIGPIPE is ignored, the closed pipe stops the run, the checkpoint is
 // saved and stderr says why; 141 as a shell reports a SIGPIPE death.
 TEST(Signals, ClosedStdoutStopsAndSaves) {
-  const fs::path dir = fresh_dir("pipe");
+  const fs::path dir = testing::fresh_test_dir("pipe");
   int pipe_fds[2];
   ASSERT_EQ(pipe(pipe_fds), 0);
   const pid_t pid = fork();
@@ -165,7 +158,7 @@ TEST(Signals, ClosedStdoutStopsAndSaves) {
 // `bench | head -1`: the benchmark stops at the closed pipe, summarises the run as
 // interrupted with the reason, marks the manifest incomplete and exits 141 with a line.
 TEST(Signals, ClosedStdoutStopsTheBenchmarkAndSavesItsResults) {
-  const fs::path dir = fresh_dir("bench_pipe");
+  const fs::path dir = testing::fresh_test_dir("bench_pipe");
   const std::string command = "bash -c '" + std::string(ATTNSCOPE_BINARY) +
                               " bench --variants baseline,flash --steps 100000 --warmup 0 --idle-seconds 0.1"
                               " --cooldown-max 0 --out " + (dir / "out").string() + " 2>" + (dir / "err").string() +
@@ -182,10 +175,25 @@ TEST(Signals, ClosedStdoutStopsTheBenchmarkAndSavesItsResults) {
   EXPECT_TRUE(contains(read(results / "manifest.json"), "\"completed\": false"));
 }
 
+// Any other command whose standard output is closed (`telemetry | true`: the reader is gone
+// before the summary is printed) finishes, then says so with 141 instead of dying silently
+// of SIGPIPE.
+TEST(Signals, ClosedStdoutOfAnyCommandIsOneLineAnd141) {
+  const fs::path dir = testing::fresh_test_dir("telemetry_pipe");
+  const std::string command = "bash -c '" + std::string(ATTNSCOPE_BINARY) + " telemetry --seconds 0.5 2>" +
+                              (dir / "err").string() + " | true; echo ${PIPESTATUS[0]} >" +
+                              (dir / "status").string() + "'";
+  ASSERT_EQ(std::system(command.c_str()), 0);
+  EXPECT_EQ(read(dir / "status"), "141\n");
+  const std::string err = read(dir / "err");
+  EXPECT_EQ(lines(err), 1) << err;
+  EXPECT_TRUE(contains(err, "standard output was closed")) << err;
+}
+
 // Destinations are checked before training: nothing runs, one line, status 2, and a FIFO
 // stays a FIFO.
 TEST(Destinations, UnwritableSaveIsRefusedBeforeTraining) {
-  const fs::path dir = fresh_dir("save");
+  const fs::path dir = testing::fresh_test_dir("save");
   ASSERT_EQ(mkfifo((dir / "fifo").c_str(), 0644), 0);
   for (const std::string& save : {std::string("\"\""), (dir / "no/such/model.bin").string(),
                                   (dir / "fifo").string(), dir.string()}) {
@@ -213,7 +221,7 @@ bool run_on_full_disk(const fs::path& mount, const std::string& script) {
 
 // A full disk: the run stops with the cause named, every row whole, no temporary left.
 TEST(FullDisk, StepsCsvKeepsWholeRowsAndTheCauseIsNamed) {
-  const fs::path dir = fresh_dir("full_train");
+  const fs::path dir = testing::fresh_test_dir("full_train");
   const fs::path mount = dir / "mnt";
   const std::string copy_out = "cp -r " + mount.string() + " " + (dir / "copy").string();
   if (!run_on_full_disk(mount, std::string(ATTNSCOPE_BINARY) + " train --model tiny --steps 400 --steps-csv " +
@@ -228,7 +236,7 @@ TEST(FullDisk, StepsCsvKeepsWholeRowsAndTheCauseIsNamed) {
 }
 
 TEST(FullDisk, BenchNamesTheCauseAndLeavesNoTemporary) {
-  const fs::path dir = fresh_dir("full_bench");
+  const fs::path dir = testing::fresh_test_dir("full_bench");
   const fs::path mount = dir / "mnt";
   if (!run_on_full_disk(mount, std::string(ATTNSCOPE_BINARY) + " bench --variants baseline --steps 200 --warmup 0 "
                                    "--idle-seconds 0.1 --cooldown-max 0 --out " + mount.string() + " >/dev/null 2>" +
@@ -260,7 +268,7 @@ void expect_refused(const std::string& args, const std::string& piece, const fs:
 }
 
 TEST(Merge, DamagedOrRepeatedSourcesAreRefusedAndLeaveNoOutput) {
-  const fs::path dir = fresh_dir("merge");
+  const fs::path dir = testing::fresh_test_dir("merge");
   const fs::path out = dir / "merged";
   const std::string good = results_dir(dir, "good").string();
   const fs::path truncated = results_dir(dir, "truncated");
@@ -291,7 +299,7 @@ TEST(Merge, DamagedOrRepeatedSourcesAreRefusedAndLeaveNoOutput) {
 }
 
 TEST(FullDisk, MergeNamesTheCauseAndLeavesNoOutput) {
-  const fs::path dir = fresh_dir("full_merge");
+  const fs::path dir = testing::fresh_test_dir("full_merge");
   const fs::path source = results_dir(dir, "big");
   std::ofstream steps(source / "steps.csv", std::ios::app);
   for (int i = 0; i < 2000; ++i) steps << "baseline,4," << i << "\n";

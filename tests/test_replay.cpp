@@ -16,13 +16,6 @@ namespace fs = std::filesystem;
 namespace attnscope {
 namespace {
 
-fs::path fresh_dir(const std::string& name) {
-  fs::path dir = fs::temp_directory_path() / ("attnscope_test_" + name + "_" + std::to_string(getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
 // The cells of `column` in a CSV without quoted cells (steps.csv's numbers), row by row.
 std::vector<std::string> csv_column(const fs::path& path, const std::string& column) {
   std::ifstream in(path);
@@ -47,7 +40,7 @@ const std::string kTrain = "train --model tiny --batch 2 --seq 32 --steps 6 --va
 // Training on the exported shards gives the built-in corpus's losses, bit for bit (%.9g
 // of a float is its exact value), validation included; another seed's shards do not.
 TEST(DataExport, TrainingOnTheExportedShardsGivesTheBuiltInCorpusLosses) {
-  const fs::path dir = fresh_dir("data_export");
+  const fs::path dir = testing::fresh_test_dir("data_export");
   const std::string prefix = (dir / "corpus").string(), other = (dir / "other").string();
   std::string output;
   ASSERT_EQ(testing::run_attnscope("data --export " + prefix + " --tokens 4096 --seed 7", &output), 0)
@@ -74,7 +67,7 @@ TEST(DataExport, TrainingOnTheExportedShardsGivesTheBuiltInCorpusLosses) {
 }
 
 TEST(DataExport, BadArgumentsAreUsageErrorsAndWriteNothing) {
-  const fs::path dir = fresh_dir("data_export_bad");
+  const fs::path dir = testing::fresh_test_dir("data_export_bad");
   for (const std::string& args : {"data --export " + (dir / "x").string() + " --tokens 1",
                                  "data --export " + (dir / "x").string(),
                                  std::string("data --tokens 100"),

@@ -1,11 +1,14 @@
 #include "tests/test_support.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <limits>
 #include <memory>
 
@@ -153,6 +156,13 @@ int run_attnscope(const std::string& args, std::string* output, const std::strin
   int status = pclose(pipe.release());
   if (output) *output = text;
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::filesystem::path fresh_test_dir(const std::string& name) {
+  const auto dir = std::filesystem::temp_directory_path() / ("attnscope_test_" + name + "_" + std::to_string(getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
 }
 
 }  // namespace attnscope::testing

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <random>
 #include <string>
@@ -69,6 +70,10 @@ void expect_error(const std::function<void()>& f, const std::vector<std::string>
 // work-group size, compute units, GPU type, its GEMM tuning entries).
 inline const char* const kH200Limits =
     "local_mem=49152,work_group=1024,compute_units=132,type=gpu,tuning=NVIDIA H200";
+
+// An empty directory of the system's temporary directory, named for the test and this
+// process (so that tests running in parallel never share one).
+std::filesystem::path fresh_test_dir(const std::string& name);
 
 // Runs the attnscope binary with arguments; returns exit code, captures stdout+stderr.
 // device_limits, when given, is passed as ATTNSCOPE_DEVICE_LIMITS.
