@@ -93,13 +93,15 @@ const CLI::Validator kFilePath(
 
 void run_train(TrainCommand& cmd) {
   install_interrupt_handler();
-  // Every destination is checked before training, not found unwritable after it.
-  std::unique_ptr<CsvWriter> steps_csv = open_steps_csv(cmd.steps_csv);
+  // Every destination is checked before training, not found unwritable after it; the steps
+  // CSV is created once the model is built, so a run refused by its memory plan leaves none.
+  if (!cmd.steps_csv.empty()) check_output_path("--steps-csv", cmd.steps_csv);
   if (!cmd.save_path.empty()) check_output_path("--save", cmd.save_path);
   Runtime runtime(cmd.device);
   Ops ops(runtime, cmd.precision);
   cmd.settings.model = cmd.model.resolve(runtime.device());
   TrainingRun run(ops, cmd.settings);
+  std::unique_ptr<CsvWriter> steps_csv = open_steps_csv(cmd.steps_csv);
   Telemetry telemetry(telemetry_config(cmd.telemetry, runtime.device().pci_bus_id));
   const StepRowRun row_run{cmd.settings.variant, cmd.settings.batch, cmd.settings.seq, 0};
   std::cout << run.banner() << std::flush;

@@ -369,9 +369,13 @@ TEST(Bench, RunsThatCannotFitAreRefusedAndTheMatrixGoesOnToT32768) {
 // `train` refuses a run that cannot fit with exit status 4 and one line naming the bytes
 // needed and available (ATTNSCOPE_DEVICE_LIMITS=global_mem lowers what the device has).
 TEST(Train, ARunThatCannotFitExitsFourNamingTheBytes) {
+  const fs::path csv = testing::fresh_test_dir("refused_train") / "steps.csv";
   std::string output;
-  EXPECT_EQ(testing::run_attnscope("train --model tiny --steps 1", &output, "global_mem=1000000"), 4)
+  EXPECT_EQ(testing::run_attnscope("train --model tiny --steps 1 --steps-csv " + csv.string(), &output,
+                                   "global_mem=1000000"),
+            4)
       << output;
+  EXPECT_FALSE(fs::exists(csv)) << "a refused run left a steps CSV";
   EXPECT_EQ(output.rfind("attnscope: error: the run needs ", 0), 0u) << output;
   EXPECT_NE(output.find("has 1000000 bytes"), std::string::npos) << output;
   EXPECT_EQ(std::count(output.begin(), output.end(), '\n'), 1) << output;
