@@ -72,18 +72,26 @@ std::vector<std::string> subcommands() {
   return names;
 }
 
+// Every "command --option" whose --help shows the given type (FLOAT, UINT), for each
+// command.
+std::vector<std::pair<std::string, std::string>> options_of_type(const std::string& type) {
+  std::vector<std::pair<std::string, std::string>> found;
+  const std::regex typed_option("(--[a-z0-9-]+) " + type);
+  for (const std::string& command : subcommands()) {
+    const std::string help = help_of(command);
+    for (std::sregex_iterator it(help.begin(), help.end(), typed_option), end; it != end; ++it)
+      found.emplace_back(command, (*it)[1]);
+  }
+  return found;
+}
+
 // Item 9 of issue 9: every floating-point option of every command refuses ±inf and nan.
 TEST(CommandLine, EveryFloatOptionRefusesNonFiniteValues) {
   std::set<std::string> seen;
-  for (const std::string& command : subcommands()) {
-    const std::string help = help_of(command);
-    const std::regex float_option(R"((--[a-z0-9-]+) FLOAT)");
-    for (std::sregex_iterator it(help.begin(), help.end(), float_option), end; it != end; ++it) {
-      const std::string option = (*it)[1];
-      seen.insert(command + " " + option);
-      for (const char* value : {"inf", "-inf", "nan", "NaN", "Infinity"})
-        expect_refused(command + " " + option + "=" + value, 2, {option, value});
-    }
+  for (const auto& [command, option] : options_of_type("FLOAT")) {
+    seen.insert(command + " " + option);
+    for (const char* value : {"inf", "-inf", "nan", "NaN", "Infinity"})
+      expect_refused(command + " " + option + "=" + value, 2, {option, value});
   }
   // The walk must have found the options the issue named (else it tested nothing).
   for (const char* named : {"train --lr", "train --eps", "train --beta1", "train --weight-decay",
@@ -95,15 +103,10 @@ TEST(CommandLine, EveryFloatOptionRefusesNonFiniteValues) {
 // Item 12: an unsigned option (--seed) never wraps a negative value to 2^64-1.
 TEST(CommandLine, EveryUnsignedOptionRefusesNegativeValues) {
   std::set<std::string> seen;
-  for (const std::string& command : subcommands()) {
-    const std::string help = help_of(command);
-    const std::regex unsigned_option(R"((--[a-z0-9-]+) UINT)");
-    for (std::sregex_iterator it(help.begin(), help.end(), unsigned_option), end; it != end; ++it) {
-      const std::string option = (*it)[1];
-      seen.insert(command + " " + option);
-      expect_refused(command + " " + option + "=-1", 2, {option, "-1"});
-      expect_refused(command + " " + option + " -1", 2, {option, "-1"});
-    }
+  for (const auto& [command, option] : options_of_type("UINT")) {
+    seen.insert(command + " " + option);
+    expect_refused(command + " " + option + "=-1", 2, {option, "must be >= 0, got -1"});
+    expect_refused(command + " " + option + " -1", 2, {option, "-1"});
   }
   EXPECT_TRUE(seen.count("train --seed") && seen.count("bench --seed"));
 }
