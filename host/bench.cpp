@@ -26,8 +26,6 @@ namespace {
 
 using Json = nlohmann::json;
 
-using RunKey = BenchCell;
-
 // What the measured steps of one run add up to.
 struct RunTotals {
   std::vector<double> step_ms, tokens_per_s;
@@ -100,7 +98,7 @@ WindowResult cool_down_and_measure_idle(Bench& b) {
   return idle;
 }
 
-void write_step_row(Bench& b, const RunKey& k, const StepResult& r, const char* phase,
+void write_step_row(Bench& b, const BenchCell& k, const StepResult& r, const char* phase,
                     const std::optional<float>& val, const WindowResult& w) {
   b.results->steps().write_row(step_row({k.variant, k.batch, k.seq, k.repeat}, r, phase, val,
                                         w, b.runtime.memory().current_bytes()));
@@ -139,7 +137,7 @@ std::string eta_text(double seconds) {
   return buf;
 }
 
-void print_progress(Bench& b, const RunKey& k, int step, int total, const StepResult& r,
+void print_progress(Bench& b, const BenchCell& k, int step, int total, const StepResult& r,
                     const WindowResult& w, double eta_s) {
   const SourceEnergy* gpu = w.gpu();
   char watts[32] = "-";
@@ -157,7 +155,7 @@ struct RunOutcome {
   double begin_s = 0, end_s = 0;
 };
 
-void write_kernels(Bench& b, const RunKey& k) {
+void write_kernels(Bench& b, const BenchCell& k) {
   auto stats = b.runtime.profiler().stats();
   double total_ns = 0;
   for (const auto& st : stats) total_ns += st.total_ns;
@@ -172,7 +170,7 @@ void write_kernels(Bench& b, const RunKey& k) {
   }
 }
 
-void write_summary(Bench& b, const RunKey& k, const RunOutcome& o, const RunTotals& t,
+void write_summary(Bench& b, const BenchCell& k, const RunOutcome& o, const RunTotals& t,
                    const std::optional<StepFlops>& flops, const WindowResult* idle,
                    const WindowResult* measured, size_t peak_alloc) {
   const auto step_ms = median(t.step_ms);
@@ -209,7 +207,7 @@ void write_summary(Bench& b, const RunKey& k, const RunOutcome& o, const RunTota
        num(b.s.target_loss), num(t.time_to_target), num(t.energy_to_target)});
 }
 
-Json run_json(const RunKey& k, const RunOutcome& o) {
+Json run_json(const BenchCell& k, const RunOutcome& o) {
   return {{"variant", k.variant}, {"batch", k.batch}, {"seq", k.seq}, {"repeat", k.repeat},
           {"order", k.order},     {"status", o.status}, {"reason", o.reason},
           {"options", o.options}, {"begin_s", o.begin_s}, {"end_s", o.end_s}};
@@ -224,7 +222,7 @@ void check_target(Bench& b, RunTotals& t, float val) {
 
 // A run that threw is recorded as failed, with the first line of the message as its reason,
 // and the benchmark goes on with the next run.
-void record_failure(const Bench& b, const RunKey& k, RunOutcome& o, const std::string& message) {
+void record_failure(const Bench& b, const BenchCell& k, RunOutcome& o, const std::string& message) {
   o.status = "failed";
   o.reason = message.substr(0, message.find('\n'));
   std::printf("%s%s: run failed: %s\n", b.tty ? "\n" : "", k.variant.c_str(), message.c_str());
@@ -252,7 +250,7 @@ std::pair<StepResult, WindowResult> timed_step(Bench& b, TrainingRun& run, bool 
 }
 
 // One (variant, batch, seq, repeat): warm-up steps, then measured steps in energy windows.
-RunOutcome run_one(Bench& b, const RunKey& k, double* eta_runs_left_s) {
+RunOutcome run_one(Bench& b, const BenchCell& k, double* eta_runs_left_s) {
   RunOutcome o;
   RunTotals t;
   std::optional<StepFlops> flops;
@@ -408,7 +406,7 @@ void resolve_matrix(Bench& b, ModelConfig& model) {
     }
 }
 
-void print_table(const std::vector<std::pair<RunKey, Json>>& rows, const std::string& path) {
+void print_table(const std::vector<std::pair<BenchCell, Json>>& rows, const std::string& path) {
   std::printf("\n%-16s %6s %6s %8s %s\n", "variant", "B", "T", "status", "(medians per run in summary.csv)");
   for (const auto& [k, j] : rows)
     std::printf("%-16s %6d %6d %8s %s\n", k.variant.c_str(), k.batch, k.seq,
@@ -459,13 +457,13 @@ int run_bench(BenchSettings& s) {
   b.results->save_manifest();
   std::cout << "attnscope bench on " << b.runtime.device().short_label() << " -> "
             << b.results->path() << "\n";
-  std::vector<std::pair<RunKey, Json>> done;
+  std::vector<std::pair<BenchCell, Json>> done;
   const std::vector<BenchCell> cells = bench_cells(s);
   const int total_runs = s.cell ? 1 : int(cells.size());
   double last_run_s = 0;
   for (size_t c = 0; c < cells.size() && !interrupted(); ++c) {
     if (s.cell && *s.cell != int(c)) continue;
-    const RunKey& k = cells[c];
+    const BenchCell& k = cells[c];
     double eta = last_run_s * double(total_runs - int(done.size()) - 1);
     RunOutcome o = run_one(b, k, &eta);
     last_run_s = o.end_s - o.begin_s;

@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <optional>
+#include <string>
 
 #include "host/runtime/error.hpp"
 
@@ -26,11 +27,11 @@ std::optional<StepFault> parse_fault(const char* spec) {
 
 }  // namespace
 
-void inject_step_fault_if_asked(const std::string& variant, int64_t step) {
+void inject_step_fault_if_asked(const AttentionVariant& attention, int64_t step) {
   static const std::optional<StepFault> fault = parse_fault(std::getenv("ATTNSCOPE_TEST_FAULT"));
-  if (fault && fault->variant == variant && fault->step == step)
+  if (fault && fault->step == step && fault->variant == attention.info().name)
     throw DeviceOutOfMemory("injected fault (ATTNSCOPE_TEST_FAULT) in step " + std::to_string(step) +
-                            " of " + variant);
+                            " of " + fault->variant);
 }
 
 }  // namespace attnscope

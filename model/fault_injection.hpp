@@ -5,12 +5,14 @@
 // profiling, the queue, device buffers). Unset or empty: nothing is injected.
 #pragma once
 #include <cstdint>
-#include <string>
+
+#include "model/attention_variant.hpp"
 
 namespace attnscope {
 
 // Throws DeviceOutOfMemory where ATTNSCOPE_TEST_FAULT names this variant and step; throws
-// UsageError where the variable is malformed.
-void inject_step_fault_if_asked(const std::string& variant, int64_t step);
+// UsageError where the variable is malformed. Without the variable it costs a comparison:
+// it runs in every training step.
+void inject_step_fault_if_asked(const AttentionVariant& attention, int64_t step);
 
 }  // namespace attnscope

@@ -237,7 +237,7 @@ float GPT2::train_step(const int* inputs, const int* targets, int64_t step, floa
   upload_batch(inputs, targets);
   rt_.fill(grads_, 0.f, layout_.device_floats());
   forward(step);
-  inject_step_fault_if_asked(attention_->info().name, step);
+  inject_step_fault_if_asked(*attention_, step);
   ops_.fused_classifier(logits_, losses_, targets_, B_ * T_, config_.vocab_size,
                         config_.padded_vocab_size);
   backward(step);
