@@ -11,6 +11,8 @@
 #               a copy of model/gemm_tuning.json at OUT/gemm_tuning.json (later phases use it)
 #   gemm-tuned  `attnscope gemm` with that table (OUT/gemm_tuned.csv)
 #   gemm-tf32   `attnscope gemm --precision tf32` (OUT/gemm_tf32.csv)
+#   gemm-tf32-tuned  the same after a tf32 tune (OUT/gemm_tf32_tuned.csv)
+#   tf32-registers   the same with ptxas's register and spill counts in the log
 #   check       `attnscope check --variant all`, fp32 then tf32
 #   train       20 steps of GPT-2 124M, baseline, B=16 T=512 (losses to hold against the
 #               committed pre-change run); the tiny model's 50 steps (against PoCL's)
@@ -139,6 +141,10 @@ for p in "$@"; do
       [[ -f $out/gemm_tuning.json ]] && export ATTNSCOPE_GEMM_TUNING=$out/gemm_tuning.json ;;
     gemm-tuned) phase gemm-tuned 240 gemm_table "$out/gemm_tuned.csv" ;;
     gemm-tf32) phase gemm-tf32 240 gemm_table "$out/gemm_tf32.csv" --precision tf32 ;;
+    gemm-tf32-tuned) phase gemm-tf32-tuned 240 gemm_table "$out/gemm_tf32_tuned.csv" --precision tf32 ;;
+    tf32-registers)  # ptxas's registers and spills of the default tf32 kernel, every layout
+      ATTNSCOPE_TF32_VERBOSE=1 ATTNSCOPE_BUILD_LOG=1 phase tf32-registers 120 "$attnscope" gemm \
+        --model gpt2 --batch 16 --seq 512 --precision tf32 ;;
     check)
       phase check-fp32 300 "$attnscope" check --variant all
       phase check-tf32 300 "$attnscope" check --variant all --precision tf32 ;;
