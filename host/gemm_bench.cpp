@@ -11,6 +11,7 @@
 #include <random>
 
 #include "host/runtime/error.hpp"
+#include "model/gemm_spec.hpp"
 #include "model/tf32.hpp"
 
 namespace attnscope {
