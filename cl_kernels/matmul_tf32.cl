@@ -12,8 +12,8 @@
 // Why cvt.rna: PTX leaves the tf32 register format implementation-defined (≥ 10 mantissa
 // bits); on sm_80/sm_90 the tensor core reads the top 19 bits of each 32-bit operand, so a
 // plain fp32 value would be truncated, a bias towards zero that accumulates over long
-// sums. cvt.rna.tf32.f32 rounds to nearest (ties away from zero) instead, as each fragment
-// register is loaded from local memory. Its host emulation is attnscope::round_to_tf32
+// sums. cvt.rna.tf32.f32 rounds to nearest (ties away from zero) instead, once per element
+// of a staged slab. Its host emulation is attnscope::round_to_tf32
 // (model/tf32.cpp), and probe_tf32 checks on each device, bit for bit, that the path
 // computes exactly that before it is used.
 //
@@ -55,20 +55,23 @@
 //     floats at SPAN·g of rows k = 4t + s; a quarter-warp (g = 2q, 2q + 1; t = 0..3) hits 2
 //     chunks in each of 4 rows, which XOR with f(t), t = (row >> 2) & 3, spreads over all 8
 //     bank groups: f = 2t for one-chunk spans, (t & 1) | 4·(t >> 1) for two-chunk spans.
-// Operands are rounded to TF32 as fragments are loaded (each element once per warp that
-// reads it), so the stages hold the stored floats, as copied.
+// Rounding to TF32 happens in the stage, once per element: each work-item rounds, in
+// place, the chunks it copied there (after its wait, before the barrier that publishes the
+// slab) or stores them rounded (register pipeline). Rounding as fragments are loaded instead
+// would round each element once per warp that reads it (three times as many conversions
+// at the default tiles).
 //
 // Pipeline, two ways (ASYNC_COPY, chosen by the host):
 //  - ASYNC_COPY=1 (the fast path; the host passes it only after probe_async_copy proved
 //    cp.async on the device, and only when every row is 16-byte aligned: VECTOR_IO):
 //    STAGES (2–4) stage buffers; cp.async.cg copies chunks from global to local memory
 //    without registers, STAGES − 1 slabs in flight while one is multiplied. Per slab: wait
-//    for the oldest group of copies, one barrier (they are visible to all, and every warp
-//    has finished the slab before, whose buffer is refilled next), issue the copies of slab
-//    s + STAGES − 1, multiply slab s.
+//    for the oldest group of copies, round them in place, one barrier (slab s is visible to
+//    all, and every warp has finished the slab before, whose buffer is refilled next), issue
+//    the copies of slab s + STAGES − 1, multiply slab s.
 //  - ASYNC_COPY=0 (portable within NVIDIA: any alignment): two buffers; slab s + 1 is loaded
 //    into registers (float4 where aligned, else bounds-checked scalars) while slab s is
-//    multiplied, then stored into the other buffer; one barrier per slab.
+//    multiplied, then stored, rounded, into the other buffer; one barrier per slab.
 //
 // Each output is one lane's accumulator, fed by the mma instructions in a fixed order:
 // results are deterministic (run to run; not bitwise equal to matmul.cl's gemm).
@@ -376,6 +379,10 @@ INLINE float4 load_chunk(struct Operand x, int row, int col) {
 #endif
 }
 
+INLINE float4 to_tf32_4(float4 v) {
+  return (float4)(to_tf32(v.x), to_tf32(v.y), to_tf32(v.z), to_tf32(v.w));
+}
+
 #if ASYNC_COPY
 // Issues this work-item's copies of one operand's slab at k0 into stage s (no wait).
 INLINE void copy_a_async(__local float* s, struct Operand x, int m0, int k0, int tid) {
@@ -400,8 +407,28 @@ INLINE void copy_b_async(__local float* s, struct Operand x, int n0, int k0, int
     copy_chunk_async(s + b_word(row, chunk), x.data + (valid ? r * x.cols + c : 0), valid);
   }
 }
+
+// Rounds, in place, the chunks of stages a_s, b_s that this work-item copied (its wait made
+// them visible to it; the barrier after makes the rounded values visible to all).
+INLINE void round_copied_chunks(__local float* a_s, __local float* b_s, int tid) {
+#pragma unroll
+  for (int i = 0; i < A_PER_ITEM; ++i) {
+    const int u = tid + i * WG_SIZE;
+    if (!A_CHUNK_OK(u)) continue;
+    __local float4* p = (__local float4*)(a_s + a_word(u / A_ROW_CHUNKS, u % A_ROW_CHUNKS));
+    *p = to_tf32_4(*p);
+  }
+#pragma unroll
+  for (int i = 0; i < B_PER_ITEM; ++i) {
+    const int u = tid + i * WG_SIZE;
+    if (!B_CHUNK_OK(u)) continue;
+    __local float4* p = (__local float4*)(b_s + b_word(u / B_ROW_CHUNKS, u % B_ROW_CHUNKS));
+    *p = to_tf32_4(*p);
+  }
+}
 #else
-// Loads this work-item's chunks of the slab into registers, and stores them into a stage.
+// Loads this work-item's chunks of the slab into registers, and stores them, rounded, into a
+// stage.
 INLINE void load_slab(float4* a_next, float4* b_next, struct Operand a, struct Operand b,
                       int m0, int n0, int k0, int tid) {
 #pragma unroll
@@ -424,26 +451,26 @@ INLINE void store_slab(__local float* a_s, __local float* b_s, const float4* a_n
 #pragma unroll
   for (int i = 0; i < A_PER_ITEM; ++i) {
     const int u = tid + i * WG_SIZE;
-    if (A_CHUNK_OK(u)) *(__local float4*)(a_s + a_word(u / A_ROW_CHUNKS, u % A_ROW_CHUNKS)) = a_next[i];
+    if (A_CHUNK_OK(u))
+      *(__local float4*)(a_s + a_word(u / A_ROW_CHUNKS, u % A_ROW_CHUNKS)) = to_tf32_4(a_next[i]);
   }
 #pragma unroll
   for (int i = 0; i < B_PER_ITEM; ++i) {
     const int u = tid + i * WG_SIZE;
-    if (B_CHUNK_OK(u)) *(__local float4*)(b_s + b_word(u / B_ROW_CHUNKS, u % B_ROW_CHUNKS)) = b_next[i];
+    if (B_CHUNK_OK(u))
+      *(__local float4*)(b_s + b_word(u / B_ROW_CHUNKS, u % B_ROW_CHUNKS)) = to_tf32_4(b_next[i]);
   }
 }
 #endif
 
 // ---------------------------------------------------------------- the mma loop
 
-INLINE uint tf32_bits(float x) { return as_uint(to_tf32(x)); }
-
 // Fragments of the two K-steps of the 16 k at kb (see the top): a[step][i], b[step][j].
 // A [M,K]: rows g and g + 8 of tile i, k = kb + 4t..+3: two float4 = both steps.
 // A [K,M]: rows k = kb + 4t + s (s = 0..3: step s >> 1, slot t or t + 4 by s & 1), the
 //          lane's 2·MT consecutive floats = rows g, g + 8 of every tile.
-INLINE void load_a_fragments(uint a[2][MT][4], const __local float* as, int warp_m0, int kb) {
-  const int lane = lane_id(), g = lane >> 2, t = lane & 3;
+INLINE void load_a_fragments(uint a[2][MT][4], const __local float* as, int warp_m0, int kb,
+                             int g, int t) {
 #if TRANS_A
 #pragma unroll
   for (int s = 0; s < 4; ++s) {
@@ -451,10 +478,10 @@ INLINE void load_a_fragments(uint a[2][MT][4], const __local float* as, int warp
 #pragma unroll
     for (int q = 0; q < MT / 2; ++q) {  // float4 q: tiles 2q, 2q + 1, rows g and g + 8 each
       const float4 v = *(const __local float4*)(as + a_word(row, (warp_m0 + 2 * MT * g) / 4 + q));
-      a[s >> 1][2 * q][2 * (s & 1)] = tf32_bits(v.x);
-      a[s >> 1][2 * q][2 * (s & 1) + 1] = tf32_bits(v.y);
-      a[s >> 1][2 * q + 1][2 * (s & 1)] = tf32_bits(v.z);
-      a[s >> 1][2 * q + 1][2 * (s & 1) + 1] = tf32_bits(v.w);
+      a[s >> 1][2 * q][2 * (s & 1)] = as_uint(v.x);
+      a[s >> 1][2 * q][2 * (s & 1) + 1] = as_uint(v.y);
+      a[s >> 1][2 * q + 1][2 * (s & 1)] = as_uint(v.z);
+      a[s >> 1][2 * q + 1][2 * (s & 1) + 1] = as_uint(v.w);
     }
   }
 #else
@@ -463,24 +490,24 @@ INLINE void load_a_fragments(uint a[2][MT][4], const __local float* as, int warp
     const int row = warp_m0 + 16 * i + g;
     const float4 lo = *(const __local float4*)(as + a_word(row, kb / 4 + t));
     const float4 hi = *(const __local float4*)(as + a_word(row + 8, kb / 4 + t));
-    a[0][i][0] = tf32_bits(lo.x), a[0][i][1] = tf32_bits(hi.x);
-    a[0][i][2] = tf32_bits(lo.y), a[0][i][3] = tf32_bits(hi.y);
-    a[1][i][0] = tf32_bits(lo.z), a[1][i][1] = tf32_bits(hi.z);
-    a[1][i][2] = tf32_bits(lo.w), a[1][i][3] = tf32_bits(hi.w);
+    a[0][i][0] = as_uint(lo.x), a[0][i][1] = as_uint(hi.x);
+    a[0][i][2] = as_uint(lo.y), a[0][i][3] = as_uint(hi.y);
+    a[1][i][0] = as_uint(lo.z), a[1][i][1] = as_uint(hi.z);
+    a[1][i][2] = as_uint(lo.w), a[1][i][3] = as_uint(hi.w);
   }
 #endif
 }
 
 // B [N,K]: row (column of C) g of tile j, k = kb + 4t..+3: one float4 = both steps.
 // B [K,N]: rows k = kb + 4t + s, the lane's NT consecutive floats = column g of every tile.
-INLINE void load_b_fragments(uint b[2][NT][2], const __local float* bs, int warp_n0, int kb) {
-  const int lane = lane_id(), g = lane >> 2, t = lane & 3;
+INLINE void load_b_fragments(uint b[2][NT][2], const __local float* bs, int warp_n0, int kb,
+                             int g, int t) {
 #if TRANS_B
 #pragma unroll
   for (int j = 0; j < NT; ++j) {
     const float4 v = *(const __local float4*)(bs + b_word(warp_n0 + 8 * j + g, kb / 4 + t));
-    b[0][j][0] = tf32_bits(v.x), b[0][j][1] = tf32_bits(v.y);
-    b[1][j][0] = tf32_bits(v.z), b[1][j][1] = tf32_bits(v.w);
+    b[0][j][0] = as_uint(v.x), b[0][j][1] = as_uint(v.y);
+    b[1][j][0] = as_uint(v.z), b[1][j][1] = as_uint(v.w);
   }
 #else
 #pragma unroll
@@ -489,10 +516,10 @@ INLINE void load_b_fragments(uint b[2][NT][2], const __local float* bs, int warp
 #pragma unroll
     for (int q = 0; q < NT / 4; ++q) {  // float4 q: tiles 4q .. 4q + 3
       const float4 v = *(const __local float4*)(bs + b_word(row, (warp_n0 + NT * g) / 4 + q));
-      b[s >> 1][4 * q][s & 1] = tf32_bits(v.x);
-      b[s >> 1][4 * q + 1][s & 1] = tf32_bits(v.y);
-      b[s >> 1][4 * q + 2][s & 1] = tf32_bits(v.z);
-      b[s >> 1][4 * q + 3][s & 1] = tf32_bits(v.w);
+      b[s >> 1][4 * q][s & 1] = as_uint(v.x);
+      b[s >> 1][4 * q + 1][s & 1] = as_uint(v.y);
+      b[s >> 1][4 * q + 2][s & 1] = as_uint(v.z);
+      b[s >> 1][4 * q + 3][s & 1] = as_uint(v.w);
     }
   }
 #endif
@@ -500,12 +527,12 @@ INLINE void load_b_fragments(uint b[2][NT][2], const __local float* bs, int warp
 
 // acc += this warp's share of one staged slab (as, bs: one buffer of each stage).
 INLINE void mma_slab(float acc[MT][NT][4], const __local float* as, const __local float* bs,
-                     int warp_m0, int warp_n0 WARP_SCRATCH_PARAM) {
+                     int warp_m0, int warp_n0, int g, int t WARP_SCRATCH_PARAM) {
 #pragma unroll
   for (int kb = 0; kb < TILE_K; kb += 16) {
     uint a[2][MT][4], b[2][NT][2];
-    load_a_fragments(a, as, warp_m0, kb);
-    load_b_fragments(b, bs, warp_n0, kb);
+    load_a_fragments(a, as, warp_m0, kb, g, t);
+    load_b_fragments(b, bs, warp_n0, kb, g, t);
 #pragma unroll
     for (int step = 0; step < 2; ++step) {
 #if EMULATE_MMA
@@ -539,8 +566,7 @@ INLINE float output_value(float v, float alpha, float beta, const __global float
 
 INLINE void store_outputs(__global float* C, float acc[MT][NT][4], int M, int N, int row0,
                           int col0, float alpha, float beta, const __global float* bias,
-                          int use_bias, int c_vec) {
-  const int lane = lane_id(), g = lane >> 2, t = lane & 3;
+                          int use_bias, int c_vec, int g, int t) {
 #pragma unroll
   for (int i = 0; i < MT; ++i)
 #pragma unroll
@@ -606,7 +632,7 @@ void gemm_tf32(const int M, const int N, const int K, const float alpha, const f
   const ulong z = get_group_id(2);
   const ulong slice_a = offset_a + z * stride_a, slice_b = offset_b + z * stride_b;
   const int tid = get_local_id(0);
-  const int warp = tid / WARP_SIZE;
+  const int warp = tid / WARP_SIZE, g = tid % WARP_SIZE >> 2, t = tid & 3;  // lane = tid % 32
   const int warp_m0 = warp / WARPS_N * WARP_TILE_M, warp_n0 = warp % WARPS_N * WARP_TILE_N;
   // Tile order: work-groups start in the order of their linear id (group id 0 fastest);
   // it is mapped to tiles in bands of GROUP_M tile rows, each band walked column by column,
@@ -660,6 +686,7 @@ void gemm_tf32(const int M, const int N, const int K, const float alpha, const f
   int read = 0, write = STAGES - 1;  // buffers of slab s and of slab s + STAGES − 1
   for (int s = 0; s < slabs; ++s) {
     async_wait_oldest();
+    round_copied_chunks(a_s + read * A_STAGE_FLOATS, b_s + read * B_STAGE_FLOATS, tid);
     barrier(CLK_LOCAL_MEM_FENCE);  // slab s visible to all; slab s − 1 (buffer `write`) done
     if (s + STAGES - 1 < slabs) {
       copy_a_async(a_s + write * A_STAGE_FLOATS, a, m0, (s + STAGES - 1) * TILE_K, tid);
@@ -667,7 +694,7 @@ void gemm_tf32(const int M, const int N, const int K, const float alpha, const f
     }
     async_commit();
     mma_slab(acc, a_s + read * A_STAGE_FLOATS, b_s + read * B_STAGE_FLOATS, warp_m0,
-             warp_n0 WARP_SCRATCH_ARG);
+             warp_n0, g, t WARP_SCRATCH_ARG);
     read = read == STAGES - 1 ? 0 : read + 1;
     write = write == STAGES - 1 ? 0 : write + 1;
   }
@@ -686,7 +713,7 @@ void gemm_tf32(const int M, const int N, const int K, const float alpha, const f
     const int cur = s & 1, more = s + 1 < slabs;  // `more` is the same in every work-item
     if (more) load_slab(a_next, b_next, a, b, m0, n0, (s + 1) * TILE_K, tid);
     mma_slab(acc, a_s + cur * A_STAGE_FLOATS, b_s + cur * B_STAGE_FLOATS, warp_m0,
-             warp_n0 WARP_SCRATCH_ARG);
+             warp_n0, g, t WARP_SCRATCH_ARG);
     if (more)
       store_slab(a_s + (cur ^ 1) * A_STAGE_FLOATS, b_s + (cur ^ 1) * B_STAGE_FLOATS, a_next,
                  b_next, tid);
@@ -699,7 +726,7 @@ void gemm_tf32(const int M, const int N, const int K, const float alpha, const f
   const int c_vec = VECTOR_IO || (TRANS_B ? (slice_c % 2 == 0) && (N % 2 == 0)
                                           : (slice_c % 4 == 0) && (N % 4 == 0));
   store_outputs(C + slice_c, acc, M, N, m0 + warp_m0, n0 + warp_n0, alpha, beta, bias, use_bias,
-                c_vec);
+                c_vec, g, t);
 }
 
 // ---------------------------------------------------------------- the device probes
@@ -714,12 +741,12 @@ void tf32_probe(const __global float* A, const __global float* B, __global float
   __local float* warp_scratch = mma_scratch;
 #endif
   uint a[4], b[2];
-  a[0] = tf32_bits(A[g * 8 + t]);
-  a[1] = tf32_bits(A[(g + 8) * 8 + t]);
-  a[2] = tf32_bits(A[g * 8 + t + 4]);
-  a[3] = tf32_bits(A[(g + 8) * 8 + t + 4]);
-  b[0] = tf32_bits(B[t * 8 + g]);
-  b[1] = tf32_bits(B[(t + 4) * 8 + g]);
+  a[0] = as_uint(to_tf32(A[g * 8 + t]));
+  a[1] = as_uint(to_tf32(A[(g + 8) * 8 + t]));
+  a[2] = as_uint(to_tf32(A[g * 8 + t + 4]));
+  a[3] = as_uint(to_tf32(A[(g + 8) * 8 + t + 4]));
+  b[0] = as_uint(to_tf32(B[t * 8 + g]));
+  b[1] = as_uint(to_tf32(B[(t + 4) * 8 + g]));
   float c[4] = {0.f, 0.f, 0.f, 0.f};
   MMA(c, a, b);
   C[g * 8 + 2 * t] = c[0];
