@@ -13,94 +13,99 @@
 // bits); on sm_80/sm_90 the tensor core reads the top 19 bits of each 32-bit operand, so a
 // plain fp32 value would be truncated, a bias towards zero that accumulates over long
 // sums. cvt.rna.tf32.f32 rounds to nearest (ties away from zero) instead, once per element
-// of a staged slab. Its host emulation is attnscope::round_to_tf32
-// (model/tf32.cpp), and probe_tf32 checks on each device, bit for bit, that the path
-// computes exactly that before it is used.
+// as it is staged. Its host emulation is attnscope::round_to_tf32 (model/tf32.cpp), and
+// probe_tf32 checks on each device, bit for bit, that the path computes exactly that
+// before it is used.
 //
 // Mapping. A work-group is WARPS_M × WARPS_N warps of 32 work-items, with a 1-D local
 // size (WG_SIZE) so that warp w is local ids [32w, 32w + 32); it owns a TILE_M × TILE_N
 // tile of C (in bands of GROUP_M tile rows: see gemm_tf32). Warp (wm, wn) = (w / WARPS_N,
-// w % WARPS_N) owns a WARP_TILE_M × WARP_TILE_N sub-tile (32 or 64 each): MT × NT mma tiles
-// of 16 × 8, each one mma.sync.m16n8k8 per 8 of K.
+// w % WARPS_N) owns a WARP_TILE_M × WARP_TILE_N sub-tile: MMA_TILES_M × MMA_TILES_N tiles of
+// 16 × 8, each one mma.sync.m16n8k8 per 8 of K. Defaults: 128 × 128 tiles, K-slabs of 16,
+// 8 warps as 2 × 4, a warp 64 × 32 = 4 × 4 mma tiles, 64 fp32 accumulators per lane (the
+// kernel stays within 128 registers, so two work-groups, 16 warps, share an SM).
 // Fragments (PTX ISA, "Matrix Fragments for mma.m16n8k8", .tf32), with g = lane >> 2,
 // t = lane & 3, (row, column) of the 16×8 A, 8×8 B (k, n) and 16×8 C tiles:
 //     A: a0 (g, t)   a1 (g+8, t)   a2 (g, t+4)   a3 (g+8, t+4)
 //     B: b0 (t, g)   b1 (t+4, g)
 //     C: c0 (g, 2t)  c1 (g, 2t+1)  c2 (g+8, 2t)  c3 (g+8, 2t+1)
-// Three freedoms make every fragment a few wide local loads, with no register moves:
-//  - Which k of a K-step feeds which of the mma's 8 k slots is free as long as A and B
-//    agree. Slabs are walked 16 k at a time (two mma K-steps): lane t takes k = 4t..4t+3,
-//    slot t of the first step k = 4t, slot t + 4 k = 4t + 1, of the second 4t + 2, 4t + 3.
-//    Where k is contiguous in memory (A stored [M,K], B stored [N,K]), one float4 of a row
-//    holds a lane's values of both steps. (The tensor core then sums a step's 8 slots in a
-//    fixed order: results are deterministic.)
-//  - Which row of C an mma row stands for is free too, as long as A and the epilogue agree.
-//    Where m is contiguous (A stored [K,M]), row g + 8h of mma tile i is row
-//    g·2·MT + 2i + h of the warp tile: a lane's rows of all MT tiles are 2·MT consecutive
-//    floats of a stage row (one or two float4).
-//  - Likewise columns: where n is contiguous (B stored [K,N]), column c of mma tile j is
-//    column c·NT + j of the warp tile: a lane's NT columns are consecutive floats, and in
-//    the epilogue its outputs of one row are NT consecutive floats of C.
+// Two freedoms make the fragments cheap to load. Which k of a step of 8 feeds which of the
+// mma's k slots is free as long as A and B agree: slot t holds k = 2t and slot t + 4 holds
+// k = 2t + 1, so a lane needs adjacent k values. And a lane's a0 and a1 (rows g and g + 8)
+// come from the same k. The stages below (all four cases) put what one lane needs in
+// adjacent words, in the order of its fragment registers: one float4 is a whole A fragment
+// (A-K) or two float2 are (A-M); one float2 is a whole B fragment — a quarter (A-K) or half
+// of the loads of one 32-bit load per register, and no register moves. (The tensor core
+// then sums the 8 slots over k in the order 0, 2, 4, 6, 1, 3, 5, 7: a fixed order.)
 //
-// Stages. Each slab of TILE_K (16, 32 or 64) is copied into __local memory unchanged, in
-// 16-byte chunks of the stored rows: a stage row is a row of the stored matrix's tile (a
-// row m of A [M,K], k of A [K,M], n of B [N,K], k of B [K,N]); chunks beyond M, N or K are
-// zeros, so every size works. Within a stage row the chunk index is XORed with a function of
-// the row so that every fragment load (a float4 per quarter-warp) and every chunk store is
-// free of bank conflicts (32 banks of 4 bytes):
-//   K-contiguous rows (TILE_K floats): chunk ^ 4·(row & 1) when TILE_K ≥ 32 (the rows of a
-//     quarter-warp, g = 2q and 2q + 1, then start on the same bank), else unchanged (two
-//     rows of 16 cover the 32 banks).
-//   M- or N-contiguous rows (TILE_M or TILE_N floats): a lane reads SPAN = 2·MT or NT
-//     floats at SPAN·g of rows k = 4t + s; a quarter-warp (g = 2q, 2q + 1; t = 0..3) hits 2
-//     chunks in each of 4 rows, which XOR with f(t), t = (row >> 2) & 3, spreads over all 8
-//     bank groups: f = 2t for one-chunk spans, (t & 1) | 4·(t >> 1) for two-chunk spans.
-// Rounding to TF32 happens in the stage, once per element: each work-item rounds, in
-// place, the chunks it copied there (after its wait, before the barrier that publishes the
-// slab) or stores them rounded (register pipeline). Rounding as fragments are loaded instead
-// would round each element once per warp that reads it (three times as many conversions
-// at the default tiles).
+// Staging. Per slab of TILE_K, each operand's slab is copied into __local memory, rounded
+// to TF32 on the way (cvt.rna, once per element). Global loads are float4 chunks of a
+// stored row, consecutive work-items taking consecutive chunks (coalesced in every
+// transpose case), unconditionally 128-bit with VECTOR_IO; else per chunk, when the slice
+// is 16-byte aligned and the row length a multiple of 4, and otherwise (and for chunks
+// that cross the matrix edge) 4 bounds-checked scalars; zeros beyond M, N or K, so every
+// size works. A staging unit is 8 floats (two float4 loads whose elements land
+// interleaved in one aligned 8-word segment) or, for B-K, one float4. The stages are
+// unpadded and swizzled (each layout is a bijection onto TILE_K × rows words); words of
+// 4 bytes, 32 banks; a 64-bit access is served per half-warp, a 128-bit one per
+// quarter-warp, and every fragment load and staging store below is conflict-free (as a
+// simulation of these formulas finds for every configuration of the tuning space):
+//   A-K (A stored [M,K]): rows m and m + 8 (bit 3 of m clear) interleaved on line
+//     l = 8·(m >> 4) + (m & 7) of 2·TILE_K words, (m, k) at 2k + ((m >> 3) & 1), the
+//     line's two 16-word halves swapped when l is odd (AK_SWZ; TILE_K ≥ 16). A fragment:
+//     the float4 at 2(kk + 2t) of line g (+ 8 per mma tile) = a0 a1 a2 a3. A quarter-warp
+//     reads 16 words of lines g = 2q, 2q + 1, which the swap puts on opposite halves of the
+//     banks. A unit: 4 k of rows m and m + 8.
+//   A-M (A stored [K,M]): row k of TILE_M words, columns m and m + 8 (bit 3 of m clear)
+//     interleaved, m = 16q + 8h + r at 16q + 2r + h, 8-word segments ^ ((k >> 1) & 3).
+//     A fragment: float2 at row kk + 2t (a0 a1), float2 at row kk + 2t + 1 (a2 a3); a
+//     half-warp's rows (t = 0..3) land on 4 distinct segments. A unit: columns m..m+3 and
+//     m+8..m+11 of one row k.
+//   B-K (B stored [N,K]): row n of TILE_K words, 8-word segments ^ BK_SWZ(n) (0 for
+//     TILE_K 8, (n >> 1) & 1 for 16, n & 3 for 32 and 64). A fragment: float2 at
+//     k = kk + 2t of row g (+ 8 per tile) = b0 b1; a half-warp's rows g = 0..3 land on 4
+//     distinct segments. A unit: one float4 of a row; 8 of them per quarter-warp store 32
+//     consecutive words.
+//   B-P (B stored [K,N]): rows k and k + 1 (k even) interleaved on line k/2 of 2·TILE_N
+//     words, (k, n) at 2n + (k & 1), 8-word segments ^ ((k >> 1) & 3). A fragment: float2
+//     at column g of line kk/2 + t = b0 b1; a half-warp's lines (t = 0..3) land on 4
+//     distinct segments. A unit: columns n..n+3 of rows k and k + 1.
+//   An 8-float unit is written by two float4 stores; store_pair flips their order by bit
+//   2 of the unit index so that each store instruction covers all 32 banks.
 //
-// Pipeline, two ways (ASYNC_COPY, chosen by the host):
-//  - ASYNC_COPY=1 (the fast path; the host passes it only after probe_async_copy proved
-//    cp.async on the device, and only when every row is 16-byte aligned: VECTOR_IO):
-//    STAGES (2–4) stage buffers; cp.async.cg copies chunks from global to local memory
-//    without registers, STAGES − 1 slabs in flight while one is multiplied. Per slab: wait
-//    for the oldest group of copies, round them in place, one barrier (slab s is visible to
-//    all, and every warp has finished the slab before, whose buffer is refilled next), issue
-//    the copies of slab s + STAGES − 1, multiply slab s.
-//  - ASYNC_COPY=0 (portable within NVIDIA: any alignment): two buffers; slab s + 1 is loaded
-//    into registers (float4 where aligned, else bounds-checked scalars) while slab s is
-//    multiplied, then stored, rounded, into the other buffer; one barrier per slab.
+// Pipeline. Each stage is double-buffered (2 × (TILE_M + TILE_N) × TILE_K floats: 32 KiB
+// at the defaults, ≤ 48 KiB for every configuration of the tuning space): while slab s is
+// multiplied from buffer s % 2, slab s + 1 is loaded from global memory into registers
+// (A_UNITS_PER_ITEM + B_UNITS_PER_ITEM units per work-item); after the mma loop they are
+// rounded and stored into buffer (s + 1) % 2 — last read during slab s − 1, before the
+// barrier that ended it — and one barrier per slab makes them visible. The loop body
+// takes two slabs, so that every stage address is a lane offset plus a constant.
 //
 // Each output is one lane's accumulator, fed by the mma instructions in a fixed order:
 // results are deterministic (run to run; not bitwise equal to matmul.cl's gemm).
 // Index arithmetic is 32-bit within a slice (the host checks that each matrix has fewer
 // than 2^31 elements); slice offsets are 64-bit.
 //
-// The tensor-core and copy instructions sit behind mma_m16n8k8_tf32(), to_tf32(),
-// copy_chunk_async() and the cp.async group functions, the lane id behind lane_id().
-// EMULATE_MMA=1 replaces them with portable OpenCL C (the mma through a per-warp __local
-// scratch, with the PTX fragment layout above; in gemm_tf32 a whole k-step of the warp's mma
-// tiles at once, mma_step_emulated; the copies as plain loads and stores), so that a CPU
-// device (PoCL) runs the whole kernel, both pipelines: the tests check the tiling, staging,
-// swizzles, edges, epilogue and fragment mapping that way. Test-only: never in production.
+// The tensor-core instructions sit behind two functions, mma_m16n8k8_tf32() and to_tf32(),
+// and the lane id behind lane_id(). EMULATE_MMA=1 replaces them with portable OpenCL C (the
+// mma through a per-warp __local scratch, with the PTX fragment layout above; in gemm_tf32
+// a whole k-step of the warp's mma tiles at once, mma_step_emulated), so that a CPU device
+// (PoCL) runs the whole kernel: the tests check the tiling, staging, swizzles, edges,
+// epilogue and fragment mapping that way. Test-only: never used in production.
 //
 // tf32_probe: one warp multiplies a 16×8 A by an 8×8 B (both row-major, B as [k][n]) into a
 // 16×8 C with one mma; probe_tf32 (model/tf32.cpp) runs it to prove the path on a device.
-// async_copy_probe: one warp copies 32 chunks (one zero-filled) through cp.async; probe
-// proves the asynchronous pipeline the same way.
 //
 // NVIDIA only (inline PTX, sm_80+): the host must not build this file for other devices.
 
 #ifndef TILE_M
-#define TILE_M 128  // rows of C per work-group (a multiple of WARPS_M warp tiles of 32 or 64)
+#define TILE_M 128  // rows of C per work-group (multiple of 32·WARPS_M)
 #endif
 #ifndef TILE_N
-#define TILE_N 128  // columns of C per work-group (WARPS_N warp tiles of 32 or 64)
+#define TILE_N 128  // columns of C per work-group (multiple of 16·WARPS_N)
 #endif
 #ifndef TILE_K
-#define TILE_K 16  // depth of one K slab staged in local memory (16, 32 or 64)
+#define TILE_K 16  // depth of one K slab staged in local memory (8, 16, 32 or 64)
 #endif
 #ifndef WARPS_M
 #define WARPS_M 2  // warps of a work-group along M
@@ -120,42 +125,71 @@
 #ifndef VECTOR_IO
 #define VECTOR_IO 0  // 1: every row of A, B, C starts 16-byte aligned (the host checked)
 #endif
-#ifndef ASYNC_COPY
-#define ASYNC_COPY 0  // 1: cp.async pipeline of STAGES buffers (needs VECTOR_IO)
-#endif
-#ifndef STAGES
-#define STAGES 3  // stage buffers of the cp.async pipeline (2, 3 or 4; registers: always 2)
-#endif
 #ifndef EMULATE_MMA
-#define EMULATE_MMA 0  // 1: portable emulation of mma/cvt/cp.async/laneid, for CPU tests only
+#define EMULATE_MMA 0  // 1: portable emulation of mma/cvt/laneid, for tests on CPUs only
 #endif
 
 #define WARP_SIZE 32
 #define WG_SIZE (WARPS_M * WARPS_N * WARP_SIZE)  // work-items per work-group
 #define WARP_TILE_M (TILE_M / WARPS_M)           // rows of C per warp
 #define WARP_TILE_N (TILE_N / WARPS_N)           // columns of C per warp
-#define MT (WARP_TILE_M / 16)                    // 16 × 8 mma tiles per warp along M
-#define NT (WARP_TILE_N / 8)                     // and along N
+#define MMA_TILES_M (WARP_TILE_M / 16)           // 16 × 8 mma tiles per warp along M
+#define MMA_TILES_N (WARP_TILE_N / 8)            // and along N
 
-#if TILE_K != 16 && TILE_K != 32 && TILE_K != 64
-#error "matmul_tf32.cl: TILE_K must be 16, 32 or 64"
+#if TILE_K != 8 && TILE_K != 16 && TILE_K != 32 && TILE_K != 64
+#error "matmul_tf32.cl: TILE_K must be 8, 16, 32 or 64"
 #endif
-#if TILE_M % WARPS_M != 0 || TILE_N % WARPS_N != 0 || \
-    (WARP_TILE_M != 32 && WARP_TILE_M != 64) || (WARP_TILE_N != 32 && WARP_TILE_N != 64)
-#error "matmul_tf32.cl: warp tiles must be 32 or 64 rows by 32 or 64 columns"
+#if TILE_M % WARPS_M != 0 || TILE_N % WARPS_N != 0 || WARP_TILE_M % 32 != 0 || \
+    WARP_TILE_N % 16 != 0
+#error "matmul_tf32.cl: TILE_M must be a multiple of 32·WARPS_M and TILE_N of 16·WARPS_N"
 #endif
-#if ASYNC_COPY && (!VECTOR_IO || STAGES < 2 || STAGES > 4)
-#error "matmul_tf32.cl: ASYNC_COPY needs VECTOR_IO and 2 to 4 STAGES"
-#endif
-#if ASYNC_COPY
-#define BUFFERS STAGES
+
+// ---------------------------------------------------------------- stage layouts
+
+// Each stage holds a slab's TILE_K × TILE_M (A) or TILE_K × TILE_N (B) floats, unpadded,
+// in one of the four layouts below (see the top); each is double-buffered.
+#define A_STAGE_FLOATS (TILE_M * TILE_K)
+#define B_STAGE_FLOATS (TILE_N * TILE_K)
+
+// A-K (A stored [M,K]): line l = 8·(m >> 4) + (m & 7) holds rows m and m + 8 (bit 3 of m
+// clear) interleaved, (m, k) at word 2k + ((m >> 3) & 1) of the line's 2·TILE_K, halves of 16
+// words swapped in odd lines (AK_SWZ).
+#define AK_SWZ(l) (TILE_K >= 16 ? ((l)&1) << 4 : 0)
+// A-M (A stored [K,M]): row k of TILE_M floats, columns m and m + 8 (bit 3 of m clear)
+// interleaved: m = 16q + 8h + r at word 16q + 2r + h, 8-word segments ^ ((k >> 1) & 3).
+// B-K (B stored [N,K]): row n of TILE_K floats, (n, k) at n·TILE_K + (k ^ 8·BK_SWZ(n)).
+#if TILE_K == 8
+#define BK_SWZ(n) 0
+#elif TILE_K == 16
+#define BK_SWZ(n) (((n) >> 1) & 1)
 #else
-#define BUFFERS 2
+#define BK_SWZ(n) ((n)&3)
 #endif
+// B-P (B stored [K,N]): line k/2 of 2·TILE_N floats holds rows k and k + 1 (k even)
+// interleaved, (k, n) at word 2n + (k & 1), 8-word segments ^ ((k >> 1) & 3).
+
+// Staging units, numbered u = 0, 1, … across the work-group. A B-K unit is one float4
+// (4 consecutive k of a row n); the others are 8 floats from two float4 loads that land
+// interleaved in 8 consecutive words (one 8-word segment): A-K rows m and m + 8 at 4
+// consecutive k; A-M columns m.. and m + 8.. of one row k; B-P rows k and k + 1 at 4
+// consecutive n.
+#define A_UNITS (TILE_M * TILE_K / 8)
+#define A_F4 2  // float4 loads per unit
+#if TRANS_B
+#define B_UNITS (TILE_N * TILE_K / 4)
+#define B_F4 1
+#else
+#define B_UNITS (TILE_N * TILE_K / 8)
+#define B_F4 2
+#endif
+#define A_UNITS_PER_ITEM ((A_UNITS + WG_SIZE - 1) / WG_SIZE)  // the last round may be partial
+#define B_UNITS_PER_ITEM ((B_UNITS + WG_SIZE - 1) / WG_SIZE)
+#define A_UNIT_OK(u) (A_UNITS % WG_SIZE == 0 || (u) < A_UNITS)
+#define B_UNIT_OK(u) (B_UNITS % WG_SIZE == 0 || (u) < B_UNITS)
 
 // Every helper is inlined: they take private arrays (accumulators, fragments, the
 // prefetched slab) by pointer, which must stay registers. (A plain C99 `inline` leaves the
-// choice to the compiler, and clang declines for large call sites.)
+// choice to the compiler, and clang declines for mma_slab's two large call sites.)
 #define INLINE inline __attribute__((always_inline))
 
 // ---------------------------------------------------------------- tensor-core primitives
@@ -203,34 +237,34 @@ INLINE void mma_m16n8k8_tf32(float* c, const uint* a, const uint* b, __local flo
 #define MMA_SCRATCH_FLOATS (16 * 8 + 8 * 8)
 #define MMA(c, a, b) mma_m16n8k8_tf32(c, a, b, warp_scratch)
 
-// One k-step of a warp's MT × NT mma tiles at once: the same as MMA(acc[i][j], a[i], b[j])
-// for every i, j (each element of d summed over k = 0..7 in order, then added to c), with
-// the fragments of all tiles exchanged through the scratch together — two barriers per
-// k-step instead of two per tile, which keeps PoCL's compile time of the emulated kernel
-// reasonable.
-#define STEP_SCRATCH_FLOATS (MT * 16 * 8 + NT * 8 * 8)
-INLINE void mma_step_emulated(float acc[MT][NT][4], uint a[MT][4], uint b[NT][2],
-                              __local float* scratch) {
+// One k-step of a warp's MMA_TILES_M × MMA_TILES_N mma tiles at once: the same as
+// MMA(acc[i][j], a[i], b[j]) for every i, j (each element of d summed over k = 0..7 in
+// order, then added to c), with the fragments of all tiles exchanged through the scratch
+// together — two barriers per k-step instead of two per tile, which keeps PoCL's compile
+// time of the emulated kernel reasonable.
+#define STEP_SCRATCH_FLOATS (MMA_TILES_M * 16 * 8 + MMA_TILES_N * 8 * 8)
+INLINE void mma_step_emulated(float acc[MMA_TILES_M][MMA_TILES_N][4], uint a[MMA_TILES_M][4],
+                              uint b[MMA_TILES_N][2], __local float* scratch) {
   const int lane = lane_id(), g = lane >> 2, t = lane & 3;
-  for (int i = 0; i < MT; ++i) {
+  for (int i = 0; i < MMA_TILES_M; ++i) {
     __local float* sa = scratch + i * 128;  // A of tile i, [16][8]
     sa[g * 8 + t] = tf32_operand(a[i][0]);
     sa[(g + 8) * 8 + t] = tf32_operand(a[i][1]);
     sa[g * 8 + t + 4] = tf32_operand(a[i][2]);
     sa[(g + 8) * 8 + t + 4] = tf32_operand(a[i][3]);
   }
-  for (int j = 0; j < NT; ++j) {
-    __local float* sb = scratch + MT * 128 + j * 64;  // B of tile j, [k][n]
+  for (int j = 0; j < MMA_TILES_N; ++j) {
+    __local float* sb = scratch + MMA_TILES_M * 128 + j * 64;  // B of tile j, [k][n]
     sb[t * 8 + g] = tf32_operand(b[j][0]);
     sb[(t + 4) * 8 + g] = tf32_operand(b[j][1]);
   }
   barrier(CLK_LOCAL_MEM_FENCE);
-  for (int i = 0; i < MT; ++i)
-    for (int j = 0; j < NT; ++j)
+  for (int i = 0; i < MMA_TILES_M; ++i)
+    for (int j = 0; j < MMA_TILES_N; ++j)
       for (int r = 0; r < 4; ++r) {
         const int row = g + (r >> 1) * 8, col = 2 * t + (r & 1);
         const __local float* sa = scratch + i * 128;
-        const __local float* sb = scratch + MT * 128 + j * 64;
+        const __local float* sb = scratch + MMA_TILES_M * 128 + j * 64;
         float sum = 0.f;
         for (int k = 0; k < 8; ++k) sum += sa[row * 8 + k] * sb[k * 8 + col];
         acc[i][j][r] += sum;
@@ -239,14 +273,6 @@ INLINE void mma_step_emulated(float acc[MT][NT][4], uint a[MT][4], uint b[NT][2]
 }
 #define WARP_SCRATCH_PARAM , __local float* warp_scratch  // the warp's scratch, passed down
 #define WARP_SCRATCH_ARG , warp_scratch
-
-// cp.async emulated: the copy happens at once (the barrier after the wait orders it).
-INLINE void copy_chunk_async(__local float* dst, const __global float* src, int valid) {
-  *(__local float4*)dst = valid ? *(const __global float4*)src : (float4)(0.f);
-}
-INLINE void async_commit(void) {}
-INLINE void async_wait_oldest(void) {}
-INLINE void async_wait_all(void) {}
 
 #else  // NVIDIA: inline PTX
 
@@ -258,7 +284,7 @@ INLINE int lane_id(void) {
 
 INLINE float to_tf32(float x) {
   uint r;
-  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+  asm volatile("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
   return as_float(r);
 }
 
@@ -279,102 +305,27 @@ INLINE void mma_m16n8k8_tf32(float* c, const uint* a, const uint* b) {
 #define WARP_SCRATCH_PARAM
 #define WARP_SCRATCH_ARG
 
-// 16 bytes from global to local memory without registers (cp.async.cg, sm_80+), or 16 zero
-// bytes when !valid (src-size 0: nothing is read). A __local pointer converted to an integer
-// is its address in the .shared window (what cp.async takes); async_copy_probe proves it.
-INLINE void copy_chunk_async(__local float* dst, const __global float* src, int valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"((uint)(size_t)dst),
-               "l"(src), "r"(valid ? 16 : 0)
-               : "memory");
-}
-INLINE void async_commit(void) { asm volatile("cp.async.commit_group;" ::: "memory"); }
-// Waits until at most STAGES − 2 groups of this work-item's copies are pending: the oldest
-// slab in flight has landed.
-#if STAGES == 2
-#define ASYNC_PENDING "0"
-#elif STAGES == 3
-#define ASYNC_PENDING "1"
-#else
-#define ASYNC_PENDING "2"
 #endif
-INLINE void async_wait_oldest(void) {
-  asm volatile("cp.async.wait_group " ASYNC_PENDING ";" ::: "memory");
-}
-INLINE void async_wait_all(void) { asm volatile("cp.async.wait_all;" ::: "memory"); }
-
-#endif
-
-// ---------------------------------------------------------------- stage layouts
-
-// Chunk index XORs (in chunks of 4 floats; see "Stages" at the top). K-contiguous rows: the
-// two rows of a quarter-warp's float4 loads (g = 2q, 2q + 1) on opposite halves of the banks.
-INLINE int k_swizzle(int row) { return TILE_K >= 32 ? (row & 1) << 2 : 0; }
-// M- or N-contiguous rows, read by lane (g, t) at rows 4t + s, spans of `chunks` chunks at
-// chunks·g: the quarter-warp's 2 × 4 chunks (or 4 × 2 of two-chunk spans) on 8 bank groups.
-INLINE int span_swizzle(int row, int chunks) {
-  const int t = (row >> 2) & 3;
-  return chunks == 1 ? t << 1 : (t & 1) | ((t >> 1) << 2);
-}
-
-// Stage of A: rows m of A [M,K] (TILE_K floats) or k of A [K,M] (TILE_M floats).
-#if TRANS_A
-#define A_ROW_FLOATS TILE_M
-INLINE int a_swizzle(int row) { return span_swizzle(row, MT / 2); }
-#else
-#define A_ROW_FLOATS TILE_K
-INLINE int a_swizzle(int row) { return k_swizzle(row); }
-#endif
-// Stage of B: rows n of B [N,K] (TILE_K floats) or k of B [K,N] (TILE_N floats).
-#if TRANS_B
-#define B_ROW_FLOATS TILE_K
-INLINE int b_swizzle(int row) { return k_swizzle(row); }
-#else
-#define B_ROW_FLOATS TILE_N
-INLINE int b_swizzle(int row) { return span_swizzle(row, NT / 4); }
-#endif
-
-#define A_STAGE_FLOATS (TILE_M * TILE_K)
-#define B_STAGE_FLOATS (TILE_N * TILE_K)
-#define A_ROW_CHUNKS (A_ROW_FLOATS / 4)
-#define B_ROW_CHUNKS (B_ROW_FLOATS / 4)
-#define A_CHUNKS (A_STAGE_FLOATS / 4)
-#define B_CHUNKS (B_STAGE_FLOATS / 4)
-#define A_PER_ITEM ((A_CHUNKS + WG_SIZE - 1) / WG_SIZE)  // the last round may be partial
-#define B_PER_ITEM ((B_CHUNKS + WG_SIZE - 1) / WG_SIZE)
-#define A_CHUNK_OK(u) (A_CHUNKS % WG_SIZE == 0 || (u) < A_CHUNKS)
-#define B_CHUNK_OK(u) (B_CHUNKS % WG_SIZE == 0 || (u) < B_CHUNKS)
-
-INLINE int a_word(int row, int chunk) { return row * A_ROW_FLOATS + 4 * (chunk ^ a_swizzle(row)); }
-INLINE int b_word(int row, int chunk) { return row * B_ROW_FLOATS + 4 * (chunk ^ b_swizzle(row)); }
 
 // ---------------------------------------------------------------- staging
 
-// A slab's chunks: chunk u of a stage is stage row u / row_chunks, chunk u % row_chunks, the
-// 16 bytes at (row0 + row, col0 + 4·chunk) of the stored rows × cols matrix; work-item tid
-// copies chunks tid, tid + WG_SIZE, ... Consecutive work-items take consecutive chunks of a
-// row: coalesced.
-struct Operand {
-  const __global float* data;
-  int rows, cols;  // of the stored (row-major) matrix
-  int vec;         // rows 16-byte aligned and cols % 4 == 0: whole float4 chunks
-};
-
-// Elements [col, col + 4) of row `row` of x, zero beyond its rows or columns. With x.vec a
-// chunk is either wholly inside or wholly beyond the row's end; VECTOR_IO: x.vec is known to
-// hold, so there is no scalar path at all.
-INLINE float4 load_chunk(struct Operand x, int row, int col) {
+// Elements [col, col + 4) of row `row` of a row-major matrix with `cols` columns, zero
+// beyond `rows` rows or `cols` columns. vec: the matrix starts 16-byte aligned and
+// cols % 4 == 0 (then col % 4 == 0 makes the chunk aligned, and a chunk is either wholly
+// inside or wholly beyond the row's end); VECTOR_IO: vec is known to hold, so there is no
+// scalar path at all.
+INLINE float4 load_chunk(const __global float* X, int rows, int cols, int row, int col, int vec) {
 #if VECTOR_IO
-  return row < x.rows && col < x.cols ? *(const __global float4*)(x.data + row * x.cols + col)
-                                      : (float4)(0.f);
+  return row < rows && col < cols ? *(const __global float4*)(X + row * cols + col) : (float4)(0.f);
 #else
-  if (row >= x.rows) return (float4)(0.f);
-  const __global float* p = x.data + row * x.cols + col;
-  if (x.vec && col < x.cols) return *(const __global float4*)p;
+  if (row >= rows) return (float4)(0.f);
+  const __global float* p = X + row * cols + col;
+  if (vec && col < cols) return *(const __global float4*)p;
   float4 v = (float4)(0.f);
-  if (col < x.cols) v.x = p[0];
-  if (col + 1 < x.cols) v.y = p[1];
-  if (col + 2 < x.cols) v.z = p[2];
-  if (col + 3 < x.cols) v.w = p[3];
+  if (col < cols) v.x = p[0];
+  if (col + 1 < cols) v.y = p[1];
+  if (col + 2 < cols) v.z = p[2];
+  if (col + 3 < cols) v.w = p[3];
   return v;
 #endif
 }
@@ -383,242 +334,151 @@ INLINE float4 to_tf32_4(float4 v) {
   return (float4)(to_tf32(v.x), to_tf32(v.y), to_tf32(v.z), to_tf32(v.w));
 }
 
-#if ASYNC_COPY
-// Issues this work-item's copies of one operand's slab at k0 into stage s (no wait).
-INLINE void copy_a_async(__local float* s, struct Operand x, int m0, int k0, int tid) {
-#pragma unroll
-  for (int i = 0; i < A_PER_ITEM; ++i) {
-    const int u = tid + i * WG_SIZE;
-    if (!A_CHUNK_OK(u)) continue;
-    const int row = u / A_ROW_CHUNKS, chunk = u % A_ROW_CHUNKS;
-    const int r = row + (TRANS_A ? k0 : m0), c = 4 * chunk + (TRANS_A ? m0 : k0);
-    const int valid = r < x.rows && c < x.cols;
-    copy_chunk_async(s + a_word(row, chunk), x.data + (valid ? r * x.cols + c : 0), valid);
-  }
-}
-INLINE void copy_b_async(__local float* s, struct Operand x, int n0, int k0, int tid) {
-#pragma unroll
-  for (int i = 0; i < B_PER_ITEM; ++i) {
-    const int u = tid + i * WG_SIZE;
-    if (!B_CHUNK_OK(u)) continue;
-    const int row = u / B_ROW_CHUNKS, chunk = u % B_ROW_CHUNKS;
-    const int r = row + (TRANS_B ? n0 : k0), c = 4 * chunk + (TRANS_B ? k0 : n0);
-    const int valid = r < x.rows && c < x.cols;
-    copy_chunk_async(s + b_word(row, chunk), x.data + (valid ? r * x.cols + c : 0), valid);
-  }
+// An 8-float unit: x and y rounded and interleaved, x.x y.x x.y y.y | x.z y.z x.w y.w, into
+// words seg.. of stage s (seg a multiple of 8: one segment), as two float4 stores. The units
+// with bit 2 of u set store their upper half first: then the 8 work-items of one store
+// instruction's phase cover all 8 groups of 4 banks. (In every layout each aligned group of
+// 4 units fills one aligned group of 4 segments, 32 words: without the flip a store
+// instruction would use the same 4 of the 8 bank groups for both groups of units, 2-way.)
+INLINE void store_pair(__local float* s, int seg, const float4* v, int u) {
+  const float4 x = to_tf32_4(v[0]), y = to_tf32_4(v[1]);
+  const float4 lo = (float4)(x.x, y.x, x.y, y.y), hi = (float4)(x.z, y.z, x.w, y.w);
+  const int h = (u >> 2) & 1, first = seg | (h << 2);
+  *(__local float4*)(s + first) = h ? hi : lo;
+  *(__local float4*)(s + (first ^ 4)) = h ? lo : hi;
 }
 
-// Rounds, in place, the chunks of stages a_s, b_s that this work-item copied (its wait made
-// them visible to it; the barrier after makes the rounded values visible to all).
-INLINE void round_copied_chunks(__local float* a_s, __local float* b_s, int tid) {
-#pragma unroll
-  for (int i = 0; i < A_PER_ITEM; ++i) {
-    const int u = tid + i * WG_SIZE;
-    if (!A_CHUNK_OK(u)) continue;
-    __local float4* p = (__local float4*)(a_s + a_word(u / A_ROW_CHUNKS, u % A_ROW_CHUNKS));
-    *p = to_tf32_4(*p);
-  }
-#pragma unroll
-  for (int i = 0; i < B_PER_ITEM; ++i) {
-    const int u = tid + i * WG_SIZE;
-    if (!B_CHUNK_OK(u)) continue;
-    __local float4* p = (__local float4*)(b_s + b_word(u / B_ROW_CHUNKS, u % B_ROW_CHUNKS));
-    *p = to_tf32_4(*p);
-  }
+// Consecutive units read consecutive 16-byte chunks of a stored row (or, A-M, the
+// interleaved halves of consecutive 32-byte sectors): coalesced in every case.
+#if TRANS_A
+// A-M unit u: row k = u / (TILE_M/8), segment s = u % (TILE_M/8): columns 16·(s >> 1) +
+// 4·(s & 1) + 0..3 and the same + 8.
+INLINE void load_a_unit(float4* v, const __global float* A, int rows, int cols, int m0, int k0,
+                        int u, int vec) {
+  const int k = k0 + u / (TILE_M / 8), s = u % (TILE_M / 8);
+  const int m = m0 + 16 * (s >> 1) + 4 * (s & 1);
+  v[0] = load_chunk(A, rows, cols, k, m, vec);
+  v[1] = load_chunk(A, rows, cols, k, m + 8, vec);
+}
+INLINE void store_a_unit(__local float* a_s, const float4* v, int u) {
+  const int k = u / (TILE_M / 8), s = u % (TILE_M / 8);
+  store_pair(a_s, k * TILE_M + ((s ^ ((k >> 1) & 3)) << 3), v, u);
 }
 #else
-// Loads this work-item's chunks of the slab into registers, and stores them, rounded, into a
-// stage.
-INLINE void load_slab(float4* a_next, float4* b_next, struct Operand a, struct Operand b,
-                      int m0, int n0, int k0, int tid) {
-#pragma unroll
-  for (int i = 0; i < A_PER_ITEM; ++i) {
-    const int u = tid + i * WG_SIZE;
-    if (A_CHUNK_OK(u))
-      a_next[i] = load_chunk(a, u / A_ROW_CHUNKS + (TRANS_A ? k0 : m0),
-                             4 * (u % A_ROW_CHUNKS) + (TRANS_A ? m0 : k0));
-  }
-#pragma unroll
-  for (int i = 0; i < B_PER_ITEM; ++i) {
-    const int u = tid + i * WG_SIZE;
-    if (B_CHUNK_OK(u))
-      b_next[i] = load_chunk(b, u / B_ROW_CHUNKS + (TRANS_B ? n0 : k0),
-                             4 * (u % B_ROW_CHUNKS) + (TRANS_B ? k0 : n0));
-  }
+// A-K unit u: line l = u / (TILE_K/4), k 4c.. with c = u % (TILE_K/4): rows
+// m = 16·(l >> 3) + (l & 7) and m + 8.
+INLINE void load_a_unit(float4* v, const __global float* A, int rows, int cols, int m0, int k0,
+                        int u, int vec) {
+  const int l = u / (TILE_K / 4), k = k0 + u % (TILE_K / 4) * 4;
+  const int m = m0 + 16 * (l >> 3) + (l & 7);
+  v[0] = load_chunk(A, rows, cols, m, k, vec);
+  v[1] = load_chunk(A, rows, cols, m + 8, k, vec);
 }
+INLINE void store_a_unit(__local float* a_s, const float4* v, int u) {
+  const int l = u / (TILE_K / 4), c = u % (TILE_K / 4);
+  store_pair(a_s, l * 2 * TILE_K + ((8 * c) ^ AK_SWZ(l)), v, u);
+}
+#endif
+
+#if TRANS_B
+// B-K unit u: row n = u / (TILE_K/4), k 4·(u % (TILE_K/4)).., one float4.
+INLINE void load_b_unit(float4* v, const __global float* B, int rows, int cols, int n0, int k0,
+                        int u, int vec) {
+  v[0] = load_chunk(B, rows, cols, n0 + u / (TILE_K / 4), k0 + u % (TILE_K / 4) * 4, vec);
+}
+INLINE void store_b_unit(__local float* b_s, const float4* v, int u) {
+  const int n = u / (TILE_K / 4), k = u % (TILE_K / 4) * 4;
+  *(__local float4*)(b_s + n * TILE_K + (k ^ (BK_SWZ(n) << 3))) = to_tf32_4(v[0]);
+}
+#else
+// B-P unit u: line p = u / (TILE_N/4), columns 4c.. with c = u % (TILE_N/4): rows k0 + 2p
+// and k0 + 2p + 1.
+INLINE void load_b_unit(float4* v, const __global float* B, int rows, int cols, int n0, int k0,
+                        int u, int vec) {
+  const int k = k0 + 2 * (u / (TILE_N / 4)), n = n0 + u % (TILE_N / 4) * 4;
+  v[0] = load_chunk(B, rows, cols, k, n, vec);
+  v[1] = load_chunk(B, rows, cols, k + 1, n, vec);
+}
+INLINE void store_b_unit(__local float* b_s, const float4* v, int u) {
+  const int p = u / (TILE_N / 4), c = u % (TILE_N / 4);
+  store_pair(b_s, p * 2 * TILE_N + ((c ^ (p & 3)) << 3), v, u);
+}
+#endif
+
+// This work-item's units of the slab at k0 (units tid + i·WG_SIZE) into a_next, b_next.
+INLINE void load_slab(float4* a_next, float4* b_next, const __global float* A, int a_rows,
+                      int a_cols, int a_vec, const __global float* B, int b_rows, int b_cols,
+                      int b_vec, int m0, int n0, int k0, int tid) {
+#pragma unroll
+  for (int i = 0; i < A_UNITS_PER_ITEM; ++i)
+    if (A_UNIT_OK(tid + i * WG_SIZE))
+      load_a_unit(a_next + i * A_F4, A, a_rows, a_cols, m0, k0, tid + i * WG_SIZE, a_vec);
+#pragma unroll
+  for (int i = 0; i < B_UNITS_PER_ITEM; ++i)
+    if (B_UNIT_OK(tid + i * WG_SIZE))
+      load_b_unit(b_next + i * B_F4, B, b_rows, b_cols, n0, k0, tid + i * WG_SIZE, b_vec);
+}
+
+// Stores them, rounded, into the stage buffers at a_s, b_s.
 INLINE void store_slab(__local float* a_s, __local float* b_s, const float4* a_next,
                        const float4* b_next, int tid) {
 #pragma unroll
-  for (int i = 0; i < A_PER_ITEM; ++i) {
-    const int u = tid + i * WG_SIZE;
-    if (A_CHUNK_OK(u))
-      *(__local float4*)(a_s + a_word(u / A_ROW_CHUNKS, u % A_ROW_CHUNKS)) = to_tf32_4(a_next[i]);
-  }
+  for (int i = 0; i < A_UNITS_PER_ITEM; ++i)
+    if (A_UNIT_OK(tid + i * WG_SIZE)) store_a_unit(a_s, a_next + i * A_F4, tid + i * WG_SIZE);
 #pragma unroll
-  for (int i = 0; i < B_PER_ITEM; ++i) {
-    const int u = tid + i * WG_SIZE;
-    if (B_CHUNK_OK(u))
-      *(__local float4*)(b_s + b_word(u / B_ROW_CHUNKS, u % B_ROW_CHUNKS)) = to_tf32_4(b_next[i]);
-  }
+  for (int i = 0; i < B_UNITS_PER_ITEM; ++i)
+    if (B_UNIT_OK(tid + i * WG_SIZE)) store_b_unit(b_s, b_next + i * B_F4, tid + i * WG_SIZE);
 }
-#endif
 
 // ---------------------------------------------------------------- the mma loop
 
-// Fragments of the two K-steps of the 16 k at kb (see the top): a[step][i], b[step][j].
-// A [M,K]: rows g and g + 8 of tile i, k = kb + 4t..+3: two float4 = both steps.
-// A [K,M]: rows k = kb + 4t + s (s = 0..3: step s >> 1, slot t or t + 4 by s & 1), the
-//          lane's 2·MT consecutive floats = rows g, g + 8 of every tile.
-INLINE void load_a_fragments(uint a[2][MT][4], const __local float* as, int warp_m0, int kb,
-                             int g, int t) {
+// acc += this warp's share of one staged slab (as, bs: one buffer of each stage), k-steps
+// of 8 in order, mma tiles i-major. a_frag, b_frag: the lane's offsets for its first mma
+// tiles at k-step 0. Slot t of a k-step holds k = kk + 2t, slot t + 4 holds k = kk + 2t + 1
+// (see the top), so each fragment comes with few, wide loads:
+//   A-K: a0 a1 a2 a3 = one float4 (rows g, g + 8 at k = kk + 2t, then at kk + 2t + 1);
+//        k-step kk: halves flipped by 2kk (a_frag ^ 2kk); tile i: + 16i lines' worth.
+//   A-M: a0 a1 = float2 at row kk + 2t, a2 a3 = float2 at row kk + 2t + 1 (+ TILE_M);
+//        odd tiles: a_frag ^ 16 (the other half of a 32-word block).
+//   B-K: b0 b1 = float2 at k = kk + 2t (b_frag ^ kk); tile j: + 8j rows.
+//   B-P: b0 b1 = float2 on line kk/2 + t; odd tiles: b_frag ^ 16.
+// The XORs only touch bits that the rest of the offset leaves clear.
+INLINE void mma_slab(float acc[MMA_TILES_M][MMA_TILES_N][4], const __local float* as,
+                     const __local float* bs, int a_frag, int b_frag WARP_SCRATCH_PARAM) {
+#pragma unroll
+  for (int kk = 0; kk < TILE_K; kk += 8) {
+    uint a[MMA_TILES_M][4], b[MMA_TILES_N][2];
+#pragma unroll
+    for (int i = 0; i < MMA_TILES_M; ++i) {
 #if TRANS_A
-#pragma unroll
-  for (int s = 0; s < 4; ++s) {
-    const int row = kb + 4 * t + s;
-#pragma unroll
-    for (int q = 0; q < MT / 2; ++q) {  // float4 q: tiles 2q, 2q + 1, rows g and g + 8 each
-      const float4 v = *(const __local float4*)(as + a_word(row, (warp_m0 + 2 * MT * g) / 4 + q));
-      a[s >> 1][2 * q][2 * (s & 1)] = as_uint(v.x);
-      a[s >> 1][2 * q][2 * (s & 1) + 1] = as_uint(v.y);
-      a[s >> 1][2 * q + 1][2 * (s & 1)] = as_uint(v.z);
-      a[s >> 1][2 * q + 1][2 * (s & 1) + 1] = as_uint(v.w);
-    }
-  }
+      const __local float* p = as + ((i & 1) ? a_frag ^ 16 : a_frag) + kk * TILE_M + 32 * (i >> 1);
+      const float2 v01 = *(const __local float2*)p, v23 = *(const __local float2*)(p + TILE_M);
+      a[i][0] = as_uint(v01.x), a[i][1] = as_uint(v01.y);
+      a[i][2] = as_uint(v23.x), a[i][3] = as_uint(v23.y);
 #else
-#pragma unroll
-  for (int i = 0; i < MT; ++i) {
-    const int row = warp_m0 + 16 * i + g;
-    const float4 lo = *(const __local float4*)(as + a_word(row, kb / 4 + t));
-    const float4 hi = *(const __local float4*)(as + a_word(row + 8, kb / 4 + t));
-    a[0][i][0] = as_uint(lo.x), a[0][i][1] = as_uint(hi.x);
-    a[0][i][2] = as_uint(lo.y), a[0][i][3] = as_uint(hi.y);
-    a[1][i][0] = as_uint(lo.z), a[1][i][1] = as_uint(hi.z);
-    a[1][i][2] = as_uint(lo.w), a[1][i][3] = as_uint(hi.w);
-  }
+      const float4 v = *(const __local float4*)(as + (a_frag ^ (2 * kk)) + 16 * i * TILE_K);
+      a[i][0] = as_uint(v.x), a[i][1] = as_uint(v.y), a[i][2] = as_uint(v.z), a[i][3] = as_uint(v.w);
 #endif
-}
-
-// B [N,K]: row (column of C) g of tile j, k = kb + 4t..+3: one float4 = both steps.
-// B [K,N]: rows k = kb + 4t + s, the lane's NT consecutive floats = column g of every tile.
-INLINE void load_b_fragments(uint b[2][NT][2], const __local float* bs, int warp_n0, int kb,
-                             int g, int t) {
+    }
+#pragma unroll
+    for (int j = 0; j < MMA_TILES_N; ++j) {
 #if TRANS_B
-#pragma unroll
-  for (int j = 0; j < NT; ++j) {
-    const float4 v = *(const __local float4*)(bs + b_word(warp_n0 + 8 * j + g, kb / 4 + t));
-    b[0][j][0] = as_uint(v.x), b[0][j][1] = as_uint(v.y);
-    b[1][j][0] = as_uint(v.z), b[1][j][1] = as_uint(v.w);
-  }
+      const float2 v = *(const __local float2*)(bs + (b_frag ^ kk) + 8 * j * TILE_K);
 #else
-#pragma unroll
-  for (int s = 0; s < 4; ++s) {
-    const int row = kb + 4 * t + s;
-#pragma unroll
-    for (int q = 0; q < NT / 4; ++q) {  // float4 q: tiles 4q .. 4q + 3
-      const float4 v = *(const __local float4*)(bs + b_word(row, (warp_n0 + NT * g) / 4 + q));
-      b[s >> 1][4 * q][s & 1] = as_uint(v.x);
-      b[s >> 1][4 * q + 1][s & 1] = as_uint(v.y);
-      b[s >> 1][4 * q + 2][s & 1] = as_uint(v.z);
-      b[s >> 1][4 * q + 3][s & 1] = as_uint(v.w);
-    }
-  }
+      const float2 v =
+          *(const __local float2*)(bs + ((j & 1) ? b_frag ^ 16 : b_frag) + kk * TILE_N + 32 * (j >> 1));
 #endif
-}
-
-// acc += this warp's share of one staged slab (as, bs: one buffer of each stage).
-INLINE void mma_slab(float acc[MT][NT][4], const __local float* as, const __local float* bs,
-                     int warp_m0, int warp_n0, int g, int t WARP_SCRATCH_PARAM) {
-#pragma unroll
-  for (int kb = 0; kb < TILE_K; kb += 16) {
-    uint a[2][MT][4], b[2][NT][2];
-    load_a_fragments(a, as, warp_m0, kb, g, t);
-    load_b_fragments(b, bs, warp_n0, kb, g, t);
-#pragma unroll
-    for (int step = 0; step < 2; ++step) {
+      b[j][0] = as_uint(v.x), b[j][1] = as_uint(v.y);
+    }
 #if EMULATE_MMA
-      mma_step_emulated(acc, a[step], b[step], warp_scratch);
+    mma_step_emulated(acc, a, b, warp_scratch);
 #else
 #pragma unroll
-      for (int i = 0; i < MT; ++i)
+    for (int i = 0; i < MMA_TILES_M; ++i)
 #pragma unroll
-        for (int j = 0; j < NT; ++j) MMA(acc[i][j], a[step][i], b[step][j]);
+      for (int j = 0; j < MMA_TILES_N; ++j) MMA(acc[i][j], a[i], b[j]);
 #endif
-    }
   }
-}
-
-// ---------------------------------------------------------------- the epilogue
-
-// Rows and columns of the warp tile that lane (g, t)'s accumulator acc[i][j][2h + e] holds
-// (see the top): row g + 8h, column 2t + e of mma tile (i, j), permuted where A or B is
-// stored with m or n contiguous.
-INLINE int out_row(int i, int h, int g) { return TRANS_A ? 2 * MT * g + 2 * i + h : 16 * i + g + 8 * h; }
-INLINE int out_col(int j, int e, int t) { return TRANS_B ? 8 * j + 2 * t + e : (2 * t + e) * NT + j; }
-
-// out = alpha·v (+ bias) (+ beta·out), in matmul.cl's order.
-INLINE float output_value(float v, float alpha, float beta, const __global float* bias,
-                          int use_bias, int n, const __global float* out) {
-  v *= alpha;
-  if (use_bias) v += bias[n];
-  if (beta != 0.f) v += beta * *out;
-  return v;
-}
-
-INLINE void store_outputs(__global float* C, float acc[MT][NT][4], int M, int N, int row0,
-                          int col0, float alpha, float beta, const __global float* bias,
-                          int use_bias, int c_vec, int g, int t) {
-#pragma unroll
-  for (int i = 0; i < MT; ++i)
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int m = row0 + out_row(i, h, g);
-      if (m >= M) continue;
-      __global float* row = C + m * N;
-#if !TRANS_B
-      // Columns (2t + e)·NT + j, j = 0..NT-1: NT consecutive floats per e, as float4s when
-      // C's rows are 16-byte aligned.
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int n0 = col0 + out_col(0, e, t);
-        if (c_vec && n0 + NT <= N) {
-#pragma unroll
-          for (int q = 0; q < NT / 4; ++q) {
-            __global float4* out = (__global float4*)(row + n0 + 4 * q);
-            float4 v = alpha * (float4)(acc[i][4 * q][2 * h + e], acc[i][4 * q + 1][2 * h + e],
-                                        acc[i][4 * q + 2][2 * h + e], acc[i][4 * q + 3][2 * h + e]);
-            if (use_bias) v += vload4(0, bias + n0 + 4 * q);
-            if (beta != 0.f) v += beta * *out;
-            *out = v;
-          }
-          continue;
-        }
-#pragma unroll
-        for (int j = 0; j < NT; ++j)
-          if (n0 + j < N)
-            row[n0 + j] = output_value(acc[i][j][2 * h + e], alpha, beta, bias, use_bias, n0 + j,
-                                       row + n0 + j);
-      }
-#else
-      // Columns 8j + 2t, + 1: a float2 when C's rows keep them 8-byte aligned.
-#pragma unroll
-      for (int j = 0; j < NT; ++j) {
-        const int n = col0 + out_col(j, 0, t);
-        if (n >= N) continue;
-        if (c_vec && n + 1 < N) {
-          __global float2* out = (__global float2*)(row + n);
-          float2 v = alpha * (float2)(acc[i][j][2 * h], acc[i][j][2 * h + 1]);
-          if (use_bias) v += vload2(0, bias + n);
-          if (beta != 0.f) v += beta * *out;
-          *out = v;
-          continue;
-        }
-        row[n] = output_value(acc[i][j][2 * h], alpha, beta, bias, use_bias, n, row + n);
-        if (n + 1 < N)
-          row[n + 1] = output_value(acc[i][j][2 * h + 1], alpha, beta, bias, use_bias, n + 1,
-                                    row + n + 1);
-      }
-#endif
-    }
 }
 
 // ---------------------------------------------------------------- the product
@@ -631,9 +491,12 @@ void gemm_tf32(const int M, const int N, const int K, const float alpha, const f
                const __global float* bias, const int use_bias) {
   const ulong z = get_group_id(2);
   const ulong slice_a = offset_a + z * stride_a, slice_b = offset_b + z * stride_b;
+  A += slice_a;
+  B += slice_b;
   const int tid = get_local_id(0);
-  const int warp = tid / WARP_SIZE, g = tid % WARP_SIZE >> 2, t = tid & 3;  // lane = tid % 32
-  const int warp_m0 = warp / WARPS_N * WARP_TILE_M, warp_n0 = warp % WARPS_N * WARP_TILE_N;
+  const int warp = tid / WARP_SIZE, lane = lane_id();
+  const int g = lane >> 2, t = lane & 3;
+  const int wm = warp / WARPS_N, wn = warp % WARPS_N;
   // Tile order: work-groups start in the order of their linear id (group id 0 fastest);
   // it is mapped to tiles in bands of GROUP_M tile rows, each band walked column by column,
   // so that the work-groups in flight at once share a few panels of A and B in L2 instead
@@ -645,91 +508,122 @@ void gemm_tf32(const int M, const int N, const int K, const float alpha, const f
   const int m0 = (band * GROUP_M + in_band % band_rows) * TILE_M;
   const int n0 = in_band / band_rows * TILE_N;
 
-  // The stored matrices, row-major; vec: float4 chunks are aligned (see load_chunk).
-  struct Operand a, b;
-  a.data = A + slice_a, b.data = B + slice_b;
-  a.rows = TRANS_A ? K : M, a.cols = TRANS_A ? M : K;
-  b.rows = TRANS_B ? N : K, b.cols = TRANS_B ? K : N;
-  a.vec = VECTOR_IO || ((slice_a % 4 == 0) && (a.cols % 4 == 0));
-  b.vec = VECTOR_IO || ((slice_b % 4 == 0) && (b.cols % 4 == 0));
+  // The stored matrices: rows × cols, row-major.
+#if TRANS_A
+  const int a_rows = K, a_cols = M;
+#else
+  const int a_rows = M, a_cols = K;
+#endif
+#if TRANS_B
+  const int b_rows = N, b_cols = K;
+#else
+  const int b_rows = K, b_cols = N;
+#endif
+#if VECTOR_IO
+  const int a_vec = 1, b_vec = 1;
+#else
+  const int a_vec = (slice_a % 4 == 0) && (a_cols % 4 == 0);
+  const int b_vec = (slice_b % 4 == 0) && (b_cols % 4 == 0);
+#endif
 
-  // BUFFERS stage buffers per operand (float4 arrays: 16-byte aligned).
-  __local float4 a_stage[BUFFERS * A_STAGE_FLOATS / 4];
-  __local float4 b_stage[BUFFERS * B_STAGE_FLOATS / 4];
+  // Two buffers per operand (float4 arrays: 16-byte aligned for the float4 stores).
+  __local float4 a_stage[2 * A_STAGE_FLOATS / 4];
+  __local float4 b_stage[2 * B_STAGE_FLOATS / 4];
   __local float* a_s = (__local float*)a_stage;
   __local float* b_s = (__local float*)b_stage;
 #if EMULATE_MMA
   __local float mma_scratch[WARPS_M * WARPS_N * STEP_SCRATCH_FLOATS];
+#endif
+
+  // This lane's fragment offsets in a stage buffer (see the top and mma_slab).
+#if TRANS_A  // A-M: row 2t, words 2g ^ 8t of the warp's first 32-word block
+  const int a_frag = 2 * t * TILE_M + 32 * (wm * WARP_TILE_M / 32) + ((2 * g) ^ (t << 3));
+#else  // A-K: line 8·(the warp's first tile) + g, words 4t, halves ^ AK_SWZ(g)
+  const int a_frag = (8 * (wm * WARP_TILE_M / 16) + g) * 2 * TILE_K + 4 * t + AK_SWZ(g);
+#endif
+#if TRANS_B  // B-K: row n = the warp's first column + g, k = 2t, segments ^ BK_SWZ(g)
+  const int b_frag = (wn * WARP_TILE_N + g) * TILE_K + 2 * t + (BK_SWZ(g) << 3);
+#else  // B-P: line t, words 2·(the warp's first column + g) ^ 8t
+  const int b_frag = t * 2 * TILE_N + 2 * wn * WARP_TILE_N + ((2 * g) ^ (t << 3));
+#endif
+#if EMULATE_MMA
   __local float* warp_scratch = mma_scratch + warp * STEP_SCRATCH_FLOATS;
 #endif
 
-  float acc[MT][NT][4];
+  float acc[MMA_TILES_M][MMA_TILES_N][4];
 #pragma unroll
-  for (int i = 0; i < MT; ++i)
+  for (int i = 0; i < MMA_TILES_M; ++i)
 #pragma unroll
-    for (int j = 0; j < NT; ++j)
+    for (int j = 0; j < MMA_TILES_N; ++j)
 #pragma unroll
       for (int r = 0; r < 4; ++r) acc[i][j][r] = 0.f;
 
-  const int slabs = (K + TILE_K - 1) / TILE_K;
-#if ASYNC_COPY
-  // STAGES − 1 slabs in flight; one group of copies committed per slab (empty past the
-  // end), so that "all but the newest STAGES − 2 groups done" always means slab s landed.
-#pragma unroll
-  for (int s = 0; s < STAGES - 1; ++s) {
-    if (s < slabs) {
-      copy_a_async(a_s + s * A_STAGE_FLOATS, a, m0, s * TILE_K, tid);
-      copy_b_async(b_s + s * B_STAGE_FLOATS, b, n0, s * TILE_K, tid);
-    }
-    async_commit();
-  }
-  int read = 0, write = STAGES - 1;  // buffers of slab s and of slab s + STAGES − 1
-  for (int s = 0; s < slabs; ++s) {
-    async_wait_oldest();
-    round_copied_chunks(a_s + read * A_STAGE_FLOATS, b_s + read * B_STAGE_FLOATS, tid);
-    barrier(CLK_LOCAL_MEM_FENCE);  // slab s visible to all; slab s − 1 (buffer `write`) done
-    if (s + STAGES - 1 < slabs) {
-      copy_a_async(a_s + write * A_STAGE_FLOATS, a, m0, (s + STAGES - 1) * TILE_K, tid);
-      copy_b_async(b_s + write * B_STAGE_FLOATS, b, n0, (s + STAGES - 1) * TILE_K, tid);
-    }
-    async_commit();
-    mma_slab(acc, a_s + read * A_STAGE_FLOATS, b_s + read * B_STAGE_FLOATS, warp_m0,
-             warp_n0, g, t WARP_SCRATCH_ARG);
-    read = read == STAGES - 1 ? 0 : read + 1;
-    write = write == STAGES - 1 ? 0 : write + 1;
-  }
-  async_wait_all();  // no copy may still be writing when the work-group ends
-#else
-  // Slab s is multiplied from buffer s % 2 while slab s + 1 is in flight from global memory
-  // into registers; after the mma loop those go into buffer (s + 1) % 2, last read during
-  // slab s − 1, before the barrier that ended it; then one barrier.
-  float4 a_next[A_PER_ITEM], b_next[B_PER_ITEM];
-  if (slabs > 0) {
-    load_slab(a_next, b_next, a, b, m0, n0, 0, tid);
-    store_slab(a_s, b_s, a_next, b_next, tid);
-  }
+  float4 a_next[A_UNITS_PER_ITEM * A_F4], b_next[B_UNITS_PER_ITEM * B_F4];  // the next slab
+
+  // Pipeline: slab s is multiplied from buffer s % 2 while slab s + 1 is in flight from
+  // global memory into registers; after the mma loop those go into buffer (s + 1) % 2,
+  // last read during slab s − 1, before the barrier that ended it; then one barrier. The
+  // loop body takes two slabs, so that each buffer's offset is a constant.
+  load_slab(a_next, b_next, A, a_rows, a_cols, a_vec, B, b_rows, b_cols, b_vec, m0, n0, 0, tid);
+  store_slab(a_s, b_s, a_next, b_next, tid);
   barrier(CLK_LOCAL_MEM_FENCE);
-  for (int s = 0; s < slabs; ++s) {
-    const int cur = s & 1, more = s + 1 < slabs;  // `more` is the same in every work-item
-    if (more) load_slab(a_next, b_next, a, b, m0, n0, (s + 1) * TILE_K, tid);
-    mma_slab(acc, a_s + cur * A_STAGE_FLOATS, b_s + cur * B_STAGE_FLOATS, warp_m0,
-             warp_n0, g, t WARP_SCRATCH_ARG);
+  for (int k0 = 0; k0 < K; k0 += 2 * TILE_K) {
+    int more = k0 + TILE_K < K;  // the same in every work-item
     if (more)
-      store_slab(a_s + (cur ^ 1) * A_STAGE_FLOATS, b_s + (cur ^ 1) * B_STAGE_FLOATS, a_next,
-                 b_next, tid);
+      load_slab(a_next, b_next, A, a_rows, a_cols, a_vec, B, b_rows, b_cols, b_vec, m0, n0,
+                k0 + TILE_K, tid);
+    mma_slab(acc, a_s, b_s, a_frag, b_frag WARP_SCRATCH_ARG);
+    if (more) store_slab(a_s + A_STAGE_FLOATS, b_s + B_STAGE_FLOATS, a_next, b_next, tid);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (!more) break;
+
+    more = k0 + 2 * TILE_K < K;
+    if (more)
+      load_slab(a_next, b_next, A, a_rows, a_cols, a_vec, B, b_rows, b_cols, b_vec, m0, n0,
+                k0 + 2 * TILE_K, tid);
+    mma_slab(acc, a_s + A_STAGE_FLOATS, b_s + B_STAGE_FLOATS, a_frag, b_frag WARP_SCRATCH_ARG);
+    if (more) store_slab(a_s, b_s, a_next, b_next, tid);
     barrier(CLK_LOCAL_MEM_FENCE);
   }
-#endif
 
-  // float4 (B [K,N]) or float2 (B [N,K]) stores where C's rows keep them aligned.
   const ulong slice_c = offset_c + z * stride_c;
-  const int c_vec = VECTOR_IO || (TRANS_B ? (slice_c % 2 == 0) && (N % 2 == 0)
-                                          : (slice_c % 4 == 0) && (N % 4 == 0));
-  store_outputs(C + slice_c, acc, M, N, m0 + warp_m0, n0 + warp_n0, alpha, beta, bias, use_bias,
-                c_vec, g, t);
+  C += slice_c;
+
+  // Epilogue, in matmul.cl's order: alpha·acc, + bias, + beta·C. Lane (g, t) holds columns
+  // 2t, 2t+1 of rows g and g+8 of each mma tile: a float2 when C's rows keep them 8-byte
+  // aligned (N even, slice offset even).
+  const int c_vec = VECTOR_IO || ((slice_c % 2 == 0) && (N % 2 == 0));
+#pragma unroll
+  for (int i = 0; i < MMA_TILES_M; ++i)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int m = m0 + wm * WARP_TILE_M + i * 16 + g + h * 8;
+      if (m >= M) continue;
+#pragma unroll
+      for (int j = 0; j < MMA_TILES_N; ++j) {
+        const int n = n0 + wn * WARP_TILE_N + j * 8 + 2 * t;
+        if (n >= N) continue;
+        __global float* out = C + m * N + n;
+        float2 v = (float2)(alpha * acc[i][j][2 * h], alpha * acc[i][j][2 * h + 1]);
+        if (c_vec) {  // n + 1 < N too
+          if (use_bias) v += (float2)(bias[n], bias[n + 1]);
+          if (beta != 0.f) v += beta * *(__global float2*)out;
+          *(__global float2*)out = v;
+        } else {
+          if (use_bias) v.x += bias[n];
+          if (beta != 0.f) v.x += beta * out[0];
+          out[0] = v.x;
+          if (n + 1 < N) {
+            if (use_bias) v.y += bias[n + 1];
+            if (beta != 0.f) v.y += beta * out[1];
+            out[1] = v.y;
+          }
+        }
+      }
+    }
 }
 
-// ---------------------------------------------------------------- the device probes
+// ---------------------------------------------------------------- the device probe
 
 // C[16×8] = A[16×8] · B[8×8] (row-major, B as [k][n]) by one mma, operands rounded with
 // to_tf32 on the way: one warp.
@@ -753,23 +647,4 @@ void tf32_probe(const __global float* A, const __global float* B, __global float
   C[g * 8 + 2 * t + 1] = c[1];
   C[(g + 8) * 8 + 2 * t] = c[2];
   C[(g + 8) * 8 + 2 * t + 1] = c[3];
-}
-
-// One warp copies src[0..128) into local memory by cp.async, chunk (4 floats) `zero_chunk`
-// zero-filled instead, in two commit groups, to chunk positions reversed (chunk c at 31 − c);
-// then waits, and writes local memory back to dst in order: dst[4·(31 − c) + i] = src[4c + i],
-// 0 for the zero-filled chunk. What the pipeline relies on: local addresses as cp.async
-// takes them, zero fill, groups and waits.
-__kernel __attribute__((reqd_work_group_size(WARP_SIZE, 1, 1)))
-void async_copy_probe(const __global float* src, __global float* dst, const int zero_chunk) {
-  __local float4 staged[WARP_SIZE];
-  const int c = get_local_id(0);
-  __local float* to = (__local float*)(staged + (WARP_SIZE - 1 - c));
-  if (c < WARP_SIZE / 2) copy_chunk_async(to, src + 4 * c, c != zero_chunk);
-  async_commit();
-  if (c >= WARP_SIZE / 2) copy_chunk_async(to, src + 4 * c, c != zero_chunk);
-  async_commit();
-  async_wait_all();
-  barrier(CLK_LOCAL_MEM_FENCE);
-  vstore4(staged[c], c, dst);
 }

@@ -446,7 +446,6 @@ int run_bench(BenchSettings& s) {
        {"config", config_json(s, model)},
        {"telemetry", telemetry_manifest_json(b.telemetry)},
        {"precision", precision_name(s.precision)},
-       {"tf32_pipeline", s.precision == Precision::tf32 ? Json(b.ops.tf32_pipeline()) : Json(nullptr)},
        // The peak MFU is taken against: FP32, or TF32 dense under --precision tf32.
        {"peak_tflops", b.peak ? Json{{"value", b.peak->tflops}, {"source", b.peak->source},
                                      {"precision", precision_name(s.precision)}}

@@ -140,8 +140,6 @@ void run_gemm_command(const GemmOptions& o) {
   Runtime rt(o.device, /*profiling=*/true);
   const std::vector<GemmShape> shapes = shapes_to_run(o, rt.device());
   const Ops probed(rt, o.precision);  // tf32: the probe, or a one-line reason
-  if (o.precision == Precision::tf32)
-    std::cout << "tf32 operands staged by " << probed.tf32_pipeline() << "\n";
   if (o.tune) return run_tune(rt, o, shapes);
   const auto peak = peak_of(o, rt.device());
   const double tolerance = gemm_check_tolerance(o.precision);

@@ -11,7 +11,6 @@
 #include <random>
 
 #include "host/runtime/error.hpp"
-#include "model/gemm_spec.hpp"
 #include "model/tf32.hpp"
 
 namespace attnscope {
@@ -271,12 +270,10 @@ struct ChoiceProgram {
   std::string file, options, kernel;
   size_t work_group_size;
 };
-ChoiceProgram program_of(Runtime& rt, const GemmChoice& c, const Ops::GemmSpec& spec) {
+ChoiceProgram program_of(const GemmChoice& c, const Ops::GemmSpec& spec) {
   if (c.precision == Precision::tf32)
-    return {kTf32KernelFile,
-            c.tf32.config.build_options(spec.trans_a, spec.trans_b, false, gemm_rows_aligned(spec),
-                                        tf32_async_copy_proven(rt)),
-            "gemm_tf32", c.tf32.config.work_group_size()};
+    return {kTf32KernelFile, c.tf32.config.build_options(spec.trans_a, spec.trans_b), "gemm_tf32",
+            c.tf32.config.work_group_size()};
   return {kGemmKernelFile, gemm_build_options(c.fp32.config, spec), "gemm",
           c.fp32.config.work_group_size()};
 }
@@ -287,7 +284,7 @@ ChoiceProgram program_of(Runtime& rt, const GemmChoice& c, const Ops::GemmSpec& 
 std::optional<double> weighted_ms(Runtime& rt, const std::vector<const GemmShape*>& members,
                                   std::vector<Operands>& operands, const GemmChoice& choice) {
   try {
-    const ChoiceProgram p = program_of(rt, choice, members[0]->spec);
+    const ChoiceProgram p = program_of(choice, members[0]->spec);
     cl::Kernel kernel = rt.kernel(p.file, p.kernel, p.options);
     if (p.work_group_size > kernel.getWorkGroupInfo<CL_KERNEL_WORK_GROUP_SIZE>(rt.device().device))
       return std::nullopt;
@@ -335,8 +332,8 @@ GemmTuneResult tune_gemm(Runtime& rt, const std::vector<GemmShape>& shapes, doub
         break;
       }
       std::vector<std::string> options;
-      for (size_t i = first; i < last; ++i) options.push_back(program_of(rt, plans[i], members[0]->spec).options);
-      rt.build_programs(program_of(rt, plans[first], members[0]->spec).file, options);
+      for (size_t i = first; i < last; ++i) options.push_back(program_of(plans[i], members[0]->spec).options);
+      rt.build_programs(program_of(plans[first], members[0]->spec).file, options);
       for (size_t i = first; i < last; ++i)
         if (auto ms = weighted_ms(rt, members, operands, plans[i]))
           trials.push_back({shape_class, plans[i], *ms});

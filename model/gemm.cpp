@@ -254,7 +254,7 @@ Tf32Plan plan_gemm_tf32(const DeviceInfo& device, const Ops::GemmSpec& spec, boo
                         const GemmTuningTable& table) {
   const GemmTuningEntry* tuned = table.find(device.tuning_key(), "tf32", gemm_shape_class(spec));
   if (tuned && tuned->tf32.work_group_size() <= device.max_work_group_size &&
-      tuned->tf32.local_bytes() <= device.local_mem_bytes)
+      tuned->tf32.local_bytes(spec.trans_a, spec.trans_b) <= device.local_mem_bytes)
     return {tuned->tf32, gemm_splittable(spec, has_bias) ? tuned->k_splits : 1, "tuned"};
   Tf32Plan plan;
   const size_t tiles = size_t((spec.M + plan.config.tile_m - 1) / plan.config.tile_m) *

@@ -23,8 +23,6 @@ GemmTuningEntry entry_from_json(const nlohmann::json& j) {
   if (e.precision == "tf32") {
     e.tf32 = {c.at("tile_m").get<int>(), c.at("tile_n").get<int>(), c.at("tile_k").get<int>(),
               c.at("warps_m").get<int>(), c.at("warps_n").get<int>()};
-    e.tf32.stages = c.at("stages").get<int>();
-    e.tf32.async_copy = c.at("async_copy").get<bool>();
   } else if (e.precision == "fp32") {
     e.config = {c.at("tile_m").get<int>(), c.at("tile_n").get<int>(), c.at("tile_k").get<int>(),
                 c.at("wpt_m").get<int>(), c.at("wpt_n").get<int>()};
@@ -47,8 +45,7 @@ nlohmann::json config_json(const GemmTuningEntry& e) {
   if (e.precision == "tf32") {
     const Tf32GemmConfig& t = e.tf32;
     return {{"tile_m", t.tile_m}, {"tile_n", t.tile_n}, {"tile_k", t.tile_k},
-            {"warps_m", t.warps_m}, {"warps_n", t.warps_n}, {"stages", t.stages},
-            {"async_copy", t.async_copy}};
+            {"warps_m", t.warps_m}, {"warps_n", t.warps_n}};
   }
   const GemmConfig& c = e.config;
   return {{"tile_m", c.tile_m}, {"tile_n", c.tile_n}, {"tile_k", c.tile_k},

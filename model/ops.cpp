@@ -65,7 +65,6 @@ Ops::Ops(Runtime& runtime, Precision precision) : rt_(runtime), precision_(preci
   if (precision_ != Precision::tf32) return;
   const Tf32Probe probe = probe_tf32(rt_);
   if (!probe.available) throw UsageError("--precision tf32 is not available: " + probe.reason);
-  tf32_pipeline_ = probe.pipeline();
 }
 
 const cl::Buffer& Ops::scratch(int slot, size_t bytes) {

@@ -30,9 +30,6 @@ class Ops {
   explicit Ops(Runtime& runtime, Precision precision = Precision::fp32);
   Runtime& runtime() { return rt_; }
   Precision precision() const { return precision_; }
-  // How the tf32 GEMM stages operands ("cp.async" or "registers (why)", Tf32Probe::pipeline);
-  // empty under fp32.
-  const std::string& tf32_pipeline() const { return tf32_pipeline_; }
 
   // out[b,t,:] = wte[tokens[b,t],:] + wpe[t,:]. tokens: int32 (B,T).
   void encoder_forward(const cl::Buffer& out, const cl::Buffer& tokens, const cl::Buffer& wte,
@@ -111,7 +108,6 @@ class Ops {
 
   Runtime& rt_;
   Precision precision_;
-  std::string tf32_pipeline_;
   std::map<int, DeviceBuffer> scratch_;
 };
 

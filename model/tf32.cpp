@@ -10,8 +10,6 @@
 #include <cstring>
 #include <exception>
 #include <limits>
-#include <map>
-#include <mutex>
 
 #include "host/runtime/error.hpp"
 #include "model/gemm_spec.hpp"
@@ -82,59 +80,52 @@ cl::Kernel tf32_kernel(Runtime& rt, std::string options) {
 }  // namespace
 
 bool Tf32GemmConfig::valid() const {
-  if (tile_k != 16 && tile_k != 32 && tile_k != 64) return false;
+  if (tile_k != 8 && tile_k != 16 && tile_k != 32 && tile_k != 64) return false;
   if (warps_m < 1 || warps_n < 1 || tile_m < 1 || tile_n < 1 || group_m < 1) return false;
-  if (stages < 2 || stages > 4) return false;
   if (tile_m % warps_m || tile_n % warps_n) return false;
-  // Warp tiles of 2 or 4 mma tiles along M and 4 or 8 along N: a lane's fragments of all of
-  // them are one or two float4 of a stage row where A or B is stored m- or n-contiguous.
-  for (int w : {warp_tile_m(), warp_tile_n()})
-    if (w != 32 && w != 64) return false;
+  // Warp tiles: pairs of 16-row mma tiles (the A stages interleave rows m, m + 8 and
+  // address tiles in pairs), whole 16-column pairs of 8-column mma tiles.
+  if (warp_tile_m() % 32 || warp_tile_n() % 16) return false;
   return work_group_size() <= 1024;
 }
 
-size_t Tf32GemmConfig::local_bytes(bool async) const {
-  // Unpadded, swizzled stages (matmul_tf32.cl).
-  const size_t buffers = async && async_copy ? size_t(stages) : 2;
-  return buffers * sizeof(float) * size_t(tile_k) * (size_t(tile_m) + size_t(tile_n));
+size_t Tf32GemmConfig::local_bytes(bool, bool) const {
+  // Unpadded, swizzled stages (matmul_tf32.cl), two buffers each.
+  return 2 * sizeof(float) * size_t(tile_k) * (size_t(tile_m) + size_t(tile_n));
 }
 
-int Tf32GemmConfig::registers_needed(bool async) const {
+int Tf32GemmConfig::registers_needed() const {
   const int wg = int(work_group_size());
   const int accumulators = warp_tile_m() * warp_tile_n() / 32;
-  const int fragments = 8 * (warp_tile_m() / 16) + 4 * (warp_tile_n() / 8);  // 16 k
-  const int prefetch = async && async_copy ? 0 : (tile_k * (tile_m + tile_n) + wg - 1) / wg;
-  return accumulators + fragments + prefetch + 16;
+  const int fragments = 4 * (warp_tile_m() / 16) + 2 * (warp_tile_n() / 8);  // one k-step
+  const int prefetch = (tile_k * (tile_m + tile_n) + wg - 1) / wg;           // floats in flight
+  return accumulators + fragments + prefetch * 3 / 2 + 16;
 }
 
-int Tf32GemmConfig::register_cap(bool async) const {
+int Tf32GemmConfig::register_cap() const {
   constexpr int kRegistersPerSm = 65536, kMaxPerThread = 255;
   const int wg = int(work_group_size());
   const int two_groups = kRegistersPerSm / (2 * wg) / 8 * 8;
-  if (two_groups >= registers_needed(async)) return std::min(kMaxPerThread, two_groups);
+  if (two_groups >= registers_needed()) return std::min(kMaxPerThread, two_groups);
   return std::min(kMaxPerThread, kRegistersPerSm / wg / 8 * 8);
 }
 
 std::string Tf32GemmConfig::build_options(bool trans_a, bool trans_b, bool emulate_mma,
-                                          bool vector_io, bool async_proven) const {
-  const bool async = uses_async_copy(vector_io, async_proven);
+                                          bool vector_io) const {
   std::string options =
       "-DTILE_M=" + std::to_string(tile_m) + " -DTILE_N=" + std::to_string(tile_n) +
       " -DTILE_K=" + std::to_string(tile_k) + " -DWARPS_M=" + std::to_string(warps_m) +
       " -DWARPS_N=" + std::to_string(warps_n) + " -DGROUP_M=" + std::to_string(group_m) +
-      " -DTRANS_A=" + (trans_a ? "1" : "0") + " -DTRANS_B=" + (trans_b ? "1" : "0") +
-      " -DVECTOR_IO=" + (vector_io ? "1" : "0") + " -DASYNC_COPY=" + (async ? "1" : "0") +
-      " -DSTAGES=" + std::to_string(async ? stages : 2);
+      " -DTRANS_A=" + (trans_a ? "1" : "0") +
+      " -DTRANS_B=" + (trans_b ? "1" : "0") + " -DVECTOR_IO=" + (vector_io ? "1" : "0");
   if (emulate_mma) return options + " -DEMULATE_MMA=1";
-  if (register_cap(async) < 255)
-    options += " -cl-nv-maxrregcount=" + std::to_string(register_cap(async));
+  if (register_cap() < 255) options += " -cl-nv-maxrregcount=" + std::to_string(register_cap());
   return options;
 }
 
 std::string Tf32GemmConfig::label() const {
   return std::to_string(tile_m) + "x" + std::to_string(tile_n) + "x" + std::to_string(tile_k) +
          "/" + std::to_string(warps_m) + "x" + std::to_string(warps_n) + "w" +
-         (async_copy ? "/s" + std::to_string(stages) : "/r") +
          (group_m != 8 ? "/g" + std::to_string(group_m) : "");
 }
 
@@ -149,33 +140,27 @@ std::vector<Tf32GemmConfig> tf32_tuning_space(const DeviceInfo& device) {
     for (int tile_n : {64, 128, 256})
       for (int tile_k : {16, 32})
         for (int warp_m : {32, 64})
-          for (int warp_n : {32, 64})
-            for (int stages : {2, 3, 4}) {
-              Tf32GemmConfig c{tile_m, tile_n, tile_k, tile_m / warp_m, tile_n / warp_n};
-              c.stages = stages;
-              if (!c.valid() || !tf32_fits_device(c, device) ||
-                  c.registers_needed() > std::min<int>(255, 65536 / int(c.work_group_size())))
-                continue;
-              space.push_back(c);
-            }
+          for (int warp_n : {32, 64}) {
+            const Tf32GemmConfig c{tile_m, tile_n, tile_k, tile_m / warp_m, tile_n / warp_n};
+            if (!c.valid() || !tf32_fits_device(c, device) ||
+                c.registers_needed() > std::min<int>(255, 65536 / int(c.work_group_size())))
+              continue;
+            space.push_back(c);
+          }
   return space;
 }
 
 std::vector<Tf32GemmConfig> tf32_recommended_configs() {
-  auto with_stages = [](Tf32GemmConfig c, int stages) {
-    c.stages = stages;
-    return c;
-  };
   return {
-      {},  // 128x128x16/2x4w/s3: warps of 64 × 32, two work-groups per SM, 48 KiB
-      with_stages({128, 128, 16, 2, 2}, 3),  // warps of 64 × 64: more reuse per fragment
-      with_stages({64, 128, 16, 2, 2}, 4),   // 4 stages of smaller tiles: latency hidden deeper
-      with_stages({128, 64, 16, 2, 2}, 4),   // the same transposed
-      with_stages({128, 64, 32, 2, 2}, 2),   // K-slabs of 32: products with N ≤ 768
-      with_stages({128, 128, 16, 2, 4}, 2),  // two stages, 32 KiB: three groups per SM
-      with_stages({64, 64, 16, 2, 2}, 4),    // small tiles: better-filled last waves
-      with_stages({128, 256, 16, 2, 4}, 2),  // warps of 64 × 64, 8 per group
-      with_stages({256, 128, 16, 4, 2}, 2),  // the same transposed
+      {128, 128, 16, 2, 4},  // the default: warps of 64 × 32, two work-groups per SM
+      {128, 128, 16, 2, 2},  // warps of 64 × 64: more reuse per fragment, 4 warps per group
+      {128, 256, 16, 2, 4},  // warps of 64 × 64, 8 per group, 48 KiB: one group per SM
+      {256, 128, 16, 4, 2},  // the same transposed
+      {128, 64, 32, 2, 2},   // warps of 64 × 32, K-slabs of 32: products with N ≤ 768
+      {64, 128, 32, 1, 4},   // the same transposed
+      {128, 64, 16, 2, 2},   // smaller tiles for better-filled last waves
+      {128, 256, 16, 2, 8},  // warps of 64 × 32, 16 per group, 48 KiB: one group per SM
+      {256, 128, 16, 4, 4},  // the same transposed
   };
 }
 
@@ -187,10 +172,8 @@ void launch_gemm_tf32(Runtime& rt, const Tf32GemmConfig& config, const Ops::Gemm
   if (s.M == 0 || s.N == 0) return;
   if (!config.valid())
     throw Error("gemm_tf32: invalid configuration " + config.label());
-  // Emulated copies need no proof; real ones only on a device that passed the probe.
-  const bool async_proven = emulate_mma || (config.async_copy && tf32_async_copy_proven(rt));
   cl::Kernel kernel = tf32_kernel(rt, config.build_options(s.trans_a, s.trans_b, emulate_mma,
-                                                           gemm_rows_aligned(s), async_proven));
+                                                           gemm_rows_aligned(s)));
   set_args(kernel, s.M, s.N, s.K, s.alpha, s.beta, A, cl_ulong(s.offset_a), cl_ulong(s.stride_a),
            B, cl_ulong(s.offset_b), cl_ulong(s.stride_b), C, cl_ulong(s.offset_c),
            cl_ulong(s.stride_c), bias ? *bias : C, cl_int(bias ? 1 : 0));
@@ -257,11 +240,7 @@ bool bitwise_equal(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
-Tf32Probe unavailable(const std::string& reason) {
-  Tf32Probe probe;
-  probe.reason = reason;
-  return probe;
-}
+Tf32Probe unavailable(const std::string& reason) { return {false, reason}; }
 
 }  // namespace
 
@@ -376,61 +355,7 @@ Tf32Probe probe_tf32(Runtime& rt) {
                        std::to_string(i % kProbeN) + "] = " + describe_float(got[i]) +
                        " but the host emulation gives " + describe_float(want[i]) + hint);
   }
-  Tf32Probe probe;
-  probe.available = true;
-  probe.async_copy = tf32_async_copy_proven(rt, &probe.async_copy_reason);
-  return probe;
-}
-
-std::string Tf32Probe::pipeline() const {
-  return async_copy ? "cp.async" : "registers (" + async_copy_reason + ")";
-}
-
-namespace {
-
-// async_copy_probe's run: empty when the copies came back as they should, else why not.
-std::string async_copy_failure(Runtime& rt) {
-  constexpr int kFloats = 128, kChunks = kFloats / 4, kZeroChunk = 5;
-  std::vector<float> src(kFloats);
-  for (int i = 0; i < kFloats; ++i) src[i] = 1.f + 0.5f * float(i);
-  std::vector<float> got;
-  try {
-    DeviceBuffer from = rt.alloc_floats(kFloats, "async copy probe source");
-    DeviceBuffer to = rt.alloc_floats(kFloats, "async copy probe result");
-    rt.upload(from, src.data(), src.size() * sizeof(float));
-    rt.fill(to, std::numeric_limits<float>::quiet_NaN(), kFloats);
-    cl::Kernel kernel = rt.kernel(kFile, "async_copy_probe");
-    set_args(kernel, from.buffer(), to.buffer(), cl_int(kZeroChunk));
-    rt.queue().enqueueNDRangeKernel(kernel, cl::NullRange, cl::NDRange(32), cl::NDRange(32));
-    got = rt.download_vector<float>(to, kFloats);
-  } catch (const cl::Error& e) {
-    return std::string("running async_copy_probe failed: ") + e.what() + " (" +
-           cl_status_name(e.err()) + ")";
-  } catch (const std::exception& e) {
-    return std::string("running async_copy_probe failed: ") + e.what();
-  }
-  for (int c = 0; c < kChunks; ++c)
-    for (int i = 0; i < 4; ++i) {
-      const int at = 4 * (kChunks - 1 - c) + i;
-      const float want = c == kZeroChunk ? 0.f : src[4 * c + i];
-      if (std::memcmp(&got[at], &want, sizeof want) != 0)
-        return "async_copy_probe: element " + std::to_string(at) + " is " +
-               describe_float(got[at]) + ", should be " + describe_float(want);
-    }
-  return "";
-}
-
-}  // namespace
-
-bool tf32_async_copy_proven(Runtime& rt, std::string* why_not) {
-  static std::mutex mutex;
-  static std::map<cl_device_id, std::string> failures;  // per device: "" = proven
-  std::lock_guard<std::mutex> lock(mutex);
-  const cl_device_id id = rt.device().device();
-  auto found = failures.find(id);
-  if (found == failures.end()) found = failures.emplace(id, async_copy_failure(rt)).first;
-  if (why_not) *why_not = found->second;
-  return found->second.empty();
+  return {true, ""};
 }
 
 }  // namespace attnscope

@@ -27,55 +27,43 @@ void reference_tf32_gemm(float* c, const float* a, const float* b, const float* 
 
 // gemm_tf32's tunables (matmul_tf32.cl): a work-group of warps_m × warps_n warps (32
 // work-items each, 1-D local size) computes a tile_m × tile_n tile of C in K-slabs of tile_k,
-// each warp a (tile_m / warps_m) × (tile_n / warps_n) sub-tile of 32 or 64 by 32 or 64.
-// Slabs are staged through `stages` local buffers by cp.async where the device proved it
-// (probe_tf32) and the product's rows are 16-byte aligned (async_copy requests it), else
-// through registers and two buffers. The default, 128x128x16/2x4w/s3 (warps of 64 × 32, 64
-// accumulators per lane, 48 KiB of local memory), keeps within 128 registers, so that two
-// work-groups (16 warps) share an SM.
+// each warp a (tile_m / warps_m) × (tile_n / warps_n) sub-tile. The default, 128x128x16/2x4w
+// (warps of 64 × 32, 64 accumulators per lane, 32 KiB of local memory), keeps within 128
+// registers, so that two work-groups (16 warps) share an SM.
 struct Tf32GemmConfig {
   int tile_m = 128, tile_n = 128, tile_k = 16, warps_m = 2, warps_n = 4;
   // Tiles are scheduled in bands of group_m tile rows, each walked column by column (L2
   // reuse of A and B panels among the work-groups in flight; 1: plain row-major order).
   int group_m = 8;
-  int stages = 3;           // local buffers of the cp.async pipeline, 2–4
-  bool async_copy = true;   // false: always stage through registers (two buffers)
 
   size_t work_group_size() const { return size_t(warps_m) * warps_n * 32; }
   int warp_tile_m() const { return warps_m > 0 ? tile_m / warps_m : 0; }
   int warp_tile_n() const { return warps_n > 0 ? tile_n / warps_n : 0; }
-  // The kernel's constraints: tile_k 16, 32 or 64; warp tiles of 32 or 64 rows and 32 or 64
-  // columns; at most 1024 work-items; group_m ≥ 1; stages 2–4.
+  // The kernel's constraints: tile_k 8, 16, 32 or 64; warp tiles of whole multiples of 32
+  // rows and 16 columns; at most 1024 work-items; group_m ≥ 1.
   bool valid() const;
-  // The stage buffers, 4 · tile_k · (tile_m + tile_n) bytes each: `stages` of them with
-  // cp.async (`async`), else two — the kernel's __local use without EMULATE_MMA.
-  size_t local_bytes(bool async = true) const;
-  // Registers a work-item needs, about: fp32 accumulators, the fragments of 16 k, the
-  // prefetched slab where staged through registers, addressing. The basis of register_cap
-  // and of the tuning space's register filter.
-  int registers_needed(bool async = true) const;
+  // The double-buffered stages, 2 · 4 · tile_k · (tile_m + tile_n) bytes — the kernel's
+  // __local use without EMULATE_MMA, the same for every transpose case (no padding).
+  size_t local_bytes(bool trans_a = false, bool trans_b = false) const;
+  // Registers a work-item needs, about: fp32 accumulators, one k-step of fragments, the
+  // prefetched slab and half as much again while it is rounded and stored, addressing.
+  // The basis of register_cap and of the tuning space's register filter.
+  int registers_needed() const;
   // The register limit its NVIDIA build asks for (-cl-nv-maxrregcount, the OpenCL
   // counterpart of __launch_bounds__): as many registers as let two work-groups share an
   // SM (65536 registers per SM on sm_80/sm_90) when registers_needed fits in that, else as
   // many as one work-group may have; 255 (no limit passed) when that is the larger.
-  int register_cap(bool async = true) const;
-  // "-DTILE_M=... -DVECTOR_IO=... -DASYNC_COPY=... -DSTAGES=..." for matmul_tf32.cl, with
+  int register_cap() const;
+  // "-DTILE_M=... -DTRANS_A=... -DVECTOR_IO=..." for matmul_tf32.cl, with
   // -cl-nv-maxrregcount=register_cap() unless emulate_mma. vector_io: every row of A, B and
-  // C starts 16-byte aligned (gemm_rows_aligned, model/gemm_spec.hpp), so loads need no
-  // scalar path. async_proven: the device can run cp.async (probe_tf32; emulated copies
-  // under emulate_mma); ASYNC_COPY=1 needs it, vector_io and async_copy. emulate_mma adds
-  // -DEMULATE_MMA=1: tests on CPU devices only, never in production.
+  // C starts 16-byte aligned (gemm_rows_aligned, model/gemm_spec.hpp), so loads need no scalar path. emulate_mma
+  // adds -DEMULATE_MMA=1: tests on CPU devices only, never in production.
   std::string build_options(bool trans_a, bool trans_b, bool emulate_mma = false,
-                            bool vector_io = false, bool async_proven = false) const;
-  // Whether a build with these arguments uses the cp.async pipeline.
-  bool uses_async_copy(bool vector_io, bool async_proven) const {
-    return async_copy && vector_io && async_proven;
-  }
-  std::string label() const;  // "128x128x16/2x4w/s3", "…/g1" when group_m ≠ 8, "…/r" registers
+                            bool vector_io = false) const;
+  std::string label() const;  // "128x128x16/2x4w", "…/2x4w/g1" when group_m ≠ 8
   bool operator==(const Tf32GemmConfig& o) const {
     return tile_m == o.tile_m && tile_n == o.tile_n && tile_k == o.tile_k &&
-           warps_m == o.warps_m && warps_n == o.warps_n && group_m == o.group_m &&
-           stages == o.stages && async_copy == o.async_copy;
+           warps_m == o.warps_m && warps_n == o.warps_n && group_m == o.group_m;
   }
 };
 
@@ -83,10 +71,10 @@ struct Tf32GemmConfig {
 bool tf32_fits_device(const Tf32GemmConfig& config, const DeviceInfo& device);
 
 // Every valid configuration that fits the device: tiles of 64, 128 or 256 in M and in N,
-// K-slabs of 16 or 32, warps of 32 or 64 rows by 32 or 64 columns, 2–4 cp.async stages,
-// group_m 8 — leaving out those whose registers_needed exceeds what one work-group may have
-// (65536 / work-group size, at most 255). What a tuner sweeps; tf32_recommended_configs
-// lists the ones to try first.
+// K-slabs of 16 or 32, warps of 32 or 64 rows by 32 or 64 columns, group_m 8 — leaving out
+// those whose registers_needed exceeds what one work-group may have (65536 / work-group
+// size, at most 255). What a tuner sweeps; tf32_recommended_configs lists the ones to try
+// first.
 std::vector<Tf32GemmConfig> tf32_tuning_space(const DeviceInfo& device);
 
 // The configurations worth timing first on an H100/H200-class GPU, best guess first (all
@@ -95,9 +83,7 @@ std::vector<Tf32GemmConfig> tf32_recommended_configs();
 
 // Launches gemm_tf32 for spec (every slice), exactly as matmul.cl's gemm would be (same
 // arguments; bias may be null): global (⌈N/tile_n⌉·work_group_size, ⌈M/tile_m⌉, batch),
-// local (work_group_size, 1, 1), VECTOR_IO where gemm_rows_aligned, the cp.async pipeline
-// where config.uses_async_copy (with emulate_mma emulated, else only once
-// tf32_async_copy_proven). Throws Error for a bad
+// local (work_group_size, 1, 1), VECTOR_IO where gemm_rows_aligned. Throws Error for a bad
 // shape, an invalid config, a matrix of 2^31 elements or more, or an operand larger than
 // its buffer. Nothing checks that the device is NVIDIA: call probe_tf32 first, except with
 // emulate_mma (tests on CPU devices). If the compiler rejects -cl-nv-maxrregcount, the
@@ -110,16 +96,10 @@ void launch_gemm_tf32(Runtime& rt, const Tf32GemmConfig& config, const Ops::Gemm
                       const cl::Buffer* bias, bool emulate_mma = false,
                       const std::string& profile_name = "");
 
-// Whether gemm_tf32 can run on rt's device, and if not, why (one line); and how it stages
-// operands there.
+// Whether gemm_tf32 can run on rt's device, and if not, why (one line).
 struct Tf32Probe {
   bool available = false;
   std::string reason;  // empty when available
-  // Whether async_copy_probe passed (the cp.async pipeline is used), and if not, why.
-  bool async_copy = false;
-  std::string async_copy_reason;
-  // "cp.async" or "registers (<why not cp.async>)": for manifests and logs.
-  std::string pipeline() const;
 };
 
 // Checks, in order, and stops at the first failure: the device is an NVIDIA GPU
@@ -127,16 +107,8 @@ struct Tf32Probe {
 // compiles matmul_tf32.cl's inline PTX —; matmul_tf32.cl builds; tf32_probe runs and its
 // 16×8 product equals, bit for bit, the host emulation (tf32_probe_product with
 // round_to_tf32). Never throws for a device that cannot do it; the reason names the device,
-// or the build log's first line, or the first differing element. Then, where available,
-// tf32_async_copy_proven.
+// or the build log's first line, or the first differing element.
 Tf32Probe probe_tf32(Runtime& rt);
-
-// Whether cp.async works on rt's device as the pipeline uses it: async_copy_probe copies a
-// block into local memory (reversed, one chunk zero-filled, in two groups) and back, and the
-// result must equal what it should be, element for element. Run once per device and process
-// (later calls return the first answer); why_not receives the reason when it fails. Only for
-// devices where probe_tf32's device checks pass (NVIDIA, sm_80+).
-bool tf32_async_copy_proven(Runtime& rt, std::string* why_not = nullptr);
 
 // The probe's operands: a is 16×8 and b 8×8 ([k][n]), both row-major. Every element has
 // mantissa bits below TF32's 10 that rounding changes, one per row of a is a tie, signs

@@ -191,22 +191,6 @@ TEST(Tf32Probe, EmulatedProbeKernelMatchesHostBitForBit) {
                                            << " vs " << want[i];
 }
 
-// async_copy_probe, emulated: the result the host expects (chunk c of src at chunk 31 − c,
-// chunk 5 zero) — the copies' indexing, whatever moves the bytes.
-TEST(Tf32Probe, EmulatedAsyncCopyProbeKernelGivesTheExpectedBlock) {
-  Runtime& rt = shared_runtime();
-  const std::vector<float> src = random_vector(128);
-  auto from = to_device(src);
-  auto to = poisoned(128);
-  cl::Kernel kernel = rt.kernel("matmul_tf32.cl", "async_copy_probe", "-DEMULATE_MMA=1");
-  set_args(kernel, from.buffer(), to.buffer(), cl_int(5));
-  rt.launch(kernel, cl::NDRange(32), cl::NDRange(32));
-  const std::vector<float> got = from_device(to, 128);
-  for (int c = 0; c < 32; ++c)
-    for (int i = 0; i < 4; ++i)
-      EXPECT_EQ(bits(got[4 * (31 - c) + i]), bits(c == 5 ? 0.f : src[4 * c + i])) << c << " " << i;
-}
-
 // ---------------------------------------------------------------- gemm_tf32
 
 struct Result {
@@ -356,31 +340,18 @@ TEST(Tf32Gemm, EmulatedTuningTableEntries) {
   EXPECT_GT(tested, 0) << "the tuning table has no tf32 entries";
 }
 
-// Configurations, emulated, both pipelines: every transpose, odd shapes (scalar loads and
-// the register pipeline; edge tiles, K of 1, 2, 3 and 5 slabs and K = 0), multiples of 4
-// (VECTOR_IO: the cp.async pipeline with its STAGES buffers), batches with odd and aligned
-// offsets and strides, alpha, beta, bias, and C poisoned where beta = 0. The default (warps
-// of 64 × 32, 3 stages); warps of 64 × 64 (two-float4 spans where A or B is m- or
-// n-contiguous); K-slabs of 32 (warps of 64 × 32, one warp row, 2 stages); 256-row tiles;
-// 4 stages of 64 × 64 tiles; the register pipeline for aligned rows too (/r); K-slabs of 64
-// with 32-row tiles (rows of 8 chunks, the K-row swizzle across two bank rounds); and a work-
-// group larger than A's slab (a partial round of chunks). Each configuration in two layouts,
+// Configurations of the tuning space, emulated: every transpose, odd shapes (scalar loads,
+// edge tiles, K of 1, 2, 3 and 5 slabs — both halves of the two-slab loop body — and K = 0),
+// multiples of 4 (VECTOR_IO), batches with odd and aligned offsets and strides, alpha, beta,
+// bias, and C poisoned where beta = 0. The default; warps of 64 × 64 (4 per group, two
+// slab units per work-item); K-slabs of 32 (warps of 64 × 32, one warp row); 256-row tiles
+// (warps of 64 × 64, 8 per group); and one outside the space whose last round of staging
+// units is partial (B-P: 128 units for 256 work-items). Each configuration in two layouts,
 // one the other's complement (NN and TT, or TN and NT: A and B each plain and transposed),
 // alternating: every layout of every configuration is a PoCL build of seconds.
 TEST(Tf32Gemm, EmulatedTuningSpaceConfigurations) {
-  auto with = [](Tf32GemmConfig c, int stages, bool async_copy = true) {
-    c.stages = stages, c.async_copy = async_copy;
-    return c;
-  };
   const std::vector<Tf32GemmConfig> configs = {
-      {},
-      with({128, 128, 16, 2, 2}, 3),
-      with({64, 128, 32, 1, 4}, 2),
-      with({256, 128, 16, 4, 2}, 2),
-      with({64, 64, 16, 2, 2}, 4),
-      with({128, 128, 16, 2, 4}, 2, false),
-      with({32, 64, 64, 1, 2}, 2),
-      with({64, 256, 16, 2, 8}, 2)};
+      {}, {128, 128, 16, 2, 2}, {64, 128, 32, 1, 4}, {256, 128, 16, 4, 2}, {64, 64, 16, 2, 4}};
   const std::vector<std::vector<int>> shapes = {{129, 130, 17}, {70, 200, 45}, {200, 136, 72},
                                                 {260, 132, 8}, {5, 7, 0}};
   for (size_t i = 0; i < configs.size(); ++i) {
@@ -426,57 +397,35 @@ TEST(Tf32Gemm, ToleranceSeparatesTf32FromFp32) {
 
 TEST(Tf32Gemm, LocalMemoryFitsNvidiaLimit) {
   const Tf32GemmConfig config;
-  // Three cp.async buffers of 16 × (128 + 128) floats, unpadded (swizzled): NVIDIA's 48 KiB;
-  // two through registers.
-  EXPECT_EQ(config.local_bytes(), 49152u);
-  EXPECT_EQ(config.local_bytes(false), 32768u);
-  Tf32GemmConfig registers = config;
-  registers.async_copy = false;
-  EXPECT_EQ(registers.local_bytes(), 32768u);
+  for (int t = 0; t < 4; ++t) EXPECT_LE(config.local_bytes(t & 1, t & 2), 48u * 1024u) << t;
+  // Two buffers of 16 × (128 + 128) floats, unpadded (swizzled), in every transpose case;
+  // ptxas reports the same.
+  for (int t = 0; t < 4; ++t) EXPECT_EQ(config.local_bytes(t & 1, t & 2), 32768u) << t;
   EXPECT_EQ(config.work_group_size(), 256u);
-  Tf32GemmConfig four{64, 128, 16, 2, 2};
-  four.stages = 4;
-  EXPECT_EQ(four.local_bytes(), 49152u);
+  EXPECT_EQ((Tf32GemmConfig{128, 64, 32, 2, 2}.local_bytes()), 49152u);
 }
 
 TEST(Tf32GemmConfig, DefaultLabelValidityAndBuildOptions) {
   const Tf32GemmConfig config;
-  EXPECT_EQ(config.label(), "128x128x16/2x4w/s3");
+  EXPECT_EQ(config.label(), "128x128x16/2x4w");
   EXPECT_TRUE(config.valid());
   EXPECT_EQ(config.warp_tile_m(), 64);
   EXPECT_EQ(config.warp_tile_n(), 32);
   // 64 accumulators, within 128 registers: two work-groups of 256 per SM.
   EXPECT_LE(config.registers_needed(), 128);
   EXPECT_EQ(config.register_cap(), 128);
-  // cp.async only where rows are aligned (VECTOR_IO) and the device proved it.
-  EXPECT_EQ(config.build_options(false, true, false, true, true),
-            "-DTILE_M=128 -DTILE_N=128 -DTILE_K=16 -DWARPS_M=2 -DWARPS_N=4 -DGROUP_M=8 "
-            "-DTRANS_A=0 -DTRANS_B=1 -DVECTOR_IO=1 -DASYNC_COPY=1 -DSTAGES=3 "
-            "-cl-nv-maxrregcount=128");
-  // Staged through registers (a slab in flight in each work-item): more than 128, no limit.
-  EXPECT_GT(config.registers_needed(false), 128);
   EXPECT_EQ(config.build_options(false, true),
             "-DTILE_M=128 -DTILE_N=128 -DTILE_K=16 -DWARPS_M=2 -DWARPS_N=4 -DGROUP_M=8 "
-            "-DTRANS_A=0 -DTRANS_B=1 -DVECTOR_IO=0 -DASYNC_COPY=0 -DSTAGES=2");
-  EXPECT_NE(config.build_options(false, false, false, false, true).find("-DASYNC_COPY=0"),
-            std::string::npos);  // unaligned rows
-  EXPECT_NE(config.build_options(false, false, false, true, false).find("-DASYNC_COPY=0"),
-            std::string::npos);  // not proven
+            "-DTRANS_A=0 -DTRANS_B=1 -DVECTOR_IO=0 -cl-nv-maxrregcount=128");
   // Emulated (PoCL): no NVIDIA option.
-  EXPECT_EQ(config.build_options(true, false, true, true, true),
+  EXPECT_EQ(config.build_options(true, false, true, true),
             "-DTILE_M=128 -DTILE_N=128 -DTILE_K=16 -DWARPS_M=2 -DWARPS_N=4 -DGROUP_M=8 "
-            "-DTRANS_A=1 -DTRANS_B=0 -DVECTOR_IO=1 -DASYNC_COPY=1 -DSTAGES=3 -DEMULATE_MMA=1");
-  EXPECT_EQ((Tf32GemmConfig{128, 128, 16, 2, 4, 1}.label()), "128x128x16/2x4w/s3/g1");
+            "-DTRANS_A=1 -DTRANS_B=0 -DVECTOR_IO=1 -DEMULATE_MMA=1");
+  EXPECT_EQ((Tf32GemmConfig{128, 128, 16, 2, 4, 1}.label()), "128x128x16/2x4w/g1");
   EXPECT_FALSE((Tf32GemmConfig{128, 128, 16, 2, 4, 1} == config));
-  Tf32GemmConfig registers = config;
-  registers.async_copy = false;
-  EXPECT_EQ(registers.label(), "128x128x16/2x4w/r");
-  EXPECT_FALSE(registers == config);
-  EXPECT_NE(registers.build_options(false, false, false, true, true).find("-DASYNC_COPY=0"),
-            std::string::npos);
   // Warps of 64 × 64 in groups of 4: two groups fit in any case, no limit passed.
   const Tf32GemmConfig wide{128, 128, 16, 2, 2};
-  EXPECT_EQ(wide.label(), "128x128x16/2x2w/s3");
+  EXPECT_EQ(wide.label(), "128x128x16/2x2w");
   EXPECT_EQ(wide.register_cap(), 255);
   EXPECT_EQ(wide.build_options(false, false).find("maxrregcount"), std::string::npos);
   // 8 warps of 64 × 64 need more than 128: one group per SM, no limit.
@@ -487,14 +436,6 @@ TEST(Tf32GemmConfig, DefaultLabelValidityAndBuildOptions) {
 
 TEST(Tf32GemmConfig, InvalidConfigurations) {
   EXPECT_FALSE((Tf32GemmConfig{128, 128, 12, 2, 4}.valid()));   // tile_k
-  EXPECT_FALSE((Tf32GemmConfig{128, 128, 8, 2, 4}.valid()));    // tile_k below 16 k
-  EXPECT_FALSE((Tf32GemmConfig{64, 64, 16, 2, 4}.valid()));     // warps of 16 columns
-  EXPECT_FALSE((Tf32GemmConfig{256, 128, 16, 2, 4}.valid()));   // warps of 128 rows
-  Tf32GemmConfig stages;
-  stages.stages = 5;
-  EXPECT_FALSE(stages.valid());
-  stages.stages = 1;
-  EXPECT_FALSE(stages.valid());
   EXPECT_FALSE((Tf32GemmConfig{128, 128, 16, 8, 4}.valid()));   // warps of 16 rows
   EXPECT_FALSE((Tf32GemmConfig{128, 128, 16, 2, 16}.valid()));  // warps of 8 columns
   EXPECT_FALSE((Tf32GemmConfig{96, 128, 16, 2, 4}.valid()));    // warps of 48 rows
@@ -505,7 +446,7 @@ TEST(Tf32GemmConfig, InvalidConfigurations) {
   auto a = to_device(random_vector(64)), b = to_device(random_vector(64)), c = poisoned(64);
   testing::expect_error<Error>(
       [&] { launch_gemm_tf32(rt, {128, 128, 12, 2, 4}, spec_of(8, 8, 8, 0), a, b, c, nullptr, true); },
-      {"gemm_tf32", "invalid configuration", "128x128x12/2x4w/s3"});
+      {"gemm_tf32", "invalid configuration", "128x128x12/2x4w"});
 }
 
 // What a tuner sweeps, for NVIDIA's limits (48 KiB of static local memory, 1024 work-items):
@@ -521,7 +462,7 @@ TEST(Tf32GemmConfig, TuningSpaceFitsA48KiBDevice) {
     const Tf32GemmConfig& c = space[i];
     EXPECT_TRUE(c.valid()) << c.label();
     EXPECT_TRUE(tf32_fits_device(c, device)) << c.label();
-    EXPECT_LE(c.local_bytes(), 48u * 1024u) << c.label();
+    for (int t = 0; t < 4; ++t) EXPECT_LE(c.local_bytes(t & 1, t & 2), 48u * 1024u) << c.label();
     EXPECT_LE(c.work_group_size(), 1024u) << c.label();
     EXPECT_LE(c.registers_needed(), c.register_cap()) << c.label();
     EXPECT_TRUE(c.tile_k == 16 || c.tile_k == 32) << c.label();
@@ -531,18 +472,11 @@ TEST(Tf32GemmConfig, TuningSpaceFitsA48KiBDevice) {
   auto contains = [&](const Tf32GemmConfig& c) {
     return std::find(space.begin(), space.end(), c) != space.end();
   };
-  auto with_stages = [](Tf32GemmConfig c, int stages) {
-    c.stages = stages;
-    return c;
-  };
   EXPECT_TRUE(contains(Tf32GemmConfig{}));
   EXPECT_TRUE(contains(Tf32GemmConfig{128, 128, 16, 2, 2}));
-  EXPECT_TRUE(contains(with_stages({128, 64, 32, 2, 2}, 2)));
-  EXPECT_TRUE(contains(with_stages({64, 128, 16, 2, 2}, 4)));
-  EXPECT_FALSE(contains(with_stages({128, 64, 32, 2, 2}, 3)));  // 72 KiB
-  EXPECT_FALSE(contains(with_stages({128, 128, 16, 2, 4}, 4)));  // 64 KiB
-  EXPECT_FALSE(contains(with_stages({128, 128, 32, 2, 4}, 2)));  // 64 KiB
-  EXPECT_FALSE(contains(with_stages({256, 256, 16, 4, 4}, 2)));  // 64 KiB
+  EXPECT_TRUE(contains(Tf32GemmConfig{128, 64, 32, 2, 2}));
+  EXPECT_FALSE(contains(Tf32GemmConfig{128, 128, 32, 2, 4}));  // 64 KiB
+  EXPECT_FALSE(contains(Tf32GemmConfig{256, 256, 16, 4, 4}));  // 64 KiB
   for (const Tf32GemmConfig& c : tf32_recommended_configs()) EXPECT_TRUE(contains(c)) << c.label();
   // A device with less: only what fits.
   device.local_mem_bytes = 32 * 1024;
