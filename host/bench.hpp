@@ -50,6 +50,12 @@ std::vector<BenchCell> bench_cells(const BenchSettings& settings);
 // the run would not).
 constexpr int kBenchLrWarmupSteps = 10;
 
+// The peak learning rate of every benchmark run unless --lr says otherwise: half of train's
+// (llm.c's 6e-4, chosen for 524,288 tokens a step). A benchmark step holds a few thousand
+// tokens, and at 6e-4 the built-in corpus spikes there even after the warm-up (gqa and lsh at
+// B=1, T=4096 on the H200: README, "Long sequences"); at 3e-4 neither did.
+constexpr float kBenchDefaultLr = 3e-4f;
+
 // Runs the matrix and writes the results directory; returns the process exit code
 // (0, or 128 + the signal when stopped: host/interrupt.hpp). A failed run (out of memory, NaN loss) is recorded and
 // the benchmark goes on.

@@ -46,6 +46,7 @@ void add_bench_command(CLI::App& app, const std::string& command_line) {
       ->capture_default_str()->check(kPositive);
   cmd->add_option("--seed", s->train.seed, "Seed of weights and data (same for every variant)")
       ->capture_default_str();
+  s->train.optimizer.adamw.lr = kBenchDefaultLr;  // before registering: --help shows it
   add_optimizer_options(cmd, s->train.optimizer);
   add_precision_option(cmd, s->precision);
   cmd->add_option("--data", s->train.data.path, "Training data file (default: built-in corpus)");

@@ -187,13 +187,16 @@ TEST(Bench, SummaryMediansAreTheMeasuredStepsMedians) {
 }
 
 // Every run of the benchmark warms its learning rate up by default, over its first
-// kBenchLrWarmupSteps steps (here all 4 of them), and steps.csv shows the rate of each step.
+// kBenchLrWarmupSteps steps (here all 4 of them), to bench's default peak kBenchDefaultLr,
+// and steps.csv shows the rate of each step.
 TEST(Bench, DefaultLearningRateWarmUpIsInTheManifestAndEachStepsRate) {
   const auto optimizer = read_json(bench().dir / "manifest.json").at("config").at("optimizer");
   EXPECT_EQ(optimizer.at("lr_warmup_steps"), kBenchLrWarmupSteps);
+  EXPECT_FLOAT_EQ(optimizer.at("lr").get<float>(), 3e-4f);
   const LrSchedule schedule{kBenchLrWarmupSteps, LrDecay::kNone, 0.f};
   for (const Row& r : read_csv(bench().dir / "steps.csv").rows)
-    EXPECT_FLOAT_EQ(float(number(r, "lr")), scheduled_lr(6e-4f, schedule, std::stoi(r.at("step")), 4));
+    EXPECT_FLOAT_EQ(float(number(r, "lr")),
+                    scheduled_lr(kBenchDefaultLr, schedule, std::stoi(r.at("step")), 4));
 }
 
 TEST(Bench, KernelsBelongToTheirRun) {
