@@ -707,7 +707,38 @@ def print_acceptance(rows, args):
                   f"{' '.join(map(str, row.flips[1]))}")
 
 
-UNIT_SUITES = [AttentionTests, GradcheckTests, CheckpointTests, DataTests, OptimizerTests]
+class ReplayVerdictTests(unittest.TestCase):
+    """How --lsh-buckets-from-attnscope reads the flips and judges a natural lsh mismatch."""
+
+    def test_validation_flips_count_toward_the_step_they_follow(self):
+        rows = [{"step": s, "flips": f} for s, f in (("1", "0"), ("1", "2"), ("0", "1"), ("2", "0"), ("0", "0"),
+                                                       ("3", "4"), ("0", "0"))]
+        self.assertEqual(flips_per_step(rows, 3), ([2, 0, 4], [1, 0, 0]))
+
+    def verdict(self, first_flip, replayed_ok=True):
+        """The natural row of 4 steps beyond 1e-5 from step 3, against a replayed row with
+        its first flip at first_flip (None: no flips)."""
+        per_step = [{"loss": 1e-7, "lr": 0.0}, {"loss": 1e-7, "lr": 0.0}, {"loss": 1e-3, "lr": 0.0},
+                    {"loss": 1e-3, "val_loss": 1e-3, "lr": 0.0}]
+        natural = Row("lsh", {"loss": 1e-3}, (1.0, 1.0), False, "FAIL")
+        training = [int(first_flip is not None and s >= first_flip) for s in range(1, 5)]
+        replayed = Row("lsh replayed", {}, (1.0, 1.0), replayed_ok, "ok", (training, [0] * 4))
+        explain(natural, per_step, replayed, 1e-5)
+        return natural.ok, natural.result
+
+    def test_a_mismatch_after_the_first_flip_is_explained(self):
+        self.assertEqual(self.verdict(2), (True, "explained: near-tie flips from step 2"))
+        self.assertEqual(self.verdict(3), (True, "explained: near-tie flips from step 3"))
+
+    def test_a_mismatch_without_an_earlier_flip_fails(self):
+        self.assertEqual(self.verdict(None), (False, "FAIL"))
+        self.assertEqual(self.verdict(4), (False, "FAIL"))
+
+    def test_a_mismatch_fails_when_the_replayed_run_disagrees_too(self):
+        self.assertEqual(self.verdict(1, replayed_ok=False), (False, "FAIL"))
+
+
+UNIT_SUITES = [AttentionTests, GradcheckTests, CheckpointTests, DataTests, OptimizerTests, ReplayVerdictTests]
 
 
 def chosen_suites(args, parser):
