@@ -499,7 +499,7 @@ class LshBucketReplay:
         if replayed.shape != tuple(own.shape):
             raise ValueError(f"{path}: buckets of shape {replayed.shape}, the twin hashes {tuple(own.shape)}")
         replayed = torch.from_numpy(replayed.astype(np.int64)).to(own.device)
-        if self.flips:
+        if self.flips is not None:
             self.flips.write(step=step, layer=layer, flips=count_bucket_flips(own, replayed),
                              assignments=own.numel(), **{"pass": self.forward_pass})
         return replayed
@@ -564,7 +564,7 @@ def attention_block(x, p, ctx):
     elif v == "lsh":
         q, val = (split_heads(t, H) for t in F.linear(x, p["qvw"], p["qvb"]).chunk(2, dim=-1))
         buckets = lsh_buckets(q, ctx.lsh_rotations(C // H, x.device), ctx.exact_hash)
-        if ctx.bucket_replay:
+        if ctx.bucket_replay is not None:
             buckets = ctx.bucket_replay.buckets(buckets, ctx.step, ctx.layer)
         o = lsh_attention(q, val, buckets, ctx.options.chunk)
     else:
