@@ -111,9 +111,11 @@ class AttentionActivations {
   virtual ~AttentionActivations() = default;
 };
 
-// Which step this is: LSH draws its rotations from (seed, step).
+// Which step this is (LSH draws its rotations from (seed, step); 0 for a validation
+// forward pass) and which layer of the model calls (LSH's bucket dump names its files by it).
 struct StepContext {
   int64_t step = 0;
+  int layer = 0;
 };
 
 // What one layer's device forward and backward work on: the dims, the step, the layer's

@@ -162,10 +162,10 @@ void GPT2::upload_batch(const int* inputs, const int* targets) {
 
 void GPT2::forward(int64_t step) {
   const int BT = B_ * T_, C = config_.n_embd;
-  const StepContext context{step};
   ops_.encoder_forward(encoded_, inputs_, param("wte"), param("wpe"), B_, T_, C);
   for (int l = 0; l < config_.n_layer; ++l) {
     LayerActivations& a = *layers_[l];
+    const StepContext context{step, l};
     const cl::Buffer& residual = residual_input(l);
     ops_.layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, residual, param("ln1w", l),
                            param("ln1b", l), BT, C);
@@ -189,7 +189,6 @@ void GPT2::forward(int64_t step) {
 // layernorm backward adds its input gradient into it (llm.c's CUDA scheme).
 void GPT2::backward(int64_t step) {
   const int BT = B_ * T_, C = config_.n_embd, L = config_.n_layer;
-  const StepContext context{step};
   ops_.matmul_backward(dbtc_, grad("wte"), nullptr, logits_, lnf_, param("wte"), BT, C,
                        config_.padded_vocab_size);
   rt_.fill(dresidual_, 0.f, size_t(BT) * C);
@@ -197,6 +196,7 @@ void GPT2::backward(int64_t step) {
                           param("lnfw"), lnf_mean_, lnf_rstd_, BT, C);
   for (int l = L - 1; l >= 0; --l) {
     LayerActivations& a = *layers_[l];
+    const StepContext context{step, l};
     ops_.matmul_backward(dfch_gelu_, grad("fcprojw", l), &grad("fcprojb", l), dresidual_,
                          a.fch_gelu, param("fcprojw", l), BT, 4 * C, C);
     ops_.gelu_backward(dfch_, a.fch, dfch_gelu_, size_t(BT) * 4 * C);

@@ -214,6 +214,15 @@ TEST_F(CommandLineFiles, CheckRefusesBadOptionsBeforeRunning) {
   EXPECT_EQ(out.find("checking on"), std::string::npos) << out;
 }
 
+// ATTNSCOPE_LSH_BUCKETS naming a place no directory can be made is refused before training.
+TEST_F(CommandLineFiles, LshBucketDumpDirectoryIsChecked) {
+  const std::string file = path("a_file");
+  std::ofstream(file) << "x";
+  expect_refused("train --model tiny --variant lsh --steps 1", 2,
+                 {"ATTNSCOPE_LSH_BUCKETS=" + file + "/buckets", "cannot create the directory"},
+                 "ATTNSCOPE_LSH_BUCKETS=" + file + "/buckets");
+}
+
 // Item 13: a case that cannot run (here: its dump cannot be written) is named as such,
 // not as a failed comparison, and no "tensors written" is claimed for it.
 TEST_F(CommandLineFiles, CheckNamesCasesThatCouldNotRun) {

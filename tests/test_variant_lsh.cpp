@@ -2,11 +2,15 @@
 // the host's from the same qv, the device's sort order, each query's key set against a
 // brute-force enumeration (read off the output with one-hot values), the device against
 // the CPU reference, the reference's gradients by finite differences (buckets frozen),
-// causality, options and the dump tensors.
+// causality, options, the dump tensors and the bucket dump (ATTNSCOPE_LSH_BUCKETS).
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <set>
 #include <vector>
 
@@ -44,7 +48,7 @@ struct DeviceForward {
 };
 
 DeviceForward forward_on_device(LshAttention& v, const AttentionDims& dims, int64_t step,
-                                const VariantInputs& in) {
+                                const VariantInputs& in, int layer = 0) {
   std::vector<DeviceBuffer> buffers;
   std::vector<cl::Buffer> params;
   for (const auto& p : in.params) {
@@ -54,7 +58,7 @@ DeviceForward forward_on_device(LshAttention& v, const AttentionDims& dims, int6
   DeviceBuffer x = to_device(in.x), out = testing::poisoned(in.x.size());
   DeviceForward result;
   result.acts = v.allocate(shared_ops(), dims);
-  v.forward({shared_ops(), dims, StepContext{step}, params, x, *result.acts}, out);
+  v.forward({shared_ops(), dims, StepContext{step, layer}, params, x, *result.acts}, out);
   result.out = from_device(out, in.x.size());
   return result;
 }
@@ -318,6 +322,49 @@ TEST(LshOptions, DebugTensorsHoldRotationsAndReferenceBuckets) {
   const std::vector<int> ids = lsh::hash_positions(qv.data(), v->shape(dims), tensors[0].data);
   EXPECT_EQ(tensors[1].data, std::vector<float>(ids.begin(), ids.end()));
   EXPECT_EQ(v->debug_tensors(dims, StepContext{4}).size(), 1u);  // other step: not hashed
+}
+
+// The last count int32 of an .npy file: its data (the header comes first).
+std::vector<int> npy_ints(const std::filesystem::path& path, size_t count) {
+  std::ifstream in(path, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<int> ids(count);
+  if (bytes.size() < count * sizeof(int)) return {};
+  std::memcpy(ids.data(), bytes.data() + bytes.size() - count * sizeof(int), count * sizeof(int));
+  return ids;
+}
+
+// ATTNSCOPE_LSH_BUCKETS=DIR: each device forward writes the bucket ids it used, named by
+// pass, step and layer (a pass begins at layer 0); unset, nothing is written.
+TEST(LshDump, EveryForwardWritesTheBucketIdsItUsed) {
+  const std::filesystem::path dir = fresh_test_dir("lsh_dump");
+  const AttentionDims dims{2, 24, 32, 2};
+  setenv("ATTNSCOPE_LSH_BUCKETS", dir.c_str(), 1);
+  auto v = make(dims, 2, 4, 4);
+  unsetenv("ATTNSCOPE_LSH_BUCKETS");
+  const VariantInputs in = random_variant_inputs(*v, dims, fresh_seed());
+  const size_t count = size_t(2) * 2 * 2 * 24;
+  const struct { int64_t step; int layer; const char* file; } calls[] = {
+      {5, 0, "pass000001_step000005_layer000.npy"}, {5, 1, "pass000001_step000005_layer001.npy"},
+      {0, 0, "pass000002_step000000_layer000.npy"}};
+  for (const auto& call : calls) {
+    const DeviceForward f = forward_on_device(*v, dims, call.step, in, call.layer);
+    EXPECT_EQ(npy_ints(dir / call.file, count), download_ints(f.lsh().bucket, count)) << call.file;
+  }
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir), {}), 3);
+  auto off = make(dims, 2, 4, 4);
+  forward_on_device(*off, dims, 1, in);
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir), {}), 3);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(LshDump, ADirectoryThatCannotBeMadeIsRefused) {
+  const std::filesystem::path dir = fresh_test_dir("lsh_dump_refused");
+  std::ofstream(dir / "file") << "x";
+  setenv("ATTNSCOPE_LSH_BUCKETS", (dir / "file").c_str(), 1);
+  EXPECT_THROW(make({1, 8, 32, 2}, 2, 4, 4), UsageError);
+  unsetenv("ATTNSCOPE_LSH_BUCKETS");
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -40,7 +40,9 @@
 #               on the exported built-in corpus, gpt2 B=16 T=512, every variant, lr warmed up
 #               over 10 steps then cosine (at a constant 6e-4 the loss spikes within 20
 #               steps and both sides' rounding grows chaotically); the table of relative
-#               loss differences against 1e-5 (OUT/twin-losses/*.csv)
+#               loss differences against 1e-5 (OUT/twin-losses/*.csv). lsh runs twice on the
+#               twin's side: on its own buckets, and on those attnscope used (dumped through
+#               ATTNSCOPE_LSH_BUCKETS), with the near-tie flips per step (lsh_flips.csv)
 # ATTNSCOPE=path picks the binary; TUNE_SECONDS the sweep's budget (default 240);
 # BENCH_ARGS replaces the bench phases' step counts (default: 1 repeat, 10 steps after 2);
 # BENCH_PRECISIONS the precisions benched (default "fp32 tf32"); TWIN_STEPS the twin phase's
@@ -197,8 +199,10 @@ for p in "$@"; do
       phase twin-losses 420 python3 tools/torch_twin_test.py --attnscope "$attnscope" --acceptance-only \
         --defaults-only --model gpt2 --batch 16 --seq 512 --steps 20 --tolerance 1e-5 --device cuda \
         --schedule="--warmup-steps 10 --lr-decay cosine --min-lr-frac 0.1" \
-        --workdir "$out/twin-losses"
-      rm -f "$out"/twin-losses/*.bin ;;  # checkpoints and shards: ≈ 4 GB, kept out of the tarball
+        --lsh-buckets-from-attnscope --workdir "$out/twin-losses"
+      # Checkpoints and shards (≈ 4 GB) and lsh's bucket dump (≈ 9 MB a forward pass, ≈ 340 MB)
+      # are kept out of the tarball.
+      rm -rf "$out"/twin-losses/*.bin "$out"/twin-losses/*_buckets ;;
     *) echo "unknown phase $p" >&2 ;;
   esac
 done

@@ -19,6 +19,9 @@ throughput, memory and energy can be held against a mainstream framework's.
       checkpoint (llm.c format + attnscope's extension), the same batches in the same
       order, the same AdamW (attnscope's cl_kernels/adamw.cl), the same LSH rotations;
       writes the per-step rows of attnscope's steps.csv (its columns, `framework` torch-…).
+      With --lsh-buckets-from DIR (lsh), the bucket ids attnscope wrote under
+      ATTNSCOPE_LSH_BUCKETS=DIR replace the twin's own argmax, and --lsh-flips-csv FILE
+      counts, per pass and layer, the assignments the twin would have made differently.
 
 Runs on PyTorch 1.13 (math path only: no scaled_dot_product_attention) and 2.x.
 """
@@ -457,16 +460,64 @@ def lsh_attention(q, v, buckets, chunk):
 # ---------------------------------------------------------------------------------------
 
 
+def bucket_file_name(forward_pass, step, layer):
+    """lsh::bucket_file_name: attnscope's bucket dump file of one layer of one forward pass."""
+    return f"pass{forward_pass:06d}_step{step:06d}_layer{layer:03d}.npy"
+
+
+def count_bucket_flips(own, replayed):
+    """How many bucket assignments differ: where the twin's own argmax would have hashed a
+    position (of a head, batch row and round) into another bucket than attnscope did."""
+    return int((own != replayed).sum())
+
+
+class LshBucketReplay:
+    """attnscope's bucket ids (ATTNSCOPE_LSH_BUCKETS=DIR, docs/VARIANTS.md "The bucket
+    dump"), used pass by pass in place of the twin's own argmax, so that both sides compute
+    the same function; each layer's flips (count_bucket_flips of the twin's own buckets
+    against attnscope's) go to flips_csv. Passes are counted from 1 at layer 0, as attnscope
+    counts them, so the two must run the same forward passes in the same order: a file that
+    is missing or of another shape is an error, never a silent fallback."""
+
+    COLUMNS = ["pass", "step", "layer", "flips", "assignments"]
+
+    def __init__(self, directory, flips_csv=None):
+        if not os.path.isdir(directory):
+            raise ValueError(f"--lsh-buckets-from {directory}: not a directory")
+        self.directory = directory
+        self.forward_pass = 0
+        self.flips = CsvFile(flips_csv, self.COLUMNS) if flips_csv else None
+
+    def buckets(self, own, step, layer):
+        """attnscope's buckets for this layer of this pass, shaped and placed as own."""
+        if layer == 0:
+            self.forward_pass += 1
+        path = os.path.join(self.directory, bucket_file_name(self.forward_pass, step, layer))
+        if not os.path.exists(path):
+            raise ValueError(f"{path}: no such bucket file (attnscope ran other forward passes than the twin)")
+        replayed = np.load(path)
+        if replayed.shape != tuple(own.shape):
+            raise ValueError(f"{path}: buckets of shape {replayed.shape}, the twin hashes {tuple(own.shape)}")
+        replayed = torch.from_numpy(replayed.astype(np.int64)).to(own.device)
+        if self.flips is not None:
+            self.flips.write(step=step, layer=layer, flips=count_bucket_flips(own, replayed),
+                             assignments=own.numel(), **{"pass": self.forward_pass})
+        return replayed
+
+
 @dataclasses.dataclass
 class AttentionContext:
     """What a block needs besides its weights: the resolved options, the attention
-    implementation, the step (LSH's rotations), and whether LSH hashes exactly."""
+    implementation, the step (LSH's rotations), the layer (set by GPT2.forward), whether LSH
+    hashes exactly, and where it takes attnscope's buckets from instead (None: its own)."""
     variant: str
     options: VariantOptions
     n_head: int
     impl: str = "eager"
     step: int = 0
+    layer: int = 0
     exact_hash: bool = True
+    bucket_replay: LshBucketReplay = None
     rotations: dict = dataclasses.field(default_factory=dict)  # step -> (R, d, n_b/2)
 
     def lsh_rotations(self, head_size, device):
@@ -512,8 +563,10 @@ def attention_block(x, p, ctx):
         o = exact_attention(q, split_heads(k, H), split_heads(val, H), impl=ctx.impl)
     elif v == "lsh":
         q, val = (split_heads(t, H) for t in F.linear(x, p["qvw"], p["qvb"]).chunk(2, dim=-1))
-        rotations = ctx.lsh_rotations(C // H, x.device)
-        o = lsh_attention(q, val, lsh_buckets(q, rotations, ctx.exact_hash), ctx.options.chunk)
+        buckets = lsh_buckets(q, ctx.lsh_rotations(C // H, x.device), ctx.exact_hash)
+        if ctx.bucket_replay is not None:
+            buckets = ctx.bucket_replay.buckets(buckets, ctx.step, ctx.layer)
+        o = lsh_attention(q, val, buckets, ctx.options.chunk)
     else:
         q, k, val = (split_heads(t, H) for t in F.linear(x, p["qkvw"], p["qkvb"]).chunk(3, dim=-1))
         if v == "linear":
@@ -548,6 +601,7 @@ class GPT2(torch.nn.Module):
         T = tokens.shape[1]
         x = F.embedding(tokens, p["wte"]) + p["wpe"][:T]
         for l in range(self.config.n_layer):
+            self.ctx.layer = l
             h = F.layer_norm(x, (C,), p["ln1w"][l], p["ln1b"][l], eps=1e-5)
             x = x + attention_block(h, {n: p[n][l] for n in self.attention_names}, self.ctx)
             h = F.layer_norm(x, (C,), p["ln2w"][l], p["ln2b"][l], eps=1e-5)
@@ -878,7 +932,9 @@ def run_train(args):
     if args.seq > config.max_seq_len:
         raise ValueError(f"--seq {args.seq} exceeds the checkpoint's max sequence length {config.max_seq_len}")
     options = resolve_options(args.variant, config, args.seq, variant_options(args))
-    ctx = AttentionContext(args.variant, options, config.n_head, impl=args.attn_impl, exact_hash=True)
+    replay = LshBucketReplay(args.lsh_buckets_from, args.lsh_flips_csv) if args.lsh_buckets_from else None
+    ctx = AttentionContext(args.variant, options, config.n_head, impl=args.attn_impl, exact_hash=True,
+                           bucket_replay=replay)
     model = GPT2(config, unpack_parameters(ckpt, args.variant, options, dtype, device), ctx)
     optimizer = AttnscopeAdamW(model, adamw_config(args))
     train_loader, val_loader = make_loaders(args.data, args.val_data, args.batch, args.seq, config.vocab_size, device)
@@ -1156,10 +1212,20 @@ def main(argv=None):
                        help="decay after the warm-up, to --min-lr-frac of --lr at the last step")
     train.add_argument("--min-lr-frac", type=float, default=0.0)
     train.add_argument("--save", help="write the final weights here (attnscope's format)")
+    train.add_argument("--lsh-buckets-from", metavar="DIR",
+                       help="lsh: use the bucket ids attnscope dumped to DIR (ATTNSCOPE_LSH_BUCKETS) "
+                            "instead of the twin's own argmax")
+    train.add_argument("--lsh-flips-csv", metavar="FILE",
+                       help="with --lsh-buckets-from: per pass and layer, how many of the twin's own "
+                            "bucket assignments differ from attnscope's")
 
     args = parser.parse_args(argv)
     if args.batch < 1 or args.seq < 1 or args.steps < (1 if args.command == "bench" else 0):
         parser.error("--batch, --seq and --steps must be positive")
+    if args.command == "train" and args.lsh_buckets_from and args.variant != "lsh":
+        parser.error(f"--lsh-buckets-from replays lsh's buckets; the variant is {args.variant}")
+    if args.command == "train" and args.lsh_flips_csv and not args.lsh_buckets_from:
+        parser.error("--lsh-flips-csv counts flips against --lsh-buckets-from; give both")
     if args.attn_impl == "sdpa" and not hasattr(F, "scaled_dot_product_attention"):
         parser.error(f"--attn-impl sdpa needs PyTorch 2.0 or later, this is {torch.__version__}")
     try:

@@ -13,6 +13,14 @@
                                          built-in corpus as shards (`attnscope data --export`),
                                          attnscope and the twin train 10 steps and every step's loss agrees to 1e-4
                                          relative, for every variant (printed as a table)
+  ... --lsh-buckets-from-attnscope       lsh also conditioned on attnscope's discrete choices: attnscope
+                                         dumps the bucket ids it used (ATTNSCOPE_LSH_BUCKETS), the twin
+                                         trains again on them (row "lsh replayed") and counts per step the
+                                         assignments its own argmax makes differently (near-tie flips); a
+                                         natural lsh mismatch then passes as "explained" when the replayed
+                                         run agrees and flips began no later than the mismatch. Adds
+                                         LshReplayTests (the dump, the replay and the flip count on the
+                                         tiny model); --suites LshReplayTests runs those alone
 
 Exits non-zero when anything fails; the last line is "N passed, N failed".
 """
@@ -241,6 +249,18 @@ class AttentionTests(unittest.TestCase):
             self.assertEqual(float(r.view(-1)[i]), float.fromhex(value))
         self.assertFalse(torch.equal(r, tt.lsh_rotations(1001, 2, 2, 16, 4)))
 
+    def test_bucket_flips_count_differing_assignments(self):
+        own = torch.tensor([[[[0, 1, 2, 3], [1, 1, 0, 0]]]])
+        replayed = own.clone()
+        self.assertEqual(tt.count_bucket_flips(own, replayed), 0)
+        replayed[0, 0, 1, 2], replayed[0, 0, 0, 0] = 3, 1
+        self.assertEqual(tt.count_bucket_flips(own, replayed), 2)
+
+    def test_bucket_file_names_are_attnscopes(self):
+        """lsh::bucket_file_name's format, as tests/test_variant_lsh.cpp holds it."""
+        self.assertEqual(tt.bucket_file_name(1, 5, 1), "pass000001_step000005_layer001.npy")
+        self.assertEqual(tt.bucket_file_name(2, 0, 11), "pass000002_step000000_layer011.npy")
+
     def test_default_buckets(self):
         self.assertEqual([tt.default_buckets(T) for T in (1, 64, 192, 256, 320, 512, 1024)], [2, 2, 4, 4, 6, 8, 16])
 
@@ -380,12 +400,13 @@ ACCEPTANCE_CASES = [(v, []) for v in tt.VARIANTS] + [
     ("flash", ["--warmup-steps", "3", "--lr-decay", "cosine", "--min-lr-frac", "0.1"])]
 
 
-def run(command, log):
-    """Runs a command, its output appended to log; raises with the log's tail on failure."""
+def run(command, log, env=None):
+    """Runs a command (env: variables added to the environment), its output appended to
+    log; raises with the log's tail on failure."""
     with open(log, "a") as out:
-        out.write("$ " + " ".join(command) + "\n")
+        out.write("$ " + "".join(f"{k}={v} " for k, v in (env or {}).items()) + " ".join(command) + "\n")
         out.flush()
-        result = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT)
+        result = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     if result.returncode != 0:
         with open(log) as f:
             tail = f.read()[-2000:]
@@ -491,10 +512,164 @@ class AttnscopeTests(unittest.TestCase):
                                            np.load(os.path.join(d, "debug_bucket_ids.npy"))))
 
 
+class LshReplayTests(unittest.TestCase):
+    """attnscope's bucket dump (ATTNSCOPE_LSH_BUCKETS) replayed by the twin: the files of
+    every forward pass, that the twin uses them, and that it counts the assignments its own
+    argmax makes differently. Needs --attnscope; tiny model, 2 steps, validation after each."""
+    attnscope = None
+    workdir = None
+    STEPS = ["--steps", "2", "--val-every", "1", "--val-batches", "1"]
+
+    @classmethod
+    def setUpClass(cls):
+        if cls.attnscope is None:
+            raise unittest.SkipTest("needs --attnscope")
+        cls.dir = os.path.join(cls.workdir, "lsh_replay")
+        os.makedirs(cls.dir, exist_ok=True)
+        cls.log = os.path.join(cls.dir, "commands.log")
+        cls.init = os.path.join(cls.dir, "init.bin")
+        run([cls.attnscope, "train", "--model", "tiny", "--variant", "lsh", "--steps", "0", "--save", cls.init],
+            cls.log)
+        cls.data = export_corpus(cls.attnscope, os.path.join(cls.dir, "corpus"), 5 * 4 * 64 + 1, cls.log)
+        cls.buckets = os.path.join(cls.dir, "buckets")
+        run([cls.attnscope, "train", "--model", "tiny", "--variant", "lsh", "--load", cls.init, *cls.data,
+             *cls.STEPS], cls.log, env={"ATTNSCOPE_LSH_BUCKETS": cls.buckets})
+        cls.natural = cls.twin("natural")
+
+    @classmethod
+    def twin(cls, name, buckets=None, steps=None):
+        """The twin's run from the common checkpoint: (its steps CSV rows, its flips CSV rows)."""
+        steps_csv, flips_csv = (os.path.join(cls.dir, f"{name}_{s}.csv") for s in ("steps", "flips"))
+        replay = ["--lsh-buckets-from", buckets, "--lsh-flips-csv", flips_csv] if buckets else []
+        run([sys.executable, os.path.join(TOOLS, "torch_twin.py"), "train", "--variant", "lsh", "--load", cls.init,
+             *cls.data, *(steps or cls.STEPS), "--device", "cpu", "--steps-csv", steps_csv, *replay], cls.log)
+        return read_steps(steps_csv), read_steps(flips_csv) if buckets else []
+
+    def test_every_layer_of_every_forward_pass_is_dumped(self):
+        """Step 1, its validation, step 2, its validation: passes 1-4, two layers each."""
+        want = [tt.bucket_file_name(p, s, l) for p, s in ((1, 1), (2, 0), (3, 2), (4, 0)) for l in (0, 1)]
+        self.assertEqual(sorted(os.listdir(self.buckets)), want)
+        ids = np.load(os.path.join(self.buckets, want[0]))
+        self.assertEqual((ids.dtype, ids.shape), (np.dtype("<i4"), (4, 4, 2, 64)))  # B, H, rounds, T
+        self.assertTrue(0 <= ids.min() and ids.max() < tt.default_buckets(64))
+
+    def test_replay_without_flips_is_the_natural_run(self):
+        """On the tiny model both sides hash alike: no flips, and the twin's losses with
+        attnscope's buckets are its own bit for bit."""
+        steps, flips = self.twin("replayed", self.buckets)
+        self.assertEqual([(r["pass"], r["step"], r["layer"], r["flips"]) for r in flips],
+                         [(str(p), str(s), str(l), "0") for p, s in ((1, 1), (2, 0), (3, 2), (4, 0)) for l in (0, 1)])
+        self.assertEqual([(r["loss"], r["val_loss"]) for r in steps],
+                         [(r["loss"], r["val_loss"]) for r in self.natural[0]])
+
+    def test_changed_buckets_are_used_and_counted_as_flips(self):
+        """Five ids of step 2's last layer moved to the next bucket: exactly those five flips
+        where they are replayed, none before, and step 2's loss changes."""
+        changed = os.path.join(self.dir, "changed")
+        shutil.copytree(self.buckets, changed, dirs_exist_ok=True)
+        path = os.path.join(changed, tt.bucket_file_name(3, 2, 1))
+        ids = np.load(path)
+        flat = ids.reshape(-1)
+        flat[[3, 100, 700, 1500, 2047]] = (flat[[3, 100, 700, 1500, 2047]] + 1) % tt.default_buckets(64)
+        np.save(path, ids)
+        steps, flips = self.twin("changed", changed)
+        self.assertEqual([int(r["flips"]) for r in flips[:6]], [0, 0, 0, 0, 0, 5])
+        self.assertEqual(steps[0]["loss"], self.natural[0][0]["loss"])
+        self.assertNotEqual(steps[1]["loss"], self.natural[0][1]["loss"])
+
+    def test_missing_passes_are_an_error(self):
+        with self.assertRaisesRegex(RuntimeError, "no such bucket file"):
+            self.twin("longer", self.buckets, steps=["--steps", "3", "--val-every", "1", "--val-batches", "1"])
+
+
+@dataclasses.dataclass
+class Row:
+    """One line of the acceptance table."""
+    name: str
+    worst: dict        # column -> worst relative difference over the steps
+    last: tuple        # attnscope's and the twin's last loss
+    ok: bool
+    result: str        # what the table prints: ok, FAIL, explained ..., or FAIL and the error
+    flips: tuple = ()  # replayed lsh: near-tie flips per training step, in training and in validation passes
+
+
+DIFFERENCES = ("loss", "val_loss", "grad_norm", "lr")
+HELD = ("loss", "val_loss", "lr")  # to the tolerance; grad_norm is shown only
+
+
+def step_differences(a, t, steps):
+    """Per step, the relative difference of each column between attnscope's rows a and the
+    twin's rows t (a column empty in a, as val_loss without validation that step, is left out)."""
+    if len(a) != steps or len(t) != steps:
+        raise RuntimeError(f"{len(a)} attnscope rows, {len(t)} twin rows, {steps} expected")
+    return [{c: relative(float(y[c]), float(x[c])) for c in DIFFERENCES if x[c]} for x, y in zip(a, t)]
+
+
+def compared(name, a, t, steps, tolerance):
+    """The table's row for attnscope's rows a against the twin's rows t, and the per-step differences."""
+    per_step = step_differences(a, t, steps)
+    worst = {c: max((d[c] for d in per_step if c in d), default=0.0) for c in DIFFERENCES}
+    ok = all(worst[c] <= tolerance for c in HELD)
+    return Row(name, worst, (float(a[-1]["loss"]), float(t[-1]["loss"])), ok, "ok" if ok else "FAIL"), per_step
+
+
+def flips_per_step(flips_rows, steps):
+    """From the twin's --lsh-flips-csv: the flips of each training step's forward pass and of
+    the validation passes (step 0) after it, summed over layers."""
+    training, validation, step = [0] * steps, [0] * steps, 0
+    for r in flips_rows:
+        if int(r["step"]):
+            step = int(r["step"])
+            training[step - 1] += int(r["flips"])
+        else:
+            validation[step - 1] += int(r["flips"])
+    return training, validation
+
+
+def explain(natural, per_step, replayed, tolerance):
+    """A natural lsh mismatch passes as explained by near-tie flips when the twin on
+    attnscope's buckets agrees, some assignment flipped, and the first step beyond the
+    tolerance comes no earlier than the first flip (until then both sides chose the same
+    buckets, so the natural run was the replayed one)."""
+    if natural.ok or not replayed.ok:
+        return
+    flipped = [s for s, (t, v) in enumerate(zip(*replayed.flips), 1) if t or v]
+    differing = next(s for s, d in enumerate(per_step, 1) if any(d.get(c, 0.0) > tolerance for c in HELD))
+    if flipped and flipped[0] <= differing:
+        natural.ok, natural.result = True, f"explained: near-tie flips from step {flipped[0]}"
+
+
+def acceptance_case(attnscope, workdir, args, log, data, variant, options):
+    """One case's rows: attnscope against the twin; with --lsh-buckets-from-attnscope, lsh
+    also against the twin on the buckets attnscope dumped (the row "<case> replayed")."""
+    name = variant + "".join(options).replace("--", "_")
+    replay = variant == "lsh" and args.lsh_buckets_from_attnscope
+    init, ours, theirs, replayed_csv, flips_csv, buckets = (
+        os.path.join(workdir, name + s)
+        for s in (".bin", "_twin.csv", "_attnscope.csv", "_twin_replayed.csv", "_flips.csv", "_buckets"))
+    shape = ["--batch", str(args.batch), "--seq", str(args.seq)]
+    run([attnscope, "train", "--model", args.model, "--variant", variant, *options, *shape,
+         "--steps", "0", "--save", init], log)
+    common = ["--variant", variant, *options, *shape, "--load", init, *data,
+              "--steps", str(args.steps), "--val-every", "5", *args.schedule.split()]
+    run([attnscope, "train", "--model", args.model, *common, "--steps-csv", theirs], log,
+        env={"ATTNSCOPE_LSH_BUCKETS": buckets} if replay else None)
+    twin = [sys.executable, os.path.join(TOOLS, "torch_twin.py"), "train", *common, "--device", args.device]
+    run([*twin, "--steps-csv", ours], log)
+    a = read_steps(theirs)
+    natural, per_step = compared(name, a, read_steps(ours), args.steps, args.tolerance)
+    if not replay:
+        return [natural]
+    run([*twin, "--steps-csv", replayed_csv, "--lsh-buckets-from", buckets, "--lsh-flips-csv", flips_csv], log)
+    replayed, _ = compared(name + " replayed", a, read_steps(replayed_csv), args.steps, args.tolerance)
+    replayed.flips = flips_per_step(read_steps(flips_csv), args.steps)
+    explain(natural, per_step, replayed, args.tolerance)
+    return [natural, replayed]
+
+
 def acceptance(attnscope, workdir, args, log):
     """attnscope and the twin train args.steps steps from one step-0 checkpoint on the
-    exported corpus; returns the table's rows (case, worst relative loss / val-loss /
-    grad-norm difference, ok)."""
+    exported corpus; returns the table's rows."""
     variants = tt.VARIANTS if args.variants == "all" else tuple(args.variants.split(","))
     tokens = (args.steps + 1) * args.batch * args.seq + 1  # training steps; validation's 4 batches fit too
     data = export_corpus(attnscope, os.path.join(workdir, "corpus"), max(tokens, 5 * args.batch * args.seq), log)
@@ -502,26 +677,11 @@ def acceptance(attnscope, workdir, args, log):
     for variant, options in ACCEPTANCE_CASES:
         if variant not in variants or (options and args.defaults_only):
             continue
-        name = variant + "".join(options).replace("--", "_")
-        shape = ["--batch", str(args.batch), "--seq", str(args.seq)]
-        init, ours, theirs = (os.path.join(workdir, name + s) for s in (".bin", "_twin.csv", "_attnscope.csv"))
         try:
-            run([attnscope, "train", "--model", args.model, "--variant", variant, *options, *shape,
-                 "--steps", "0", "--save", init], log)
-            common = ["--variant", variant, *options, *shape, "--load", init, *data,
-                      "--steps", str(args.steps), "--val-every", "5", *args.schedule.split()]
-            run([attnscope, "train", "--model", args.model, *common, "--steps-csv", theirs], log)
-            run([sys.executable, os.path.join(TOOLS, "torch_twin.py"), "train", *common, "--device", args.device,
-                 "--steps-csv", ours], log)
-            a, t = read_steps(theirs), read_steps(ours)
-            if len(a) != args.steps or len(t) != args.steps:
-                raise RuntimeError(f"{len(a)} attnscope rows, {len(t)} twin rows, {args.steps} expected")
-            worst = {column: max((relative(float(y[column]), float(x[column])) for x, y in zip(a, t) if x[column]),
-                                 default=0.0) for column in ("loss", "val_loss", "grad_norm", "lr")}
-            ok = all(worst[c] <= args.tolerance for c in ("loss", "val_loss", "lr"))
-            rows.append((name, float(a[-1]["loss"]), float(t[-1]["loss"]), worst, ok, ""))
+            rows += acceptance_case(attnscope, workdir, args, log, data, variant, options)
         except (RuntimeError, OSError, KeyError, ValueError) as error:
-            rows.append((name, None, None, {}, False, str(error).splitlines()[0]))
+            name = variant + "".join(options).replace("--", "_")
+            rows.append(Row(name, {}, (None, None), False, "FAIL " + str(error).splitlines()[0]))
     return rows
 
 
@@ -533,12 +693,68 @@ def print_acceptance(rows, args):
               f"{'grad_norm':>9}  result")
     print(header)
     print("-" * len(header))
-    for name, last_a, last_t, worst, ok, error in rows:
-        if error:
-            print(f"{name:<28} {'-':>14} {'-':>10} {'-':>8} {'-':>8} {'-':>9}  FAIL {error}")
+    for row in rows:
+        if not row.worst:
+            print(f"{row.name:<28} {'-':>14} {'-':>10} {'-':>8} {'-':>8} {'-':>9}  {row.result}")
             continue
-        print(f"{name:<28} {last_a:>14.6f} {last_t:>10.6f} {worst['loss']:>8.1e} {worst['val_loss']:>8.1e} "
-              f"{worst['grad_norm']:>9.1e}  {'ok' if ok else 'FAIL'}")
+        print(f"{row.name:<28} {row.last[0]:>14.6f} {row.last[1]:>10.6f} {row.worst['loss']:>8.1e} "
+              f"{row.worst['val_loss']:>8.1e} {row.worst['grad_norm']:>9.1e}  {row.result}")
+    for row in rows:
+        if row.flips:
+            print(f"{row.name}: near-tie flips (bucket assignments the twin's own argmax makes differently "
+                  f"from attnscope's, all layers) per step 1..{args.steps}: training passes "
+                  f"{' '.join(map(str, row.flips[0]))}; validation passes after the step "
+                  f"{' '.join(map(str, row.flips[1]))}")
+
+
+class ReplayVerdictTests(unittest.TestCase):
+    """How --lsh-buckets-from-attnscope reads the flips and judges a natural lsh mismatch."""
+
+    def test_validation_flips_count_toward_the_step_they_follow(self):
+        rows = [{"step": s, "flips": f} for s, f in (("1", "0"), ("1", "2"), ("0", "1"), ("2", "0"), ("0", "0"),
+                                                       ("3", "4"), ("0", "0"))]
+        self.assertEqual(flips_per_step(rows, 3), ([2, 0, 4], [1, 0, 0]))
+
+    def verdict(self, first_flip, replayed_ok=True):
+        """The natural row of 4 steps beyond 1e-5 from step 3, against a replayed row with
+        its first flip at first_flip (None: no flips)."""
+        per_step = [{"loss": 1e-7, "lr": 0.0}, {"loss": 1e-7, "lr": 0.0}, {"loss": 1e-3, "lr": 0.0},
+                    {"loss": 1e-3, "val_loss": 1e-3, "lr": 0.0}]
+        natural = Row("lsh", {"loss": 1e-3}, (1.0, 1.0), False, "FAIL")
+        training = [int(first_flip is not None and s >= first_flip) for s in range(1, 5)]
+        replayed = Row("lsh replayed", {}, (1.0, 1.0), replayed_ok, "ok", (training, [0] * 4))
+        explain(natural, per_step, replayed, 1e-5)
+        return natural.ok, natural.result
+
+    def test_a_mismatch_after_the_first_flip_is_explained(self):
+        self.assertEqual(self.verdict(2), (True, "explained: near-tie flips from step 2"))
+        self.assertEqual(self.verdict(3), (True, "explained: near-tie flips from step 3"))
+
+    def test_a_mismatch_without_an_earlier_flip_fails(self):
+        self.assertEqual(self.verdict(None), (False, "FAIL"))
+        self.assertEqual(self.verdict(4), (False, "FAIL"))
+
+    def test_a_mismatch_fails_when_the_replayed_run_disagrees_too(self):
+        self.assertEqual(self.verdict(1, replayed_ok=False), (False, "FAIL"))
+
+
+UNIT_SUITES = [AttentionTests, GradcheckTests, CheckpointTests, DataTests, OptimizerTests, ReplayVerdictTests]
+
+
+def chosen_suites(args, parser):
+    """The test classes to run: those --suites names; else none with --acceptance-only; else
+    the unit tests, with --attnscope AttnscopeTests, and with --lsh-buckets-from-attnscope
+    LshReplayTests."""
+    known = {suite.__name__: suite for suite in UNIT_SUITES + [AttnscopeTests, LshReplayTests]}
+    if args.suites:
+        unknown = [name for name in args.suites.split(",") if name not in known]
+        if unknown:
+            parser.error(f"--suites: no test class {', '.join(unknown)} (known: {', '.join(known)})")
+        return [known[name] for name in args.suites.split(",")]
+    if args.acceptance_only:
+        return []
+    with_attnscope = [AttnscopeTests] + ([LshReplayTests] if args.lsh_buckets_from_attnscope else [])
+    return UNIT_SUITES + (with_attnscope if args.attnscope else [])
 
 
 def main():
@@ -557,18 +773,20 @@ def main():
     parser.add_argument("--defaults-only", action="store_true",
                         help="acceptance: each variant with its default options only")
     parser.add_argument("--acceptance-only", action="store_true", help="skip the unit tests")
+    parser.add_argument("--suites", help="run only these test classes (comma-separated, e.g. LshReplayTests)")
+    parser.add_argument("--lsh-buckets-from-attnscope", action="store_true",
+                        help="acceptance: lsh also on the buckets attnscope used (ATTNSCOPE_LSH_BUCKETS), with "
+                             "the near-tie flips per step; adds LshReplayTests")
     args = parser.parse_args()
     if args.device == "cpu":
         torch.set_num_threads(1)  # the twin's CPU runs are tiny; keep the shared cores free
 
-    suites = [] if args.acceptance_only else [AttentionTests, GradcheckTests, CheckpointTests, DataTests,
-                                              OptimizerTests]
     workdir = args.workdir or tempfile.mkdtemp(prefix="torch_twin_test_")
     os.makedirs(workdir, exist_ok=True)
     if args.attnscope:
-        AttnscopeTests.attnscope, AttnscopeTests.workdir = os.path.abspath(args.attnscope), workdir
-        if not args.acceptance_only:
-            suites.append(AttnscopeTests)
+        for suite in (AttnscopeTests, LshReplayTests):
+            suite.attnscope, suite.workdir = os.path.abspath(args.attnscope), workdir
+    suites = chosen_suites(args, parser)
     loader = unittest.TestLoader()
     result = unittest.TextTestRunner(verbosity=2).run(
         unittest.TestSuite(loader.loadTestsFromTestCase(s) for s in suites))
@@ -578,8 +796,8 @@ def main():
     if args.attnscope:
         rows = acceptance(AttnscopeTests.attnscope, workdir, args, os.path.join(workdir, "commands.log"))
         print_acceptance(rows, args)
-        passed += sum(1 for row in rows if row[4])
-        failed += sum(1 for row in rows if not row[4])
+        passed += sum(1 for row in rows if row.ok)
+        failed += sum(1 for row in rows if not row.ok)
     if failed or args.workdir:
         print(f"work directory: {workdir}")
     else:  # a temporary one, of no further use

@@ -1,8 +1,14 @@
 #include "model/attention/lsh.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 
 #include "host/runtime/error.hpp"
+#include "model/npy.hpp"
 #include "model/reference/layers.hpp"
 
 namespace attnscope {
@@ -78,6 +84,29 @@ VariantInfo LshAttention::info() const {
            {"chunk", 64, "keys per chunk c"}}};
 }
 
+namespace lsh {
+
+std::string bucket_dump_directory() {
+  const char* dir = std::getenv("ATTNSCOPE_LSH_BUCKETS");
+  if (!dir || !*dir) return "";
+  const std::string what = std::string("ATTNSCOPE_LSH_BUCKETS=") + dir;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw UsageError(what + ": cannot create the directory: " + ec.message());
+  if (!std::filesystem::is_directory(dir) || access(dir, W_OK) != 0)
+    throw UsageError(what + ": not a writable directory");
+  return dir;
+}
+
+std::string bucket_file_name(int64_t pass, int64_t step, int layer) {
+  char name[96];
+  std::snprintf(name, sizeof name, "pass%06lld_step%06lld_layer%03d.npy", (long long)pass,
+                (long long)step, layer);
+  return name;
+}
+
+}  // namespace lsh
+
 void LshAttention::resolve(const AttentionDims& dims) {
   if (option("chunk") < 1)
     throw UsageError("--chunk must be at least 1, got " + std::to_string(option("chunk")));
@@ -87,6 +116,7 @@ void LshAttention::resolve(const AttentionDims& dims) {
   if (buckets != 0 && (buckets < 2 || buckets % 2 != 0))
     throw UsageError("--buckets must be even and at least 2, got " + std::to_string(buckets));
   set_derived("buckets", lsh::default_buckets(dims.T));
+  bucket_dump_dir_ = lsh::bucket_dump_directory();  // checked here, before any work
 }
 
 LshShape LshAttention::shape(const AttentionDims& dims) const {
@@ -217,6 +247,15 @@ void LshAttention::upload_rotations(Runtime& rt, const LshShape& s, const StepCo
   rotations_key_ = key;
 }
 
+// Blocks on the download: the dump is a debugging aid, off unless ATTNSCOPE_LSH_BUCKETS is set.
+void LshAttention::dump_buckets(Runtime& rt, const LshShape& s, const StepContext& step,
+                                const LshActivations& acts) {
+  if (step.layer == 0) ++forward_passes_;
+  const std::vector<int32_t> ids = rt.download_vector<int32_t>(acts.bucket, round_rows(s));
+  write_npy(bucket_dump_dir_ + "/" + lsh::bucket_file_name(forward_passes_, step.step, step.layer),
+            {size_t(s.B), size_t(s.H), size_t(s.rounds), size_t(s.T)}, ids);
+}
+
 size_t LshAttention::attention_groups(const LshShape& s) const {
   return (size_t(s.T) + tiles_.queries - 1) / tiles_.queries;
 }
@@ -301,6 +340,7 @@ void LshAttention::forward(const DeviceArgs& args, const cl::Buffer& out) {
   ops.matmul_forward(acts.qv, x, params[0], &params[1], N, C, 2 * C);
   upload_rotations(rt, s, step);
   hash_and_sort(rt, s, acts);
+  if (!bucket_dump_dir_.empty()) dump_buckets(rt, s, step, acts);
   attend(rt, s, dims, acts);
   ops.matmul_forward(out, acts.att, params[2], &params[3], N, C, C);
 }

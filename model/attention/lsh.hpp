@@ -72,12 +72,16 @@ class LshAttention : public AttentionVariant {
   void attend(Runtime& rt, const LshShape& s, const AttentionDims& dims, LshActivations& acts);
   void attend_backward(Runtime& rt, const LshShape& s, const AttentionDims& dims,
                        LshActivations& acts);
+  void dump_buckets(Runtime& rt, const LshShape& s, const StepContext& step,
+                    const LshActivations& acts);
   size_t attention_groups(const LshShape& s) const;
   // Bucket ids (B, H, n_r, T) of the reference's own qv for this step.
   std::vector<int> reference_buckets(const ReferenceArgs& args) const;
 
   LshTiles tiles_;
   std::string built_options_;
+  std::string bucket_dump_dir_;  // ATTNSCOPE_LSH_BUCKETS; empty: no dump (the default)
+  int64_t forward_passes_ = 0;   // passes dumped so far; a pass begins at layer 0
   cl::Kernel hash_, sort_, attend_, combine_, delta_, attend_dq_, attend_dkv_, input_grad_;
 
   DeviceBuffer rotations_;               // (n_r, d, n_b/2) of the step below
@@ -114,6 +118,15 @@ std::vector<int> hash_positions(const float* qv, const LshShape& s,
 std::vector<int> allowed_keys(const int* bucket_row, int i, int chunk);
 // The default --buckets for T: max(2, T/64) rounded up to even.
 int default_buckets(int T);
+
+// ATTNSCOPE_LSH_BUCKETS=DIR makes every device forward write the bucket ids it used, one
+// int32 .npy (B, H, n_r, T) per layer, named by bucket_file_name (VARIANTS.md, "The bucket
+// dump"), for tools/torch_twin.py to replay. Returns DIR, created if missing, or "" when
+// unset; UsageError when DIR cannot be created or written.
+std::string bucket_dump_directory();
+// "pass000003_step000002_layer011.npy": pass counts the model's forward passes from 1
+// (training and validation alike), step is the StepContext's (0 for validation).
+std::string bucket_file_name(int64_t pass, int64_t step, int layer);
 
 }  // namespace lsh
 
