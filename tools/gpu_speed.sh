@@ -46,7 +46,8 @@
 # ATTNSCOPE=path picks the binary; TUNE_SECONDS the sweep's budget (default 240);
 # BENCH_ARGS replaces the bench phases' step counts (default: 1 repeat, 10 steps after 2);
 # BENCH_PRECISIONS the precisions benched (default "fp32 tf32"); TWIN_STEPS the twin phase's
-# step options (default "--steps 10 --warmup 2").
+# step options (default "--steps 10 --warmup 2"); TWIN_VARIANTS the twin-losses phase's
+# variants (default all).
 # Everything ends up in OUT/speed.tar.gz (the lent machine returns few files).
 set -uo pipefail
 out=$(realpath -m "${1:?usage: tools/gpu_speed.sh OUT PHASE...}"); shift
@@ -199,7 +200,7 @@ for p in "$@"; do
       phase twin-losses 420 python3 tools/torch_twin_test.py --attnscope "$attnscope" --acceptance-only \
         --defaults-only --model gpt2 --batch 16 --seq 512 --steps 20 --tolerance 1e-5 --device cuda \
         --schedule="--warmup-steps 10 --lr-decay cosine --min-lr-frac 0.1" \
-        --lsh-buckets-from-attnscope --workdir "$out/twin-losses"
+        --lsh-buckets-from-attnscope --variants "${TWIN_VARIANTS:-all}" --workdir "$out/twin-losses"
       # Checkpoints and shards (≈ 4 GB) and lsh's bucket dump (≈ 9 MB a forward pass, ≈ 340 MB)
       # are kept out of the tarball.
       rm -rf "$out"/twin-losses/*.bin "$out"/twin-losses/*_buckets ;;
