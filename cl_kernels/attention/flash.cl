@@ -89,17 +89,20 @@
 #define VARIANT_KERNEL(name) flash_##name  // kernel names carry the variant, for profiles
 #endif
 
+#define MAX2(a, b) ((a) > (b) ? (a) : (b))
 #define NG_F (BC / TN)                         // forward column groups
 #define NG_B (BB / TNB)                        // backward column groups
 #define NR_F (BR / TM)                         // forward row blocks
 #define NR_B (BB / TMB)                        // backward row blocks
 #define ITEMS_F (NR_F * NG_F)                  // forward work-group size
 #define ITEMS_B (NR_B * NG_B)                  // backward work-group size
-#define NG_MAX (NG_F > NG_B ? NG_F : NG_B)
+#define NG_MAX MAX2(NG_F, NG_B)
 #define D4P (((HEAD_SIZE + 3) / 4 + NG_MAX - 1) / NG_MAX * NG_MAX)  // float4s per head row
 #define RS (D4P + 1)                           // float4 stride of staged rows
 #define OC_F (D4P / NG_F)                      // accumulator float4s per row, forward
 #define OC_B (D4P / NG_B)                      // accumulator float4s per row, backward
+#define STAGED(rows, items) (((rows) * D4P + (items) - 1) / (items))  // float4s an item stages
+#define STAGED_MAX MAX2(MAX2(STAGED(BR, ITEMS_F), STAGED(BC, ITEMS_F)), STAGED(BB, ITEMS_B))
 #define SLOTS4(n) ((((n) + 3) / 4) | 1)        // float4s per slot-tile row of n slots: odd
 #define PS4_F SLOTS4(BR)                       // forward slot rows: BR query slots
 #define PS4_B SLOTS4(BB)                       // backward slot rows: BB own-row slots
@@ -154,26 +157,42 @@ inline int query_end(int j1, int T, int window) {
 
 // ---- staging and register tiles ----
 
-// Rows [row0, row0 + rows) of one head (head: its row 0) into tile[r·RS + c4], zero past T
-// and past HEAD_SIZE. Consecutive work-items read consecutive float4s of a row (coalesced).
+// Float4 c4 of row `row` of one head (head: its row 0), zero past T and past HEAD_SIZE.
+inline float4 head_float4(__global const float* head, const int row_stride, const int row,
+                          const int c4, const int T) {
+  float4 value = (float4)(0.f);
+  if (row < T) {
+    __global const float* src = head + row * row_stride + 4 * c4;
+#if HEAD_SIZE % 4 == 0
+    if (4 * c4 < HEAD_SIZE) value = vload4(0, src);
+#else
+    if (4 * c4 + 0 < HEAD_SIZE) value.x = src[0];
+    if (4 * c4 + 1 < HEAD_SIZE) value.y = src[1];
+    if (4 * c4 + 2 < HEAD_SIZE) value.z = src[2];
+    if (4 * c4 + 3 < HEAD_SIZE) value.w = src[3];
+#endif
+  }
+  return value;
+}
+
+// Rows [row0, row0 + rows) of one head into tile[r·RS + c4]. Consecutive work-items read
+// consecutive float4s of a row (coalesced). Each item issues all its loads before its
+// first store (rows and n_items are compile-time constants at each call, so the loops
+// unroll): one global-memory latency per tile rather than one per float4.
 inline void stage_rows(__local float4* tile, const int rows, __global const float* head,
                        const int row_stride, const int row0, const int T, const int lid,
                        const int n_items) {
-  for (int e = lid; e < rows * D4P; e += n_items) {
-    const int r = e / D4P, c4 = e - r * D4P, row = row0 + r;
-    float4 value = (float4)(0.f);
-    if (row < T) {
-      __global const float* src = head + row * row_stride + 4 * c4;
-#if HEAD_SIZE % 4 == 0
-      if (4 * c4 < HEAD_SIZE) value = vload4(0, src);
-#else
-      if (4 * c4 + 0 < HEAD_SIZE) value.x = src[0];
-      if (4 * c4 + 1 < HEAD_SIZE) value.y = src[1];
-      if (4 * c4 + 2 < HEAD_SIZE) value.z = src[2];
-      if (4 * c4 + 3 < HEAD_SIZE) value.w = src[3];
-#endif
-    }
-    tile[r * RS + c4] = value;
+  const int count = rows * D4P;
+  float4 staged[STAGED_MAX];
+#pragma unroll
+  for (int e = 0; e < (count + n_items - 1) / n_items; ++e) {
+    const int f = lid + e * n_items, r = f / D4P;
+    if (f < count) staged[e] = head_float4(head, row_stride, row0 + r, f - r * D4P, T);
+  }
+#pragma unroll
+  for (int e = 0; e < (count + n_items - 1) / n_items; ++e) {
+    const int f = lid + e * n_items, r = f / D4P;
+    if (f < count) tile[r * RS + f - r * D4P] = staged[e];
   }
 }
 
@@ -190,7 +209,7 @@ inline void block_dots(float* s, const int tm, const int tn, const int nr, const
 #pragma unroll
   for (int e = 0; e < tm * tn; ++e) s[e] = 0.f;
   for (int c4 = 0; c4 < D4P; ++c4) {
-    float4 b[TN > TNB ? TN : TNB];
+    float4 b[MAX2(TN, TNB)];
 #pragma unroll
     for (int c = 0; c < tn; ++c) b[c] = cols[(cg + ng * c) * RS + c4];
 #pragma unroll
@@ -235,7 +254,7 @@ inline void block_accumulate(float4* acc, const int tm, const int oc, const int 
                              __local const float4* weights, const int ps4, const int rb,
                              __local const float4* vecs, const int cg) {
   for (int j = 0; j < n; ++j) {
-    float w[TM > TMB ? TM : TMB];
+    float w[MAX2(TM, TMB)];
     load_slots(w, weights + j * ps4, rb * tm, tm);
 #pragma unroll
     for (int c = 0; c < oc; ++c) {
@@ -274,7 +293,7 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_F, 1, 1))) void VARIANT_KERNE
   __local float4 v_tile[BC * RS];
   // K of the tile, then, once every item has its scores (the barrier after the maxima),
   // P of the tile, a slot row per key: sharing saves local memory for more work-groups.
-  __local float4 kp_tile[BC * (RS > PS4_F ? RS : PS4_F)];
+  __local float4 kp_tile[BC * MAX2(RS, PS4_F)];
   __local float4* const k_tile = kp_tile;
   __local float4* const p_tile = kp_tile;
   __local float4 partial[NG_F * PS4_F];  // a slot row per column group: maxima, then sums
