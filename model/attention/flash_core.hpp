@@ -17,8 +17,8 @@ namespace attnscope {
 // work-group and per tile, TMB rows × TNB columns per work-item.
 struct FlashTiles {
   int tm = 4;
-  int br = 64, bc = 32, tn = 4;
-  int bb = 32, tnb = 2;
+  int br = 64, bc = 32, tn = 8;
+  int bb = 32, tnb = 4;
   int tmb = 4;
 
   int forward_items() const { return (br / tm) * (bc / tn); }
