@@ -42,8 +42,8 @@
 // float4, TM + TN local loads feed TM·TN·4 multiply-adds.
 // Why rows are interleaved (rb + NR·r, not rb·TM + r): the items of a warp then read
 // consecutive staged rows, which the odd row stride RS puts in different banks; with
-// blocks of TM adjacent rows they read rows TM apart, which collide (TM = 4: 2 ways,
-// TM = 8: 4 ways, on every load of the row operand).
+// blocks of TM adjacent rows they read rows TM apart, which collide (8 column groups,
+// hence 4 row blocks a warp: TM = 4 two ways, TM = 8 four ways, on every row-operand load).
 // Slot tiles (P, dS, and the row maxima and sums exchanged between column groups) hold
 // one row per tile column or column group, in which item rb's TM rows are TM adjacent
 // floats ("slots" rb·TM ..): each item writes and reads its rows as float4s (TM a multiple
