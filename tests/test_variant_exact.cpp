@@ -205,24 +205,23 @@ INSTANTIATE_TEST_SUITE_P(
                       KernelCase{"sliding_window", 3, 5, 2, 16, 1, 21}),
     kernel_case_name);
 
-// The tiles the H200 runs at GPT-2's head size (flash_tile_candidates' first GPU choice,
-// TM 4, forward 64×32 in 4×4 blocks, backward 32×32 in 4×2), forced through
-// ATTNSCOPE_FLASH_TILES so that PoCL runs exactly them: several tiles, partial tiles, a
-// K/V group and a band edge.
+// The tiles the H200 runs at GPT-2's head size (flash_tile_candidates' first GPU choice:
+// forward 64×32 in 8×4 blocks, backward 32×32 in 4×4) and the earlier choice that tile
+// sweeps compare with (4×4 / 4×2), forced through ATTNSCOPE_FLASH_TILES so that PoCL runs
+// exactly them: several tiles, partial tiles, a K/V group and a band edge.
 TEST(TiledKernelsWithGpuTiles, MatchReference) {
   DeviceInfo h200;
   h200.local_mem_bytes = 48 * 1024, h200.max_work_group_size = 1024;
-  const FlashTiles gpu = choose_flash_tiles(h200, 64);
-  const std::string spec = std::to_string(gpu.tm) + "," + std::to_string(gpu.br) + "," +
-                           std::to_string(gpu.bc) + "," + std::to_string(gpu.tn) + "," +
-                           std::to_string(gpu.bb) + "," + std::to_string(gpu.tnb);
-  EXPECT_EQ(spec, "4,64,32,4,32,2");
-  setenv("ATTNSCOPE_FLASH_TILES", spec.c_str(), 1);
-  for (const KernelCase& k : {KernelCase{"flash", 2, 5, 2, 64, 1, 0},
-                              KernelCase{"gqa", 1, 37, 4, 64, 2, 0},
-                              KernelCase{"sliding_window", 2, 3, 2, 64, 1, 40}}) {
-    SCOPED_TRACE(k.family);
-    expect_tiled_kernels_match_reference(k);
+  const std::string first = choose_flash_tiles(h200, 64).spec();
+  EXPECT_EQ(first, "8,64,32,4,32,4,4");
+  for (const std::string& spec : {first, std::string("4,64,32,4,32,2")}) {
+    setenv("ATTNSCOPE_FLASH_TILES", spec.c_str(), 1);
+    for (const KernelCase& k : {KernelCase{"flash", 2, 5, 2, 64, 1, 0},
+                                KernelCase{"gqa", 1, 37, 4, 64, 2, 0},
+                                KernelCase{"sliding_window", 2, 3, 2, 64, 1, 40}}) {
+      SCOPED_TRACE(k.family + " " + spec);
+      expect_tiled_kernels_match_reference(k);
+    }
   }
   unsetenv("ATTNSCOPE_FLASH_TILES");
 }
@@ -235,8 +234,16 @@ TEST(Tiles, OverrideFromTheEnvironmentIsCheckedAndIsTheOnlyCandidate) {
   ASSERT_EQ(only.size(), 1u);
   EXPECT_EQ(only[0].tn, 8);
   EXPECT_EQ(only[0].tnb, 4);
-  for (const char* bad : {"4,64,32,8,32", "4,64,32,8,32,4,1", "4,62,32,8,32,4", "4,64,32,6,32,4",
-                          "0,64,32,8,32,4", "4,64,32,8,32,x", "4,256,32,8,32,4"}) {
+  EXPECT_EQ(only[0].tmb, 4);  // six numbers: TMB = TM
+  setenv("ATTNSCOPE_FLASH_TILES", "8,64,32,4,32,2,4", 1);
+  const FlashTiles seven = flash_tile_candidates(gpu, 64).at(0);
+  EXPECT_EQ(seven.tm, 8);
+  EXPECT_EQ(seven.tmb, 4);
+  EXPECT_EQ(seven.spec(), "8,64,32,4,32,2,4");
+  for (const char* bad : {"4,64,32,8,32", "4,64,32,8,32,4,4,1", "4,62,32,8,32,4",
+                          "4,64,32,6,32,4", "0,64,32,8,32,4", "4,64,32,8,32,x",
+                          "4,256,32,8,32,4", "8,64,32,4,12,3", "4,64,32,4,32,4,3",
+                          "4,64,32,4,32,4,0"}) {
     setenv("ATTNSCOPE_FLASH_TILES", bad, 1);
     EXPECT_THROW(flash_tile_candidates(gpu, 64), UsageError) << bad;
   }

@@ -20,8 +20,8 @@
 // other side, staged in __local memory; only the tiles that intersect the causal (or band)
 // region are visited:
 //   <v>_forward        BR queries; tiles of BC keys; online softmax (running max m, sum l,
-//                      O accumulator in registers). Writes O and L: all it keeps for
-//                      backward (besides Q, K, V).
+//                      O accumulator in registers; P of a tile overwrites its K in local
+//                      memory). Writes O and L: all it keeps for backward (besides Q, K, V).
 //   <v>_backward_delta one work-item per (b, t, h): delta_i = Σ_c dO_ic·O_ic (= Σ_j P_ij dP_ij).
 //   <v>_backward_dkdv  BB keys of one K/V head and one query head; loops over tiles of BB
 //                      queries, recomputing P_ij = exp(S_ij − L_i): dV_j += Σ_i P_ij dO_i,
@@ -33,14 +33,23 @@
 //                      longer than flash's longest, and the causal triangle's first key
 //                      blocks set the kernel's end: gqa's dK/dV took 1.38× flash's.)
 //   <v>_backward_dq    BB queries; tiles of BB keys: dQ_i = Σ_j dS_ij k_j/√d.
-// Work-item mapping (register tiling, as in a GEMM): the work-items of a group form
-// (rows/TM) row blocks × NG column groups. Item (rb, cg) owns rows rb·TM .. rb·TM+TM−1 and
-// computes their scores against the TN tile columns cg, cg+NG, cg+2·NG, ...; it then updates
-// its rows' accumulators (O, dQ, dK, dV) in the head columns (float4s) cg, cg+NG, ...,
-// reading the tile's P or dS back from __local memory. Per staged float4, TM + TN local
-// loads feed TM·TN·4 multiply-adds. Row maxima and sums are combined across the NG items
-// of a row block through __local memory in a fixed order. Every result is a fixed-order
-// sum: no atomics, deterministic. No (T,T) buffer exists.
+// Work-item mapping (register tiling, as in a GEMM): the work-items of a group form NR row
+// blocks × NG column groups (forward: NR = BR/TM, NG = BC/TN; backward: NR = BB/TMB,
+// NG = BB/TNB). Item (rb, cg) owns the rows rb, rb+NR, rb+2·NR, ... (TM of them; TMB in
+// backward) and computes their scores against the tile columns cg, cg+NG, cg+2·NG, ...
+// (TN; TNB); it then updates its rows' accumulators (O, dQ, dK, dV) in the head columns
+// (float4s) cg, cg+NG, ..., reading the tile's P or dS back from __local memory. Per staged
+// float4, TM + TN local loads feed TM·TN·4 multiply-adds.
+// Why rows are interleaved (rb + NR·r, not rb·TM + r): the items of a warp then read
+// consecutive staged rows, which the odd row stride RS puts in different banks; with
+// blocks of TM adjacent rows they read rows TM apart, which collide (8 column groups,
+// hence 4 row blocks a warp: TM = 4 two ways, TM = 8 four ways, on every row-operand load).
+// Slot tiles (P, dS, and the row maxima and sums exchanged between column groups) hold
+// one row per tile column or column group, in which item rb's TM rows are TM adjacent
+// floats ("slots" rb·TM ..): each item writes and reads its rows as float4s (TM a multiple
+// of 4), and the odd float4 stride of a slot row keeps the writes of a warp in different
+// banks. Row maxima and sums are combined across the NG items of a row block in a fixed
+// order. Every result is a fixed-order sum: no atomics, deterministic. No (T,T) buffer.
 // Staged rows are padded by one float4 (RS) so that the items' float4 loads of different
 // rows fall in different banks; head rows are zero-padded to D4P float4s (a multiple of
 // the column groups), so padding adds nothing to dot products and is never stored.
@@ -50,7 +59,7 @@
 #define HEAD_SIZE 64  // d, floats per head (1..128)
 #endif
 #ifndef TM
-#define TM 4  // rows per work-item, all kernels
+#define TM 4  // forward: rows per work-item
 #endif
 #ifndef BR
 #define BR 64  // forward: queries per work-group (multiple of TM)
@@ -62,10 +71,13 @@
 #define TN 8  // forward: tile columns per work-item; BC/TN column groups (a power of 2)
 #endif
 #ifndef BB
-#define BB 32  // backward: rows per work-group and per tile, dQ and dK/dV (multiple of TM)
+#define BB 32  // backward: rows per work-group and per tile, dQ and dK/dV (multiple of TMB)
 #endif
 #ifndef TNB
 #define TNB 4  // backward: tile columns per work-item; BB/TNB column groups (a power of 2)
+#endif
+#ifndef TMB
+#define TMB TM  // backward: rows per work-item (BB a multiple of it)
 #endif
 #ifndef GROUP_SIZE
 #define GROUP_SIZE 1  // query heads per K/V head (gqa: H/G; 1 = multi-head)
@@ -77,17 +89,23 @@
 #define VARIANT_KERNEL(name) flash_##name  // kernel names carry the variant, for profiles
 #endif
 
+#define MAX2(a, b) ((a) > (b) ? (a) : (b))
 #define NG_F (BC / TN)                         // forward column groups
 #define NG_B (BB / TNB)                        // backward column groups
-#define ITEMS_F ((BR / TM) * NG_F)             // forward work-group size
-#define ITEMS_B ((BB / TM) * NG_B)             // backward work-group size
-#define NG_MAX (NG_F > NG_B ? NG_F : NG_B)
+#define NR_F (BR / TM)                         // forward row blocks
+#define NR_B (BB / TMB)                        // backward row blocks
+#define ITEMS_F (NR_F * NG_F)                  // forward work-group size
+#define ITEMS_B (NR_B * NG_B)                  // backward work-group size
+#define NG_MAX MAX2(NG_F, NG_B)
 #define D4P (((HEAD_SIZE + 3) / 4 + NG_MAX - 1) / NG_MAX * NG_MAX)  // float4s per head row
 #define RS (D4P + 1)                           // float4 stride of staged rows
 #define OC_F (D4P / NG_F)                      // accumulator float4s per row, forward
 #define OC_B (D4P / NG_B)                      // accumulator float4s per row, backward
-#define PS_F (BR + 1)                          // stride of the forward P tile ([key][query])
-#define PS_B (BB + 1)                          // stride of the backward P/dS tiles
+#define STAGED(rows, items) (((rows) * D4P + (items) - 1) / (items))  // float4s an item stages
+#define STAGED_MAX MAX2(MAX2(STAGED(BR, ITEMS_F), STAGED(BC, ITEMS_F)), STAGED(BB, ITEMS_B))
+#define SLOTS4(n) ((((n) + 3) / 4) | 1)        // float4s per slot-tile row of n slots: odd
+#define PS4_F SLOTS4(BR)                       // forward slot rows: BR query slots
+#define PS4_B SLOTS4(BB)                       // backward slot rows: BB own-row slots
 
 // log2(e)/√d: S·log2 e from a raw dot product.
 #define SCORE_SCALE_LOG2 (M_LOG2E_F * rsqrt((float)HEAD_SIZE))
@@ -139,26 +157,42 @@ inline int query_end(int j1, int T, int window) {
 
 // ---- staging and register tiles ----
 
-// Rows [row0, row0 + rows) of one head (head: its row 0) into tile[r·RS + c4], zero past T
-// and past HEAD_SIZE. Consecutive work-items read consecutive float4s of a row (coalesced).
+// Float4 c4 of row `row` of one head (head: its row 0), zero past T and past HEAD_SIZE.
+inline float4 head_float4(__global const float* head, const int row_stride, const int row,
+                          const int c4, const int T) {
+  float4 value = (float4)(0.f);
+  if (row < T) {
+    __global const float* src = head + row * row_stride + 4 * c4;
+#if HEAD_SIZE % 4 == 0
+    if (4 * c4 < HEAD_SIZE) value = vload4(0, src);
+#else
+    if (4 * c4 + 0 < HEAD_SIZE) value.x = src[0];
+    if (4 * c4 + 1 < HEAD_SIZE) value.y = src[1];
+    if (4 * c4 + 2 < HEAD_SIZE) value.z = src[2];
+    if (4 * c4 + 3 < HEAD_SIZE) value.w = src[3];
+#endif
+  }
+  return value;
+}
+
+// Rows [row0, row0 + rows) of one head into tile[r·RS + c4]. Consecutive work-items read
+// consecutive float4s of a row (coalesced). Each item issues all its loads before its
+// first store (rows and n_items are compile-time constants at each call, so the loops
+// unroll): one global-memory latency per tile rather than one per float4.
 inline void stage_rows(__local float4* tile, const int rows, __global const float* head,
                        const int row_stride, const int row0, const int T, const int lid,
                        const int n_items) {
-  for (int e = lid; e < rows * D4P; e += n_items) {
-    const int r = e / D4P, c4 = e - r * D4P, row = row0 + r;
-    float4 value = (float4)(0.f);
-    if (row < T) {
-      __global const float* src = head + row * row_stride + 4 * c4;
-#if HEAD_SIZE % 4 == 0
-      if (4 * c4 < HEAD_SIZE) value = vload4(0, src);
-#else
-      if (4 * c4 + 0 < HEAD_SIZE) value.x = src[0];
-      if (4 * c4 + 1 < HEAD_SIZE) value.y = src[1];
-      if (4 * c4 + 2 < HEAD_SIZE) value.z = src[2];
-      if (4 * c4 + 3 < HEAD_SIZE) value.w = src[3];
-#endif
-    }
-    tile[r * RS + c4] = value;
+  const int count = rows * D4P;
+  float4 staged[STAGED_MAX];
+#pragma unroll
+  for (int e = 0; e < (count + n_items - 1) / n_items; ++e) {
+    const int f = lid + e * n_items, r = f / D4P;
+    if (f < count) staged[e] = head_float4(head, row_stride, row0 + r, f - r * D4P, T);
+  }
+#pragma unroll
+  for (int e = 0; e < (count + n_items - 1) / n_items; ++e) {
+    const int f = lid + e * n_items, r = f / D4P;
+    if (f < count) tile[r * RS + f - r * D4P] = staged[e];
   }
 }
 
@@ -166,39 +200,67 @@ inline float dot4(const float4 a, const float4 b, const float acc) {
   return fma(a.x, b.x, fma(a.y, b.y, fma(a.z, b.z, fma(a.w, b.w, acc))));
 }
 
-// s[r·tn + c] = rows[row0 + r] · cols[cg + ng·c] for r < TM, c < tn: one work-item's block of
-// a (rows × cols) product of staged tiles. tn and ng are compile-time constants at each call.
-inline void block_dots(float* s, const int tn, const int ng, __local const float4* rows,
-                       const int row0, __local const float4* cols, const int cg) {
+// s[r·tn + c] = rows[rb + nr·r] · cols[cg + ng·c] for r < tm, c < tn: one work-item's block
+// of a (rows × cols) product of staged tiles. tm, tn, nr and ng are compile-time constants
+// at each call. The tn column float4s stay in registers while the row float4s stream by.
+inline void block_dots(float* s, const int tm, const int tn, const int nr, const int ng,
+                       __local const float4* rows, const int rb, __local const float4* cols,
+                       const int cg) {
 #pragma unroll
-  for (int e = 0; e < TM * tn; ++e) s[e] = 0.f;
+  for (int e = 0; e < tm * tn; ++e) s[e] = 0.f;
   for (int c4 = 0; c4 < D4P; ++c4) {
-    float4 a[TM];
+    float4 b[MAX2(TN, TNB)];
 #pragma unroll
-    for (int r = 0; r < TM; ++r) a[r] = rows[(row0 + r) * RS + c4];
+    for (int c = 0; c < tn; ++c) b[c] = cols[(cg + ng * c) * RS + c4];
 #pragma unroll
-    for (int c = 0; c < tn; ++c) {
-      const float4 b = cols[(cg + ng * c) * RS + c4];
+    for (int r = 0; r < tm; ++r) {
+      const float4 a = rows[(rb + nr * r) * RS + c4];
 #pragma unroll
-      for (int r = 0; r < TM; ++r) s[r * tn + c] = dot4(a[r], b, s[r * tn + c]);
+      for (int c = 0; c < tn; ++c) s[r * tn + c] = dot4(a, b[c], s[r * tn + c]);
     }
   }
 }
 
-// acc[r·oc + c] += Σ_j weights[j·ps + row0 + r] · vecs[j·RS + cg + ng·c] over the n tile
-// rows j: an item's rows of (weights tile)ᵀ · (staged tile), in its own head columns.
-inline void block_accumulate(float4* acc, const int oc, const int ng, const int n,
-                             __local const float* weights, const int ps, const int row0,
+// Slot-tile row `row`: x[0..n) to / from slots slot0 .. slot0+n−1, as float4s when n is a
+// multiple of 4 (slot0 is a multiple of n); n is a compile-time constant at each call.
+inline void store_slots(__local float4* row, const int slot0, const float* x, const int n) {
+  if (n % 4 == 0) {
+#pragma unroll
+    for (int e = 0; e < n / 4; ++e)
+      row[slot0 / 4 + e] = (float4)(x[4 * e], x[4 * e + 1], x[4 * e + 2], x[4 * e + 3]);
+  } else {
+#pragma unroll
+    for (int e = 0; e < n; ++e) ((__local float*)row)[slot0 + e] = x[e];
+  }
+}
+
+inline void load_slots(float* x, __local const float4* row, const int slot0, const int n) {
+  if (n % 4 == 0) {
+#pragma unroll
+    for (int e = 0; e < n / 4; ++e) {
+      const float4 v = row[slot0 / 4 + e];
+      x[4 * e] = v.x, x[4 * e + 1] = v.y, x[4 * e + 2] = v.z, x[4 * e + 3] = v.w;
+    }
+  } else {
+#pragma unroll
+    for (int e = 0; e < n; ++e) x[e] = ((__local const float*)row)[slot0 + e];
+  }
+}
+
+// acc[r·oc + c] += Σ_j weights[row j, slot rb·tm + r] · vecs[j·RS + cg + ng·c] over the n tile
+// rows j (weights: a slot tile of ps4 float4s a row): an item's rows of (weights tile)ᵀ ·
+// (staged tile), in its own head columns.
+inline void block_accumulate(float4* acc, const int tm, const int oc, const int ng, const int n,
+                             __local const float4* weights, const int ps4, const int rb,
                              __local const float4* vecs, const int cg) {
   for (int j = 0; j < n; ++j) {
-    float w[TM];
-#pragma unroll
-    for (int r = 0; r < TM; ++r) w[r] = weights[j * ps + row0 + r];
+    float w[MAX2(TM, TMB)];
+    load_slots(w, weights + j * ps4, rb * tm, tm);
 #pragma unroll
     for (int c = 0; c < oc; ++c) {
       const float4 v = vecs[j * RS + cg + ng * c];
 #pragma unroll
-      for (int r = 0; r < TM; ++r) acc[r * oc + c] = fma((float4)(w[r]), v, acc[r * oc + c]);
+      for (int r = 0; r < tm; ++r) acc[r * oc + c] = fma((float4)(w[r]), v, acc[r * oc + c]);
     }
   }
 }
@@ -228,11 +290,14 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_F, 1, 1))) void VARIANT_KERNE
     const int q_offset, __global const float* k, __global const float* v, const int kv_stride,
     const int k_offset, const int v_offset, const int T, const int n_head, const int window) {
   __local float4 q_tile[BR * RS];
-  __local float4 k_tile[BC * RS];
   __local float4 v_tile[BC * RS];
-  __local float p_tile[BC * PS_F];  // P of the tile, [key][query]
-  __local float partial[BR * NG_F];  // per row and column group: maxima, then sums
-  const int lid = get_local_id(0), rb = lid / NG_F, cg = lid % NG_F, row0 = rb * TM;
+  // K of the tile, then, once every item has its scores (the barrier after the maxima),
+  // P of the tile, a slot row per key: sharing saves local memory for more work-groups.
+  __local float4 kp_tile[BC * MAX2(RS, PS4_F)];
+  __local float4* const k_tile = kp_tile;
+  __local float4* const p_tile = kp_tile;
+  __local float4 partial[NG_F * PS4_F];  // a slot row per column group: maxima, then sums
+  const int lid = get_local_id(0), rb = lid / NG_F, cg = lid % NG_F, slot0 = rb * TM;
   const int q0 = (get_num_groups(0) - 1 - get_group_id(0)) * BR;  // longest rows first
   const int b = get_group_id(1) / n_head, h = get_group_id(1) % n_head, g = h / GROUP_SIZE;
   const size_t batch_q = (size_t)b * T * q_stride, batch_kv = (size_t)b * T * kv_stride;
@@ -253,60 +318,76 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_F, 1, 1))) void VARIANT_KERNE
     stage_rows(v_tile, BC, v_head, kv_stride, k0, T, lid, ITEMS_F);
     barrier(CLK_LOCAL_MEM_FENCE);
 
-    float s[TM * TN];
-    block_dots(s, TN, NG_F, q_tile, row0, k_tile, cg);
+    float s[TM * TN], x[TM];
+    block_dots(s, TM, TN, NR_F, NG_F, q_tile, rb, k_tile, cg);
     const bool full = tile_unmasked(q0, q0 + BR - 1, k0, k0 + BC - 1, T, window);
 #pragma unroll
     for (int r = 0; r < TM; ++r) {
-      float row_max = -FLT_MAX;
+      x[r] = -FLT_MAX;  // the row's maximum over this item's columns
 #pragma unroll
       for (int c = 0; c < TN; ++c) {
-        float x = s[r * TN + c];
-        x = (full || allowed(q0 + row0 + r, k0 + cg + NG_F * c, T, window))
-                ? x * SCORE_SCALE_LOG2
-                : -INFINITY;
-        s[r * TN + c] = x;
-        row_max = fmax(row_max, x);
+        float score = s[r * TN + c];
+        score = (full || allowed(q0 + rb + NR_F * r, k0 + cg + NG_F * c, T, window))
+                    ? score * SCORE_SCALE_LOG2
+                    : -INFINITY;
+        s[r * TN + c] = score;
+        x[r] = fmax(x[r], score);
       }
-      partial[(row0 + r) * NG_F + cg] = row_max;
     }
-    barrier(CLK_LOCAL_MEM_FENCE);
+    store_slots(partial + cg * PS4_F, slot0, x, TM);
+    barrier(CLK_LOCAL_MEM_FENCE);  // the maxima are in; K is consumed (P overwrites it)
     // Online softmax: the new row max over the row's column groups, then rescale what was
     // accumulated under the old one.
+    float m_new[TM];
+#pragma unroll
+    for (int r = 0; r < TM; ++r) m_new[r] = m[r];
+    for (int gi = 0; gi < NG_F; ++gi) {
+      load_slots(x, partial + gi * PS4_F, slot0, TM);
+#pragma unroll
+      for (int r = 0; r < TM; ++r) m_new[r] = fmax(m_new[r], x[r]);
+    }
 #pragma unroll
     for (int r = 0; r < TM; ++r) {
-      float m_new = m[r];
-      for (int gi = 0; gi < NG_F; ++gi) m_new = fmax(m_new, partial[(row0 + r) * NG_F + gi]);
-      const float alpha = exp2(m[r] - m_new);
-      m[r] = m_new;
+      const float alpha = exp2(m[r] - m_new[r]);
+      m[r] = m_new[r];
       l[r] *= alpha;
 #pragma unroll
       for (int c = 0; c < OC_F; ++c) o[r * OC_F + c] *= alpha;
 #pragma unroll
       for (int c = 0; c < TN; ++c) {
-        const float p = exp2(s[r * TN + c] - m_new);
-        l[r] += p;
-        p_tile[(cg + NG_F * c) * PS_F + row0 + r] = p;
+        s[r * TN + c] = exp2(s[r * TN + c] - m[r]);
+        l[r] += s[r * TN + c];
       }
     }
+#pragma unroll
+    for (int c = 0; c < TN; ++c) {
+#pragma unroll
+      for (int r = 0; r < TM; ++r) x[r] = s[r * TN + c];
+      store_slots(p_tile + (cg + NG_F * c) * PS4_F, slot0, x, TM);
+    }
     barrier(CLK_LOCAL_MEM_FENCE);
-    block_accumulate(o, OC_F, NG_F, BC, p_tile, PS_F, row0, v_tile, cg);
+    block_accumulate(o, TM, OC_F, NG_F, BC, p_tile, PS4_F, rb, v_tile, cg);
   }
 
   // Each item summed P over its own columns: the row sum adds the column groups' sums.
   barrier(CLK_LOCAL_MEM_FENCE);
-#pragma unroll
-  for (int r = 0; r < TM; ++r) partial[(row0 + r) * NG_F + cg] = l[r];
+  store_slots(partial + cg * PS4_F, slot0, l, TM);
   barrier(CLK_LOCAL_MEM_FENCE);
+  float sum[TM], x[TM];
+#pragma unroll
+  for (int r = 0; r < TM; ++r) sum[r] = 0.f;
+  for (int gi = 0; gi < NG_F; ++gi) {
+    load_slots(x, partial + gi * PS4_F, slot0, TM);
+#pragma unroll
+    for (int r = 0; r < TM; ++r) sum[r] += x[r];
+  }
 #pragma unroll
   for (int r = 0; r < TM; ++r) {
-    const int i = q0 + row0 + r;
+    const int i = q0 + rb + NR_F * r;
     if (i >= T) continue;
-    float sum = 0.f;
-    for (int gi = 0; gi < NG_F; ++gi) sum += partial[(row0 + r) * NG_F + gi];
     __global float* out_row = out + ((size_t)b * T + i) * (n_head * HEAD_SIZE) + h * HEAD_SIZE;
-    store_columns(out_row, o + r * OC_F, OC_F, NG_F, cg, 1.f / sum);
-    if (cg == 0) lse[((size_t)b * n_head + h) * T + i] = (m[r] + log2(sum)) * M_LN2_F;
+    store_columns(out_row, o + r * OC_F, OC_F, NG_F, cg, 1.f / sum[r]);
+    if (cg == 0) lse[((size_t)b * n_head + h) * T + i] = (m[r] + log2(sum[r])) * M_LN2_F;
   }
 }
 
@@ -336,11 +417,11 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNE
   __local float4 v_tile[BB * RS];
   __local float4 q_tile[BB * RS];  // tile rows: queries
   __local float4 do_tile[BB * RS];
-  __local float p_tile[BB * PS_B];   // P of the tile, [query][key]
-  __local float ds_tile[BB * PS_B];  // dS of the tile, [query][key]
-  __local float lse2_tile[BB];       // L_i·log2 e
+  __local float4 p_tile[BB * PS4_B];   // P of the tile: a slot row per query
+  __local float4 ds_tile[BB * PS4_B];  // dS of the tile: a slot row per query
+  __local float lse2_tile[BB];         // L_i·log2 e
   __local float delta_tile[BB];
-  const int lid = get_local_id(0), rb = lid / NG_B, cg = lid % NG_B, row0 = rb * TM;
+  const int lid = get_local_id(0), rb = lid / NG_B, cg = lid % NG_B, slot0 = rb * TMB;
   const int k0 = get_group_id(0) * BB;  // the first key blocks have the most queries: first
   const int b = get_group_id(1) / n_head, h = get_group_id(1) % n_head, g = h / GROUP_SIZE;
   const size_t batch_q = (size_t)b * T * q_stride, batch_kv = (size_t)b * T * kv_stride;
@@ -348,9 +429,9 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNE
   stage_rows(k_tile, BB, k + batch_kv + k_offset + g * HEAD_SIZE, kv_stride, k0, T, lid, ITEMS_B);
   stage_rows(v_tile, BB, v + batch_kv + v_offset + g * HEAD_SIZE, kv_stride, k0, T, lid, ITEMS_B);
 
-  float4 dk[TM * OC_B], dv[TM * OC_B];
+  float4 dk[TMB * OC_B], dv[TMB * OC_B];
 #pragma unroll
-  for (int e = 0; e < TM * OC_B; ++e) dk[e] = dv[e] = (float4)(0.f);
+  for (int e = 0; e < TMB * OC_B; ++e) dk[e] = dv[e] = (float4)(0.f);
   const int i_end = query_end(k0 + BB - 1, T, window);
   __global const float* q_head = q + batch_q + q_offset + h * HEAD_SIZE;
   __global const float* do_head = dout + batch_o + h * HEAD_SIZE;
@@ -367,29 +448,32 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNE
     }
     barrier(CLK_LOCAL_MEM_FENCE);
 
-    float s[TM * TNB], dp[TM * TNB];  // Sᵀ and dPᵀ: own keys × the tile's queries
-    block_dots(s, TNB, NG_B, k_tile, row0, q_tile, cg);
-    block_dots(dp, TNB, NG_B, v_tile, row0, do_tile, cg);
+    float s[TMB * TNB], dp[TMB * TNB];  // Sᵀ and dPᵀ: own keys × the tile's queries
+    block_dots(s, TMB, TNB, NR_B, NG_B, k_tile, rb, q_tile, cg);
+    block_dots(dp, TMB, TNB, NR_B, NG_B, v_tile, rb, do_tile, cg);
     const bool full = tile_unmasked(i0, i0 + BB - 1, k0, k0 + BB - 1, T, window);
 #pragma unroll
-    for (int r = 0; r < TM; ++r) {
+    for (int c = 0; c < TNB; ++c) {
+      const int ii = cg + NG_B * c;
+      float p[TMB], ds[TMB];
 #pragma unroll
-      for (int c = 0; c < TNB; ++c) {
-        const int ii = cg + NG_B * c, e = r * TNB + c;
-        const float p = (full || allowed(i0 + ii, k0 + row0 + r, T, window))
-                            ? exp2(s[e] * SCORE_SCALE_LOG2 - lse2_tile[ii])
-                            : 0.f;
-        p_tile[ii * PS_B + row0 + r] = p;
-        ds_tile[ii * PS_B + row0 + r] = p * (dp[e] - delta_tile[ii]);
+      for (int r = 0; r < TMB; ++r) {
+        const int e = r * TNB + c;
+        p[r] = (full || allowed(i0 + ii, k0 + rb + NR_B * r, T, window))
+                   ? exp2(s[e] * SCORE_SCALE_LOG2 - lse2_tile[ii])
+                   : 0.f;
+        ds[r] = p[r] * (dp[e] - delta_tile[ii]);
       }
+      store_slots(p_tile + ii * PS4_B, slot0, p, TMB);
+      store_slots(ds_tile + ii * PS4_B, slot0, ds, TMB);
     }
     barrier(CLK_LOCAL_MEM_FENCE);
-    block_accumulate(dv, OC_B, NG_B, BB, p_tile, PS_B, row0, do_tile, cg);
-    block_accumulate(dk, OC_B, NG_B, BB, ds_tile, PS_B, row0, q_tile, cg);
+    block_accumulate(dv, TMB, OC_B, NG_B, BB, p_tile, PS4_B, rb, do_tile, cg);
+    block_accumulate(dk, TMB, OC_B, NG_B, BB, ds_tile, PS4_B, rb, q_tile, cg);
   }
 #pragma unroll
-  for (int r = 0; r < TM; ++r) {
-    const int j = k0 + row0 + r;
+  for (int r = 0; r < TMB; ++r) {
+    const int j = k0 + rb + NR_B * r;
     if (j >= T) continue;
 #if GROUP_SIZE == 1
     __global float* row = dkv + batch_kv + (size_t)j * kv_stride + g * HEAD_SIZE;
@@ -431,8 +515,8 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNE
   __local float4 do_tile[BB * RS];
   __local float4 k_tile[BB * RS];  // tile rows: keys
   __local float4 v_tile[BB * RS];
-  __local float ds_tile[BB * PS_B];  // dS of the tile, [key][query]
-  const int lid = get_local_id(0), rb = lid / NG_B, cg = lid % NG_B, row0 = rb * TM;
+  __local float4 ds_tile[BB * PS4_B];  // dS of the tile: a slot row per key
+  const int lid = get_local_id(0), rb = lid / NG_B, cg = lid % NG_B, slot0 = rb * TMB;
   const int q0 = (get_num_groups(0) - 1 - get_group_id(0)) * BB;  // longest rows first
   const int b = get_group_id(1) / n_head, h = get_group_id(1) % n_head, g = h / GROUP_SIZE;
   const size_t batch_q = (size_t)b * T * q_stride, batch_kv = (size_t)b * T * kv_stride;
@@ -441,18 +525,18 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNE
   __global const float* v_head = v + batch_kv + v_offset + g * HEAD_SIZE;
   stage_rows(q_tile, BB, q + batch_q + q_offset + h * HEAD_SIZE, q_stride, q0, T, lid, ITEMS_B);
   stage_rows(do_tile, BB, dout + batch_o + h * HEAD_SIZE, n_head * HEAD_SIZE, q0, T, lid, ITEMS_B);
-  float lse2[TM], delta_i[TM];
+  float lse2[TMB], delta_i[TMB];
 #pragma unroll
-  for (int r = 0; r < TM; ++r) {
-    const int i = q0 + row0 + r;
+  for (int r = 0; r < TMB; ++r) {
+    const int i = q0 + rb + NR_B * r;
     const size_t stat = ((size_t)b * n_head + h) * T + i;
     lse2[r] = i < T ? lse[stat] * M_LOG2E_F : 0.f;
     delta_i[r] = i < T ? delta[stat] : 0.f;
   }
 
-  float4 acc[TM * OC_B];
+  float4 acc[TMB * OC_B];
 #pragma unroll
-  for (int e = 0; e < TM * OC_B; ++e) acc[e] = (float4)(0.f);
+  for (int e = 0; e < TMB * OC_B; ++e) acc[e] = (float4)(0.f);
   const int k_end = min(T, q0 + BB);
   for (int k0 = first_key(q0, window); k0 < k_end; k0 += BB) {
     barrier(CLK_LOCAL_MEM_FENCE);  // the previous tile is consumed
@@ -460,27 +544,30 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNE
     stage_rows(v_tile, BB, v_head, kv_stride, k0, T, lid, ITEMS_B);
     barrier(CLK_LOCAL_MEM_FENCE);
 
-    float s[TM * TNB], dp[TM * TNB];  // S and dP: own queries × the tile's keys
-    block_dots(s, TNB, NG_B, q_tile, row0, k_tile, cg);
-    block_dots(dp, TNB, NG_B, do_tile, row0, v_tile, cg);
+    float s[TMB * TNB], dp[TMB * TNB];  // S and dP: own queries × the tile's keys
+    block_dots(s, TMB, TNB, NR_B, NG_B, q_tile, rb, k_tile, cg);
+    block_dots(dp, TMB, TNB, NR_B, NG_B, do_tile, rb, v_tile, cg);
     const bool full = tile_unmasked(q0, q0 + BB - 1, k0, k0 + BB - 1, T, window);
 #pragma unroll
-    for (int r = 0; r < TM; ++r) {
+    for (int c = 0; c < TNB; ++c) {
+      const int jj = cg + NG_B * c;
+      float ds[TMB];
 #pragma unroll
-      for (int c = 0; c < TNB; ++c) {
-        const int jj = cg + NG_B * c, e = r * TNB + c;
-        const float p = (full || allowed(q0 + row0 + r, k0 + jj, T, window))
+      for (int r = 0; r < TMB; ++r) {
+        const int e = r * TNB + c;
+        const float p = (full || allowed(q0 + rb + NR_B * r, k0 + jj, T, window))
                             ? exp2(s[e] * SCORE_SCALE_LOG2 - lse2[r])
                             : 0.f;
-        ds_tile[jj * PS_B + row0 + r] = p * (dp[e] - delta_i[r]);
+        ds[r] = p * (dp[e] - delta_i[r]);
       }
+      store_slots(ds_tile + jj * PS4_B, slot0, ds, TMB);
     }
     barrier(CLK_LOCAL_MEM_FENCE);
-    block_accumulate(acc, OC_B, NG_B, BB, ds_tile, PS_B, row0, k_tile, cg);
+    block_accumulate(acc, TMB, OC_B, NG_B, BB, ds_tile, PS4_B, rb, k_tile, cg);
   }
 #pragma unroll
-  for (int r = 0; r < TM; ++r) {
-    const int i = q0 + row0 + r;
+  for (int r = 0; r < TMB; ++r) {
+    const int i = q0 + rb + NR_B * r;
     if (i >= T) continue;
     __global float* dq_row = dq + batch_q + (size_t)i * q_stride + q_offset + h * HEAD_SIZE;
     store_columns(dq_row, acc + r * OC_B, OC_B, NG_B, cg, rsqrt((float)HEAD_SIZE));

@@ -29,9 +29,9 @@ struct TiledActivations : AttentionActivations {
 
 std::string build_options(const TiledShape& s, const FlashTiles& t) {
   std::string options = "-DHEAD_SIZE=" + std::to_string(s.head_size);
-  const std::pair<const char*, int> values[] = {{"TM", t.tm}, {"BR", t.br},   {"BC", t.bc},
-                                                {"TN", t.tn}, {"BB", t.bb},   {"TNB", t.tnb},
-                                                {"GROUP_SIZE", s.group_size}};
+  const std::pair<const char*, int> values[] = {
+      {"TM", t.tm},   {"BR", t.br},   {"BC", t.bc},   {"TN", t.tn},
+      {"BB", t.bb},   {"TNB", t.tnb}, {"TMB", t.tmb}, {"GROUP_SIZE", s.group_size}};
   for (const auto& [name, value] : values)
     options += std::string(" -D") + name + "=" + std::to_string(value);
   return options;
@@ -57,28 +57,41 @@ int FlashTiles::padded_head(int head_size) const {
 
 size_t FlashTiles::local_bytes(int head_size) const {
   const size_t row = sizeof(float) * (padded_head(head_size) + 4);  // staged row + padding
-  const size_t forward = row * (br + 2 * bc) + sizeof(float) * (bc * (br + 1) + br * (bc / tn));
-  const size_t dq = row * 4 * bb + sizeof(float) * bb * (bb + 1);
-  const size_t dkdv = row * 4 * bb + sizeof(float) * (2 * bb * (bb + 1) + 2 * bb);
+  // A slot-tile row of n floats: float4s, an odd number of them (flash.cl's SLOTS4).
+  auto slot_row = [](int n) { return 4 * sizeof(float) * size_t(((n + 3) / 4) | 1); };
+  // Forward: Q, V, K shared with P, the maxima / sums.
+  const size_t forward =
+      row * (br + bc) + std::max(row, slot_row(br)) * bc + slot_row(br) * (bc / tn);
+  const size_t dq = row * 4 * bb + slot_row(bb) * bb;
+  const size_t dkdv = row * 4 * bb + slot_row(bb) * 2 * bb + sizeof(float) * 2 * bb;
   return std::max({forward, dq, dkdv});
 }
 
-// The six numbers of ATTNSCOPE_FLASH_TILES ("TM,BR,BC,TN,BB,TNB"), checked as flash.cl
-// needs them: row blocks of TM, power-of-two column groups, and within the device's limits.
+std::string FlashTiles::spec() const {
+  std::string text;
+  for (int value : {tm, br, bc, tn, bb, tnb, tmb})
+    text += (text.empty() ? "" : ",") + std::to_string(value);
+  return text;
+}
+
+// The six or seven numbers of ATTNSCOPE_FLASH_TILES ("TM,BR,BC,TN,BB,TNB[,TMB]", TMB = TM
+// when left out), checked as flash.cl needs them: BR a multiple of TM, BB of TMB,
+// power-of-two column groups, and within the device's limits.
 FlashTiles parse_flash_tiles(const std::string& spec, const DeviceInfo& device, int head_size) {
   FlashTiles t;
   char tail = 0;
-  const int n = std::sscanf(spec.c_str(), "%d,%d,%d,%d,%d,%d%c", &t.tm, &t.br, &t.bc, &t.tn,
-                            &t.bb, &t.tnb, &tail);
+  const int n = std::sscanf(spec.c_str(), "%d,%d,%d,%d,%d,%d,%d%c", &t.tm, &t.br, &t.bc, &t.tn,
+                            &t.bb, &t.tnb, &t.tmb, &tail);
+  if (n == 6) t.tmb = t.tm;
   auto power_of_two = [](int x) { return x > 0 && (x & (x - 1)) == 0; };
-  const bool shaped = n == 6 && t.tm > 0 && t.br > 0 && t.bc > 0 && t.tn > 0 && t.bb > 0 &&
-                      t.tnb > 0 && t.br % t.tm == 0 && t.bb % t.tm == 0 && t.bc % t.tn == 0 &&
-                      t.bb % t.tnb == 0 && power_of_two(t.bc / t.tn) &&
-                      power_of_two(t.bb / t.tnb);
+  const bool shaped = (n == 6 || n == 7) && t.tm > 0 && t.br > 0 && t.bc > 0 && t.tn > 0 &&
+                      t.bb > 0 && t.tnb > 0 && t.tmb > 0 && t.br % t.tm == 0 &&
+                      t.bb % t.tmb == 0 && t.bc % t.tn == 0 && t.bb % t.tnb == 0 &&
+                      power_of_two(t.bc / t.tn) && power_of_two(t.bb / t.tnb);
   if (!shaped)
     throw UsageError("ATTNSCOPE_FLASH_TILES: '" + spec +
-                     "' is not TM,BR,BC,TN,BB,TNB (BR and BB multiples of TM, BC/TN and BB/TNB "
-                     "powers of two)");
+                     "' is not TM,BR,BC,TN,BB,TNB[,TMB] (BR a multiple of TM, BB of TMB, BC/TN "
+                     "and BB/TNB powers of two)");
   if (!fits(t, device, head_size))
     throw UsageError("ATTNSCOPE_FLASH_TILES: " + spec + " needs " +
                      std::to_string(t.local_bytes(head_size)) + " bytes of local memory and " +
@@ -96,24 +109,28 @@ std::vector<FlashTiles> flash_tile_candidates(const DeviceInfo& device, int head
                      std::to_string(head_size));
   if (const char* spec = std::getenv("ATTNSCOPE_FLASH_TILES"); spec && *spec)
     return {parse_flash_tiles(spec, device, head_size)};
-  struct Forward { int br, bc, tn; };
-  struct Backward { int bb, tnb; };
+  struct Forward { int tm, br, bc, tn; };
+  struct Backward { int tmb, bb, tnb; };
   const bool cpu = device.is_cpu;
-  const int tm = cpu ? 2 : 4;
-  // GPU order from a sweep on the H200 at d=64, T=8192 (README, "Attention tiles"): 8×4
-  // column groups beat 4×8 in the forward (22.3 against 17.5 TFLOP/s) and 16 column
-  // groups of 2 beat 8 of 4 in both backward kernels (24.6/23.4 against 21.8/19.9).
+  // GPU order: a guess, not yet measured on a GPU (README, "Attention tiles"). Before rows
+  // were interleaved over the work-items (flash.cl), a sweep on the H200 at d=64 found
+  // 4×4 forward blocks and 4×2 backward blocks best; 8-row and 8-column-group blocks lost
+  // to bank conflicts on the row operand that interleaving removes. 8×4 forward blocks
+  // and 4×4 backward blocks issue about half the local loads per multiply-add of the
+  // former 4×4 / 4×2 kernels.
   const std::vector<Forward> forward =
-      cpu ? std::vector<Forward>{{16, 8, 4}, {8, 4, 2}, {4, 2, 1}}
-          : std::vector<Forward>{{64, 32, 4}, {64, 32, 8}, {64, 16, 4}, {32, 16, 4},
-                                 {32, 8, 2}, {16, 8, 2}, {8, 4, 1}};
+      cpu ? std::vector<Forward>{{2, 16, 8, 4}, {2, 8, 4, 2}, {2, 4, 2, 1}}
+          : std::vector<Forward>{{8, 64, 32, 4}, {4, 64, 32, 4}, {4, 64, 32, 8},
+                                 {4, 64, 16, 4}, {4, 32, 16, 4}, {4, 32, 8, 2},
+                                 {4, 16, 8, 2},  {4, 8, 4, 1}};
   const std::vector<Backward> backward =
-      cpu ? std::vector<Backward>{{8, 2}, {4, 1}}
-          : std::vector<Backward>{{32, 2}, {32, 4}, {16, 4}, {16, 2}, {8, 2}, {4, 1}};
+      cpu ? std::vector<Backward>{{2, 8, 2}, {2, 4, 1}}
+          : std::vector<Backward>{{4, 32, 4}, {4, 32, 2}, {4, 16, 4},
+                                  {4, 16, 2}, {4, 8, 2},  {4, 4, 1}};
   std::vector<FlashTiles> candidates;
   for (const Forward& f : forward)
     for (const Backward& b : backward) {
-      const FlashTiles t{tm, f.br, f.bc, f.tn, b.bb, b.tnb};
+      const FlashTiles t{f.tm, f.br, f.bc, f.tn, b.bb, b.tnb, b.tmb};
       if (fits(t, device, head_size)) candidates.push_back(t);
     }
   return candidates;

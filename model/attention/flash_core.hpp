@@ -12,16 +12,19 @@
 
 namespace attnscope {
 
-// Tunables of flash.cl (see its top comment): work-items own TM rows of each tile product;
-// forward: BR queries per work-group, tiles of BC keys, TN tile columns per work-item;
-// backward (dQ and dK/dV): BB rows per work-group and per tile, TNB columns per work-item.
+// Tunables of flash.cl (see its top comment): forward: BR queries per work-group, tiles of
+// BC keys, TM rows × TN tile columns per work-item; backward (dQ and dK/dV): BB rows per
+// work-group and per tile, TMB rows × TNB columns per work-item.
 struct FlashTiles {
   int tm = 4;
   int br = 64, bc = 32, tn = 8;
   int bb = 32, tnb = 4;
+  int tmb = 4;
 
   int forward_items() const { return (br / tm) * (bc / tn); }
-  int backward_items() const { return (bb / tm) * (bb / tnb); }
+  int backward_items() const { return (bb / tmb) * (bb / tnb); }
+  // "TM,BR,BC,TN,BB,TNB,TMB", as ATTNSCOPE_FLASH_TILES takes it.
+  std::string spec() const;
   // Head size padded as the kernels stage it: float4s, a multiple of the column groups.
   int padded_head(int head_size) const;
   // __local bytes of the forward, dQ and dK/dV kernels; the largest of them.
@@ -29,11 +32,12 @@ struct FlashTiles {
 };
 
 // Tiles that fit the device (local memory, work-group size) for this head size, preferred
-// first: on GPUs from 64×32 forward / 32×32 backward tiles with 4×4 / 4×2 register blocks
+// first: on GPUs from 64×32 forward / 32×32 backward tiles with 8×4 / 4×4 register blocks
 // down; on CPUs (PoCL, where a work-group is a loop over SIMD lanes and small unrolled
 // bodies compile several times faster) 16×8 / 8×8 with 2×4 / 2×2.
-// ATTNSCOPE_FLASH_TILES="TM,BR,BC,TN,BB,TNB" makes those tiles the only candidate, for
-// tile sweeps (tools/gpu_flash_tiles.sh) and for running a GPU's tiles on PoCL. Throws
+// ATTNSCOPE_FLASH_TILES="TM,BR,BC,TN,BB,TNB[,TMB]" (TMB defaults to TM) makes those tiles
+// the only candidate, for tile sweeps (tools/gpu_flash_tiles.sh) and for running a GPU's
+// tiles on PoCL. Throws
 // UsageError for head sizes outside 1..128 and for an override that is malformed or does
 // not fit the device.
 std::vector<FlashTiles> flash_tile_candidates(const DeviceInfo& device, int head_size);
