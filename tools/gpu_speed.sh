@@ -189,8 +189,8 @@ for p in "$@"; do
     check-4096) phase check-4096 300 check_long ;;
     sweep) phase sweep 480 sweep ;;
     flash-tiles)
-      phase flash-tiles 420 tools/gpu_flash_tiles.sh "$out/flash-tiles" 8,64,32,4,32,4,4 \
-        4,64,32,4,32,2 4,64,32,4,32,4 8,64,32,4,32,2,4 4,64,32,8,32,4 8,64,32,4,32,2,8 \
+      phase flash-tiles 420 tools/gpu_flash_tiles.sh "$out/flash-tiles" 4,64,32,4,32,2 \
+        8,64,32,4,32,4,4 4,64,32,4,32,4 8,64,32,4,32,2,4 4,64,32,8,32,4 8,64,32,4,32,2,8 \
         8,32,32,4,32,4,4 ;;
     energy-bench)
       phase energy-bench 240 "$attnscope" bench --model gpt2 --batch 16 --seq 512 \

@@ -112,20 +112,19 @@ std::vector<FlashTiles> flash_tile_candidates(const DeviceInfo& device, int head
   struct Forward { int tm, br, bc, tn; };
   struct Backward { int tmb, bb, tnb; };
   const bool cpu = device.is_cpu;
-  // GPU order: a guess, not yet measured on a GPU (README, "Attention tiles"). Before rows
-  // were interleaved over the work-items (flash.cl), a sweep on the H200 at d=64 found
-  // 4×4 forward blocks and 4×2 backward blocks best; 8-row and 8-column-group blocks lost
-  // to bank conflicts on the row operand that interleaving removes. 8×4 forward blocks
-  // and 4×4 backward blocks issue about half the local loads per multiply-add of the
-  // former 4×4 / 4×2 kernels.
+  // GPU order: a sweep on the H200 at d=64 and T=8192 (README, "Attention tiles";
+  // results/20261202-speed_NVIDIA-H200/7-flash-tiles/) found forward 4×4 blocks and
+  // backward 4×2 best, also after rows were interleaved over the work-items; 8×4 forward
+  // and 4×4 backward blocks, with half the local loads per multiply-add, were 4% slower in
+  // all (forward 10%: registers).
   const std::vector<Forward> forward =
       cpu ? std::vector<Forward>{{2, 16, 8, 4}, {2, 8, 4, 2}, {2, 4, 2, 1}}
-          : std::vector<Forward>{{8, 64, 32, 4}, {4, 64, 32, 4}, {4, 64, 32, 8},
+          : std::vector<Forward>{{4, 64, 32, 4}, {8, 64, 32, 4}, {4, 64, 32, 8},
                                  {4, 64, 16, 4}, {4, 32, 16, 4}, {4, 32, 8, 2},
                                  {4, 16, 8, 2},  {4, 8, 4, 1}};
   const std::vector<Backward> backward =
       cpu ? std::vector<Backward>{{2, 8, 2}, {2, 4, 1}}
-          : std::vector<Backward>{{4, 32, 4}, {4, 32, 2}, {4, 16, 4},
+          : std::vector<Backward>{{4, 32, 2}, {4, 32, 4}, {4, 16, 4},
                                   {4, 16, 2}, {4, 8, 2},  {4, 4, 1}};
   std::vector<FlashTiles> candidates;
   for (const Forward& f : forward)
