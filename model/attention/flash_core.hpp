@@ -32,7 +32,7 @@ struct FlashTiles {
 };
 
 // Tiles that fit the device (local memory, work-group size) for this head size, preferred
-// first: on GPUs from 64×32 forward / 32×32 backward tiles with 8×4 / 4×4 register blocks
+// first: on GPUs from 64×32 forward / 32×32 backward tiles with 4×4 / 4×2 register blocks
 // down; on CPUs (PoCL, where a work-group is a loop over SIMD lanes and small unrolled
 // bodies compile several times faster) 16×8 / 8×8 with 2×4 / 2×2.
 // ATTNSCOPE_FLASH_TILES="TM,BR,BC,TN,BB,TNB[,TMB]" (TMB defaults to TM) makes those tiles
