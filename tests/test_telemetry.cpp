@@ -805,7 +805,9 @@ TEST(CounterReadPolicy, ExpensiveCountersAreReadBySamplerAndCoarseOnesTimed) {
 // --- live windows --------------------------------------------------------------------
 
 // Advances a RAPL zone's energy_uj at a known power, wrapping at its range, from a
-// thread of its own (as the hardware would), every millisecond.
+// thread of its own (as the hardware would), every millisecond. Unlike the hardware, the
+// thread can be starved (2 cores, a loaded CI machine): then the file holds an older value,
+// by up to the longest gap between two writes, which it records.
 class RaplWriter {
  public:
   RaplWriter(const FixtureTree& tree, fs::path zone, double watts, uint64_t range_uj)
@@ -816,13 +818,20 @@ class RaplWriter {
     stop_ = true;
     thread_.join();
   }
+  // The longest time the file went without a write so far, seconds.
+  double longest_gap_s() const { return longest_gap_s_; }
 
  private:
   void run() {
-    auto start = std::chrono::steady_clock::now();
+    const auto start = std::chrono::steady_clock::now();
+    auto last = start;
     while (!stop_) {
-      double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const auto now = std::chrono::steady_clock::now();
+      const double seconds = std::chrono::duration<double>(now - start).count();
       tree_.write(path_, uint64_t(std::llround(watts_ * seconds * 1e6)) % range_uj_);
+      const double gap = std::chrono::duration<double>(now - last).count();
+      if (gap > longest_gap_s_) longest_gap_s_ = gap;
+      last = now;
       std::this_thread::sleep_for(1ms);
     }
   }
@@ -832,6 +841,7 @@ class RaplWriter {
   double watts_;
   uint64_t range_uj_;
   std::atomic<bool> stop_{false};
+  std::atomic<double> longest_gap_s_{0};
   std::thread thread_;
 };
 
@@ -857,13 +867,17 @@ TEST(LiveWindow, CounterAdvancedAtAKnownRateIsMeasuredWithin2Percent) {
   std::this_thread::sleep_for(1500ms);
   WindowResult window = telemetry.end_window("step");
 
+  // A starved writer leaves each edge's reading up to its longest gap old: that much
+  // energy (at 50 W, per edge) is added to the tolerances, and reported.
+  const double stale_j = 2 * 50.0 * writer.longest_gap_s();
+  SCOPED_TRACE("the writer's longest gap: " + std::to_string(writer.longest_gap_s()) + " s");
   const SourceEnergy* cpu = window.cpu();
   ASSERT_TRUE(cpu && cpu->joules && cpu->sampled_joules);
   double expected = 50.0 * window.duration_s();
   EXPECT_EQ(cpu->method, EnergyMethod::kCounter) << cpu->flags.describe();
-  EXPECT_NEAR(*cpu->joules, expected, 0.02 * expected);
-  EXPECT_NEAR(*cpu->sampled_joules, expected, 0.05 * expected);
-  EXPECT_NEAR(*cpu->mean_watts, 50.0, 1.0);
+  EXPECT_NEAR(*cpu->joules, expected, 0.02 * expected + stale_j);
+  EXPECT_NEAR(*cpu->sampled_joules, expected, 0.05 * expected + stale_j);
+  EXPECT_NEAR(*cpu->mean_watts, 50.0, 1.0 + stale_j / window.duration_s());
   EXPECT_FALSE(cpu->flags.glitch_rejected);
 
   const SourceEnergy* gpu = window.gpu();
@@ -874,9 +888,15 @@ TEST(LiveWindow, CounterAdvancedAtAKnownRateIsMeasuredWithin2Percent) {
   EXPECT_EQ(gpu->peak_memory_used_bytes, uint64_t(3) << 30);
   EXPECT_GE(gpu->samples, 50u);
 
-  WindowResult idle = telemetry.measure_idle(0.5);
+  // As long as the step window: an edge read a few ms late on a loaded 2-core machine costs
+  // 50 W × that, which a 0.5 s window's 1 W tolerance did not always hold.
+  WindowResult idle = telemetry.measure_idle(1.5);
   ASSERT_TRUE(idle.cpu() && idle.cpu()->mean_watts);
-  EXPECT_NEAR(*idle.cpu()->mean_watts, 50.0, 1.0);
+  EXPECT_NEAR(*idle.cpu()->mean_watts, 50.0,
+              1.0 + 2 * 50.0 * writer.longest_gap_s() / idle.duration_s())
+      << "method " << int(idle.cpu()->method) << " flags " << idle.cpu()->flags.describe()
+      << " duration " << idle.duration_s() << " joules " << idle.cpu()->joules.value_or(-1)
+      << " sampled " << idle.cpu()->sampled_joules.value_or(-1);
   EXPECT_EQ(idle.name, "idle");
 }
 
