@@ -1,8 +1,5 @@
 // `attnscope check`: every attention variant's device forward and backward against its
 // CPU reference on the user's own device (OpenCL drivers differ), one line per case.
-#include <unistd.h>
-
-#include <filesystem>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -14,6 +11,7 @@
 #include "host/commands.hpp"
 #include "host/options.hpp"
 #include "host/runtime/error.hpp"
+#include "host/runtime/output_file.hpp"
 #include "host/runtime/runtime.hpp"
 #include "model/ops.hpp"
 #include "model/registry.hpp"
@@ -105,12 +103,7 @@ void check_usage(const CheckOptions& o, const std::vector<std::string>& variants
                  const std::vector<VariantCheckCase>& cases) {
   if (!o.shape.empty())
     for (const auto& variant : variants) make_variant(variant, cases[0].options)->resolve(cases[0].dims);
-  if (o.dump_dir.empty()) return;
-  std::error_code ec;
-  std::filesystem::create_directories(o.dump_dir, ec);
-  if (ec) throw UsageError("--dump " + o.dump_dir + ": cannot create it: " + ec.message());
-  if (!std::filesystem::is_directory(o.dump_dir) || access(o.dump_dir.c_str(), W_OK) != 0)
-    throw UsageError("--dump " + o.dump_dir + ": not a writable directory");
+  if (!o.dump_dir.empty()) prepare_output_directory("--dump " + o.dump_dir, o.dump_dir);
 }
 
 void run_check(const CheckOptions& o) {

@@ -125,6 +125,18 @@ TEST_F(OutputFileTest, EmptyOrUnreachableDestinationsAreUsageErrors) {
   EXPECT_EQ(temporaries(), 0);
 }
 
+// A dump directory: made with its parents when missing; a regular file in the way is refused.
+TEST_F(OutputFileTest, OutputDirectoriesAreMadeOrRefused) {
+  prepare_output_directory("--dump", path("a/b/c"));
+  EXPECT_TRUE(fs::is_directory(path("a/b/c")));
+  prepare_output_directory("--dump", path("a/b/c"));  // already there: fine
+  std::ofstream(path("file")) << "x";
+  expect_error<UsageError>([&] { prepare_output_directory("--dump", path("file/d")); },
+                           {"--dump", "cannot create the directory"});
+  expect_error<UsageError>([&] { prepare_output_directory("--dump", path("file")); },
+                           {"--dump", "cannot create the directory"});
+}
+
 // A file size limit stands in for a full disk: writes stop part-way as they would there.
 class FileSizeLimit {
  public:

@@ -869,7 +869,8 @@ TEST(LiveWindow, CounterAdvancedAtAKnownRateIsMeasuredWithin2Percent) {
 
   // A starved writer leaves each edge's reading up to its longest gap old: that much
   // energy (at 50 W, per edge) is added to the tolerances, and reported.
-  const double stale_j = 2 * 50.0 * writer.longest_gap_s();
+  auto stale_joules = [&writer] { return 2 * 50.0 * writer.longest_gap_s(); };
+  const double stale_j = stale_joules();
   SCOPED_TRACE("the writer's longest gap: " + std::to_string(writer.longest_gap_s()) + " s");
   const SourceEnergy* cpu = window.cpu();
   ASSERT_TRUE(cpu && cpu->joules && cpu->sampled_joules);
@@ -892,9 +893,9 @@ TEST(LiveWindow, CounterAdvancedAtAKnownRateIsMeasuredWithin2Percent) {
   // 50 W × that, which a 0.5 s window's 1 W tolerance did not always hold.
   WindowResult idle = telemetry.measure_idle(1.5);
   ASSERT_TRUE(idle.cpu() && idle.cpu()->mean_watts);
-  EXPECT_NEAR(*idle.cpu()->mean_watts, 50.0,
-              1.0 + 2 * 50.0 * writer.longest_gap_s() / idle.duration_s())
-      << "method " << int(idle.cpu()->method) << " flags " << idle.cpu()->flags.describe()
+  EXPECT_NEAR(*idle.cpu()->mean_watts, 50.0, 1.0 + stale_joules() / idle.duration_s())
+      << "method " << energy_method_name(idle.cpu()->method) << " flags "
+      << idle.cpu()->flags.describe()
       << " duration " << idle.duration_s() << " joules " << idle.cpu()->joules.value_or(-1)
       << " sampled " << idle.cpu()->sampled_joules.value_or(-1);
   EXPECT_EQ(idle.name, "idle");

@@ -639,10 +639,15 @@ def explain(natural, per_step, replayed, tolerance):
         natural.ok, natural.result = True, f"explained: near-tie flips from step {flipped[0]}"
 
 
+def case_name(variant, options):
+    """The case's name in the table and in its files' names: lsh_chunk8_buckets4 for lsh --chunk 8 --buckets 4."""
+    return variant + "".join(options).replace("--", "_")
+
+
 def acceptance_case(attnscope, workdir, args, log, data, variant, options):
     """One case's rows: attnscope against the twin; with --lsh-buckets-from-attnscope, lsh
     also against the twin on the buckets attnscope dumped (the row "<case> replayed")."""
-    name = variant + "".join(options).replace("--", "_")
+    name = case_name(variant, options)
     replay = variant == "lsh" and args.lsh_buckets_from_attnscope
     init, ours, theirs, replayed_csv, flips_csv, buckets = (
         os.path.join(workdir, name + s)
@@ -680,8 +685,8 @@ def acceptance(attnscope, workdir, args, log):
         try:
             rows += acceptance_case(attnscope, workdir, args, log, data, variant, options)
         except (RuntimeError, OSError, KeyError, ValueError) as error:
-            name = variant + "".join(options).replace("--", "_")
-            rows.append(Row(name, {}, (None, None), False, "FAIL " + str(error).splitlines()[0]))
+            rows.append(Row(case_name(variant, options), {}, (None, None), False,
+                            "FAIL " + str(error).splitlines()[0]))
     return rows
 
 

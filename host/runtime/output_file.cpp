@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 
 #include "host/runtime/error.hpp"
 
@@ -99,6 +100,14 @@ void check_output_path(const std::string& what, const std::string& path) {
   std::string temporary;
   close(create_temporary(what, path, &temporary));
   unlink(temporary.c_str());
+}
+
+void prepare_output_directory(const std::string& what, const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw UsageError(what + ": cannot create the directory: " + ec.message());
+  if (!std::filesystem::is_directory(dir) || access(dir.c_str(), W_OK) != 0)
+    throw UsageError(what + ": not a writable directory");
 }
 
 OutputFile::OutputFile(std::string what, std::string path)

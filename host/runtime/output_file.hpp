@@ -22,6 +22,11 @@ namespace attnscope {
 // "--save". Call before a long run so that a bad destination is found at once.
 void check_output_path(const std::string& what, const std::string& path);
 
+// UsageError (exit 2) unless `dir` is a writable directory; creates it and its parents when
+// missing. `what` names it for the message, e.g. "--dump out". For destinations of many
+// files (dumps), checked before any work.
+void prepare_output_directory(const std::string& what, const std::string& dir);
+
 class OutputFile {
  public:
   // Checks the target and creates the temporary. UsageError for a bad destination.

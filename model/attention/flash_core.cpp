@@ -116,7 +116,7 @@ std::vector<FlashTiles> flash_tile_candidates(const DeviceInfo& device, int head
   // results/20261202-speed_NVIDIA-H200/7-flash-tiles/) found forward 4×4 blocks and
   // backward 4×2 best, also after rows were interleaved over the work-items; 8×4 forward
   // and 4×4 backward blocks, with half the local loads per multiply-add, were 4% slower in
-  // all (forward 10%: registers).
+  // all (the forward 10%).
   const std::vector<Forward> forward =
       cpu ? std::vector<Forward>{{2, 16, 8, 4}, {2, 8, 4, 2}, {2, 4, 2, 1}}
           : std::vector<Forward>{{4, 64, 32, 4}, {8, 64, 32, 4}, {4, 64, 32, 8},

@@ -1,13 +1,11 @@
 #include "model/attention/lsh.hpp"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 
 #include "host/runtime/error.hpp"
+#include "host/runtime/output_file.hpp"
 #include "model/npy.hpp"
 #include "model/reference/layers.hpp"
 
@@ -89,12 +87,7 @@ namespace lsh {
 std::string bucket_dump_directory() {
   const char* dir = std::getenv("ATTNSCOPE_LSH_BUCKETS");
   if (!dir || !*dir) return "";
-  const std::string what = std::string("ATTNSCOPE_LSH_BUCKETS=") + dir;
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) throw UsageError(what + ": cannot create the directory: " + ec.message());
-  if (!std::filesystem::is_directory(dir) || access(dir, W_OK) != 0)
-    throw UsageError(what + ": not a writable directory");
+  prepare_output_directory(std::string("ATTNSCOPE_LSH_BUCKETS=") + dir, dir);
   return dir;
 }
 
