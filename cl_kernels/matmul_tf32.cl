@@ -9,13 +9,15 @@
 // rounded to TF32 (8-bit exponent, 10-bit mantissa) before it is multiplied. Products and
 // sums are fp32 (the tensor core accumulates in fp32).
 //
-// Why cvt.rna: PTX leaves the tf32 register format implementation-defined (≥ 10 mantissa
-// bits); on sm_80/sm_90 the tensor core reads the top 19 bits of each 32-bit operand, so a
-// plain fp32 value would be truncated, a bias towards zero that accumulates over long
-// sums. cvt.rna.tf32.f32 rounds to nearest (ties away from zero) instead, once per element
-// as it is staged. Its host emulation is attnscope::round_to_tf32 (model/tf32.cpp), and
-// probe_tf32 checks on each device, bit for bit, that the path computes exactly that
-// before it is used.
+// Rounding: on sm_80/sm_90 the tensor core reads the top 19 bits of each 32-bit operand, so
+// a plain fp32 value would be truncated, a bias towards zero that accumulates over long
+// sums. Each element is rounded to nearest (ties away from zero) instead, once as it is
+// staged, by adding half a unit of TF32's last bit to its bit pattern (finite values only)
+// and letting the tensor core drop the low 13 bits — what cvt.rna.tf32.f32 computes, in 2
+// instructions instead of cvt's 3–4 on sm_90 (rounding is a quarter of the main loop's
+// instructions otherwise). Its host emulation is attnscope::round_to_tf32 (model/tf32.cpp),
+// and probe_tf32 checks on each device, bit for bit, that the path computes exactly that
+// before it is used: a tensor core that read the low bits would fail it.
 //
 // Mapping. A work-group is WARPS_M × WARPS_N warps of 32 work-items, with a 1-D local
 // size (WG_SIZE) so that warp w is local ids [32w, 32w + 32); it owns a TILE_M × TILE_N
@@ -39,17 +41,23 @@
 // then sums the 8 slots over k in the order 0, 2, 4, 6, 1, 3, 5, 7: a fixed order.)
 //
 // Staging. Per slab of TILE_K, each operand's slab is copied into __local memory, rounded
-// to TF32 on the way (cvt.rna, once per element). Global loads are float4 chunks of a
-// stored row, consecutive work-items taking consecutive chunks (coalesced in every
-// transpose case), unconditionally 128-bit with VECTOR_IO; else per chunk, when the slice
-// is 16-byte aligned and the row length a multiple of 4, and otherwise (and for chunks
-// that cross the matrix edge) 4 bounds-checked scalars; zeros beyond M, N or K, so every
-// size works. A staging unit is 8 floats (two float4 loads whose elements land
+// to TF32 on the way (once per element). Global loads are float4 chunks of a stored row,
+// consecutive work-items taking consecutive chunks (coalesced in every transpose case).
+// With VECTOR_IO every chunk lies wholly inside or outside the matrix, and each of a
+// work-item's chunks has its address computed once, its M (N) coordinate clamped into the
+// matrix: rows of A beyond M only feed rows of C beyond M, which are never stored (columns
+// of B likewise), so any finite data will do there. A full slab is then one unconditional
+// 128-bit load per chunk at that address plus the slab's offset; only the last, partial
+// slab checks K, through the general path. The general path (without VECTOR_IO: per chunk,
+// 128-bit when the slice is 16-byte aligned and the row length a multiple of 4, and
+// otherwise, and for chunks that cross the matrix edge, 4 bounds-checked scalars) puts
+// zeros beyond M, N or K, so every size works. A staging unit is 8 floats (two float4 loads whose elements land
 // interleaved in one aligned 8-word segment) or, for B-K, one float4. The stages are
 // unpadded and swizzled (each layout is a bijection onto TILE_K × rows words); words of
 // 4 bytes, 32 banks; a 64-bit access is served per half-warp, a 128-bit one per
-// quarter-warp, and every fragment load and staging store below is conflict-free (as a
-// simulation of these formulas finds for every configuration of the tuning space):
+// quarter-warp, and every fragment load below is conflict-free (as a simulation of these
+// formulas finds for every configuration of the tuning space); the staging stores may
+// meet 2-way conflicts (see store_pair):
 //   A-K (A stored [M,K]): rows m and m + 8 (bit 3 of m clear) interleaved on line
 //     l = 8·(m >> 4) + (m & 7) of 2·TILE_K words, (m, k) at 2k + ((m >> 3) & 1), the
 //     line's two 16-word halves swapped when l is odd (AK_SWZ; TILE_K ≥ 16). A fragment:
@@ -70,8 +78,7 @@
 //     words, (k, n) at 2n + (k & 1), 8-word segments ^ ((k >> 1) & 3). A fragment: float2
 //     at column g of line kk/2 + t = b0 b1; a half-warp's lines (t = 0..3) land on 4
 //     distinct segments. A unit: columns n..n+3 of rows k and k + 1.
-//   An 8-float unit is written by two float4 stores; store_pair flips their order by bit
-//   2 of the unit index so that each store instruction covers all 32 banks.
+//   An 8-float unit is written by two float4 stores (store_pair).
 //
 // Pipeline. Each stage is double-buffered (2 × (TILE_M + TILE_N) × TILE_K floats: 32 KiB
 // at the defaults, ≤ 48 KiB for every configuration of the tuning space): while slab s is
@@ -86,8 +93,8 @@
 // Index arithmetic is 32-bit within a slice (the host checks that each matrix has fewer
 // than 2^31 elements); slice offsets are 64-bit.
 //
-// The tensor-core instructions sit behind two functions, mma_m16n8k8_tf32() and to_tf32(),
-// and the lane id behind lane_id(). EMULATE_MMA=1 replaces them with portable OpenCL C (the
+// The tensor-core instructions sit behind mma_m16n8k8_tf32(), and the lane id behind
+// lane_id(). EMULATE_MMA=1 replaces them with portable OpenCL C (the
 // mma through a per-warp __local scratch, with the PTX fragment layout above; in gemm_tf32
 // a whole k-step of the warp's mma tiles at once, mma_step_emulated), so that a CPU device
 // (PoCL) runs the whole kernel: the tests check the tiling, staging, swizzles, edges,
@@ -126,7 +133,7 @@
 #define VECTOR_IO 0  // 1: every row of A, B, C starts 16-byte aligned (the host checked)
 #endif
 #ifndef EMULATE_MMA
-#define EMULATE_MMA 0  // 1: portable emulation of mma/cvt/laneid, for tests on CPUs only
+#define EMULATE_MMA 0  // 1: portable emulation of mma and laneid, for tests on CPUs only
 #endif
 
 #define WARP_SIZE 32
@@ -197,15 +204,6 @@
 #if EMULATE_MMA
 
 INLINE int lane_id(void) { return (int)(get_local_id(0) % WARP_SIZE); }
-
-// cvt.rna.tf32.f32: round to nearest, ties away from zero (in magnitude, so adding half a
-// unit of the kept last bit to the bit pattern), keeping 10 mantissa bits; inf and NaN
-// unchanged. Same as attnscope::round_to_tf32.
-INLINE float to_tf32(float x) {
-  uint u = as_uint(x);
-  if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & 0xffffe000u;
-  return as_float(u);
-}
 
 // The tensor core reads only the TF32 bits of its operands.
 INLINE float tf32_operand(uint x) { return as_float(x & 0xffffe000u); }
@@ -282,12 +280,6 @@ INLINE int lane_id(void) {
   return (int)lane;
 }
 
-INLINE float to_tf32(float x) {
-  uint r;
-  asm volatile("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
-  return as_float(r);
-}
-
 // c = a·b + c: mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32, the registers holding
 // the PTX fragments (see the top). The whole warp must execute it together.
 INLINE void mma_m16n8k8_tf32(float* c, const uint* a, const uint* b) {
@@ -308,6 +300,30 @@ INLINE void mma_m16n8k8_tf32(float* c, const uint* a, const uint* b) {
 #endif
 
 // ---------------------------------------------------------------- staging
+
+// x with half a unit of TF32's last bit added to its bit pattern when it is finite (inf and
+// NaN unchanged): its top 19 bits, all the tensor core reads, are then x rounded to TF32,
+// to nearest with ties away from zero (in magnitude), as cvt.rna.tf32.f32 and
+// attnscope::round_to_tf32 round; an overflow carries into the exponent and gives ±inf.
+#if EMULATE_MMA
+INLINE float round_tf32_operand(float x) {
+  return fabs(x) < INFINITY ? as_float(as_uint(x) + 0x1000u) : x;
+}
+#else
+// The same as a predicated add (2 instructions; the select the compiler makes of the C
+// above is a third).
+INLINE float round_tf32_operand(float x) {
+  uint r;
+  asm("{\n\t.reg .pred finite;\n\t.reg .f32 magnitude;\n\t"
+      "abs.f32 magnitude, %1;\n\t"
+      "setp.lt.f32 finite, magnitude, 0f7F800000;\n\t"
+      "mov.b32 %0, %2;\n\t"
+      "@finite add.u32 %0, %0, 4096;\n\t}"
+      : "=r"(r)
+      : "f"(x), "r"(as_uint(x)));
+  return as_float(r);
+}
+#endif
 
 // Elements [col, col + 4) of row `row` of a row-major matrix with `cols` columns, zero
 // beyond `rows` rows or `cols` columns. vec: the matrix starts 16-byte aligned and
@@ -330,22 +346,21 @@ INLINE float4 load_chunk(const __global float* X, int rows, int cols, int row, i
 #endif
 }
 
-INLINE float4 to_tf32_4(float4 v) {
-  return (float4)(to_tf32(v.x), to_tf32(v.y), to_tf32(v.z), to_tf32(v.w));
+INLINE float4 round_tf32_operand4(float4 v) {
+  return (float4)(round_tf32_operand(v.x), round_tf32_operand(v.y), round_tf32_operand(v.z),
+                  round_tf32_operand(v.w));
 }
 
 // An 8-float unit: x and y rounded and interleaved, x.x y.x x.y y.y | x.z y.z x.w y.w, into
-// words seg.. of stage s (seg a multiple of 8: one segment), as two float4 stores. The units
-// with bit 2 of u set store their upper half first: then the 8 work-items of one store
-// instruction's phase cover all 8 groups of 4 banks. (In every layout each aligned group of
-// 4 units fills one aligned group of 4 segments, 32 words: without the flip a store
-// instruction would use the same 4 of the 8 bank groups for both groups of units, 2-way.)
-INLINE void store_pair(__local float* s, int seg, const float4* v, int u) {
-  const float4 x = to_tf32_4(v[0]), y = to_tf32_4(v[1]);
-  const float4 lo = (float4)(x.x, y.x, x.y, y.y), hi = (float4)(x.z, y.z, x.w, y.w);
-  const int h = (u >> 2) & 1, first = seg | (h << 2);
-  *(__local float4*)(s + first) = h ? hi : lo;
-  *(__local float4*)(s + (first ^ 4)) = h ? lo : hi;
+// words seg.. of stage s (seg a multiple of 8: one segment), as two float4 stores. (In every
+// layout each aligned group of 4 units fills one aligned group of 4 segments, so a store
+// instruction's quarter-warp meets a 2-way bank conflict. Flipping the store order for
+// alternate groups of 4 units avoided it but cost 8 selects a unit, more issue slots than
+// the stores' extra cycles: the main loop is bound by issuing, not by local memory.)
+INLINE void store_pair(__local float* s, int seg, const float4* v) {
+  const float4 x = round_tf32_operand4(v[0]), y = round_tf32_operand4(v[1]);
+  *(__local float4*)(s + seg) = (float4)(x.x, y.x, x.y, y.y);
+  *(__local float4*)(s + seg + 4) = (float4)(x.z, y.z, x.w, y.w);
 }
 
 // Consecutive units read consecutive 16-byte chunks of a stored row (or, A-M, the
@@ -360,9 +375,17 @@ INLINE void load_a_unit(float4* v, const __global float* A, int rows, int cols, 
   v[0] = load_chunk(A, rows, cols, k, m, vec);
   v[1] = load_chunk(A, rows, cols, k, m + 8, vec);
 }
+// VECTOR_IO: chunk f (0, 1) of unit u at k0 = 0, m clamped (cols = M, a multiple of 4).
+INLINE const __global float* a_chunk_source(const __global float* A, int rows, int cols, int m0,
+                                            int u, int f) {
+  const int k = u / (TILE_M / 8), s = u % (TILE_M / 8);
+  const int m = m0 + 16 * (s >> 1) + 4 * (s & 1) + 8 * f;
+  return A + k * cols + min(m, cols - 4);
+}
+#define A_K_STRIDE(cols) (cols)  // elements from k to k + 1 in the stored matrix
 INLINE void store_a_unit(__local float* a_s, const float4* v, int u) {
   const int k = u / (TILE_M / 8), s = u % (TILE_M / 8);
-  store_pair(a_s, k * TILE_M + ((s ^ ((k >> 1) & 3)) << 3), v, u);
+  store_pair(a_s, k * TILE_M + ((s ^ ((k >> 1) & 3)) << 3), v);
 }
 #else
 // A-K unit u: line l = u / (TILE_K/4), k 4c.. with c = u % (TILE_K/4): rows
@@ -374,9 +397,17 @@ INLINE void load_a_unit(float4* v, const __global float* A, int rows, int cols, 
   v[0] = load_chunk(A, rows, cols, m, k, vec);
   v[1] = load_chunk(A, rows, cols, m + 8, k, vec);
 }
+// VECTOR_IO: chunk f (0, 1) of unit u at k0 = 0, m clamped (rows = M).
+INLINE const __global float* a_chunk_source(const __global float* A, int rows, int cols, int m0,
+                                            int u, int f) {
+  const int l = u / (TILE_K / 4), k = u % (TILE_K / 4) * 4;
+  const int m = m0 + 16 * (l >> 3) + (l & 7) + 8 * f;
+  return A + min(m, rows - 1) * cols + k;
+}
+#define A_K_STRIDE(cols) 1
 INLINE void store_a_unit(__local float* a_s, const float4* v, int u) {
   const int l = u / (TILE_K / 4), c = u % (TILE_K / 4);
-  store_pair(a_s, l * 2 * TILE_K + ((8 * c) ^ AK_SWZ(l)), v, u);
+  store_pair(a_s, l * 2 * TILE_K + ((8 * c) ^ AK_SWZ(l)), v);
 }
 #endif
 
@@ -386,9 +417,15 @@ INLINE void load_b_unit(float4* v, const __global float* B, int rows, int cols, 
                         int u, int vec) {
   v[0] = load_chunk(B, rows, cols, n0 + u / (TILE_K / 4), k0 + u % (TILE_K / 4) * 4, vec);
 }
+// VECTOR_IO: the chunk of unit u (f = 0) at k0 = 0, n clamped (rows = N).
+INLINE const __global float* b_chunk_source(const __global float* B, int rows, int cols, int n0,
+                                            int u, int f) {
+  return B + min(n0 + u / (TILE_K / 4), rows - 1) * cols + u % (TILE_K / 4) * 4;
+}
+#define B_K_STRIDE(cols) 1
 INLINE void store_b_unit(__local float* b_s, const float4* v, int u) {
   const int n = u / (TILE_K / 4), k = u % (TILE_K / 4) * 4;
-  *(__local float4*)(b_s + n * TILE_K + (k ^ (BK_SWZ(n) << 3))) = to_tf32_4(v[0]);
+  *(__local float4*)(b_s + n * TILE_K + (k ^ (BK_SWZ(n) << 3))) = round_tf32_operand4(v[0]);
 }
 #else
 // B-P unit u: line p = u / (TILE_N/4), columns 4c.. with c = u % (TILE_N/4): rows k0 + 2p
@@ -399,9 +436,16 @@ INLINE void load_b_unit(float4* v, const __global float* B, int rows, int cols, 
   v[0] = load_chunk(B, rows, cols, k, n, vec);
   v[1] = load_chunk(B, rows, cols, k + 1, n, vec);
 }
+// VECTOR_IO: chunk f (0, 1) of unit u at k0 = 0, n clamped (cols = N, a multiple of 4).
+INLINE const __global float* b_chunk_source(const __global float* B, int rows, int cols, int n0,
+                                            int u, int f) {
+  const int k = 2 * (u / (TILE_N / 4)) + f, n = n0 + u % (TILE_N / 4) * 4;
+  return B + k * cols + min(n, cols - 4);
+}
+#define B_K_STRIDE(cols) (cols)
 INLINE void store_b_unit(__local float* b_s, const float4* v, int u) {
   const int p = u / (TILE_N / 4), c = u % (TILE_N / 4);
-  store_pair(b_s, p * 2 * TILE_N + ((c ^ (p & 3)) << 3), v, u);
+  store_pair(b_s, p * 2 * TILE_N + ((c ^ (p & 3)) << 3), v);
 }
 #endif
 
@@ -418,6 +462,34 @@ INLINE void load_slab(float4* a_next, float4* b_next, const __global float* A, i
     if (B_UNIT_OK(tid + i * WG_SIZE))
       load_b_unit(b_next + i * B_F4, B, b_rows, b_cols, n0, k0, tid + i * WG_SIZE, b_vec);
 }
+
+#if VECTOR_IO
+// This work-item's chunks (those of load_slab, in a_next and b_next order) at k0 = 0.
+#define A_CHUNKS (A_UNITS_PER_ITEM * A_F4)
+#define B_CHUNKS (B_UNITS_PER_ITEM * B_F4)
+INLINE void chunk_sources(const __global float** a_src, const __global float** b_src,
+                          const __global float* A, int a_rows, int a_cols,
+                          const __global float* B, int b_rows, int b_cols, int m0, int n0, int tid) {
+#pragma unroll
+  for (int c = 0; c < A_CHUNKS; ++c)
+    a_src[c] = a_chunk_source(A, a_rows, a_cols, m0, tid + c / A_F4 * WG_SIZE, c % A_F4);
+#pragma unroll
+  for (int c = 0; c < B_CHUNKS; ++c)
+    b_src[c] = b_chunk_source(B, b_rows, b_cols, n0, tid + c / B_F4 * WG_SIZE, c % B_F4);
+}
+
+// load_slab for a slab wholly inside K: one unconditional 128-bit load per chunk, at its
+// source plus the slab's offset (a_step, b_step elements).
+INLINE void load_full_slab(float4* a_next, float4* b_next, const __global float** a_src,
+                           const __global float** b_src, int a_step, int b_step, int tid) {
+#pragma unroll
+  for (int c = 0; c < A_CHUNKS; ++c)
+    if (A_UNIT_OK(tid + c / A_F4 * WG_SIZE)) a_next[c] = *(const __global float4*)(a_src[c] + a_step);
+#pragma unroll
+  for (int c = 0; c < B_CHUNKS; ++c)
+    if (B_UNIT_OK(tid + c / B_F4 * WG_SIZE)) b_next[c] = *(const __global float4*)(b_src[c] + b_step);
+}
+#endif
 
 // Stores them, rounded, into the stage buffers at a_s, b_s.
 INLINE void store_slab(__local float* a_s, __local float* b_s, const float4* a_next,
@@ -482,6 +554,20 @@ INLINE void mma_slab(float acc[MMA_TILES_M][MMA_TILES_N][4], const __local float
 }
 
 // ---------------------------------------------------------------- the product
+
+// The slab at k0 into a_next, b_next, in gemm_tf32 (it names that kernel's locals): with
+// VECTOR_IO a slab wholly inside K comes from the precomputed chunk addresses, the last,
+// partial one through the general path.
+#if VECTOR_IO
+#define FETCH_SLAB(k0)                                                                       \
+  ((k0) + TILE_K <= K ? load_full_slab(a_next, b_next, a_src, b_src, (k0)*A_K_STRIDE(a_cols), \
+                                       (k0)*B_K_STRIDE(b_cols), tid)                          \
+                      : load_slab(a_next, b_next, A, a_rows, a_cols, a_vec, B, b_rows, b_cols, \
+                                  b_vec, m0, n0, (k0), tid))
+#else
+#define FETCH_SLAB(k0) \
+  load_slab(a_next, b_next, A, a_rows, a_cols, a_vec, B, b_rows, b_cols, b_vec, m0, n0, (k0), tid)
+#endif
 
 __kernel __attribute__((reqd_work_group_size(WG_SIZE, 1, 1)))
 void gemm_tf32(const int M, const int N, const int K, const float alpha, const float beta,
@@ -559,28 +645,29 @@ void gemm_tf32(const int M, const int N, const int K, const float alpha, const f
       for (int r = 0; r < 4; ++r) acc[i][j][r] = 0.f;
 
   float4 a_next[A_UNITS_PER_ITEM * A_F4], b_next[B_UNITS_PER_ITEM * B_F4];  // the next slab
+#if VECTOR_IO
+  const __global float* a_src[A_CHUNKS];
+  const __global float* b_src[B_CHUNKS];
+  chunk_sources(a_src, b_src, A, a_rows, a_cols, B, b_rows, b_cols, m0, n0, tid);
+#endif
 
   // Pipeline: slab s is multiplied from buffer s % 2 while slab s + 1 is in flight from
   // global memory into registers; after the mma loop those go into buffer (s + 1) % 2,
   // last read during slab s − 1, before the barrier that ended it; then one barrier. The
   // loop body takes two slabs, so that each buffer's offset is a constant.
-  load_slab(a_next, b_next, A, a_rows, a_cols, a_vec, B, b_rows, b_cols, b_vec, m0, n0, 0, tid);
+  FETCH_SLAB(0);
   store_slab(a_s, b_s, a_next, b_next, tid);
   barrier(CLK_LOCAL_MEM_FENCE);
   for (int k0 = 0; k0 < K; k0 += 2 * TILE_K) {
     int more = k0 + TILE_K < K;  // the same in every work-item
-    if (more)
-      load_slab(a_next, b_next, A, a_rows, a_cols, a_vec, B, b_rows, b_cols, b_vec, m0, n0,
-                k0 + TILE_K, tid);
+    if (more) FETCH_SLAB(k0 + TILE_K);
     mma_slab(acc, a_s, b_s, a_frag, b_frag WARP_SCRATCH_ARG);
     if (more) store_slab(a_s + A_STAGE_FLOATS, b_s + B_STAGE_FLOATS, a_next, b_next, tid);
     barrier(CLK_LOCAL_MEM_FENCE);
     if (!more) break;
 
     more = k0 + 2 * TILE_K < K;
-    if (more)
-      load_slab(a_next, b_next, A, a_rows, a_cols, a_vec, B, b_rows, b_cols, b_vec, m0, n0,
-                k0 + 2 * TILE_K, tid);
+    if (more) FETCH_SLAB(k0 + 2 * TILE_K);
     mma_slab(acc, a_s + A_STAGE_FLOATS, b_s + B_STAGE_FLOATS, a_frag, b_frag WARP_SCRATCH_ARG);
     if (more) store_slab(a_s, b_s, a_next, b_next, tid);
     barrier(CLK_LOCAL_MEM_FENCE);
@@ -626,7 +713,7 @@ void gemm_tf32(const int M, const int N, const int K, const float alpha, const f
 // ---------------------------------------------------------------- the device probe
 
 // C[16×8] = A[16×8] · B[8×8] (row-major, B as [k][n]) by one mma, operands rounded with
-// to_tf32 on the way: one warp.
+// round_tf32_operand on the way: one warp.
 __kernel __attribute__((reqd_work_group_size(WARP_SIZE, 1, 1)))
 void tf32_probe(const __global float* A, const __global float* B, __global float* C) {
   const int lane = lane_id(), g = lane >> 2, t = lane & 3;
@@ -635,12 +722,12 @@ void tf32_probe(const __global float* A, const __global float* B, __global float
   __local float* warp_scratch = mma_scratch;
 #endif
   uint a[4], b[2];
-  a[0] = as_uint(to_tf32(A[g * 8 + t]));
-  a[1] = as_uint(to_tf32(A[(g + 8) * 8 + t]));
-  a[2] = as_uint(to_tf32(A[g * 8 + t + 4]));
-  a[3] = as_uint(to_tf32(A[(g + 8) * 8 + t + 4]));
-  b[0] = as_uint(to_tf32(B[t * 8 + g]));
-  b[1] = as_uint(to_tf32(B[(t + 4) * 8 + g]));
+  a[0] = as_uint(round_tf32_operand(A[g * 8 + t]));
+  a[1] = as_uint(round_tf32_operand(A[(g + 8) * 8 + t]));
+  a[2] = as_uint(round_tf32_operand(A[g * 8 + t + 4]));
+  a[3] = as_uint(round_tf32_operand(A[(g + 8) * 8 + t + 4]));
+  b[0] = as_uint(round_tf32_operand(B[t * 8 + g]));
+  b[1] = as_uint(round_tf32_operand(B[(t + 4) * 8 + g]));
   float c[4] = {0.f, 0.f, 0.f, 0.f};
   MMA(c, a, b);
   C[g * 8 + 2 * t] = c[0];

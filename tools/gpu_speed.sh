@@ -13,6 +13,11 @@
 #   gemm-tf32   `attnscope gemm --precision tf32` (OUT/gemm_tf32.csv)
 #   gemm-tf32-tuned  the same after a tf32 tune (OUT/gemm_tf32_tuned.csv)
 #   tf32-registers   the same with ptxas's register and spill counts in the log
+#   sass        the exact attention kernels' PTX too (a short `check` of flash, gqa, sdpa),
+#               then every PTX under OUT/ptx through the CUDA toolkit's ptxas (sm_90,
+#               registers and spills in OUT/sass/*.ptxas.txt) and cuobjdump (OUT/sass/*.sass)
+#   ncu         Nsight Compute on one tf32 and one fp32 GEMM and flash's kernels (whether it
+#               sees OpenCL kernels at all is part of what this finds out)
 #   check       `attnscope check --variant all`, fp32 then tf32
 #   train       20 steps of GPT-2 124M, baseline, B=16 T=512 (losses to hold against the
 #               committed pre-change run); the tiny model's 50 steps (against PoCL's)
@@ -129,7 +134,34 @@ twin() {  # attnscope's and PyTorch's figures side by side in one merged directo
   return $status
 }
 
-export -f build gemm_table check_long sweep twin
+disassemble() {  # every PTX under OUT/ptx through ptxas and cuobjdump, into OUT/sass
+  local cuda_bin ptx stem
+  PATH=$PATH:/usr/local/cuda/bin
+  command -v ptxas cuobjdump || { echo "no ptxas/cuobjdump on this machine"; return 1; }
+  ATTNSCOPE_DUMP_BINARIES=$out/ptx "$attnscope" check --variant flash,gqa,sdpa --shape 1,1024,768,12
+  mkdir -p "$out/sass"
+  for ptx in "$out"/ptx/*.bin; do
+    stem=$out/sass/$(basename "$ptx" .bin)
+    tr -d '\000' <"$ptx" >"$stem.ptx"  # the binary ends in NULs
+    ptxas -arch=sm_90 -O3 -v "$stem.ptx" -o "$stem.cubin" >"$stem.ptxas.txt" 2>&1 &&
+      cuobjdump -sass "$stem.cubin" >"$stem.sass"
+    rm -f "$stem.cubin" "$stem.ptx"
+  done
+  grep -H "registers\|spill" "$out"/sass/*.ptxas.txt | head -80
+}
+
+profile() {  # Nsight Compute on a few kernels (each under its own timeout)
+  PATH=$PATH:/usr/local/cuda/bin
+  command -v ncu || { echo "no ncu on this machine"; return 1; }
+  timeout 120 ncu --clock-control none --target-processes all -k regex:gemm -c 2 --set full \
+    -o "$out/ncu-gemm-tf32" "$attnscope" gemm --shape 8192,2304,768 --precision tf32
+  timeout 120 ncu --clock-control none --target-processes all -k regex:gemm -c 2 --set full \
+    -o "$out/ncu-gemm-fp32" "$attnscope" gemm --shape 8192,2304,768
+  for f in "$out"/ncu-*.ncu-rep; do ncu --import "$f" --page details >"${f%.ncu-rep}.txt" 2>&1; done
+  ls -la "$out"
+}
+
+export -f build gemm_table disassemble profile check_long sweep twin
 export out attnscope
 for p in "$@"; do
   case $p in
@@ -148,6 +180,8 @@ for p in "$@"; do
     tf32-registers)  # ptxas's registers and spills of the default tf32 kernel, every layout
       ATTNSCOPE_TF32_VERBOSE=1 ATTNSCOPE_BUILD_LOG=1 phase tf32-registers 120 "$attnscope" gemm \
         --model gpt2 --batch 16 --seq 512 --precision tf32 ;;
+    sass) phase sass 300 disassemble ;;
+    ncu) phase ncu 280 profile ;;
     check)
       phase check-fp32 300 "$attnscope" check --variant all
       phase check-tf32 300 "$attnscope" check --variant all --precision tf32 ;;
