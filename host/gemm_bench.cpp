@@ -234,6 +234,17 @@ void order_by_promise(std::vector<GemmConfig>& space) {
                    [&](const auto& a, const auto& b) { return rank(a) < rank(b); });
 }
 
+// tf32: work-groups of 4 warps first (every class's winner on the H200, 2026-12-01 and
+// -02), then 2, then 8 and more; larger tiles first within each.
+void order_by_promise(std::vector<Tf32GemmConfig>& space) {
+  auto rank = [](const Tf32GemmConfig& c) {
+    const int warps = c.warps_m * c.warps_n;
+    return std::make_tuple(warps == 4 ? 0 : warps == 2 ? 1 : 2, -(c.tile_m * c.tile_n), c.tile_k);
+  };
+  std::stable_sort(space.begin(), space.end(),
+                   [&](const auto& a, const auto& b) { return rank(a) < rank(b); });
+}
+
 // The choices tried for a shape class: every configuration of the precision's space, and
 // where every product of the class may split K, each with 2–16 slices of at least 256.
 std::vector<GemmChoice> candidate_choices(const DeviceInfo& device, Precision precision,
@@ -256,7 +267,9 @@ std::vector<GemmChoice> candidate_choices(const DeviceInfo& device, Precision pr
   c.precision = precision;
   c.fp32.source = c.tf32.source = "tuning";
   if (precision == Precision::tf32) {
-    for (const auto& config : tf32_tuning_space(device)) c.tf32.config = config, add_splits(c);
+    std::vector<Tf32GemmConfig> space = tf32_tuning_space(device);
+    order_by_promise(space);
+    for (const auto& config : space) c.tf32.config = config, add_splits(c);
   } else {
     std::vector<GemmConfig> space = gemm_tuning_space(device);
     order_by_promise(space);
@@ -318,8 +331,11 @@ GemmTuneResult tune_gemm(Runtime& rt, const std::vector<GemmShape>& shapes, doub
     const std::string& shape_class = order[c];
     const auto& members = classes[shape_class];
     const auto plans = candidate_choices(rt.device(), precision, members);
-    // Each class gets an equal share of the time that is left.
-    const auto deadline = Clock::now() + (end - Clock::now()) / int(order.size() - c);
+    // Each class gets an equal share of the time that is left, and at least its first batch
+    // (the most promising plans), so a class that overran cannot starve the ones after it;
+    // the sweep may outlast `seconds` by a batch per class.
+    const auto now = Clock::now();
+    const auto deadline = now + std::max(decltype(end - now)::zero(), end - now) / int(order.size() - c);
     std::vector<Operands> operands;
     for (const GemmShape* s : members) operands.push_back(make_operands(rt, *s));
     std::vector<GemmTuneResult::Trial> trials;
@@ -327,7 +343,7 @@ GemmTuneResult tune_gemm(Runtime& rt, const std::vector<GemmShape>& shapes, doub
     constexpr size_t kBatch = 8;
     for (size_t first = 0; first < plans.size(); first += kBatch) {
       const size_t last = std::min(plans.size(), first + kBatch);
-      if (Clock::now() >= deadline) {
+      if (first > 0 && Clock::now() >= deadline) {
         result.skipped += plans.size() - first;
         break;
       }

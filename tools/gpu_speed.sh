@@ -16,6 +16,8 @@
 #   sass        the exact attention kernels' PTX too (a short `check` of flash, gqa, sdpa),
 #               then every PTX under OUT/ptx through the CUDA toolkit's ptxas (sm_90,
 #               registers and spills in OUT/sass/*.ptxas.txt) and cuobjdump (OUT/sass/*.sass)
+#   mma-peak    tools/mma_sync_peak.cu (CUDA, built with the machine's nvcc): the TF32
+#               mma.sync instruction's own ceiling, back to back from registers
 #   ncu         Nsight Compute on one tf32 and one fp32 GEMM and flash's kernels (whether it
 #               sees OpenCL kernels at all is part of what this finds out)
 #   check       `attnscope check --variant all`, fp32 then tf32
@@ -181,6 +183,9 @@ for p in "$@"; do
       ATTNSCOPE_TF32_VERBOSE=1 ATTNSCOPE_BUILD_LOG=1 phase tf32-registers 120 "$attnscope" gemm \
         --model gpt2 --batch 16 --seq 512 --precision tf32 ;;
     sass) phase sass 300 disassemble ;;
+    mma-peak)
+      phase mma-peak 90 bash -c 'PATH=$PATH:/usr/local/cuda/bin && nvcc -O3 -arch=sm_90 \
+        tools/mma_sync_peak.cu -o /tmp/mma_sync_peak && /tmp/mma_sync_peak' ;;
     ncu) phase ncu 280 profile ;;
     check)
       phase check-fp32 300 "$attnscope" check --variant all
