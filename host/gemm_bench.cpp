@@ -234,15 +234,22 @@ void order_by_promise(std::vector<GemmConfig>& space) {
                    [&](const auto& a, const auto& b) { return rank(a) < rank(b); });
 }
 
-// tf32: work-groups of 4 warps first (every class's winner on the H200, 2026-12-01 and
-// -02), then 2, then 8 and more; larger tiles first within each.
-void order_by_promise(std::vector<Tf32GemmConfig>& space) {
+// tf32: the recommended configurations first, then the rest of the space, work-groups of
+// 4 warps before 2 and before more (every class's winner on the H200 on 2026-12-01 had 4),
+// larger tiles first within each.
+std::vector<Tf32GemmConfig> tf32_in_order_of_promise(const DeviceInfo& device) {
+  std::vector<Tf32GemmConfig> space = tf32_tuning_space(device), ordered;
+  for (const auto& c : tf32_recommended_configs())
+    if (std::find(space.begin(), space.end(), c) != space.end()) ordered.push_back(c);
   auto rank = [](const Tf32GemmConfig& c) {
     const int warps = c.warps_m * c.warps_n;
     return std::make_tuple(warps == 4 ? 0 : warps == 2 ? 1 : 2, -(c.tile_m * c.tile_n), c.tile_k);
   };
   std::stable_sort(space.begin(), space.end(),
                    [&](const auto& a, const auto& b) { return rank(a) < rank(b); });
+  for (const auto& c : space)
+    if (std::find(ordered.begin(), ordered.end(), c) == ordered.end()) ordered.push_back(c);
+  return ordered;
 }
 
 // The choices tried for a shape class: every configuration of the precision's space, and
@@ -267,9 +274,7 @@ std::vector<GemmChoice> candidate_choices(const DeviceInfo& device, Precision pr
   c.precision = precision;
   c.fp32.source = c.tf32.source = "tuning";
   if (precision == Precision::tf32) {
-    std::vector<Tf32GemmConfig> space = tf32_tuning_space(device);
-    order_by_promise(space);
-    for (const auto& config : space) c.tf32.config = config, add_splits(c);
+    for (const auto& config : tf32_in_order_of_promise(device)) c.tf32.config = config, add_splits(c);
   } else {
     std::vector<GemmConfig> space = gemm_tuning_space(device);
     order_by_promise(space);

@@ -136,8 +136,8 @@ bool tf32_fits_device(const Tf32GemmConfig& c, const DeviceInfo& device) {
 
 std::vector<Tf32GemmConfig> tf32_tuning_space(const DeviceInfo& device) {
   std::vector<Tf32GemmConfig> space;
-  for (int tile_m : {64, 128, 256})
-    for (int tile_n : {64, 128, 256})
+  for (int tile_m : {64, 128, 192, 256})
+    for (int tile_n : {64, 128, 192, 256})
       for (int tile_k : {16, 32})
         for (int warp_m : {32, 64})
           for (int warp_n : {32, 64}) {
@@ -151,16 +151,21 @@ std::vector<Tf32GemmConfig> tf32_tuning_space(const DeviceInfo& device) {
 }
 
 std::vector<Tf32GemmConfig> tf32_recommended_configs() {
+  // The staging loads come from L2: a tile of TILE_M × TILE_N reads (TILE_M + TILE_N)·4
+  // bytes per k for 2·TILE_M·TILE_N flops, and the H200's tuning sweeps (2026-12-02) ran
+  // the 64-row and 128 × 64 tiles at 4.5–5.6 TB/s of such reads, about L2's bandwidth: the
+  // larger tiles come first. 128 × 192 and 192 × 128 give GPT-2's N = 768 products 256
+  // tiles, two full waves of 132 SMs at one work-group each.
   return {
+      {128, 192, 16, 2, 3},  // warps of 64 × 64, 6 per group
+      {192, 128, 16, 3, 2},  // the same transposed
+      {128, 128, 16, 2, 2},  // warps of 64 × 64: the classifier's forward on the H200
       {128, 128, 16, 2, 4},  // the default: warps of 64 × 32, two work-groups per SM
-      {128, 128, 16, 2, 2},  // warps of 64 × 64: more reuse per fragment, 4 warps per group
-      {128, 256, 16, 2, 4},  // warps of 64 × 64, 8 per group, 48 KiB: one group per SM
-      {256, 128, 16, 4, 2},  // the same transposed
-      {128, 64, 32, 2, 2},   // warps of 64 × 32, K-slabs of 32: products with N ≤ 768
-      {64, 128, 32, 1, 4},   // the same transposed
-      {128, 64, 16, 2, 2},   // smaller tiles for better-filled last waves
-      {128, 256, 16, 2, 8},  // warps of 64 × 32, 16 per group, 48 KiB: one group per SM
-      {256, 128, 16, 4, 4},  // the same transposed
+      {64, 256, 16, 1, 4},   // warps of 64 × 64 in one row
+      {64, 128, 32, 1, 4},   // warps of 64 × 32, K-slabs of 32: products with N ≤ 768
+      {128, 64, 32, 2, 2},   // the same transposed
+      {64, 128, 16, 2, 2},   // warps of 32 × 64: better-filled last waves
+      {64, 64, 32, 2, 1},    // split-K weight gradients
   };
 }
 

@@ -70,7 +70,7 @@ struct Tf32GemmConfig {
 // Whether config's work-group and local memory fit the device.
 bool tf32_fits_device(const Tf32GemmConfig& config, const DeviceInfo& device);
 
-// Every valid configuration that fits the device: tiles of 64, 128 or 256 in M and in N,
+// Every valid configuration that fits the device: tiles of 64, 128, 192 or 256 in M and N,
 // K-slabs of 16 or 32, warps of 32 or 64 rows by 32 or 64 columns, group_m 8 — leaving out
 // those whose registers_needed exceeds what one work-group may have (65536 / work-group
 // size, at most 255). What a tuner sweeps; tf32_recommended_configs lists the ones to try
@@ -78,7 +78,7 @@ bool tf32_fits_device(const Tf32GemmConfig& config, const DeviceInfo& device);
 std::vector<Tf32GemmConfig> tf32_tuning_space(const DeviceInfo& device);
 
 // The configurations worth timing first on an H100/H200-class GPU, best guess first (all
-// in tf32_tuning_space of a 48 KiB / 1024 device).
+// in tf32_tuning_space of a 48 KiB / 1024 device); the tuner tries them before the rest.
 std::vector<Tf32GemmConfig> tf32_recommended_configs();
 
 // Launches gemm_tf32 for spec (every slice), exactly as matmul.cl's gemm would be (same

@@ -345,13 +345,13 @@ TEST(Tf32Gemm, EmulatedTuningTableEntries) {
 // multiples of 4 (VECTOR_IO), batches with odd and aligned offsets and strides, alpha, beta,
 // bias, and C poisoned where beta = 0. The default; warps of 64 × 64 (4 per group, two
 // slab units per work-item); K-slabs of 32 (warps of 64 × 32, one warp row); 256-row tiles
-// (warps of 64 × 64, 8 per group); and one outside the space whose last round of staging
-// units is partial (B-P: 128 units for 256 work-items). Each configuration in two layouts,
+// (warps of 64 × 64, 8 per group); and 128 × 192 (3 warp columns, 6 per group, whose last
+// round of A's staging units is partial: 256 units for 192 work-items). Each configuration in two layouts,
 // one the other's complement (NN and TT, or TN and NT: A and B each plain and transposed),
 // alternating: every layout of every configuration is a PoCL build of seconds.
 TEST(Tf32Gemm, EmulatedTuningSpaceConfigurations) {
   const std::vector<Tf32GemmConfig> configs = {
-      {}, {128, 128, 16, 2, 2}, {64, 128, 32, 1, 4}, {256, 128, 16, 4, 2}, {64, 64, 16, 2, 4}};
+      {}, {128, 128, 16, 2, 2}, {64, 128, 32, 1, 4}, {256, 128, 16, 4, 2}, {128, 192, 16, 2, 3}};
   const std::vector<std::vector<int>> shapes = {{129, 130, 17}, {70, 200, 45}, {200, 136, 72},
                                                 {260, 132, 8}, {5, 7, 0}};
   for (size_t i = 0; i < configs.size(); ++i) {
