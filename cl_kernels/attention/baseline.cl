@@ -11,8 +11,8 @@
 // S is not kept: the softmax overwrites it with P (VARIANTS.md allows "P alone").
 //
 // Work-item mapping:
-//   split_heads, merge_heads: one work-item per element, indexed along the (B,T,parts·C)
-//     array so that side is read/written contiguously.
+//   split_heads, merge_heads: one work-item per element, or per float4 when d % 4 == 0,
+//     indexed along the (B,T,parts·C) array so that side is read/written contiguously.
 //   causal_softmax_*: one work-group of SOFTMAX_WG work-items per row (b,h,i) of the
 //     (B·H·T, T) matrix; the work-items stride over the row's columns and combine their
 //     partial max / sums by a tree reduction in local memory.
@@ -23,25 +23,40 @@
 
 // out (parts, B, H, T, d) ← in (B, T, parts·C), C = H·d: splits Q|K|V (parts = 3) or one
 // tensor (parts = 1) into per-head matrices, so each (b, h) slice is a (T, d) GEMM operand.
-__kernel void split_heads(__global float* out, __global const float* in, const int B, const int T,
-                          const int H, const int d, const int parts) {
-  const size_t gid = get_global_id(0);
-  const size_t C = (size_t)H * d, row = (size_t)parts * C;
-  if (gid >= (size_t)B * T * row) return;
-  const size_t c = gid % d, h = gid / d % H, p = gid / C % parts;
-  const size_t t = gid / row % T, b = gid / (row * T);
-  out[(((p * B + b) * H + h) * T + t) * d + c] = in[gid];
+// Element e = VEC·gid of the (B, T, parts·C) side is (b, t, p, h, c). These copies are
+// memory-bound: 32-bit index arithmetic (the host checks that the tensor has fewer than
+// 2^32 elements; a 64-bit division costs several times a 32-bit one) and, when d % 4 == 0
+// (vec = 4), one float4 a work-item.
+uint head_major_index(const uint e, const uint B, const uint T, const uint H, const uint d,
+                      const uint parts) {
+  const uint C = H * d, row = parts * C;
+  const uint c = e % d, h = e / d % H, p = e / C % parts, t = e / row % T, b = e / (row * T);
+  return (((p * B + b) * H + h) * T + t) * d + c;
+}
+
+__kernel void split_heads(__global float* out, __global const float* in, const uint B,
+                          const uint T, const uint H, const uint d, const uint parts,
+                          const uint vec) {
+  const uint e = get_global_id(0) * vec;
+  if (e >= B * T * parts * H * d) return;
+  const uint o = head_major_index(e, B, T, H, d, parts);
+  if (vec == 4)
+    vstore4(vload4(0, in + e), 0, out + o);
+  else
+    out[o] = in[e];
 }
 
 // out (B, T, parts·C) ← in (parts, B, H, T, d): the inverse of split_heads.
-__kernel void merge_heads(__global float* out, __global const float* in, const int B, const int T,
-                          const int H, const int d, const int parts) {
-  const size_t gid = get_global_id(0);
-  const size_t C = (size_t)H * d, row = (size_t)parts * C;
-  if (gid >= (size_t)B * T * row) return;
-  const size_t c = gid % d, h = gid / d % H, p = gid / C % parts;
-  const size_t t = gid / row % T, b = gid / (row * T);
-  out[gid] = in[(((p * B + b) * H + h) * T + t) * d + c];
+__kernel void merge_heads(__global float* out, __global const float* in, const uint B,
+                          const uint T, const uint H, const uint d, const uint parts,
+                          const uint vec) {
+  const uint e = get_global_id(0) * vec;
+  if (e >= B * T * parts * H * d) return;
+  const uint i = head_major_index(e, B, T, H, d, parts);
+  if (vec == 4)
+    vstore4(vload4(0, in + i), 0, out + e);
+  else
+    out[e] = in[i];
 }
 
 // Combines one value per work-item over the work-group; every work-item gets the result.

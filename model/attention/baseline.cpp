@@ -121,18 +121,28 @@ std::unique_ptr<AttentionActivations> BaselineAttention::allocate(Ops& ops,
   return acts;
 }
 
+// split_heads or merge_heads over parts tensors of (B, T, C): a float4 per work-item when
+// the head size allows (every head's row then starts 16-byte aligned), else a float.
+void BaselineAttention::permute_heads(Runtime& rt, cl::Kernel& kernel, const cl::Buffer& out,
+                                      const cl::Buffer& in, const AttentionDims& dims, int parts) {
+  const size_t n = size_t(parts) * floats_per_head_tensor(dims);
+  if (n >= (size_t(1) << 32))
+    throw Error("baseline attention: a (B, T, " + std::to_string(parts) + "·C) tensor of " +
+                std::to_string(n) + " floats is beyond its 32-bit head permutation");
+  const cl_uint vec = dims.head_size() % 4 == 0 ? 4 : 1;
+  set_args(kernel, out, in, cl_uint(dims.B), cl_uint(dims.T), cl_uint(dims.H),
+           cl_uint(dims.head_size()), cl_uint(parts), vec);
+  rt.launch(kernel, cl::NDRange(n / vec), cl::NullRange, KernelCost{0, 2.0 * n * sizeof(float)});
+}
+
 void BaselineAttention::split_heads(Runtime& rt, const cl::Buffer& out, const cl::Buffer& in,
                                     const AttentionDims& dims, int parts) {
-  const size_t n = size_t(parts) * floats_per_head_tensor(dims);
-  set_args(split_heads_, out, in, dims.B, dims.T, dims.H, dims.head_size(), parts);
-  rt.launch(split_heads_, cl::NDRange(n), cl::NullRange, KernelCost{0, 2.0 * n * sizeof(float)});
+  permute_heads(rt, split_heads_, out, in, dims, parts);
 }
 
 void BaselineAttention::merge_heads(Runtime& rt, const cl::Buffer& out, const cl::Buffer& in,
                                     const AttentionDims& dims, int parts) {
-  const size_t n = size_t(parts) * floats_per_head_tensor(dims);
-  set_args(merge_heads_, out, in, dims.B, dims.T, dims.H, dims.head_size(), parts);
-  rt.launch(merge_heads_, cl::NDRange(n), cl::NullRange, KernelCost{0, 2.0 * n * sizeof(float)});
+  permute_heads(rt, merge_heads_, out, in, dims, parts);
 }
 
 // Element-wise work counts no FLOPs (VARIANTS.md); bytes: the (B,H,T,T) tensors once each.

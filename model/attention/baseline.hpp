@@ -41,6 +41,8 @@ class BaselineAttention : public AttentionVariant {
  private:
   void build_kernels(Runtime& rt);
   void grow_scratch(Runtime& rt, const AttentionDims& dims);
+  void permute_heads(Runtime& rt, cl::Kernel& kernel, const cl::Buffer& out, const cl::Buffer& in,
+                     const AttentionDims& dims, int parts);
   void split_heads(Runtime& rt, const cl::Buffer& out, const cl::Buffer& in,
                    const AttentionDims& dims, int parts);
   void merge_heads(Runtime& rt, const cl::Buffer& out, const cl::Buffer& in,
