@@ -218,7 +218,8 @@ TEST(TiledKernelsWithGpuTiles, MatchReference) {
     setenv("ATTNSCOPE_FLASH_TILES", spec.c_str(), 1);
     for (const KernelCase& k : {KernelCase{"flash", 2, 5, 2, 64, 1, 0},
                                 KernelCase{"gqa", 1, 37, 4, 64, 2, 0},
-                                KernelCase{"sliding_window", 2, 3, 2, 64, 1, 40}}) {
+                                KernelCase{"sliding_window", 2, 3, 2, 64, 1, 40},
+                                KernelCase{"mla", 1, 9, 2, 64, 1, 0}}) {
       SCOPED_TRACE(k.family + " " + spec);
       expect_tiled_kernels_match_reference(k);
     }

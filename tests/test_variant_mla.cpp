@@ -134,17 +134,18 @@ TEST(MlaVariant, LatentDimDefaultsToFourHeadSizesAndRejectsNegatives) {
   }
 }
 
-// mla's cost is sdpa's with the fused W_qkv (C→3C) replaced by W_q (C→C), W_dkv (C→d_c)
+// mla's cost is flash's with the fused W_qkv (C→3C) replaced by W_q (C→C), W_dkv (C→d_c)
 // and the up-projection (d_c→2C); the attention core is the same.
 TEST(MlaVariant, CostCountsTheLatentProjections) {
   const AttentionDims dims{2, 64, 96, 3};
   AttentionOptions options;
   options.values["latent_dim"] = 40;
-  auto mla = make_variant("mla", options), sdpa = make_variant("sdpa", {});
+  auto mla = make_variant("mla", options), flash = make_variant("flash", {});
   mla->resolve(dims);
+  flash->resolve(dims);
   const double N = dims.B * dims.T, C = dims.C, dc = 40;
   const double extra = 2 * N * C * dc + 2 * N * dc * 2 * C - 2 * N * C * 2 * C;
-  const AttentionCost a = mla->cost(dims), b = sdpa->cost(dims);
+  const AttentionCost a = mla->cost(dims), b = flash->cost(dims);
   EXPECT_DOUBLE_EQ(a.model_flops_forward - b.model_flops_forward, extra);
   EXPECT_DOUBLE_EQ(a.model_flops_backward - b.model_flops_backward, 2 * extra);
   EXPECT_DOUBLE_EQ(a.executed_flops_forward - b.executed_flops_forward, extra);

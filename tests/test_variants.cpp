@@ -317,7 +317,7 @@ TEST(CheckCommand, AllVariantsPassWithTheH200sTilesAndGemmPlans) {
             std::string::npos)
       << output;
   // The flash family's tiles at head size 64 (README, "Attention tiles"); never the CPU's TM 2.
-  for (const std::string family : {"flash", "gqa", "sliding_window"})
+  for (const std::string family : {"flash", "gqa", "sliding_window", "mla"})
     EXPECT_NE(output.find(family + "  ran attention/" + family +
                           ".cl -DHEAD_SIZE=64 -DTM=4 -DBR=64 -DBC=32 -DTN=4 -DBB=32 -DTNB=2 "
                           "-DTMB=4 "),

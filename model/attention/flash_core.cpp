@@ -162,6 +162,20 @@ TiledPairs count_tiled_pairs(int T, int window, const FlashTiles& t) {
   return p;
 }
 
+FlashTiles typical_gpu_flash_tiles(int head_size) {
+  DeviceInfo typical_gpu;
+  typical_gpu.local_mem_bytes = 48 * 1024;
+  typical_gpu.max_work_group_size = 1024;
+  return choose_flash_tiles(typical_gpu, head_size);
+}
+
+TiledFlops tiled_attention_flops(const TiledShape& s, const FlashTiles& tiles) {
+  const TiledPairs pairs = count_tiled_pairs(s.T, s.window, tiles);
+  const double bh = double(s.B) * s.H, dp = tiles.padded_head(s.head_size);
+  return {bh * 4 * pairs.forward_tiles * dp,
+          bh * (6 * pairs.dq_tiles + 8 * pairs.dkdv_tiles) * dp};
+}
+
 // ---- kernels ----
 
 TiledAttentionKernels::TiledAttentionKernels(Runtime& rt, const std::string& family,
@@ -269,10 +283,7 @@ TiledExactAttention::TiledExactAttention(const AttentionOptions& options)
 TiledExactAttention::~TiledExactAttention() = default;
 
 void TiledExactAttention::resolve(const AttentionDims& dims) {
-  DeviceInfo typical_gpu;  // what cost() assumes until allocate() sees the device
-  typical_gpu.local_mem_bytes = 48 * 1024;
-  typical_gpu.max_work_group_size = 1024;
-  const FlashTiles typical = choose_flash_tiles(typical_gpu, dims.head_size());  // checks d
+  const FlashTiles typical = typical_gpu_flash_tiles(dims.head_size());  // checks d
   tiles_ = kernels_ && kernels_->head_size() == dims.head_size() ? kernels_->tiles() : typical;
 }
 
@@ -330,14 +341,14 @@ double TiledExactAttention::projection_flops(const AttentionDims& d) const {
 
 AttentionCost TiledExactAttention::cost(const AttentionDims& d) const {
   const TiledPairs pairs = count_tiled_pairs(d.T, window(d), tiles_);
-  const double bh = double(d.B) * d.H, hd = d.head_size(), dp = tiles_.padded_head(d.head_size());
+  const double bh = double(d.B) * d.H, hd = d.head_size();
   const double proj = projection_flops(d);
+  const TiledFlops executed = tiled_attention_flops(tiled_shape(d), tiles_);
   AttentionCost c;
   c.model_flops_forward = proj + bh * 4 * pairs.needed * hd;  // QKᵀ and PV over allowed pairs
   c.model_flops_backward = 2 * c.model_flops_forward;
-  c.executed_flops_forward = proj + bh * 4 * pairs.forward_tiles * dp;
-  // dQ kernel: S, dP, dQ (3 products); dK/dV kernel: S, dP, dV, dK (4 products).
-  c.executed_flops_backward = 2 * proj + bh * (6 * pairs.dq_tiles + 8 * pairs.dkdv_tiles) * dp;
+  c.executed_flops_forward = proj + executed.forward;
+  c.executed_flops_backward = 2 * proj + executed.backward;
   const double att_floats = double(d.B) * d.T * d.C;
   c.saved_bytes = sizeof(float) * (double(q_floats(d) + kv_floats(d)) + att_floats + bh * d.T);
   return c;

@@ -66,6 +66,18 @@ struct TiledPairs {
 };
 TiledPairs count_tiled_pairs(int T, int window, const FlashTiles& tiles);
 
+// The tiles on a typical GPU (48 KiB of local memory, work-groups up to 1024): what a
+// variant's cost() assumes until allocate() has seen the device. Checks the head size.
+FlashTiles typical_gpu_flash_tiles(int head_size);
+
+// FLOPs the tiled kernels execute for one call (padding rows and the masked parts of
+// visited tiles included): forward QKᵀ and PV per tile; backward the dQ kernel's S, dP, dQ
+// and the dK/dV kernel's S, dP, dV, dK.
+struct TiledFlops {
+  double forward = 0, backward = 0;
+};
+TiledFlops tiled_attention_flops(const TiledShape& shape, const FlashTiles& tiles);
+
 // The four kernels of one variant's .cl file, built for one head size and group size.
 class TiledAttentionKernels {
  public:

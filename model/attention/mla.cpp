@@ -1,22 +1,24 @@
 // mla: multi-head latent attention (DeepSeek-V2), non-absorbed form (VARIANTS.md §mla):
 // Q = x·W_qᵀ + b_q; latent c = x·W_dkvᵀ + b_dkv (d_c = --latent-dim, default 4·head size);
-// K|V = c·[W_uk ; W_uv]ᵀ; exact causal softmax attention per head (sdpa's fused kernels,
-// cl_kernels/attention/mla.cl); y = O·W_oᵀ + b_o. GPT-2 keeps learned absolute positions,
+// K|V = c·[W_uk ; W_uv]ᵀ; exact causal softmax attention per head (flash's tiled kernels,
+// built from cl_kernels/attention/mla.cl; host side flash_core.hpp); y = O·W_oᵀ + b_o. GPT-2 keeps learned absolute positions,
 // so there is no decoupled RoPE key. W_uk and W_uv are stored stacked as one (2C, d_c)
 // tensor, like GPT-2's W_qkv, so the up-projection is one product.
+#include <climits>
 #include <memory>
 #include <string>
 
 #include "host/runtime/error.hpp"
 #include "model/attention/common_reference.hpp"
-#include "model/attention/sdpa_core.hpp"
+#include "model/attention/flash_core.hpp"
+#include "model/attention/sdpa_core.hpp"  // exact_attention_model_flops_forward
 #include "model/reference/layers.hpp"
 
 namespace attnscope {
 
 namespace {
 
-const char* const kKernelFile = "attention/mla.cl";
+const char* const kKernelFamily = "mla";  // cl_kernels/attention/mla.cl, kernels mla_*
 
 // params / grads, in parameters() order.
 enum Param { kQw, kQb, kDkvw, kDkvb, kUkvw, kProjw, kProjb };
@@ -36,8 +38,8 @@ class MlaAttention : public AttentionVariant {
   VariantInfo info() const override {
     return {"mla",
             "multi-head latent attention, non-absorbed: latent c = x·W_dkvᵀ + b (d_c), "
-            "per-head K, V = c·W_ukᵀ, c·W_uvᵀ materialised, exact causal attention (sdpa's "
-            "fused kernels); no decoupled RoPE (learned absolute positions)",
+            "per-head K, V = c·W_ukᵀ, c·W_uvᵀ materialised, exact causal attention (flash's "
+            "tiled kernels); no decoupled RoPE (learned absolute positions)",
             "O(T²·d + T·C·d_c) FLOPs",
             "DeepSeek-AI 2024, DeepSeek-V2: A Strong, Economical, and Efficient "
             "Mixture-of-Experts Language Model (arXiv 2405.04434)",
@@ -64,17 +66,18 @@ class MlaAttention : public AttentionVariant {
   }
 
   AttentionCost cost(const AttentionDims& dims) const override {
-    const SdpaPlan plan = core_ && core_->head_size() == dims.head_size()
-                              ? core_->plan()
-                              : typical_gpu_sdpa_plan(dims.head_size());
+    const FlashTiles tiles = core_ && core_->head_size() == dims.head_size()
+                                 ? core_->tiles()
+                                 : typical_gpu_flash_tiles(dims.head_size());
+    const TiledFlops attention = tiled_attention_flops(tiled_shape(dims), tiles);
     const double N = double(dims.B) * dims.T, C = dims.C, dc = latent_dim(dims);
     // W_q, W_dkv, [W_uk; W_uv], W_o
     const double projections = 2 * N * C * C + 2 * N * C * dc + 2 * N * dc * 2 * C + 2 * N * C * C;
     AttentionCost c;
     c.model_flops_forward = projections + exact_attention_model_flops_forward(dims);
     c.model_flops_backward = 2 * c.model_flops_forward;
-    c.executed_flops_forward = projections + sdpa_forward_flops(plan, dims);
-    c.executed_flops_backward = 2 * projections + sdpa_backward_flops(plan, dims);
+    c.executed_flops_forward = projections + attention.forward;
+    c.executed_flops_backward = 2 * projections + attention.backward;
     // Q, c, K|V, O and L
     c.saved_bytes = sizeof(float) * (N * C + N * dc + 2 * N * C + N * C + double(dims.B) * dims.H * dims.T);
     return c;
@@ -92,8 +95,10 @@ class MlaAttention : public AttentionVariant {
 
   std::unique_ptr<AttentionActivations> allocate(Ops& ops, const AttentionDims& dims) override {
     Runtime& rt = ops.runtime();
+    if (size_t(dims.T) * 2 * dims.C >= size_t(INT_MAX))
+      throw UsageError("mla: T·2C must stay below 2^31 floats");
     if (!core_ || core_->head_size() != dims.head_size())
-      core_ = std::make_unique<SdpaCore>(rt, kKernelFile, dims.head_size());
+      core_ = TiledAttentionKernels::for_device(rt, kKernelFamily, tiled_shape(dims));
     const size_t btc = size_t(dims.B) * dims.T * dims.C, bht = size_t(dims.B) * dims.H * dims.T;
     const size_t btl = size_t(dims.B) * dims.T * latent_dim(dims);
     ensure_floats(rt, datt_, btc, "mla dO scratch");
@@ -117,8 +122,7 @@ class MlaAttention : public AttentionVariant {
     ops.matmul_forward(acts.q, x, params[kQw], &params[kQb], N, C, C);
     ops.matmul_forward(acts.latent, x, params[kDkvw], &params[kDkvb], N, C, dc);
     ops.matmul_forward(acts.kv, acts.latent, params[kUkvw], nullptr, N, dc, 2 * C);
-    core_->forward(dims, {acts.att, 0, C}, acts.lse, {acts.q, 0, C}, {acts.kv, 0, 2 * C},
-                   {acts.kv, C, 2 * C});
+    core_->forward(acts.att, acts.lse, acts.q, acts.kv, qkv_layout(C), tiled_shape(dims));
     ops.matmul_forward(out, acts.att, params[kProjw], &params[kProjb], N, C, C);
   }
 
@@ -129,9 +133,9 @@ class MlaAttention : public AttentionVariant {
     const int N = dims.B * dims.T, C = dims.C, dc = latent_dim(dims);
     ops.matmul_backward(datt_, grads[kProjw], &grads[kProjb], dout, acts.att, params[kProjw], N,
                         C, C);
-    core_->backward(dims, {dq_, 0, C}, {dkv_, 0, 2 * C}, {dkv_, C, 2 * C}, delta_, {datt_, 0, C},
-                    {acts.att, 0, C}, acts.lse, {acts.q, 0, C}, {acts.kv, 0, 2 * C},
-                    {acts.kv, C, 2 * C});
+    // No groups of query heads: delta_ stands in for the unused dK|dV shares.
+    core_->backward(dq_, dkv_, delta_, delta_, datt_, acts.att, acts.lse, acts.q, acts.kv,
+                    qkv_layout(C), tiled_shape(dims));
     ops.matmul_backward(dlatent_, grads[kUkvw], nullptr, dkv_, acts.latent, params[kUkvw], N, dc,
                         2 * C);
     // x feeds two products: dx = dc·W_dkv + dQ·W_q (datt_ is free again for the second).
@@ -176,6 +180,15 @@ class MlaAttention : public AttentionVariant {
     return option("latent_dim") > 0 ? option("latent_dim") : 4 * dims.head_size();
   }
 
+  // Q rows in their own (B,T,C) buffer; K and V in place in the (B,T,2C) up-projection.
+  static QkvLayout qkv_layout(int C) { return {C, 0, 2 * C, 0, C}; }
+
+  static TiledShape tiled_shape(const AttentionDims& dims) {
+    TiledShape s;
+    s.B = dims.B, s.T = dims.T, s.H = dims.H, s.head_size = dims.head_size();
+    return s;
+  }
+
   static reference::ExactAttentionShape shape(const AttentionDims& dims) {
     reference::ExactAttentionShape s;
     s.B = dims.B;
@@ -208,7 +221,7 @@ class MlaAttention : public AttentionVariant {
     return p;
   }
 
-  std::unique_ptr<SdpaCore> core_;  // built by allocate() for the device and head size
+  std::unique_ptr<TiledAttentionKernels> core_;  // built by allocate() for the device and head size
   // Backward scratch shared by all layers (they run one at a time on the in-order queue),
   // sized for the largest dims allocate() has seen.
   DeviceBuffer datt_;     // (B,T,C): dO, then dQ·W_q
