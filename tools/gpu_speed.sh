@@ -53,8 +53,9 @@
 # ATTNSCOPE=path picks the binary; TUNE_SECONDS the sweep's budget (default 240);
 # BENCH_ARGS replaces the bench phases' step counts (default: 1 repeat, 10 steps after 2);
 # BENCH_PRECISIONS the precisions benched (default "fp32 tf32"); TWIN_STEPS the twin phase's
-# step options (default "--steps 10 --warmup 2"); TWIN_VARIANTS the twin-losses phase's
-# variants (default all).
+# step options (default "--steps 10 --warmup 2"), TWIN_PRECISIONS its precisions (default
+# "fp32 tf32") and TWIN_BENCH_VARIANTS its variants (default all); TWIN_VARIANTS the
+# twin-losses phase's variants (default all).
 # Everything ends up in OUT/speed.tar.gz (the lent machine returns few files).
 set -uo pipefail
 out=$(realpath -m "${1:?usage: tools/gpu_speed.sh OUT PHASE...}"); shift
@@ -118,15 +119,17 @@ sweep() {  # one bench per variant over the sequence lengths, then one merged di
 
 twin() {  # attnscope's and PyTorch's figures side by side in one merged directory
   local precision impl status=0 dirs=()
-  for precision in fp32 tf32; do
+  for precision in ${TWIN_PRECISIONS:-fp32 tf32}; do
     # shellcheck disable=SC2086  # TWIN_STEPS is a list of options
     "$attnscope" bench --model gpt2 --batch 16 --seq 512 --precision "$precision" --repeats 1 \
+      --variants "${TWIN_BENCH_VARIANTS:-all}" \
       ${TWIN_STEPS:---steps 10 --warmup 2} --idle-seconds 1 --cooldown-max 5 --out "$out/twin-attnscope-$precision" \
       --tag "$precision" || status=1
     dirs+=("$out/twin-attnscope-$precision"/*/)
     for impl in eager sdpa; do
       # shellcheck disable=SC2086
-      python3 tools/torch_twin.py bench --model gpt2 --batch 16 --seq 512 --variants all \
+      python3 tools/torch_twin.py bench --model gpt2 --batch 16 --seq 512 \
+        --variants "${TWIN_BENCH_VARIANTS:-all}" \
         ${TWIN_STEPS:---steps 10 --warmup 2} --precision "$precision" --attn-impl "$impl" --out "$out/twin-torch-$precision-$impl" ||
         status=1
       dirs+=("$out/twin-torch-$precision-$impl")
@@ -219,7 +222,7 @@ for p in "$@"; do
       done ;;
     long-t)
       phase long-t 420 "$attnscope" bench --model gpt2 --max-seq 16384 --batch 1 --seq 8192,16384 \
-        --variants baseline,flash,linear,sliding_window,lsh,gqa --repeats 1 --warmup 1 --steps 2 \
+        --variants baseline,flash,linear,sliding_window,lsh,gqa,mla --repeats 1 --warmup 1 --steps 2 \
         --idle-seconds 1 --cooldown-max 5 --out "$out/long-t" --tag long-t ;;
     t4096)
       phase t4096 240 "$attnscope" bench --model gpt2 --max-seq 4096 --batch 1 --seq 4096 \
