@@ -314,7 +314,7 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_F, 1, 1))) void VARIANT_KERNE
   stage_rows(q_tile, BR, q + batch_q + q_offset + h * HEAD_SIZE, q_stride, q0, T, lid, ITEMS_F);
 
   float4 o[TM * OC_F];
-  float m[TM], l[TM];  // running max (finite start: fully masked tiles change nothing), sum
+  float m[TM], l[TM];  // running max of q·k (finite start: fully masked tiles change nothing), sum
 #pragma unroll
   for (int e = 0; e < TM * OC_F; ++e) o[e] = (float4)(0.f);
 #pragma unroll
@@ -326,21 +326,25 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_F, 1, 1))) void VARIANT_KERNE
     stage_rows(v_tile, BC, v_head, kv_stride, k0, T, lid, ITEMS_F);
     barrier(CLK_LOCAL_MEM_FENCE);
 
+    // Raw dot products q·k, masked with −∞; maxima are taken on them (the scale is positive)
+    // and the scale goes into the exponent, fused with the subtraction (one FFMA a score).
     float s[TM * TN], x[TM];
     block_dots(s, TM, TN, NR_F, NG_F, q_tile, rb, k_tile, cg);
-    const bool full = tile_unmasked(q0, q0 + BR - 1, k0, k0 + BC - 1, T, window);
+    if (!tile_unmasked(q0, q0 + BR - 1, k0, k0 + BC - 1, T, window)) {
+      // Diagonal, band-edge and last tiles only: a uniform branch, so that the other tiles
+      // spend nothing on the mask (it was index arithmetic and a select on every score).
+#pragma unroll
+      for (int r = 0; r < TM; ++r)
+#pragma unroll
+        for (int c = 0; c < TN; ++c)
+          if (!allowed(q0 + rb + NR_F * r, k0 + cg + NG_F * c, T, window))
+            s[r * TN + c] = -INFINITY;
+    }
 #pragma unroll
     for (int r = 0; r < TM; ++r) {
       x[r] = -FLT_MAX;  // the row's maximum over this item's columns
 #pragma unroll
-      for (int c = 0; c < TN; ++c) {
-        float score = s[r * TN + c];
-        score = (full || allowed(q0 + rb + NR_F * r, k0 + cg + NG_F * c, T, window))
-                    ? score * SCORE_SCALE_LOG2
-                    : -INFINITY;
-        s[r * TN + c] = score;
-        x[r] = fmax(x[r], score);
-      }
+      for (int c = 0; c < TN; ++c) x[r] = fmax(x[r], s[r * TN + c]);
     }
     store_slots(partial + cg * PS4_F, slot0, x, TM);
     barrier(CLK_LOCAL_MEM_FENCE);  // the maxima are in; K is consumed (P overwrites it)
@@ -356,14 +360,15 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_F, 1, 1))) void VARIANT_KERNE
     }
 #pragma unroll
     for (int r = 0; r < TM; ++r) {
-      const float alpha = exp2(m[r] - m_new[r]);
+      const float m_scaled = m_new[r] * SCORE_SCALE_LOG2;
+      const float alpha = exp2(fma(m[r], SCORE_SCALE_LOG2, -m_scaled));
       m[r] = m_new[r];
       l[r] *= alpha;
 #pragma unroll
       for (int c = 0; c < OC_F; ++c) o[r * OC_F + c] *= alpha;
 #pragma unroll
       for (int c = 0; c < TN; ++c) {
-        s[r * TN + c] = exp2(s[r * TN + c] - m[r]);
+        s[r * TN + c] = exp2(fma(s[r * TN + c], SCORE_SCALE_LOG2, -m_scaled));
         l[r] += s[r * TN + c];
       }
     }
@@ -395,7 +400,8 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_F, 1, 1))) void VARIANT_KERNE
     if (i >= T) continue;
     __global float* out_row = out + ((size_t)b * T + i) * (n_head * HEAD_SIZE) + h * HEAD_SIZE;
     store_columns(out_row, o + r * OC_F, OC_F, NG_F, cg, 1.f / sum[r]);
-    if (cg == 0) lse[((size_t)b * n_head + h) * T + i] = (m[r] + log2(sum[r])) * M_LN2_F;
+    if (cg == 0)
+      lse[((size_t)b * n_head + h) * T + i] = (m[r] * SCORE_SCALE_LOG2 + log2(sum[r])) * M_LN2_F;
   }
 }
 
@@ -459,7 +465,16 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNE
     float s[TMB * TNB], dp[TMB * TNB];  // Sᵀ and dPᵀ: own keys × the tile's queries
     block_dots(s, TMB, TNB, NR_B, NG_B, k_tile, rb, q_tile, cg);
     block_dots(dp, TMB, TNB, NR_B, NG_B, v_tile, rb, do_tile, cg);
-    const bool full = tile_unmasked(i0, i0 + BB - 1, k0, k0 + BB - 1, T, window);
+#pragma unroll
+    for (int e = 0; e < TMB * TNB; ++e)  // Sᵀ → Pᵀ; column e % TNB is query cg + NG_B·(e % TNB)
+      s[e] = exp2(fma(s[e], SCORE_SCALE_LOG2, -lse2_tile[cg + NG_B * (e % TNB)]));
+    if (!tile_unmasked(i0, i0 + BB - 1, k0, k0 + BB - 1, T, window)) {  // as in the forward
+#pragma unroll
+      for (int r = 0; r < TMB; ++r)
+#pragma unroll
+        for (int c = 0; c < TNB; ++c)
+          if (!allowed(i0 + cg + NG_B * c, k0 + rb + NR_B * r, T, window)) s[r * TNB + c] = 0.f;
+    }
 #pragma unroll
     for (int c = 0; c < TNB; ++c) {
       const int ii = cg + NG_B * c;
@@ -467,9 +482,7 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNE
 #pragma unroll
       for (int r = 0; r < TMB; ++r) {
         const int e = r * TNB + c;
-        p[r] = (full || allowed(i0 + ii, k0 + rb + NR_B * r, T, window))
-                   ? exp2(s[e] * SCORE_SCALE_LOG2 - lse2_tile[ii])
-                   : 0.f;
+        p[r] = s[e];
         ds[r] = p[r] * (dp[e] - delta_tile[ii]);
       }
       store_slots(p_tile + ii * PS4_B, slot0, p, TMB);
@@ -555,7 +568,16 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNE
     float s[TMB * TNB], dp[TMB * TNB];  // S and dP: own queries × the tile's keys
     block_dots(s, TMB, TNB, NR_B, NG_B, q_tile, rb, k_tile, cg);
     block_dots(dp, TMB, TNB, NR_B, NG_B, do_tile, rb, v_tile, cg);
-    const bool full = tile_unmasked(q0, q0 + BB - 1, k0, k0 + BB - 1, T, window);
+#pragma unroll
+    for (int e = 0; e < TMB * TNB; ++e)  // S → P; row e / TNB
+      s[e] = exp2(fma(s[e], SCORE_SCALE_LOG2, -lse2[e / TNB]));
+    if (!tile_unmasked(q0, q0 + BB - 1, k0, k0 + BB - 1, T, window)) {  // as in the forward
+#pragma unroll
+      for (int r = 0; r < TMB; ++r)
+#pragma unroll
+        for (int c = 0; c < TNB; ++c)
+          if (!allowed(q0 + rb + NR_B * r, k0 + cg + NG_B * c, T, window)) s[r * TNB + c] = 0.f;
+    }
 #pragma unroll
     for (int c = 0; c < TNB; ++c) {
       const int jj = cg + NG_B * c;
@@ -563,10 +585,7 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNE
 #pragma unroll
       for (int r = 0; r < TMB; ++r) {
         const int e = r * TNB + c;
-        const float p = (full || allowed(q0 + rb + NR_B * r, k0 + jj, T, window))
-                            ? exp2(s[e] * SCORE_SCALE_LOG2 - lse2[r])
-                            : 0.f;
-        ds[r] = p * (dp[e] - delta_i[r]);
+        ds[r] = s[e] * (dp[e] - delta_i[r]);
       }
       store_slots(ds_tile + jj * PS4_B, slot0, ds, TMB);
     }
