@@ -102,7 +102,10 @@
 #define OC_F (D4P / NG_F)                      // accumulator float4s per row, forward
 #define OC_B (D4P / NG_B)                      // accumulator float4s per row, backward
 #define STAGED(rows, items) (((rows) * D4P + (items) - 1) / (items))  // float4s an item stages
-#define STAGED_MAX MAX2(MAX2(STAGED(BR, ITEMS_F), STAGED(BC, ITEMS_F)), STAGED(BB, ITEMS_B))
+#define STAGED_Q_F STAGED(BR, ITEMS_F)            // float4s an item stages of a Q tile, forward
+#define STAGED_KV_F STAGED(BC, ITEMS_F)           // ... of a K or V tile, forward
+#define STAGED_B STAGED(BB, ITEMS_B)              // ... of any tile, backward
+#define STATS_B ((BB + ITEMS_B - 1) / ITEMS_B)    // L and delta values an item stages, backward
 #define SLOTS4(n) ((((n) + 3) / 4) | 1)        // float4s per slot-tile row of n slots: odd
 #define PS4_F SLOTS4(BR)                       // forward slot rows: BR query slots
 #define PS4_B SLOTS4(BB)                       // backward slot rows: BB own-row slots
@@ -158,13 +161,16 @@ inline int query_end(int j1, int T, int window) {
 // ---- staging and register tiles ----
 
 // Float4 c4 of row `row` of one head (head: its row 0), zero past T and past HEAD_SIZE.
+// With HEAD_SIZE a multiple of 4, rows start 16-byte aligned (the host checks that strides
+// and offsets are multiples of 4: flash_core.cpp), so a float4 is one 128-bit load; vload4
+// assumes only 4-byte alignment, and NVIDIA's compiler issued four 32-bit loads for it.
 inline float4 head_float4(__global const float* head, const int row_stride, const int row,
                           const int c4, const int T) {
   float4 value = (float4)(0.f);
   if (row < T) {
     __global const float* src = head + row * row_stride + 4 * c4;
 #if HEAD_SIZE % 4 == 0
-    if (4 * c4 < HEAD_SIZE) value = vload4(0, src);
+    if (4 * D4P == HEAD_SIZE || 4 * c4 < HEAD_SIZE) value = *(__global const float4*)src;
 #else
     if (4 * c4 + 0 < HEAD_SIZE) value.x = src[0];
     if (4 * c4 + 1 < HEAD_SIZE) value.y = src[1];
@@ -175,24 +181,32 @@ inline float4 head_float4(__global const float* head, const int row_stride, cons
   return value;
 }
 
-// Rows [row0, row0 + rows) of one head into tile[r·RS + c4]. Consecutive work-items read
-// consecutive float4s of a row (coalesced). Each item issues all its loads before its
-// first store (rows and n_items are compile-time constants at each call, so the loops
-// unroll): one global-memory latency per tile rather than one per float4.
-inline void stage_rows(__local float4* tile, const int rows, __global const float* head,
-                       const int row_stride, const int row0, const int T, const int lid,
+// Rows [row0, row0 + rows) of one head into tile[r·RS + c4], in two steps so that a caller
+// issues the global loads of several tiles (K and V) before the first local store: one
+// global-memory latency per tile rather than one per float4 or per staged tile.
+// load_rows: item lid's float4s f = lid + e·n_items (row f / D4P, column f % D4P) into
+// staged[e]; consecutive items read consecutive float4s of a row (coalesced).
+// store_rows: staged[e] to the tile. rows and n_items are compile-time constants at each
+// call, so the loops unroll and the f < count test folds when n_items divides the count.
+inline void load_rows(float4* staged, const int rows, __global const float* head,
+                      const int row_stride, const int row0, const int T, const int lid,
+                      const int n_items) {
+  const int count = rows * D4P;
+#pragma unroll
+  for (int e = 0; e < (count + n_items - 1) / n_items; ++e) {
+    const int f = lid + e * n_items, r = f / D4P;
+    if (count % n_items == 0 || f < count)
+      staged[e] = head_float4(head, row_stride, row0 + r, f - r * D4P, T);
+  }
+}
+
+inline void store_rows(__local float4* tile, const int rows, const float4* staged, const int lid,
                        const int n_items) {
   const int count = rows * D4P;
-  float4 staged[STAGED_MAX];
 #pragma unroll
   for (int e = 0; e < (count + n_items - 1) / n_items; ++e) {
     const int f = lid + e * n_items, r = f / D4P;
-    if (f < count) staged[e] = head_float4(head, row_stride, row0 + r, f - r * D4P, T);
-  }
-#pragma unroll
-  for (int e = 0; e < (count + n_items - 1) / n_items; ++e) {
-    const int f = lid + e * n_items, r = f / D4P;
-    if (f < count) tile[r * RS + f - r * D4P] = staged[e];
+    if (count % n_items == 0 || f < count) tile[r * RS + f - r * D4P] = staged[e];
   }
 }
 
@@ -311,7 +325,9 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_F, 1, 1))) void VARIANT_KERNE
   const size_t batch_q = (size_t)b * T * q_stride, batch_kv = (size_t)b * T * kv_stride;
   __global const float* k_head = k + batch_kv + k_offset + g * HEAD_SIZE;
   __global const float* v_head = v + batch_kv + v_offset + g * HEAD_SIZE;
-  stage_rows(q_tile, BR, q + batch_q + q_offset + h * HEAD_SIZE, q_stride, q0, T, lid, ITEMS_F);
+  float4 q_own[STAGED_Q_F], k_next[STAGED_KV_F], v_next[STAGED_KV_F];
+  load_rows(q_own, BR, q + batch_q + q_offset + h * HEAD_SIZE, q_stride, q0, T, lid, ITEMS_F);
+  store_rows(q_tile, BR, q_own, lid, ITEMS_F);
 
   float4 o[TM * OC_F];
   float m[TM], l[TM];  // running max of q·k (finite start: fully masked tiles change nothing), sum
@@ -321,9 +337,11 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_F, 1, 1))) void VARIANT_KERNE
   for (int r = 0; r < TM; ++r) m[r] = -FLT_MAX, l[r] = 0.f;
   const int k_end = min(T, q0 + BR);
   for (int k0 = first_key(q0, window); k0 < k_end; k0 += BC) {
+    load_rows(k_next, BC, k_head, kv_stride, k0, T, lid, ITEMS_F);
+    load_rows(v_next, BC, v_head, kv_stride, k0, T, lid, ITEMS_F);
     barrier(CLK_LOCAL_MEM_FENCE);  // the previous tile is consumed
-    stage_rows(k_tile, BC, k_head, kv_stride, k0, T, lid, ITEMS_F);
-    stage_rows(v_tile, BC, v_head, kv_stride, k0, T, lid, ITEMS_F);
+    store_rows(k_tile, BC, k_next, lid, ITEMS_F);
+    store_rows(v_tile, BC, v_next, lid, ITEMS_F);
     barrier(CLK_LOCAL_MEM_FENCE);
 
     // Raw dot products q·k, masked with −∞; maxima are taken on them (the scale is positive)
@@ -440,8 +458,11 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNE
   const int b = get_group_id(1) / n_head, h = get_group_id(1) % n_head, g = h / GROUP_SIZE;
   const size_t batch_q = (size_t)b * T * q_stride, batch_kv = (size_t)b * T * kv_stride;
   const size_t batch_o = (size_t)b * T * (n_head * HEAD_SIZE);
-  stage_rows(k_tile, BB, k + batch_kv + k_offset + g * HEAD_SIZE, kv_stride, k0, T, lid, ITEMS_B);
-  stage_rows(v_tile, BB, v + batch_kv + v_offset + g * HEAD_SIZE, kv_stride, k0, T, lid, ITEMS_B);
+  float4 k_own[STAGED_B], v_own[STAGED_B];
+  load_rows(k_own, BB, k + batch_kv + k_offset + g * HEAD_SIZE, kv_stride, k0, T, lid, ITEMS_B);
+  load_rows(v_own, BB, v + batch_kv + v_offset + g * HEAD_SIZE, kv_stride, k0, T, lid, ITEMS_B);
+  store_rows(k_tile, BB, k_own, lid, ITEMS_B);
+  store_rows(v_tile, BB, v_own, lid, ITEMS_B);
 
   float4 dk[TMB * OC_B], dv[TMB * OC_B];
 #pragma unroll
@@ -452,13 +473,24 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNE
   __global const float* lse_row = lse + ((size_t)b * n_head + h) * T;
   __global const float* delta_row = delta + ((size_t)b * n_head + h) * T;
   for (int i0 = k0; i0 < i_end; i0 += BB) {
+    float4 q_next[STAGED_B], do_next[STAGED_B];
+    float lse2_next[STATS_B], delta_next[STATS_B];  // rows lid + e·ITEMS_B, zero past T
+    load_rows(q_next, BB, q_head, q_stride, i0, T, lid, ITEMS_B);
+    load_rows(do_next, BB, do_head, n_head * HEAD_SIZE, i0, T, lid, ITEMS_B);
+#pragma unroll
+    for (int e = 0; e < STATS_B; ++e) {
+      const int r = lid + e * ITEMS_B;
+      const bool in = r < BB && i0 + r < T;
+      lse2_next[e] = in ? lse_row[i0 + r] * M_LOG2E_F : 0.f;
+      delta_next[e] = in ? delta_row[i0 + r] : 0.f;
+    }
     barrier(CLK_LOCAL_MEM_FENCE);  // the previous tile is consumed
-    stage_rows(q_tile, BB, q_head, q_stride, i0, T, lid, ITEMS_B);
-    stage_rows(do_tile, BB, do_head, n_head * HEAD_SIZE, i0, T, lid, ITEMS_B);
-    for (int r = lid; r < BB; r += ITEMS_B) {
-      const bool in = i0 + r < T;
-      lse2_tile[r] = in ? lse_row[i0 + r] * M_LOG2E_F : 0.f;
-      delta_tile[r] = in ? delta_row[i0 + r] : 0.f;
+    store_rows(q_tile, BB, q_next, lid, ITEMS_B);
+    store_rows(do_tile, BB, do_next, lid, ITEMS_B);
+#pragma unroll
+    for (int e = 0; e < STATS_B; ++e) {
+      const int r = lid + e * ITEMS_B;
+      if (r < BB) lse2_tile[r] = lse2_next[e], delta_tile[r] = delta_next[e];
     }
     barrier(CLK_LOCAL_MEM_FENCE);
 
@@ -544,8 +576,11 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNE
   const size_t batch_o = (size_t)b * T * (n_head * HEAD_SIZE);
   __global const float* k_head = k + batch_kv + k_offset + g * HEAD_SIZE;
   __global const float* v_head = v + batch_kv + v_offset + g * HEAD_SIZE;
-  stage_rows(q_tile, BB, q + batch_q + q_offset + h * HEAD_SIZE, q_stride, q0, T, lid, ITEMS_B);
-  stage_rows(do_tile, BB, dout + batch_o + h * HEAD_SIZE, n_head * HEAD_SIZE, q0, T, lid, ITEMS_B);
+  float4 q_own[STAGED_B], do_own[STAGED_B];
+  load_rows(q_own, BB, q + batch_q + q_offset + h * HEAD_SIZE, q_stride, q0, T, lid, ITEMS_B);
+  load_rows(do_own, BB, dout + batch_o + h * HEAD_SIZE, n_head * HEAD_SIZE, q0, T, lid, ITEMS_B);
+  store_rows(q_tile, BB, q_own, lid, ITEMS_B);
+  store_rows(do_tile, BB, do_own, lid, ITEMS_B);
   float lse2[TMB], delta_i[TMB];
 #pragma unroll
   for (int r = 0; r < TMB; ++r) {
@@ -560,9 +595,12 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNE
   for (int e = 0; e < TMB * OC_B; ++e) acc[e] = (float4)(0.f);
   const int k_end = min(T, q0 + BB);
   for (int k0 = first_key(q0, window); k0 < k_end; k0 += BB) {
+    float4 k_next[STAGED_B], v_next[STAGED_B];
+    load_rows(k_next, BB, k_head, kv_stride, k0, T, lid, ITEMS_B);
+    load_rows(v_next, BB, v_head, kv_stride, k0, T, lid, ITEMS_B);
     barrier(CLK_LOCAL_MEM_FENCE);  // the previous tile is consumed
-    stage_rows(k_tile, BB, k_head, kv_stride, k0, T, lid, ITEMS_B);
-    stage_rows(v_tile, BB, v_head, kv_stride, k0, T, lid, ITEMS_B);
+    store_rows(k_tile, BB, k_next, lid, ITEMS_B);
+    store_rows(v_tile, BB, v_next, lid, ITEMS_B);
     barrier(CLK_LOCAL_MEM_FENCE);
 
     float s[TMB * TNB], dp[TMB * TNB];  // S and dP: own queries × the tile's keys
