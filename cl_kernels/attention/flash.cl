@@ -5,7 +5,9 @@
 // Computes, per batch b and query head h (K/V head g = h / GROUP_SIZE), with d = HEAD_SIZE:
 //     S_ij = q_i·k_j/√d for allowed pairs (j ≤ i; WINDOWED: also j > i − window),
 //     O_i = Σ_j softmax_j(S_ij) v_j,  L_i = log Σ_j exp(S_ij).
-// Scores are carried in base 2 (s = S·log2 e, exp2); L is stored in natural units.
+// Scores are carried in base 2: P = exp2(q·k·(log2 e/√d) − m), the scale fused into the
+// exponent's multiply-add (the forward keeps its running max m in q·k units); L is stored in
+// natural units.
 //
 // Layouts (the host passes row strides and column offsets, so the kernels read the
 // projections in place, no permutes): row t of batch b of head h of Q starts at
@@ -17,8 +19,9 @@
 // k/v) and overwrite it.
 //
 // Kernels. A work-group owns a block of rows of one (b, head) and loops over tiles of the
-// other side, staged in __local memory; only the tiles that intersect the causal (or band)
-// region are visited:
+// other side, staged in __local memory through registers (the next tile's global loads are
+// issued before the current tile's last products); only the tiles that intersect the causal
+// (or band) region are visited:
 //   <v>_forward        BR queries; tiles of BC keys; online softmax (running max m, sum l,
 //                      O accumulator in registers; P of a tile overwrites its K in local
 //                      memory). Writes O and L: all it keeps for backward (besides Q, K, V).
@@ -335,7 +338,7 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_F, 1, 1))) void VARIANT_KERNE
   store_rows(q_tile, BR, q_own, lid, ITEMS_F);
 
   float4 o[TM * OC_F];
-  float m[TM], l[TM];  // running max of q·k (finite start: fully masked tiles change nothing), sum
+  float m[TM], l[TM];  // running max of q·k (finite: fully masked tiles change nothing), sum
 #pragma unroll
   for (int e = 0; e < TM * OC_F; ++e) o[e] = (float4)(0.f);
 #pragma unroll
