@@ -116,6 +116,14 @@
 // log2(e)/√d: S·log2 e from a raw dot product.
 #define SCORE_SCALE_LOG2 (M_LOG2E_F * rsqrt((float)HEAD_SIZE))
 
+// 2^x for P and the rescale factors (x ≤ 0 up to rounding where it counts). NVIDIA lowers
+// exp2 to its approximate ex2 plus a fix-up for subnormal results (FSETP and two predicated
+// FMULs: 60 of a forward tile's ~2700 instructions); native_exp2 leaves the compiler free
+// to drop it, flushing such results to 0. A flushed term is below 2^-126 while every row
+// sum holds a term near 1 (its maximum's), so sums, O and the gradients do not change by a
+// representable amount (except a key all of whose terms are that small).
+#define EXP2(x) native_exp2(x)
+
 // ---- masks and tile ranges ----
 
 // Whether query i may attend to key j (i < T: rows past the end attend to nothing).
@@ -384,14 +392,14 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_F, 1, 1))) void VARIANT_KERNE
 #pragma unroll
     for (int r = 0; r < TM; ++r) {
       const float m_scaled = m_new[r] * SCORE_SCALE_LOG2;
-      const float alpha = exp2(fma(m[r], SCORE_SCALE_LOG2, -m_scaled));
+      const float alpha = EXP2(fma(m[r], SCORE_SCALE_LOG2, -m_scaled));
       m[r] = m_new[r];
       l[r] *= alpha;
 #pragma unroll
       for (int c = 0; c < OC_F; ++c) o[r * OC_F + c] *= alpha;
 #pragma unroll
       for (int c = 0; c < TN; ++c) {
-        s[r * TN + c] = exp2(fma(s[r * TN + c], SCORE_SCALE_LOG2, -m_scaled));
+        s[r * TN + c] = EXP2(fma(s[r * TN + c], SCORE_SCALE_LOG2, -m_scaled));
         l[r] += s[r * TN + c];
       }
     }
@@ -517,7 +525,7 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNE
     block_dots(dp, TMB, TNB, NR_B, NG_B, v_tile, rb, do_tile, cg);
 #pragma unroll
     for (int e = 0; e < TMB * TNB; ++e)  // Sᵀ → Pᵀ; column e % TNB is query cg + NG_B·(e % TNB)
-      s[e] = exp2(fma(s[e], SCORE_SCALE_LOG2, -lse2_tile[cg + NG_B * (e % TNB)]));
+      s[e] = EXP2(fma(s[e], SCORE_SCALE_LOG2, -lse2_tile[cg + NG_B * (e % TNB)]));
     if (!tile_unmasked(i0, i0 + BB - 1, k0, k0 + BB - 1, T, window)) {  // as in the forward
 #pragma unroll
       for (int r = 0; r < TMB; ++r)
@@ -631,7 +639,7 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNE
     block_dots(dp, TMB, TNB, NR_B, NG_B, do_tile, rb, v_tile, cg);
 #pragma unroll
     for (int e = 0; e < TMB * TNB; ++e)  // S → P; row e / TNB
-      s[e] = exp2(fma(s[e], SCORE_SCALE_LOG2, -lse2[e / TNB]));
+      s[e] = EXP2(fma(s[e], SCORE_SCALE_LOG2, -lse2[e / TNB]));
     if (!tile_unmasked(q0, q0 + BB - 1, k0, k0 + BB - 1, T, window)) {  // as in the forward
 #pragma unroll
       for (int r = 0; r < TMB; ++r)
