@@ -19,9 +19,9 @@
 // k/v) and overwrite it.
 //
 // Kernels. A work-group owns a block of rows of one (b, head) and loops over tiles of the
-// other side, staged in __local memory through registers (the next tile's global loads are
-// issued before the current tile's last products); only the tiles that intersect the causal
-// (or band) region are visited:
+// other side, staged in __local memory (through registers: all of a tile's global loads,
+// then its local stores); only the tiles that intersect the causal (or band) region are
+// visited:
 //   <v>_forward        BR queries; tiles of BC keys; online softmax (running max m, sum l,
 //                      O accumulator in registers; P of a tile overwrites its K in local
 //                      memory). Writes O and L: all it keeps for backward (besides Q, K, V).
@@ -336,13 +336,8 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_F, 1, 1))) void VARIANT_KERNE
   const size_t batch_q = (size_t)b * T * q_stride, batch_kv = (size_t)b * T * kv_stride;
   __global const float* k_head = k + batch_kv + k_offset + g * HEAD_SIZE;
   __global const float* v_head = v + batch_kv + v_offset + g * HEAD_SIZE;
-  // K and V of the next tile go through registers: loaded before this tile's P·V, whose
-  // work hides their global-memory latency, and stored at the top of the next iteration.
-  const int k_first = first_key(q0, window), k_end = min(T, q0 + BR);
-  float4 q_own[STAGED_Q_F], k_next[STAGED_KV_F], v_next[STAGED_KV_F];
+  float4 q_own[STAGED_Q_F], k_staged[STAGED_KV_F], v_staged[STAGED_KV_F];
   load_rows(q_own, BR, q + batch_q + q_offset + h * HEAD_SIZE, q_stride, q0, T, lid, ITEMS_F);
-  load_rows(k_next, BC, k_head, kv_stride, k_first, T, lid, ITEMS_F);
-  load_rows(v_next, BC, v_head, kv_stride, k_first, T, lid, ITEMS_F);
   store_rows(q_tile, BR, q_own, lid, ITEMS_F);
 
   float4 o[TM * OC_F];
@@ -351,10 +346,13 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_F, 1, 1))) void VARIANT_KERNE
   for (int e = 0; e < TM * OC_F; ++e) o[e] = (float4)(0.f);
 #pragma unroll
   for (int r = 0; r < TM; ++r) m[r] = -FLT_MAX, l[r] = 0.f;
-  for (int k0 = k_first; k0 < k_end; k0 += BC) {
+  const int k_end = min(T, q0 + BR);
+  for (int k0 = first_key(q0, window); k0 < k_end; k0 += BC) {
+    load_rows(k_staged, BC, k_head, kv_stride, k0, T, lid, ITEMS_F);
+    load_rows(v_staged, BC, v_head, kv_stride, k0, T, lid, ITEMS_F);
     barrier(CLK_LOCAL_MEM_FENCE);  // the previous tile is consumed
-    store_rows(k_tile, BC, k_next, lid, ITEMS_F);
-    store_rows(v_tile, BC, v_next, lid, ITEMS_F);
+    store_rows(k_tile, BC, k_staged, lid, ITEMS_F);
+    store_rows(v_tile, BC, v_staged, lid, ITEMS_F);
     barrier(CLK_LOCAL_MEM_FENCE);
 
     // Raw dot products q·k, masked with −∞; maxima are taken on them (the scale is positive)
@@ -410,10 +408,6 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_F, 1, 1))) void VARIANT_KERNE
       store_slots(p_tile + (cg + NG_F * c) * PS4_F, slot0, x, TM);
     }
     barrier(CLK_LOCAL_MEM_FENCE);
-    if (k0 + BC < k_end) {  // uniform
-      load_rows(k_next, BC, k_head, kv_stride, k0 + BC, T, lid, ITEMS_F);
-      load_rows(v_next, BC, v_head, kv_stride, k0 + BC, T, lid, ITEMS_F);
-    }
     block_accumulate(o, TM, OC_F, NG_F, BC, p_tile, PS4_F, rb, v_tile, cg);
   }
 
@@ -455,20 +449,6 @@ __kernel void VARIANT_KERNEL(backward_delta)(__global float* delta, __global con
   delta[((size_t)b * n_head + h) * T + t] = acc;
 }
 
-// L_i·log2 e and delta_i of the queries i0 + lid + e·ITEMS_B (zero past the tile and past T):
-// what item lid stages of a query tile's statistics.
-inline void load_stats(float* lse2, float* dlt, __global const float* lse_row,
-                       __global const float* delta_row, const int i0, const int T,
-                       const int lid) {
-#pragma unroll
-  for (int e = 0; e < STATS_B; ++e) {
-    const int r = lid + e * ITEMS_B;
-    const bool in = r < BB && i0 + r < T;
-    lse2[e] = in ? lse_row[i0 + r] * M_LOG2E_F : 0.f;
-    dlt[e] = in ? delta_row[i0 + r] : 0.f;
-  }
-}
-
 // dkv: with GROUP_SIZE 1 the K|V gradient (layout of k and v); else the (B,T,H,2·d) scratch
 // of per-query-head shares, row (b·T + j)·H + h holding dK then dV.
 __kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNEL(backward_dkdv)(
@@ -489,34 +469,39 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNE
   const int b = get_group_id(1) / n_head, h = get_group_id(1) % n_head, g = h / GROUP_SIZE;
   const size_t batch_q = (size_t)b * T * q_stride, batch_kv = (size_t)b * T * kv_stride;
   const size_t batch_o = (size_t)b * T * (n_head * HEAD_SIZE);
-  const int i_end = query_end(k0 + BB - 1, T, window);
-  __global const float* q_head = q + batch_q + q_offset + h * HEAD_SIZE;
-  __global const float* do_head = dout + batch_o + h * HEAD_SIZE;
-  __global const float* lse_row = lse + ((size_t)b * n_head + h) * T;
-  __global const float* delta_row = delta + ((size_t)b * n_head + h) * T;
-  // Q, dO, L and delta of the next query tile go through registers, loaded before this
-  // tile's dV and dK products (as K and V in the forward).
-  float4 k_own[STAGED_B], v_own[STAGED_B], q_next[STAGED_B], do_next[STAGED_B];
-  float lse2_next[STATS_B], delta_next[STATS_B];
+  float4 k_own[STAGED_B], v_own[STAGED_B];
   load_rows(k_own, BB, k + batch_kv + k_offset + g * HEAD_SIZE, kv_stride, k0, T, lid, ITEMS_B);
   load_rows(v_own, BB, v + batch_kv + v_offset + g * HEAD_SIZE, kv_stride, k0, T, lid, ITEMS_B);
-  load_rows(q_next, BB, q_head, q_stride, k0, T, lid, ITEMS_B);
-  load_rows(do_next, BB, do_head, n_head * HEAD_SIZE, k0, T, lid, ITEMS_B);
-  load_stats(lse2_next, delta_next, lse_row, delta_row, k0, T, lid);
   store_rows(k_tile, BB, k_own, lid, ITEMS_B);
   store_rows(v_tile, BB, v_own, lid, ITEMS_B);
 
   float4 dk[TMB * OC_B], dv[TMB * OC_B];
 #pragma unroll
   for (int e = 0; e < TMB * OC_B; ++e) dk[e] = dv[e] = (float4)(0.f);
+  const int i_end = query_end(k0 + BB - 1, T, window);
+  __global const float* q_head = q + batch_q + q_offset + h * HEAD_SIZE;
+  __global const float* do_head = dout + batch_o + h * HEAD_SIZE;
+  __global const float* lse_row = lse + ((size_t)b * n_head + h) * T;
+  __global const float* delta_row = delta + ((size_t)b * n_head + h) * T;
   for (int i0 = k0; i0 < i_end; i0 += BB) {
-    barrier(CLK_LOCAL_MEM_FENCE);  // the previous tile is consumed
-    store_rows(q_tile, BB, q_next, lid, ITEMS_B);
-    store_rows(do_tile, BB, do_next, lid, ITEMS_B);
+    float4 q_staged[STAGED_B], do_staged[STAGED_B];
+    float lse2_staged[STATS_B], delta_staged[STATS_B];  // rows lid + e·ITEMS_B, zero past T
+    load_rows(q_staged, BB, q_head, q_stride, i0, T, lid, ITEMS_B);
+    load_rows(do_staged, BB, do_head, n_head * HEAD_SIZE, i0, T, lid, ITEMS_B);
 #pragma unroll
     for (int e = 0; e < STATS_B; ++e) {
       const int r = lid + e * ITEMS_B;
-      if (r < BB) lse2_tile[r] = lse2_next[e], delta_tile[r] = delta_next[e];
+      const bool in = r < BB && i0 + r < T;
+      lse2_staged[e] = in ? lse_row[i0 + r] * M_LOG2E_F : 0.f;
+      delta_staged[e] = in ? delta_row[i0 + r] : 0.f;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);  // the previous tile is consumed
+    store_rows(q_tile, BB, q_staged, lid, ITEMS_B);
+    store_rows(do_tile, BB, do_staged, lid, ITEMS_B);
+#pragma unroll
+    for (int e = 0; e < STATS_B; ++e) {
+      const int r = lid + e * ITEMS_B;
+      if (r < BB) lse2_tile[r] = lse2_staged[e], delta_tile[r] = delta_staged[e];
     }
     barrier(CLK_LOCAL_MEM_FENCE);
 
@@ -547,11 +532,6 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNE
       store_slots(ds_tile + ii * PS4_B, slot0, ds, TMB);
     }
     barrier(CLK_LOCAL_MEM_FENCE);
-    if (i0 + BB < i_end) {  // uniform
-      load_rows(q_next, BB, q_head, q_stride, i0 + BB, T, lid, ITEMS_B);
-      load_rows(do_next, BB, do_head, n_head * HEAD_SIZE, i0 + BB, T, lid, ITEMS_B);
-      load_stats(lse2_next, delta_next, lse_row, delta_row, i0 + BB, T, lid);
-    }
     block_accumulate(dv, TMB, OC_B, NG_B, BB, p_tile, PS4_B, rb, do_tile, cg);
     block_accumulate(dk, TMB, OC_B, NG_B, BB, ds_tile, PS4_B, rb, q_tile, cg);
   }
@@ -607,13 +587,9 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNE
   const size_t batch_o = (size_t)b * T * (n_head * HEAD_SIZE);
   __global const float* k_head = k + batch_kv + k_offset + g * HEAD_SIZE;
   __global const float* v_head = v + batch_kv + v_offset + g * HEAD_SIZE;
-  // K and V of the next key tile go through registers, as in the forward.
-  const int k_first = first_key(q0, window), k_end = min(T, q0 + BB);
-  float4 q_own[STAGED_B], do_own[STAGED_B], k_next[STAGED_B], v_next[STAGED_B];
+  float4 q_own[STAGED_B], do_own[STAGED_B];
   load_rows(q_own, BB, q + batch_q + q_offset + h * HEAD_SIZE, q_stride, q0, T, lid, ITEMS_B);
   load_rows(do_own, BB, dout + batch_o + h * HEAD_SIZE, n_head * HEAD_SIZE, q0, T, lid, ITEMS_B);
-  load_rows(k_next, BB, k_head, kv_stride, k_first, T, lid, ITEMS_B);
-  load_rows(v_next, BB, v_head, kv_stride, k_first, T, lid, ITEMS_B);
   store_rows(q_tile, BB, q_own, lid, ITEMS_B);
   store_rows(do_tile, BB, do_own, lid, ITEMS_B);
   float lse2[TMB], delta_i[TMB];
@@ -628,10 +604,14 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNE
   float4 acc[TMB * OC_B];
 #pragma unroll
   for (int e = 0; e < TMB * OC_B; ++e) acc[e] = (float4)(0.f);
-  for (int k0 = k_first; k0 < k_end; k0 += BB) {
+  const int k_end = min(T, q0 + BB);
+  for (int k0 = first_key(q0, window); k0 < k_end; k0 += BB) {
+    float4 k_staged[STAGED_B], v_staged[STAGED_B];
+    load_rows(k_staged, BB, k_head, kv_stride, k0, T, lid, ITEMS_B);
+    load_rows(v_staged, BB, v_head, kv_stride, k0, T, lid, ITEMS_B);
     barrier(CLK_LOCAL_MEM_FENCE);  // the previous tile is consumed
-    store_rows(k_tile, BB, k_next, lid, ITEMS_B);
-    store_rows(v_tile, BB, v_next, lid, ITEMS_B);
+    store_rows(k_tile, BB, k_staged, lid, ITEMS_B);
+    store_rows(v_tile, BB, v_staged, lid, ITEMS_B);
     barrier(CLK_LOCAL_MEM_FENCE);
 
     float s[TMB * TNB], dp[TMB * TNB];  // S and dP: own queries × the tile's keys
@@ -659,10 +639,6 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNE
       store_slots(ds_tile + jj * PS4_B, slot0, ds, TMB);
     }
     barrier(CLK_LOCAL_MEM_FENCE);
-    if (k0 + BB < k_end) {  // uniform
-      load_rows(k_next, BB, k_head, kv_stride, k0 + BB, T, lid, ITEMS_B);
-      load_rows(v_next, BB, v_head, kv_stride, k0 + BB, T, lid, ITEMS_B);
-    }
     block_accumulate(acc, TMB, OC_B, NG_B, BB, ds_tile, PS4_B, rb, k_tile, cg);
   }
 #pragma unroll
