@@ -227,6 +227,22 @@ TEST(TiledKernelsWithGpuTiles, MatchReference) {
   unsetenv("ATTNSCOPE_FLASH_TILES");
 }
 
+// The kernels read head rows as float4s (d a multiple of 4): a layout that would misalign
+// them is refused before any launch.
+TEST(TiledKernels, RefuseRowsThatFloat4LoadsWouldMisalign) {
+  TiledShape s;
+  s.B = 1, s.T = 8, s.H = 2, s.head_size = 16;
+  auto kernels = TiledAttentionKernels::for_device(shared_runtime(), "flash", s);
+  DeviceBuffer buffer = poisoned(size_t(s.T) * 3 * 34);
+  for (const QkvLayout& bad : {QkvLayout{34, 0, 34, 2, 18}, QkvLayout{32, 1, 32, 0, 16},
+                               QkvLayout{32, 0, 32, 0, 17}}) {
+    EXPECT_THROW(kernels->forward(buffer, buffer, buffer, buffer, bad, s), Error);
+    EXPECT_THROW(kernels->backward(buffer, buffer, buffer, buffer, buffer, buffer, buffer,
+                                   buffer, buffer, bad, s),
+                 Error);
+  }
+}
+
 TEST(Tiles, OverrideFromTheEnvironmentIsCheckedAndIsTheOnlyCandidate) {
   DeviceInfo gpu;
   gpu.local_mem_bytes = 48 * 1024, gpu.max_work_group_size = 1024;

@@ -5,7 +5,9 @@
 // Computes, per batch b and query head h (K/V head g = h / GROUP_SIZE), with d = HEAD_SIZE:
 //     S_ij = q_i·k_j/√d for allowed pairs (j ≤ i; WINDOWED: also j > i − window),
 //     O_i = Σ_j softmax_j(S_ij) v_j,  L_i = log Σ_j exp(S_ij).
-// Scores are carried in base 2 (s = S·log2 e, exp2); L is stored in natural units.
+// Scores are carried in base 2: P = exp2(q·k·(log2 e/√d) − m), the scale fused into the
+// exponent's multiply-add (the forward keeps its running max m in q·k units); L is stored in
+// natural units.
 //
 // Layouts (the host passes row strides and column offsets, so the kernels read the
 // projections in place, no permutes): row t of batch b of head h of Q starts at
@@ -17,8 +19,9 @@
 // k/v) and overwrite it.
 //
 // Kernels. A work-group owns a block of rows of one (b, head) and loops over tiles of the
-// other side, staged in __local memory; only the tiles that intersect the causal (or band)
-// region are visited:
+// other side, staged in __local memory (through registers: all of a tile's global loads,
+// then its local stores); only the tiles that intersect the causal (or band) region are
+// visited:
 //   <v>_forward        BR queries; tiles of BC keys; online softmax (running max m, sum l,
 //                      O accumulator in registers; P of a tile overwrites its K in local
 //                      memory). Writes O and L: all it keeps for backward (besides Q, K, V).
@@ -102,13 +105,24 @@
 #define OC_F (D4P / NG_F)                      // accumulator float4s per row, forward
 #define OC_B (D4P / NG_B)                      // accumulator float4s per row, backward
 #define STAGED(rows, items) (((rows) * D4P + (items) - 1) / (items))  // float4s an item stages
-#define STAGED_MAX MAX2(MAX2(STAGED(BR, ITEMS_F), STAGED(BC, ITEMS_F)), STAGED(BB, ITEMS_B))
+#define STAGED_Q_F STAGED(BR, ITEMS_F)            // float4s an item stages of a Q tile, forward
+#define STAGED_KV_F STAGED(BC, ITEMS_F)           // ... of a K or V tile, forward
+#define STAGED_B STAGED(BB, ITEMS_B)              // ... of any tile, backward
+#define STATS_B ((BB + ITEMS_B - 1) / ITEMS_B)    // L and delta values an item stages, backward
 #define SLOTS4(n) ((((n) + 3) / 4) | 1)        // float4s per slot-tile row of n slots: odd
 #define PS4_F SLOTS4(BR)                       // forward slot rows: BR query slots
 #define PS4_B SLOTS4(BB)                       // backward slot rows: BB own-row slots
 
 // log2(e)/√d: S·log2 e from a raw dot product.
 #define SCORE_SCALE_LOG2 (M_LOG2E_F * rsqrt((float)HEAD_SIZE))
+
+// 2^x for P and the rescale factors (x ≤ 0 up to rounding where it counts). NVIDIA lowers
+// exp2 to its approximate ex2 plus a fix-up for subnormal results (FSETP and two predicated
+// FMULs: 60 of a forward tile's ~2700 instructions); native_exp2 leaves the compiler free
+// to drop it, flushing such results to 0. A flushed term is below 2^-126 while every row
+// sum holds a term near 1 (its maximum's), so sums, O and the gradients do not change by a
+// representable amount (except a key all of whose terms are that small).
+#define EXP2(x) native_exp2(x)
 
 // ---- masks and tile ranges ----
 
@@ -158,13 +172,16 @@ inline int query_end(int j1, int T, int window) {
 // ---- staging and register tiles ----
 
 // Float4 c4 of row `row` of one head (head: its row 0), zero past T and past HEAD_SIZE.
+// With HEAD_SIZE a multiple of 4, rows start 16-byte aligned (the host checks that strides
+// and offsets are multiples of 4: flash_core.cpp), so a float4 is one 128-bit load; vload4
+// assumes only 4-byte alignment, and NVIDIA's compiler issued four 32-bit loads for it.
 inline float4 head_float4(__global const float* head, const int row_stride, const int row,
                           const int c4, const int T) {
   float4 value = (float4)(0.f);
   if (row < T) {
     __global const float* src = head + row * row_stride + 4 * c4;
 #if HEAD_SIZE % 4 == 0
-    if (4 * c4 < HEAD_SIZE) value = vload4(0, src);
+    if (4 * D4P == HEAD_SIZE || 4 * c4 < HEAD_SIZE) value = *(__global const float4*)src;
 #else
     if (4 * c4 + 0 < HEAD_SIZE) value.x = src[0];
     if (4 * c4 + 1 < HEAD_SIZE) value.y = src[1];
@@ -175,24 +192,32 @@ inline float4 head_float4(__global const float* head, const int row_stride, cons
   return value;
 }
 
-// Rows [row0, row0 + rows) of one head into tile[r·RS + c4]. Consecutive work-items read
-// consecutive float4s of a row (coalesced). Each item issues all its loads before its
-// first store (rows and n_items are compile-time constants at each call, so the loops
-// unroll): one global-memory latency per tile rather than one per float4.
-inline void stage_rows(__local float4* tile, const int rows, __global const float* head,
-                       const int row_stride, const int row0, const int T, const int lid,
+// Rows [row0, row0 + rows) of one head into tile[r·RS + c4], in two steps so that a caller
+// issues the global loads of several tiles (K and V) before the first local store: one
+// global-memory latency per tile rather than one per float4 or per staged tile.
+// load_rows: item lid's float4s f = lid + e·n_items (row f / D4P, column f % D4P) into
+// staged[e]; consecutive items read consecutive float4s of a row (coalesced).
+// store_rows: staged[e] to the tile. rows and n_items are compile-time constants at each
+// call, so the loops unroll and the f < count test folds when n_items divides the count.
+inline void load_rows(float4* staged, const int rows, __global const float* head,
+                      const int row_stride, const int row0, const int T, const int lid,
+                      const int n_items) {
+  const int count = rows * D4P;
+#pragma unroll
+  for (int e = 0; e < (count + n_items - 1) / n_items; ++e) {
+    const int f = lid + e * n_items, r = f / D4P;
+    if (count % n_items == 0 || f < count)
+      staged[e] = head_float4(head, row_stride, row0 + r, f - r * D4P, T);
+  }
+}
+
+inline void store_rows(__local float4* tile, const int rows, const float4* staged, const int lid,
                        const int n_items) {
   const int count = rows * D4P;
-  float4 staged[STAGED_MAX];
 #pragma unroll
   for (int e = 0; e < (count + n_items - 1) / n_items; ++e) {
     const int f = lid + e * n_items, r = f / D4P;
-    if (f < count) staged[e] = head_float4(head, row_stride, row0 + r, f - r * D4P, T);
-  }
-#pragma unroll
-  for (int e = 0; e < (count + n_items - 1) / n_items; ++e) {
-    const int f = lid + e * n_items, r = f / D4P;
-    if (f < count) tile[r * RS + f - r * D4P] = staged[e];
+    if (count % n_items == 0 || f < count) tile[r * RS + f - r * D4P] = staged[e];
   }
 }
 
@@ -203,18 +228,24 @@ inline float dot4(const float4 a, const float4 b, const float acc) {
 // s[r·tn + c] = rows[rb + nr·r] · cols[cg + ng·c] for r < tm, c < tn: one work-item's block
 // of a (rows × cols) product of staged tiles. tm, tn, nr and ng are compile-time constants
 // at each call. The tn column float4s stay in registers while the row float4s stream by.
+// Loads address from the item's base pointers (row0, col0) plus constants: indexed from the
+// tile start, NVIDIA's compiler recomputed each load's address (LEA, IADD3: a sixth of the
+// loop's instructions). Unrolled 4× (D4P = 16 at d = 64): one loop step per 4 float4s.
 inline void block_dots(float* s, const int tm, const int tn, const int nr, const int ng,
                        __local const float4* rows, const int rb, __local const float4* cols,
                        const int cg) {
+  __local const float4* const row0 = rows + rb * RS;
+  __local const float4* const col0 = cols + cg * RS;
 #pragma unroll
   for (int e = 0; e < tm * tn; ++e) s[e] = 0.f;
+#pragma unroll 4
   for (int c4 = 0; c4 < D4P; ++c4) {
     float4 b[MAX2(TN, TNB)];
 #pragma unroll
-    for (int c = 0; c < tn; ++c) b[c] = cols[(cg + ng * c) * RS + c4];
+    for (int c = 0; c < tn; ++c) b[c] = col0[ng * c * RS + c4];
 #pragma unroll
     for (int r = 0; r < tm; ++r) {
-      const float4 a = rows[(rb + nr * r) * RS + c4];
+      const float4 a = row0[nr * r * RS + c4];
 #pragma unroll
       for (int c = 0; c < tn; ++c) s[r * tn + c] = dot4(a, b[c], s[r * tn + c]);
     }
@@ -249,16 +280,18 @@ inline void load_slots(float* x, __local const float4* row, const int slot0, con
 
 // acc[r·oc + c] += Σ_j weights[row j, slot rb·tm + r] · vecs[j·RS + cg + ng·c] over the n tile
 // rows j (weights: a slot tile of ps4 float4s a row): an item's rows of (weights tile)ᵀ ·
-// (staged tile), in its own head columns.
+// (staged tile), in its own head columns. Addresses and unrolling as in block_dots.
 inline void block_accumulate(float4* acc, const int tm, const int oc, const int ng, const int n,
                              __local const float4* weights, const int ps4, const int rb,
                              __local const float4* vecs, const int cg) {
+  __local const float4* const vec0 = vecs + cg;
+#pragma unroll 4
   for (int j = 0; j < n; ++j) {
     float w[MAX2(TM, TMB)];
     load_slots(w, weights + j * ps4, rb * tm, tm);
 #pragma unroll
     for (int c = 0; c < oc; ++c) {
-      const float4 v = vecs[j * RS + cg + ng * c];
+      const float4 v = vec0[j * RS + ng * c];
 #pragma unroll
       for (int r = 0; r < tm; ++r) acc[r * oc + c] = fma((float4)(w[r]), v, acc[r * oc + c]);
     }
@@ -303,36 +336,44 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_F, 1, 1))) void VARIANT_KERNE
   const size_t batch_q = (size_t)b * T * q_stride, batch_kv = (size_t)b * T * kv_stride;
   __global const float* k_head = k + batch_kv + k_offset + g * HEAD_SIZE;
   __global const float* v_head = v + batch_kv + v_offset + g * HEAD_SIZE;
-  stage_rows(q_tile, BR, q + batch_q + q_offset + h * HEAD_SIZE, q_stride, q0, T, lid, ITEMS_F);
+  float4 q_own[STAGED_Q_F], k_staged[STAGED_KV_F], v_staged[STAGED_KV_F];
+  load_rows(q_own, BR, q + batch_q + q_offset + h * HEAD_SIZE, q_stride, q0, T, lid, ITEMS_F);
+  store_rows(q_tile, BR, q_own, lid, ITEMS_F);
 
   float4 o[TM * OC_F];
-  float m[TM], l[TM];  // running max (finite start: fully masked tiles change nothing), sum
+  float m[TM], l[TM];  // running max of q·k (finite: fully masked tiles change nothing), sum
 #pragma unroll
   for (int e = 0; e < TM * OC_F; ++e) o[e] = (float4)(0.f);
 #pragma unroll
   for (int r = 0; r < TM; ++r) m[r] = -FLT_MAX, l[r] = 0.f;
   const int k_end = min(T, q0 + BR);
   for (int k0 = first_key(q0, window); k0 < k_end; k0 += BC) {
+    load_rows(k_staged, BC, k_head, kv_stride, k0, T, lid, ITEMS_F);
+    load_rows(v_staged, BC, v_head, kv_stride, k0, T, lid, ITEMS_F);
     barrier(CLK_LOCAL_MEM_FENCE);  // the previous tile is consumed
-    stage_rows(k_tile, BC, k_head, kv_stride, k0, T, lid, ITEMS_F);
-    stage_rows(v_tile, BC, v_head, kv_stride, k0, T, lid, ITEMS_F);
+    store_rows(k_tile, BC, k_staged, lid, ITEMS_F);
+    store_rows(v_tile, BC, v_staged, lid, ITEMS_F);
     barrier(CLK_LOCAL_MEM_FENCE);
 
+    // Raw dot products q·k, masked with −∞; maxima are taken on them (the scale is positive)
+    // and the scale goes into the exponent, fused with the subtraction (one FFMA a score).
     float s[TM * TN], x[TM];
     block_dots(s, TM, TN, NR_F, NG_F, q_tile, rb, k_tile, cg);
-    const bool full = tile_unmasked(q0, q0 + BR - 1, k0, k0 + BC - 1, T, window);
+    if (!tile_unmasked(q0, q0 + BR - 1, k0, k0 + BC - 1, T, window)) {
+      // Diagonal, band-edge and last tiles only: a uniform branch, so that the other tiles
+      // spend nothing on the mask (it was index arithmetic and a select on every score).
+#pragma unroll
+      for (int r = 0; r < TM; ++r)
+#pragma unroll
+        for (int c = 0; c < TN; ++c)
+          if (!allowed(q0 + rb + NR_F * r, k0 + cg + NG_F * c, T, window))
+            s[r * TN + c] = -INFINITY;
+    }
 #pragma unroll
     for (int r = 0; r < TM; ++r) {
       x[r] = -FLT_MAX;  // the row's maximum over this item's columns
 #pragma unroll
-      for (int c = 0; c < TN; ++c) {
-        float score = s[r * TN + c];
-        score = (full || allowed(q0 + rb + NR_F * r, k0 + cg + NG_F * c, T, window))
-                    ? score * SCORE_SCALE_LOG2
-                    : -INFINITY;
-        s[r * TN + c] = score;
-        x[r] = fmax(x[r], score);
-      }
+      for (int c = 0; c < TN; ++c) x[r] = fmax(x[r], s[r * TN + c]);
     }
     store_slots(partial + cg * PS4_F, slot0, x, TM);
     barrier(CLK_LOCAL_MEM_FENCE);  // the maxima are in; K is consumed (P overwrites it)
@@ -348,14 +389,15 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_F, 1, 1))) void VARIANT_KERNE
     }
 #pragma unroll
     for (int r = 0; r < TM; ++r) {
-      const float alpha = exp2(m[r] - m_new[r]);
+      const float m_scaled = m_new[r] * SCORE_SCALE_LOG2;
+      const float alpha = EXP2(fma(m[r], SCORE_SCALE_LOG2, -m_scaled));
       m[r] = m_new[r];
       l[r] *= alpha;
 #pragma unroll
       for (int c = 0; c < OC_F; ++c) o[r * OC_F + c] *= alpha;
 #pragma unroll
       for (int c = 0; c < TN; ++c) {
-        s[r * TN + c] = exp2(s[r * TN + c] - m[r]);
+        s[r * TN + c] = EXP2(fma(s[r * TN + c], SCORE_SCALE_LOG2, -m_scaled));
         l[r] += s[r * TN + c];
       }
     }
@@ -387,7 +429,8 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_F, 1, 1))) void VARIANT_KERNE
     if (i >= T) continue;
     __global float* out_row = out + ((size_t)b * T + i) * (n_head * HEAD_SIZE) + h * HEAD_SIZE;
     store_columns(out_row, o + r * OC_F, OC_F, NG_F, cg, 1.f / sum[r]);
-    if (cg == 0) lse[((size_t)b * n_head + h) * T + i] = (m[r] + log2(sum[r])) * M_LN2_F;
+    if (cg == 0)
+      lse[((size_t)b * n_head + h) * T + i] = (m[r] * SCORE_SCALE_LOG2 + log2(sum[r])) * M_LN2_F;
   }
 }
 
@@ -426,8 +469,11 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNE
   const int b = get_group_id(1) / n_head, h = get_group_id(1) % n_head, g = h / GROUP_SIZE;
   const size_t batch_q = (size_t)b * T * q_stride, batch_kv = (size_t)b * T * kv_stride;
   const size_t batch_o = (size_t)b * T * (n_head * HEAD_SIZE);
-  stage_rows(k_tile, BB, k + batch_kv + k_offset + g * HEAD_SIZE, kv_stride, k0, T, lid, ITEMS_B);
-  stage_rows(v_tile, BB, v + batch_kv + v_offset + g * HEAD_SIZE, kv_stride, k0, T, lid, ITEMS_B);
+  float4 k_own[STAGED_B], v_own[STAGED_B];
+  load_rows(k_own, BB, k + batch_kv + k_offset + g * HEAD_SIZE, kv_stride, k0, T, lid, ITEMS_B);
+  load_rows(v_own, BB, v + batch_kv + v_offset + g * HEAD_SIZE, kv_stride, k0, T, lid, ITEMS_B);
+  store_rows(k_tile, BB, k_own, lid, ITEMS_B);
+  store_rows(v_tile, BB, v_own, lid, ITEMS_B);
 
   float4 dk[TMB * OC_B], dv[TMB * OC_B];
 #pragma unroll
@@ -438,20 +484,40 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNE
   __global const float* lse_row = lse + ((size_t)b * n_head + h) * T;
   __global const float* delta_row = delta + ((size_t)b * n_head + h) * T;
   for (int i0 = k0; i0 < i_end; i0 += BB) {
+    float4 q_staged[STAGED_B], do_staged[STAGED_B];
+    float lse2_staged[STATS_B], delta_staged[STATS_B];  // rows lid + e·ITEMS_B, zero past T
+    load_rows(q_staged, BB, q_head, q_stride, i0, T, lid, ITEMS_B);
+    load_rows(do_staged, BB, do_head, n_head * HEAD_SIZE, i0, T, lid, ITEMS_B);
+#pragma unroll
+    for (int e = 0; e < STATS_B; ++e) {
+      const int r = lid + e * ITEMS_B;
+      const bool in = r < BB && i0 + r < T;
+      lse2_staged[e] = in ? lse_row[i0 + r] * M_LOG2E_F : 0.f;
+      delta_staged[e] = in ? delta_row[i0 + r] : 0.f;
+    }
     barrier(CLK_LOCAL_MEM_FENCE);  // the previous tile is consumed
-    stage_rows(q_tile, BB, q_head, q_stride, i0, T, lid, ITEMS_B);
-    stage_rows(do_tile, BB, do_head, n_head * HEAD_SIZE, i0, T, lid, ITEMS_B);
-    for (int r = lid; r < BB; r += ITEMS_B) {
-      const bool in = i0 + r < T;
-      lse2_tile[r] = in ? lse_row[i0 + r] * M_LOG2E_F : 0.f;
-      delta_tile[r] = in ? delta_row[i0 + r] : 0.f;
+    store_rows(q_tile, BB, q_staged, lid, ITEMS_B);
+    store_rows(do_tile, BB, do_staged, lid, ITEMS_B);
+#pragma unroll
+    for (int e = 0; e < STATS_B; ++e) {
+      const int r = lid + e * ITEMS_B;
+      if (r < BB) lse2_tile[r] = lse2_staged[e], delta_tile[r] = delta_staged[e];
     }
     barrier(CLK_LOCAL_MEM_FENCE);
 
     float s[TMB * TNB], dp[TMB * TNB];  // Sᵀ and dPᵀ: own keys × the tile's queries
     block_dots(s, TMB, TNB, NR_B, NG_B, k_tile, rb, q_tile, cg);
     block_dots(dp, TMB, TNB, NR_B, NG_B, v_tile, rb, do_tile, cg);
-    const bool full = tile_unmasked(i0, i0 + BB - 1, k0, k0 + BB - 1, T, window);
+#pragma unroll
+    for (int e = 0; e < TMB * TNB; ++e)  // Sᵀ → Pᵀ; column e % TNB is query cg + NG_B·(e % TNB)
+      s[e] = EXP2(fma(s[e], SCORE_SCALE_LOG2, -lse2_tile[cg + NG_B * (e % TNB)]));
+    if (!tile_unmasked(i0, i0 + BB - 1, k0, k0 + BB - 1, T, window)) {  // as in the forward
+#pragma unroll
+      for (int r = 0; r < TMB; ++r)
+#pragma unroll
+        for (int c = 0; c < TNB; ++c)
+          if (!allowed(i0 + cg + NG_B * c, k0 + rb + NR_B * r, T, window)) s[r * TNB + c] = 0.f;
+    }
 #pragma unroll
     for (int c = 0; c < TNB; ++c) {
       const int ii = cg + NG_B * c;
@@ -459,9 +525,7 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNE
 #pragma unroll
       for (int r = 0; r < TMB; ++r) {
         const int e = r * TNB + c;
-        p[r] = (full || allowed(i0 + ii, k0 + rb + NR_B * r, T, window))
-                   ? exp2(s[e] * SCORE_SCALE_LOG2 - lse2_tile[ii])
-                   : 0.f;
+        p[r] = s[e];
         ds[r] = p[r] * (dp[e] - delta_tile[ii]);
       }
       store_slots(p_tile + ii * PS4_B, slot0, p, TMB);
@@ -523,8 +587,11 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNE
   const size_t batch_o = (size_t)b * T * (n_head * HEAD_SIZE);
   __global const float* k_head = k + batch_kv + k_offset + g * HEAD_SIZE;
   __global const float* v_head = v + batch_kv + v_offset + g * HEAD_SIZE;
-  stage_rows(q_tile, BB, q + batch_q + q_offset + h * HEAD_SIZE, q_stride, q0, T, lid, ITEMS_B);
-  stage_rows(do_tile, BB, dout + batch_o + h * HEAD_SIZE, n_head * HEAD_SIZE, q0, T, lid, ITEMS_B);
+  float4 q_own[STAGED_B], do_own[STAGED_B];
+  load_rows(q_own, BB, q + batch_q + q_offset + h * HEAD_SIZE, q_stride, q0, T, lid, ITEMS_B);
+  load_rows(do_own, BB, dout + batch_o + h * HEAD_SIZE, n_head * HEAD_SIZE, q0, T, lid, ITEMS_B);
+  store_rows(q_tile, BB, q_own, lid, ITEMS_B);
+  store_rows(do_tile, BB, do_own, lid, ITEMS_B);
   float lse2[TMB], delta_i[TMB];
 #pragma unroll
   for (int r = 0; r < TMB; ++r) {
@@ -539,15 +606,27 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNE
   for (int e = 0; e < TMB * OC_B; ++e) acc[e] = (float4)(0.f);
   const int k_end = min(T, q0 + BB);
   for (int k0 = first_key(q0, window); k0 < k_end; k0 += BB) {
+    float4 k_staged[STAGED_B], v_staged[STAGED_B];
+    load_rows(k_staged, BB, k_head, kv_stride, k0, T, lid, ITEMS_B);
+    load_rows(v_staged, BB, v_head, kv_stride, k0, T, lid, ITEMS_B);
     barrier(CLK_LOCAL_MEM_FENCE);  // the previous tile is consumed
-    stage_rows(k_tile, BB, k_head, kv_stride, k0, T, lid, ITEMS_B);
-    stage_rows(v_tile, BB, v_head, kv_stride, k0, T, lid, ITEMS_B);
+    store_rows(k_tile, BB, k_staged, lid, ITEMS_B);
+    store_rows(v_tile, BB, v_staged, lid, ITEMS_B);
     barrier(CLK_LOCAL_MEM_FENCE);
 
     float s[TMB * TNB], dp[TMB * TNB];  // S and dP: own queries × the tile's keys
     block_dots(s, TMB, TNB, NR_B, NG_B, q_tile, rb, k_tile, cg);
     block_dots(dp, TMB, TNB, NR_B, NG_B, do_tile, rb, v_tile, cg);
-    const bool full = tile_unmasked(q0, q0 + BB - 1, k0, k0 + BB - 1, T, window);
+#pragma unroll
+    for (int e = 0; e < TMB * TNB; ++e)  // S → P; row e / TNB
+      s[e] = EXP2(fma(s[e], SCORE_SCALE_LOG2, -lse2[e / TNB]));
+    if (!tile_unmasked(q0, q0 + BB - 1, k0, k0 + BB - 1, T, window)) {  // as in the forward
+#pragma unroll
+      for (int r = 0; r < TMB; ++r)
+#pragma unroll
+        for (int c = 0; c < TNB; ++c)
+          if (!allowed(q0 + rb + NR_B * r, k0 + cg + NG_B * c, T, window)) s[r * TNB + c] = 0.f;
+    }
 #pragma unroll
     for (int c = 0; c < TNB; ++c) {
       const int jj = cg + NG_B * c;
@@ -555,10 +634,7 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNE
 #pragma unroll
       for (int r = 0; r < TMB; ++r) {
         const int e = r * TNB + c;
-        const float p = (full || allowed(q0 + rb + NR_B * r, k0 + jj, T, window))
-                            ? exp2(s[e] * SCORE_SCALE_LOG2 - lse2[r])
-                            : 0.f;
-        ds[r] = p * (dp[e] - delta_i[r]);
+        ds[r] = s[e] * (dp[e] - delta_i[r]);
       }
       store_slots(ds_tile + jj * PS4_B, slot0, ds, TMB);
     }

@@ -46,6 +46,17 @@ int kernel_window(const TiledShape& s) { return s.window > 0 ? std::min(s.window
 
 size_t blocks(int n, int block) { return size_t((n + block - 1) / block); }
 
+// flash.cl reads head rows as float4s when the head size is a multiple of 4 (head_float4):
+// row strides and column offsets must then keep every row 16-byte aligned.
+void check_float4_rows(const QkvLayout& l, const TiledShape& s) {
+  if (s.head_size % 4 != 0) return;
+  for (const int floats : {l.q_stride, l.q_offset, l.kv_stride, l.k_offset, l.v_offset})
+    if (floats % 4 != 0)
+      throw Error("the tiled attention kernels read head rows as float4s at head size " +
+                  std::to_string(s.head_size) +
+                  ": row strides and column offsets must be multiples of 4 floats");
+}
+
 }  // namespace
 
 // ---- tiles and cost ----
@@ -213,6 +224,7 @@ std::unique_ptr<TiledAttentionKernels> TiledAttentionKernels::for_device(
 void TiledAttentionKernels::forward(const cl::Buffer& out, const cl::Buffer& lse,
                                     const cl::Buffer& q, const cl::Buffer& kv,
                                     const QkvLayout& l, const TiledShape& s) {
+  check_float4_rows(l, s);
   const TiledPairs pairs = count_tiled_pairs(s.T, s.window, tiles_);
   const double bh = double(s.B) * s.H, dp = tiles_.padded_head(s.head_size);
   const double rows = double(s.B) * s.T, q_floats = rows * s.H * s.head_size;
@@ -233,6 +245,7 @@ void TiledAttentionKernels::backward(const cl::Buffer& dq, const cl::Buffer& dkv
                                      const cl::Buffer& out, const cl::Buffer& lse,
                                      const cl::Buffer& q, const cl::Buffer& kv,
                                      const QkvLayout& l, const TiledShape& s) {
+  check_float4_rows(l, s);
   const TiledPairs pairs = count_tiled_pairs(s.T, s.window, tiles_);
   const double bh = double(s.B) * s.H, dp = tiles_.padded_head(s.head_size);
   const double rows = double(s.B) * s.T, q_floats = rows * s.H * s.head_size;
