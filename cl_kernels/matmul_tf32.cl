@@ -51,8 +51,9 @@
 // slab checks K, through the general path. The general path (without VECTOR_IO: per chunk,
 // 128-bit when the slice is 16-byte aligned and the row length a multiple of 4, and
 // otherwise, and for chunks that cross the matrix edge, 4 bounds-checked scalars) puts
-// zeros beyond M, N or K, so every size works. A staging unit is 8 floats (two float4 loads whose elements land
-// interleaved in one aligned 8-word segment) or, for B-K, one float4. The stages are
+// zeros beyond M, N or K, so every size works. A staging unit is 8 floats (two float4
+// loads whose elements land interleaved in one aligned 8-word segment) or, for B-K, one
+// float4. The stages are
 // unpadded and swizzled (each layout is a bijection onto TILE_K × rows words); words of
 // 4 bytes, 32 banks; a 64-bit access is served per half-warp, a 128-bit one per
 // quarter-warp, and every fragment load below is conflict-free (as a simulation of these
@@ -484,10 +485,12 @@ INLINE void load_full_slab(float4* a_next, float4* b_next, const __global float*
                            const __global float** b_src, int a_step, int b_step, int tid) {
 #pragma unroll
   for (int c = 0; c < A_CHUNKS; ++c)
-    if (A_UNIT_OK(tid + c / A_F4 * WG_SIZE)) a_next[c] = *(const __global float4*)(a_src[c] + a_step);
+    if (A_UNIT_OK(tid + c / A_F4 * WG_SIZE))
+      a_next[c] = *(const __global float4*)(a_src[c] + a_step);
 #pragma unroll
   for (int c = 0; c < B_CHUNKS; ++c)
-    if (B_UNIT_OK(tid + c / B_F4 * WG_SIZE)) b_next[c] = *(const __global float4*)(b_src[c] + b_step);
+    if (B_UNIT_OK(tid + c / B_F4 * WG_SIZE))
+      b_next[c] = *(const __global float4*)(b_src[c] + b_step);
 }
 #endif
 

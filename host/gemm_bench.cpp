@@ -340,7 +340,8 @@ GemmTuneResult tune_gemm(Runtime& rt, const std::vector<GemmShape>& shapes, doub
     // (the most promising plans), so a class that overran cannot starve the ones after it;
     // the sweep may outlast `seconds` by a batch per class.
     const auto now = Clock::now();
-    const auto deadline = now + std::max(decltype(end - now)::zero(), end - now) / int(order.size() - c);
+    const auto left = std::max(decltype(end - now)::zero(), end - now);
+    const auto deadline = now + left / int(order.size() - c);
     std::vector<Operands> operands;
     for (const GemmShape* s : members) operands.push_back(make_operands(rt, *s));
     std::vector<GemmTuneResult::Trial> trials;

@@ -345,9 +345,9 @@ TEST(Tf32Gemm, EmulatedTuningTableEntries) {
 // multiples of 4 (VECTOR_IO), batches with odd and aligned offsets and strides, alpha, beta,
 // bias, and C poisoned where beta = 0. The default; warps of 64 × 64 (4 per group, two
 // slab units per work-item); K-slabs of 32 (warps of 64 × 32, one warp row); 256-row tiles
-// (warps of 64 × 64, 8 per group); and 128 × 192 (3 warp columns, 6 per group, whose last
-// round of A's staging units is partial: 256 units for 192 work-items). Each configuration in two layouts,
-// one the other's complement (NN and TT, or TN and NT: A and B each plain and transposed),
+// (warps of 64 × 64, 8 per group); and 128 × 192 (3 warp columns, 6 per group, whose
+// last round of A's staging units is partial: 256 units for 192 work-items). Each
+// configuration in two layouts, one the other's complement (NN and TT, or TN and NT: A and B each plain and transposed),
 // alternating: every layout of every configuration is a PoCL build of seconds.
 TEST(Tf32Gemm, EmulatedTuningSpaceConfigurations) {
   const std::vector<Tf32GemmConfig> configs = {

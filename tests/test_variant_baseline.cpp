@@ -104,7 +104,8 @@ TEST_P(BaselineKept, ActivationsMatchReferenceAndPIsCausal) {
 // head size 6 takes the head permutations' one-float path (the others move float4s).
 INSTANTIATE_TEST_SUITE_P(Shapes, BaselineKept,
                          ::testing::Values(AttentionDims{2, 37, 64, 4}, AttentionDims{1, 1, 32, 2},
-                                           AttentionDims{1, 200, 32, 2}, AttentionDims{2, 9, 18, 3}));
+                                           AttentionDims{1, 200, 32, 2},
+                                           AttentionDims{2, 9, 18, 3}));
 
 TEST(Baseline, LongRowsMatchReference) {
   VariantCheckCase c;

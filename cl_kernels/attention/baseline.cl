@@ -34,16 +34,21 @@ uint head_major_index(const uint e, const uint B, const uint T, const uint H, co
   return (((p * B + b) * H + h) * T + t) * d + c;
 }
 
+// dst[di..] ← src[si..]: a float4 (vec = 4) or one float.
+void copy_floats(__global float* dst, const uint di, __global const float* src, const uint si,
+                 const uint vec) {
+  if (vec == 4)
+    vstore4(vload4(0, src + si), 0, dst + di);
+  else
+    dst[di] = src[si];
+}
+
 __kernel void split_heads(__global float* out, __global const float* in, const uint B,
                           const uint T, const uint H, const uint d, const uint parts,
                           const uint vec) {
   const uint e = get_global_id(0) * vec;
-  if (e >= B * T * parts * H * d) return;
-  const uint o = head_major_index(e, B, T, H, d, parts);
-  if (vec == 4)
-    vstore4(vload4(0, in + e), 0, out + o);
-  else
-    out[o] = in[e];
+  if (e < B * T * parts * H * d)
+    copy_floats(out, head_major_index(e, B, T, H, d, parts), in, e, vec);
 }
 
 // out (B, T, parts·C) ← in (parts, B, H, T, d): the inverse of split_heads.
@@ -51,12 +56,8 @@ __kernel void merge_heads(__global float* out, __global const float* in, const u
                           const uint T, const uint H, const uint d, const uint parts,
                           const uint vec) {
   const uint e = get_global_id(0) * vec;
-  if (e >= B * T * parts * H * d) return;
-  const uint i = head_major_index(e, B, T, H, d, parts);
-  if (vec == 4)
-    vstore4(vload4(0, in + i), 0, out + e);
-  else
-    out[e] = in[i];
+  if (e < B * T * parts * H * d)
+    copy_floats(out, e, in, head_major_index(e, B, T, H, d, parts), vec);
 }
 
 // Combines one value per work-item over the work-group; every work-item gets the result.

@@ -1,8 +1,8 @@
 // mla: multi-head latent attention (DeepSeek-V2), non-absorbed form (VARIANTS.md §mla):
 // Q = x·W_qᵀ + b_q; latent c = x·W_dkvᵀ + b_dkv (d_c = --latent-dim, default 4·head size);
 // K|V = c·[W_uk ; W_uv]ᵀ; exact causal softmax attention per head (flash's tiled kernels,
-// built from cl_kernels/attention/mla.cl; host side flash_core.hpp); y = O·W_oᵀ + b_o. GPT-2 keeps learned absolute positions,
-// so there is no decoupled RoPE key. W_uk and W_uv are stored stacked as one (2C, d_c)
+// built from cl_kernels/attention/mla.cl; host side flash_core.hpp); y = O·W_oᵀ + b_o.
+// GPT-2 keeps learned absolute positions, so there is no decoupled RoPE key. W_uk and W_uv are stored stacked as one (2C, d_c)
 // tensor, like GPT-2's W_qkv, so the up-projection is one product.
 #include <climits>
 #include <memory>
