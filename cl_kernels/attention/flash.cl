@@ -1,6 +1,6 @@
 // flash.cl — exact causal softmax attention, tiled as FlashAttention-2 (Dao 2023), forward
-// and backward; the core of the exact tiled family: gqa.cl and sliding_window.cl include
-// this file with GROUP_SIZE / WINDOWED set (VARIANTS.md: flash, gqa, sliding_window).
+// and backward; the core of the exact tiled family: gqa.cl, sliding_window.cl and mla.cl
+// include this file (gqa with GROUP_SIZE, sliding_window with WINDOWED set; VARIANTS.md).
 //
 // Computes, per batch b and query head h (K/V head g = h / GROUP_SIZE), with d = HEAD_SIZE:
 //     S_ij = q_i·k_j/√d for allowed pairs (j ≤ i; WINDOWED: also j > i − window),
@@ -14,7 +14,7 @@
 //     q + (b·T + t)·q_stride + q_offset + h·d,
 // of K and V (head g) at k|v + (b·T + t)·kv_stride + k_offset|v_offset + g·d. flash and
 // sliding_window pass the fused (B,T,3C) projection for q, k and v; gqa passes Q (B,T,C)
-// and K|V (B,T,2·G·d). O and dO are (B,T,C) with head h at columns h·d. L, delta: (B,H,T).
+// and K|V (B,T,2·G·d), mla Q (B,T,C) and its up-projected K|V (B,T,2C). O and dO are (B,T,C) with head h at columns h·d. L, delta: (B,H,T).
 // Gradients are written with the layout of what they differentiate (dq like q, dk/dv like
 // k/v) and overwrite it.
 //
