@@ -147,6 +147,22 @@ inline bool tile_unmasked(int i0, int i1, int j0, int j1, int T, int window) {
 #endif
 }
 
+// Sets to `masked` the entries of an item's tm × tn block of scores whose pair is not
+// allowed: entry (r, c) pairs row row0 + nr·r with column col0 + ng·c, the rows being
+// queries, or keys when keys_are_rows (the dK/dV kernel's Sᵀ).
+inline void mask_block(float* s, const int tm, const int tn, const int nr, const int ng,
+                       const int row0, const int col0, const int keys_are_rows, const int T,
+                       const int window, const float masked) {
+#pragma unroll
+  for (int r = 0; r < tm; ++r)
+#pragma unroll
+    for (int c = 0; c < tn; ++c) {
+      const int row = row0 + nr * r, col = col0 + ng * c;
+      if (!(keys_are_rows ? allowed(col, row, T, window) : allowed(row, col, T, window)))
+        s[r * tn + c] = masked;
+    }
+}
+
 // First key any of the queries [i0, ...] needs.
 inline int first_key(int i0, int window) {
 #if WINDOWED
@@ -359,16 +375,10 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_F, 1, 1))) void VARIANT_KERNE
     // and the scale goes into the exponent, fused with the subtraction (one FFMA a score).
     float s[TM * TN], x[TM];
     block_dots(s, TM, TN, NR_F, NG_F, q_tile, rb, k_tile, cg);
-    if (!tile_unmasked(q0, q0 + BR - 1, k0, k0 + BC - 1, T, window)) {
-      // Diagonal, band-edge and last tiles only: a uniform branch, so that the other tiles
-      // spend nothing on the mask (it was index arithmetic and a select on every score).
-#pragma unroll
-      for (int r = 0; r < TM; ++r)
-#pragma unroll
-        for (int c = 0; c < TN; ++c)
-          if (!allowed(q0 + rb + NR_F * r, k0 + cg + NG_F * c, T, window))
-            s[r * TN + c] = -INFINITY;
-    }
+    // Diagonal, band-edge and last tiles only: a uniform branch, so that the other tiles
+    // spend nothing on the mask (it was index arithmetic and a select on every score).
+    if (!tile_unmasked(q0, q0 + BR - 1, k0, k0 + BC - 1, T, window))
+      mask_block(s, TM, TN, NR_F, NG_F, q0 + rb, k0 + cg, 0, T, window, -INFINITY);
 #pragma unroll
     for (int r = 0; r < TM; ++r) {
       x[r] = -FLT_MAX;  // the row's maximum over this item's columns
@@ -511,13 +521,8 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNE
 #pragma unroll
     for (int e = 0; e < TMB * TNB; ++e)  // Sᵀ → Pᵀ; column e % TNB is query cg + NG_B·(e % TNB)
       s[e] = EXP2(fma(s[e], SCORE_SCALE_LOG2, -lse2_tile[cg + NG_B * (e % TNB)]));
-    if (!tile_unmasked(i0, i0 + BB - 1, k0, k0 + BB - 1, T, window)) {  // as in the forward
-#pragma unroll
-      for (int r = 0; r < TMB; ++r)
-#pragma unroll
-        for (int c = 0; c < TNB; ++c)
-          if (!allowed(i0 + cg + NG_B * c, k0 + rb + NR_B * r, T, window)) s[r * TNB + c] = 0.f;
-    }
+    if (!tile_unmasked(i0, i0 + BB - 1, k0, k0 + BB - 1, T, window))  // as in the forward
+      mask_block(s, TMB, TNB, NR_B, NG_B, k0 + rb, i0 + cg, 1, T, window, 0.f);
 #pragma unroll
     for (int c = 0; c < TNB; ++c) {
       const int ii = cg + NG_B * c;
@@ -620,13 +625,8 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNE
 #pragma unroll
     for (int e = 0; e < TMB * TNB; ++e)  // S → P; row e / TNB
       s[e] = EXP2(fma(s[e], SCORE_SCALE_LOG2, -lse2[e / TNB]));
-    if (!tile_unmasked(q0, q0 + BB - 1, k0, k0 + BB - 1, T, window)) {  // as in the forward
-#pragma unroll
-      for (int r = 0; r < TMB; ++r)
-#pragma unroll
-        for (int c = 0; c < TNB; ++c)
-          if (!allowed(q0 + rb + NR_B * r, k0 + cg + NG_B * c, T, window)) s[r * TNB + c] = 0.f;
-    }
+    if (!tile_unmasked(q0, q0 + BB - 1, k0, k0 + BB - 1, T, window))  // as in the forward
+      mask_block(s, TMB, TNB, NR_B, NG_B, q0 + rb, k0 + cg, 0, T, window, 0.f);
 #pragma unroll
     for (int c = 0; c < TNB; ++c) {
       const int jj = cg + NG_B * c;
