@@ -13,9 +13,9 @@
 // a plain fp32 value would be truncated, a bias towards zero that accumulates over long
 // sums. Each element is rounded to nearest (ties away from zero) instead, once as it is
 // staged, by adding half a unit of TF32's last bit to its bit pattern (finite values only)
-// and letting the tensor core drop the low 13 bits — what cvt.rna.tf32.f32 computes, in 2
-// instructions instead of cvt's 3–4 on sm_90 (rounding is a quarter of the main loop's
-// instructions otherwise). Its host emulation is attnscope::round_to_tf32 (model/tf32.cpp),
+// and letting the tensor core drop the low 13 bits — what cvt.rna.tf32.f32 computes, in 3
+// instructions instead of the 4 NVIDIA's compiler made of cvt on sm_90 (a quarter of the
+// main loop's instructions then). Its host emulation is attnscope::round_to_tf32 (model/tf32.cpp),
 // and probe_tf32 checks on each device, bit for bit, that the path computes exactly that
 // before it is used: a tensor core that read the low bits would fail it.
 //
@@ -306,25 +306,10 @@ INLINE void mma_m16n8k8_tf32(float* c, const uint* a, const uint* b) {
 // NaN unchanged): its top 19 bits, all the tensor core reads, are then x rounded to TF32,
 // to nearest with ties away from zero (in magnitude), as cvt.rna.tf32.f32 and
 // attnscope::round_to_tf32 round; an overflow carries into the exponent and gives ±inf.
-#if EMULATE_MMA
+// Portable C on every device (the emulated mma drops the low bits as the tensor core does).
 INLINE float round_tf32_operand(float x) {
   return fabs(x) < INFINITY ? as_float(as_uint(x) + 0x1000u) : x;
 }
-#else
-// The same as a predicated add (2 instructions; the select the compiler makes of the C
-// above is a third).
-INLINE float round_tf32_operand(float x) {
-  uint r;
-  asm("{\n\t.reg .pred finite;\n\t.reg .f32 magnitude;\n\t"
-      "abs.f32 magnitude, %1;\n\t"
-      "setp.lt.f32 finite, magnitude, 0f7F800000;\n\t"
-      "mov.b32 %0, %2;\n\t"
-      "@finite add.u32 %0, %0, 4096;\n\t}"
-      : "=r"(r)
-      : "f"(x), "r"(as_uint(x)));
-  return as_float(r);
-}
-#endif
 
 // Elements [col, col + 4) of row `row` of a row-major matrix with `cols` columns, zero
 // beyond `rows` rows or `cols` columns. vec: the matrix starts 16-byte aligned and

@@ -18,8 +18,6 @@
 #               registers and spills in OUT/sass/*.ptxas.txt) and cuobjdump (OUT/sass/*.sass)
 #   mma-peak    tools/mma_sync_peak.cu (CUDA, built with the machine's nvcc): the TF32
 #               mma.sync instruction's own ceiling, back to back from registers
-#   ncu         Nsight Compute on one tf32 and one fp32 GEMM and flash's kernels (whether it
-#               sees OpenCL kernels at all is part of what this finds out)
 #   check       `attnscope check --variant all`, fp32 then tf32
 #   train       20 steps of GPT-2 124M, baseline, B=16 T=512 (losses to hold against the
 #               committed pre-change run); the tiny model's 50 steps (against PoCL's)
@@ -140,7 +138,7 @@ twin() {  # attnscope's and PyTorch's figures side by side in one merged directo
 }
 
 disassemble() {  # every PTX under OUT/ptx through ptxas and cuobjdump, into OUT/sass
-  local cuda_bin ptx stem
+  local ptx stem
   PATH=$PATH:/usr/local/cuda/bin
   command -v ptxas cuobjdump || { echo "no ptxas/cuobjdump on this machine"; return 1; }
   ATTNSCOPE_DUMP_BINARIES=$out/ptx "$attnscope" check --variant flash,gqa,sdpa --shape 1,1024,768,12
@@ -155,18 +153,7 @@ disassemble() {  # every PTX under OUT/ptx through ptxas and cuobjdump, into OUT
   grep -H "registers\|spill" "$out"/sass/*.ptxas.txt | head -80
 }
 
-profile() {  # Nsight Compute on a few kernels (each under its own timeout)
-  PATH=$PATH:/usr/local/cuda/bin
-  command -v ncu || { echo "no ncu on this machine"; return 1; }
-  timeout 120 ncu --clock-control none --target-processes all -k regex:gemm -c 2 --set full \
-    -o "$out/ncu-gemm-tf32" "$attnscope" gemm --shape 8192,2304,768 --precision tf32
-  timeout 120 ncu --clock-control none --target-processes all -k regex:gemm -c 2 --set full \
-    -o "$out/ncu-gemm-fp32" "$attnscope" gemm --shape 8192,2304,768
-  for f in "$out"/ncu-*.ncu-rep; do ncu --import "$f" --page details >"${f%.ncu-rep}.txt" 2>&1; done
-  ls -la "$out"
-}
-
-export -f build gemm_table disassemble profile check_long sweep twin
+export -f build gemm_table disassemble check_long sweep twin
 export out attnscope
 for p in "$@"; do
   case $p in
@@ -189,7 +176,6 @@ for p in "$@"; do
     mma-peak)
       phase mma-peak 90 bash -c 'PATH=$PATH:/usr/local/cuda/bin && nvcc -O3 -arch=sm_90 \
         tools/mma_sync_peak.cu -o /tmp/mma_sync_peak && /tmp/mma_sync_peak' ;;
-    ncu) phase ncu 280 profile ;;
     check)
       phase check-fp32 300 "$attnscope" check --variant all
       phase check-tf32 300 "$attnscope" check --variant all --precision tf32 ;;

@@ -173,6 +173,11 @@ TiledPairs count_tiled_pairs(int T, int window, const FlashTiles& t) {
   return p;
 }
 
+void check_tiled_rows_fit(const std::string& variant, const QkvLayout& l, int T) {
+  if (size_t(T) * std::max(l.q_stride, l.kv_stride) >= size_t(INT_MAX))
+    throw UsageError(variant + ": T·(row of the projections) must stay below 2^31 floats");
+}
+
 FlashTiles typical_gpu_flash_tiles(int head_size) {
   DeviceInfo typical_gpu;
   typical_gpu.local_mem_bytes = 48 * 1024;
@@ -389,9 +394,7 @@ std::unique_ptr<AttentionActivations> TiledExactAttention::allocate(Ops& ops,
                                                                      const AttentionDims& d) {
   Runtime& rt = ops.runtime();
   const size_t rows = size_t(d.B) * d.T, stats = size_t(d.B) * d.H * d.T;
-  const QkvLayout l = layout(d);
-  if (size_t(d.T) * std::max(l.q_stride, l.kv_stride) >= size_t(INT_MAX))
-    throw UsageError(family() + ": T·(row of the projections) must stay below 2^31 floats");
+  check_tiled_rows_fit(family(), layout(d), d.T);
   const TiledShape shape = tiled_shape(d);
   if (!kernels_ || kernels_->head_size() != shape.head_size ||
       kernels_->group_size() != shape.group_size) {

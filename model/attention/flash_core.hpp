@@ -49,6 +49,10 @@ struct QkvLayout {
   int kv_stride = 0, k_offset = 0, v_offset = 0;
 };
 
+// The kernels index a batch's rows in 32 bits: throws UsageError (naming `variant`) when
+// T rows of the layout's widest buffer reach 2^31 floats. Call before allocating.
+void check_tiled_rows_fit(const std::string& variant, const QkvLayout& layout, int T);
+
 // Shape of one call of the tiled kernels.
 struct TiledShape {
   int B = 1, T = 1, H = 1, head_size = 1;

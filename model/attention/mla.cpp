@@ -2,9 +2,9 @@
 // Q = x·W_qᵀ + b_q; latent c = x·W_dkvᵀ + b_dkv (d_c = --latent-dim, default 4·head size);
 // K|V = c·[W_uk ; W_uv]ᵀ; exact causal softmax attention per head (flash's tiled kernels,
 // built from cl_kernels/attention/mla.cl; host side flash_core.hpp); y = O·W_oᵀ + b_o.
-// GPT-2 keeps learned absolute positions, so there is no decoupled RoPE key. W_uk and W_uv are stored stacked as one (2C, d_c)
-// tensor, like GPT-2's W_qkv, so the up-projection is one product.
-#include <climits>
+// GPT-2 keeps learned absolute positions, so there is no decoupled RoPE key. W_uk and W_uv
+// are stored stacked as one (2C, d_c) tensor, like GPT-2's W_qkv, so the up-projection is
+// one product.
 #include <memory>
 #include <string>
 
@@ -95,8 +95,7 @@ class MlaAttention : public AttentionVariant {
 
   std::unique_ptr<AttentionActivations> allocate(Ops& ops, const AttentionDims& dims) override {
     Runtime& rt = ops.runtime();
-    if (size_t(dims.T) * 2 * dims.C >= size_t(INT_MAX))
-      throw UsageError("mla: T·2C must stay below 2^31 floats");
+    check_tiled_rows_fit("mla", qkv_layout(dims.C), dims.T);
     if (!core_ || core_->head_size() != dims.head_size())
       core_ = TiledAttentionKernels::for_device(rt, kKernelFamily, tiled_shape(dims));
     const size_t btc = size_t(dims.B) * dims.T * dims.C, bht = size_t(dims.B) * dims.H * dims.T;
