@@ -13,9 +13,10 @@
 #   gemm-tf32   `attnscope gemm --precision tf32` (OUT/gemm_tf32.csv)
 #   gemm-tf32-tuned  the same after a tf32 tune (OUT/gemm_tf32_tuned.csv)
 #   tf32-registers   the same with ptxas's register and spill counts in the log
-#   sass        the exact attention kernels' PTX too (a short `check` of flash, gqa, sdpa),
-#               then every PTX under OUT/ptx through the CUDA toolkit's ptxas (sm_90,
-#               registers and spills in OUT/sass/*.ptxas.txt) and cuobjdump (OUT/sass/*.sass)
+#   sass        the attention kernels' PTX too (a short `check` of flash, gqa, sdpa and lsh,
+#               and of flash with --precision tf32), then every PTX under OUT/ptx through the
+#               CUDA toolkit's ptxas (sm_90, registers and spills in OUT/sass/*.ptxas.txt) and
+#               cuobjdump (OUT/sass/*.sass)
 #   mma-peak    tools/mma_sync_peak.cu (CUDA, built with the machine's nvcc): the TF32
 #               mma.sync instruction's own ceiling, back to back from registers
 #   check       `attnscope check --variant all`, fp32 then tf32
@@ -26,8 +27,11 @@
 #   energy      40 steps of `train` (gpt2 B=16 T=512) beside tools/nvml_energy.py polling
 #               every 10 ms (OUT/nvml_energy.csv), to hold the train window's figures against
 #   torch-bench tools/torch_twin.py bench, all variants, eager and SDPA, fp32 and TF32
-#   long-t      the long-sequence matrix (B=1, T=8192 and 16384, six variants, 2 steps after
-#               1): baseline at 16384 must be refused up front, every other cell ok
+#   long-t      the long-sequence matrix (B=1, T=8192 and 16384, seven variants, 2 steps after
+#               1), once per precision of LONG_T_PRECISIONS (default fp32; OUT/long-t-<precision>):
+#               baseline at 16384 must be refused up front, every other cell ok
+#   long-t-torch  PyTorch's SDPA on the same shapes (tools/torch_twin.py bench, flash's twin:
+#               exact causal attention), fp32 and TF32 (OUT/long-t-torch-<precision>-<T>)
 #   t4096       gqa and lsh at T=4096, B=1, 8 steps with bench's default warm-up and
 #               validation every step (the loss spike at lr 6e-4 without warm-up)
 #   check-4096  `attnscope check --shape 1,4096,768,12` for every variant, the eight in
@@ -141,7 +145,8 @@ disassemble() {  # every PTX under OUT/ptx through ptxas and cuobjdump, into OUT
   local ptx stem
   PATH=$PATH:/usr/local/cuda/bin
   command -v ptxas cuobjdump || { echo "no ptxas/cuobjdump on this machine"; return 1; }
-  ATTNSCOPE_DUMP_BINARIES=$out/ptx "$attnscope" check --variant flash,gqa,sdpa --shape 1,1024,768,12
+  ATTNSCOPE_DUMP_BINARIES=$out/ptx "$attnscope" check --variant flash,gqa,sdpa,lsh --shape 1,1024,768,12
+  ATTNSCOPE_DUMP_BINARIES=$out/ptx "$attnscope" check --variant flash --shape 1,1024,768,12 --precision tf32
   mkdir -p "$out/sass"
   for ptx in "$out"/ptx/*.bin; do
     stem=$out/sass/$(basename "$ptx" .bin)
@@ -207,9 +212,20 @@ for p in "$@"; do
         done
       done ;;
     long-t)
-      phase long-t 420 "$attnscope" bench --model gpt2 --max-seq 16384 --batch 1 --seq 8192,16384 \
-        --variants baseline,flash,linear,sliding_window,lsh,gqa,mla --repeats 1 --warmup 1 --steps 2 \
-        --idle-seconds 1 --cooldown-max 5 --out "$out/long-t" --tag long-t ;;
+      for precision in ${LONG_T_PRECISIONS:-fp32}; do
+        phase "long-t-$precision" 420 "$attnscope" bench --model gpt2 --max-seq 16384 --batch 1 \
+          --seq 8192,16384 --variants baseline,flash,linear,sliding_window,lsh,gqa,mla \
+          --precision "$precision" --repeats 1 --warmup 1 --steps 2 --idle-seconds 1 \
+          --cooldown-max 5 --out "$out/long-t-$precision" --tag "long-t-$precision"
+      done ;;
+    long-t-torch)
+      for precision in fp32 tf32; do
+        for seq in 8192 16384; do
+          phase "long-t-torch-$precision-$seq" 200 python3 tools/torch_twin.py bench --model gpt2 \
+            --max-seq 16384 --batch 1 --seq "$seq" --variants flash --steps 2 --warmup 1 \
+            --precision "$precision" --attn-impl sdpa --out "$out/long-t-torch-$precision-$seq"
+        done
+      done ;;
     t4096)
       phase t4096 240 "$attnscope" bench --model gpt2 --max-seq 4096 --batch 1 --seq 4096 \
         --variants gqa,lsh --repeats 1 --steps 8 --val-every 1 --idle-seconds 1 --cooldown-max 5 \
