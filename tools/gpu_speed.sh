@@ -145,6 +145,7 @@ disassemble() {  # every PTX under OUT/ptx through ptxas and cuobjdump, into OUT
   local ptx stem
   PATH=$PATH:/usr/local/cuda/bin
   command -v ptxas cuobjdump || { echo "no ptxas/cuobjdump on this machine"; return 1; }
+  mkdir -p "$out/ptx"
   ATTNSCOPE_DUMP_BINARIES=$out/ptx "$attnscope" check --variant flash,gqa,sdpa,lsh --shape 1,1024,768,12
   ATTNSCOPE_DUMP_BINARIES=$out/ptx "$attnscope" check --variant flash --shape 1,1024,768,12 --precision tf32
   mkdir -p "$out/sass"
