@@ -280,8 +280,9 @@ __kernel void lsh_attend(__global float* out_r, __global float* lse_r, __global 
   }
   if (!active) return;
   __global float* o = out_r + (((size_t)z.r * B + z.b) * T + i) * C + z.h * HEAD_SIZE;
+  const float inv_sum = 1.f / sum;  // one division, not HEAD_SIZE
 #pragma unroll
-  for (int v = 0; v < HEAD_VEC; ++v) store_head(o, v, acc[v] / sum);
+  for (int v = 0; v < HEAD_VEC; ++v) store_head(o, v, acc[v] * inv_sum);
   lse_r[(((size_t)z.r * B + z.b) * H + z.h) * T + i] = running_max + log(sum);
 }
 
