@@ -191,19 +191,29 @@ int last_query_slot(Slice z, int s, int window) {
   return min(s + window, z.start[z.bkt[z.order[s]] + 1] - 1);
 }
 
-// Channels 4v .. 4v+3 of a head row, 0 past HEAD_SIZE (rows are HEAD_VEC float4s).
+// Channels 4v .. 4v+3 of a head row, 0 past HEAD_SIZE (rows are HEAD_VEC float4s). When
+// HEAD_SIZE is a multiple of 4, so are C and the offset of every head row of qv, dO and
+// the per-round outputs: rows are 16-byte aligned and one 128-bit access moves 4 channels.
 float4 load_head(__global const float* row, int v) {
+#if HEAD_SIZE % 4 == 0
+  return ((__global const float4*)row)[v];
+#else
   const int k = 4 * v;
   return (float4)(k < HEAD_SIZE ? row[k] : 0.f, k + 1 < HEAD_SIZE ? row[k + 1] : 0.f,
                   k + 2 < HEAD_SIZE ? row[k + 2] : 0.f, k + 3 < HEAD_SIZE ? row[k + 3] : 0.f);
+#endif
 }
 
 void store_head(__global float* row, int v, float4 x) {
+#if HEAD_SIZE % 4 == 0
+  ((__global float4*)row)[v] = x;
+#else
   const int k = 4 * v;
   if (k < HEAD_SIZE) row[k] = x.s0;
   if (k + 1 < HEAD_SIZE) row[k + 1] = x.s1;
   if (k + 2 < HEAD_SIZE) row[k + 2] = x.s2;
   if (k + 3 < HEAD_SIZE) row[k + 3] = x.s3;
+#endif
 }
 
 // Σ a·b over a padded row in four partial sums: four independent multiply-add chains
@@ -225,14 +235,11 @@ float dot_local_local(__local const float4* a, __local const float4* b) {
 // Slots [first, first + rows) of `order` → padded tile rows: K_j = Q_j·ρ_j and V_j.
 void load_key_rows(__local float4* keys, __local float4* values, __global const float* qv,
                    __global const float* rho, Slice z, int first, int rows, int C) {
-  __local float* key_floats = (__local float*)keys;
-  __local float* value_floats = (__local float*)values;
-  for (int idx = get_local_id(0); idx < rows * 4 * HEAD_VEC; idx += QUERIES) {
-    const int row = idx / (4 * HEAD_VEC), k = idx % (4 * HEAD_VEC), j = z.order[first + row];
-    __global const float* src = qv + (z.batch_row0 + j) * 2 * C + z.h * HEAD_SIZE + k;
-    const bool in_head = k < HEAD_SIZE;
-    key_floats[idx] = in_head ? src[0] * rho[z.bh_row0 + j] : 0.f;
-    value_floats[idx] = in_head ? src[C] : 0.f;
+  for (int idx = get_local_id(0); idx < rows * HEAD_VEC; idx += QUERIES) {
+    const int row = idx / HEAD_VEC, j = z.order[first + row];
+    __global const float* src = qv + (z.batch_row0 + j) * 2 * C + z.h * HEAD_SIZE;
+    keys[idx] = load_head(src, idx % HEAD_VEC) * rho[z.bh_row0 + j];
+    values[idx] = load_head(src + C, idx % HEAD_VEC);
   }
 }
 
@@ -385,16 +392,12 @@ void load_query_rows(__local float4* queries, __local float4* douts, __local flo
                      __global const float* qv, __global const float* datt,
                      __global const float* lse, __global const float* delta, Slice z, int first,
                      int rows, int C) {
-  __local float* query_floats = (__local float*)queries;
-  __local float* dout_floats = (__local float*)douts;
   const float scale = 1.f / sqrt((float)HEAD_SIZE);
   const int lid = get_local_id(0);
-  for (int idx = lid; idx < rows * 4 * HEAD_VEC; idx += QUERIES) {
-    const int row = idx / (4 * HEAD_VEC), k = idx % (4 * HEAD_VEC), i = z.order[first + row];
-    const bool in_head = k < HEAD_SIZE;
-    const size_t channel = z.h * HEAD_SIZE + k;
-    query_floats[idx] = in_head ? qv[(z.batch_row0 + i) * 2 * C + channel] * scale : 0.f;
-    dout_floats[idx] = in_head ? datt[(z.batch_row0 + i) * C + channel] : 0.f;
+  for (int idx = lid; idx < rows * HEAD_VEC; idx += QUERIES) {
+    const size_t i = z.batch_row0 + z.order[first + idx / HEAD_VEC];
+    queries[idx] = load_head(qv + i * 2 * C + z.h * HEAD_SIZE, idx % HEAD_VEC) * scale;
+    douts[idx] = load_head(datt + i * C + z.h * HEAD_SIZE, idx % HEAD_VEC);
   }
   for (int row = lid; row < rows; row += QUERIES) {
     const size_t at = z.bh_row0 + z.order[first + row];
