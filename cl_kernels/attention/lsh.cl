@@ -411,7 +411,8 @@ void load_query_rows(__local float4* queries, __local float4* douts, __local flo
 // of P dO_i. The work-item's own K_j and V_j are in local memory (own_keys, own_values:
 // QUERIES rows of OWN_PITCH float4s each), dK_j and dV_j private: more private rows spill.
 // Per tile, one loop puts each pair's (P, dS) in own_weights and a second accumulates (see
-// lsh_attend_dq).
+// lsh_attend_dq). Local arguments come widest element first (as in lsh_attend_dq), so each
+// is aligned for its type even where a runtime packs them back to back.
 __kernel void lsh_attend_dkv(__global float* dk_r, __global float* dv_r,
                              __global const float* qv, __global const float* rho,
                              __global const int* bucket, __global const int* sorted,
@@ -423,10 +424,10 @@ __kernel void lsh_attend_dkv(__global float* dk_r, __global float* dv_r,
                              __local float4* own_values,    // QUERIES × OWN_PITCH
                              __local float4* queries,       // KEYS × HEAD_VEC: Q_i/√d
                              __local float4* douts,         // KEYS × HEAD_VEC: dO_i
+                             __local float2* own_weights,   // KEYS × QUERIES: (P, dS)
                              __local float* query_max,      // KEYS: M of LSE
                              __local float* query_log_sum,  // KEYS: log Σ of LSE
-                             __local float* query_delta,    // KEYS
-                             __local float2* own_weights) { // KEYS × QUERIES: (P, dS)
+                             __local float* query_delta) {  // KEYS
   const Slice z = slice_of(bucket, sorted, starts, T, H, n_rounds, n_buckets);
   const int lid = get_local_id(0), s0 = get_group_id(0) * QUERIES, s = s0 + lid;
   const int window = 2 * chunk;

@@ -351,8 +351,8 @@ void LshAttention::attend_backward(Runtime& rt, const LshShape& s, const Attenti
            acts.bucket.buffer(), acts.sorted.buffer(), acts.starts.buffer(), datt_.buffer(),
            acts.lse.buffer(), delta_buf_.buffer(), s.B, s.T, C, s.H, s.rounds, s.buckets, s.chunk,
            cl::Local(own), cl::Local(own), cl::Local(tile), cl::Local(tile),
-           cl::Local(keys * sizeof(float)), cl::Local(keys * sizeof(float)),
-           cl::Local(keys * sizeof(float)), cl::Local(pairs_per_tile * 2 * sizeof(float)));
+           cl::Local(pairs_per_tile * 2 * sizeof(float)), cl::Local(keys * sizeof(float)),
+           cl::Local(keys * sizeof(float)), cl::Local(keys * sizeof(float)));
   rt.launch(attend_dkv_, global, local,
             KernelCost{2 * 4 * d * pairs, sizeof(float) * s.rounds * 6 * btc});
 
