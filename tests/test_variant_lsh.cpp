@@ -172,7 +172,7 @@ std::vector<std::string> tile_specs(int head_size) {
 
 TEST(LshTiles, TheH200ChoiceFitsItsLocalMemory) {
   const LshTiles t = choose_lsh_tiles(h200_limits(), 64);
-  EXPECT_EQ(tiles_spec(t), "32,32");  // the tiles VARIANTS.md's H200 figures are for
+  EXPECT_EQ(tiles_spec(t), "32,32");  // what the H200 builds for GPT-2's heads
   EXPECT_LE(t.attention_local_bytes(64), 49152u - 49152u / 8);
   for (int d : {16, 24, 45, 128})
     EXPECT_LE(choose_lsh_tiles(h200_limits(), d).attention_local_bytes(d), 49152u - 49152u / 8);
@@ -182,7 +182,7 @@ TEST(LshTiles, TheH200ChoiceFitsItsLocalMemory) {
   EXPECT_EQ(tiles_spec(parse_lsh_tiles("5,3", h200_limits(), 64)), "5,3");
 }
 
-// Sizes of the runs of equal ids along sorted order: the buckets as the kernels see them.
+// Positions in each bucket of one round's ids.
 std::vector<int> bucket_sizes(const int* ids, int T, int buckets) {
   std::vector<int> sizes(buckets, 0);
   for (int t = 0; t < T; ++t) ++sizes[ids[t]];
@@ -285,13 +285,15 @@ struct Case {
 // rounding luck; BucketsEqualHost checks the hashing itself bit for bit.
 TEST(LshDevice, MatchesReference) {
   const Case cases[] = {
-      {{1, 1, 32, 2}, 2, 2, 64},    // T = 1, d = 16
-      {{2, 37, 64, 2}, 2, 4, 4},    // T a multiple of no tile, windows truncated, d = 32
-      {{1, 70, 64, 1}, 3, 6, 8},    // d = 64, three rounds
-      {{1, 33, 128, 1}, 1, 4, 16},  // d = 128, one round
-      {{2, 130, 64, 4}, 2, 2, 64},  // d = 16, few buckets: long windows across tiles
-      {{2, 29, 72, 3}, 2, 4, 8},    // d = 24: the backward's per-head sums over a non-power of two
+      {{1, 1, 32, 2}, 2, 2, 64},     // T = 1, d = 16
+      {{2, 37, 64, 2}, 2, 4, 4},     // T a multiple of no tile, windows truncated, d = 32
+      {{1, 70, 64, 1}, 3, 6, 8},     // d = 64, three rounds
+      {{1, 33, 128, 1}, 1, 4, 16},   // d = 128, one round
+      {{2, 130, 64, 4}, 2, 2, 64},   // d = 16, few buckets: long windows across tiles
+      {{2, 29, 72, 3}, 2, 4, 8},     // d = 24: the backward's per-head sums over a non-power of two
       {{1, 260, 128, 2}, 2, 4, 16},  // d = 64: buckets longer than 2c, bands across blocks
+      {{1, 45, 64, 2}, 2, 32, 2},    // many buckets of one or two positions
+      {{1, 90, 64, 1}, 1, 2, 4},     // d = 64, two buckets far longer than 2c = 8
   };
   for (const Case& c : cases)
     for (const std::string& tiles : tile_specs(c.dims.head_size())) {
