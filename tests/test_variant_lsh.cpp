@@ -118,6 +118,8 @@ TEST(LshDevice, BucketsEqualHostAndOrderIsByBucketThenPosition) {
   const size_t n = size_t(s.B) * s.H * s.rounds * s.T;
   const std::vector<int> device_buckets = download_ints(f.lsh().bucket, n);
   const std::vector<int> sorted = download_ints(f.lsh().sorted, n);
+  const size_t n_starts = n / s.T * (s.buckets + 1);
+  const std::vector<int> starts = download_ints(f.lsh().starts, n_starts);
   const auto rotations = lsh::rotations(v->options().seed, step, s.rounds, s.head_size, s.buckets);
   EXPECT_EQ(device_buckets, lsh::hash_positions(download_qv(f, dims).data(), s, rotations));
   std::set<int> used;
@@ -131,43 +133,123 @@ TEST(LshDevice, BucketsEqualHostAndOrderIsByBucketThenPosition) {
       const int a = order[slot - 1], b = order[slot];
       ASSERT_TRUE(ids[a] < ids[b] || (ids[a] == ids[b] && a < b)) << "slot " << slot;
     }
+    const int* start = starts.data() + slice * (s.buckets + 1);
+    for (int m = 0; m <= s.buckets; ++m) {  // the first slot of bucket m: the count below m
+      const int below = int(std::count_if(ids, ids + s.T, [&](int id) { return id < m; }));
+      ASSERT_EQ(start[m], below) << "bucket " << m;
+    }
     used.insert(ids, ids + s.T);
   }
   EXPECT_GT(used.size(), 4u);  // the hash spreads positions over buckets
 }
 
+// ATTNSCOPE_LSH_TILES for the scope of one object ("" leaves the device's own choice).
+struct TilesOverride {
+  explicit TilesOverride(const std::string& spec) {
+    if (!spec.empty()) setenv("ATTNSCOPE_LSH_TILES", spec.c_str(), 1);
+  }
+  ~TilesOverride() { unsetenv("ATTNSCOPE_LSH_TILES"); }
+};
+
+// The H200's limits as OpenCL reports them (48 KiB of local memory, 1024 work-items).
+DeviceInfo h200_limits() {
+  DeviceInfo d;
+  d.is_gpu = true;
+  d.local_mem_bytes = 49152;
+  d.max_work_group_size = 1024;
+  return d;
+}
+
+std::string tiles_spec(const LshTiles& t) {
+  return std::to_string(t.queries) + "," + std::to_string(t.keys);
+}
+
+// The tiles the device tests run: the device's own, the H200's for this head size and odd
+// small ones, whose blocks and tiles end at every kind of place.
+std::vector<std::string> tile_specs(int head_size) {
+  return {"", tiles_spec(choose_lsh_tiles(h200_limits(), head_size)), "5,3"};
+}
+
+TEST(LshTiles, TheH200ChoiceFitsItsLocalMemory) {
+  const LshTiles t = choose_lsh_tiles(h200_limits(), 64);
+  EXPECT_EQ(tiles_spec(t), "32,32");  // what the H200 builds for GPT-2's heads
+  EXPECT_LE(t.attention_local_bytes(64), 49152u - 49152u / 8);
+  for (int d : {16, 24, 45, 128})
+    EXPECT_LE(choose_lsh_tiles(h200_limits(), d).attention_local_bytes(d), 49152u - 49152u / 8);
+  EXPECT_THROW(parse_lsh_tiles("32", h200_limits(), 64), UsageError);
+  EXPECT_THROW(parse_lsh_tiles("0,8", h200_limits(), 64), UsageError);
+  EXPECT_THROW(parse_lsh_tiles("64,64", h200_limits(), 64), UsageError);  // local memory
+  EXPECT_EQ(tiles_spec(parse_lsh_tiles("5,3", h200_limits(), 64)), "5,3");
+}
+
+// Positions in each bucket of one round's ids.
+std::vector<int> bucket_sizes(const int* ids, int T, int buckets) {
+  std::vector<int> sizes(buckets, 0);
+  for (int t = 0; t < T; ++t) ++sizes[ids[t]];
+  return sizes;
+}
+
 // With x_j = e_j, V = x and identity output projection, out_i = Σ_j P_ij e_j: the positive
 // entries of row i are exactly the keys query i saw (its own, of score −1e5, gets weight
-// exactly 0 unless it is alone in every round).
-TEST(LshDevice, KeySetsMatchBruteForceEnumeration) {
-  for (int hashes : {1, 2}) {
-    const int T = 40;
-    const AttentionDims dims{1, T, T, 1};
-    auto v = make(dims, hashes, 4, 2, fresh_seed());  // window 2c = 4 keys
-    VariantInputs in = random_variant_inputs(*v, dims, fresh_seed());
-    std::fill(in.x.begin(), in.x.end(), 0.f);
-    for (int t = 0; t < T; ++t) in.x[size_t(t) * T + t] = 1.f;
-    for (auto& p : in.params) std::fill(p.begin(), p.end(), 0.f);
-    in.params[0] = testing::random_vector(size_t(2) * T * T);  // W_q random ...
-    std::fill(in.params[0].begin() + size_t(T) * T, in.params[0].end(), 0.f);
-    for (int c = 0; c < T; ++c) {
-      in.params[0][size_t(T + c) * T + c] = 1.f;  // ... W_v = I
-      in.params[2][size_t(c) * T + c] = 1.f;      // W_o = I
-    }
-    const DeviceForward f = forward_on_device(*v, dims, 3, in);
-    const std::vector<int> ids = download_ints(f.lsh().bucket, size_t(hashes) * T);
-    for (int i = 0; i < T; ++i) {
-      std::set<int> expected;
-      for (int r = 0; r < hashes; ++r)
-        for (int j : lsh::allowed_keys(ids.data() + size_t(r) * T, i, 2))
-          if (j != i) expected.insert(j);
-      if (expected.empty()) expected.insert(i);
-      std::set<int> seen;
-      for (int j = 0; j < T; ++j)
-        if (f.out[size_t(i) * T + j] > 0.f) seen.insert(j);
-      EXPECT_EQ(seen, expected) << "query " << i << ", " << hashes << " rounds";
-    }
+// exactly 0 unless it is alone in every round). Returns the sizes of all buckets met.
+std::vector<int> expect_key_sets(int T, int hashes, int buckets, int chunk,
+                                 const std::string& tiles) {
+  const AttentionDims dims{1, T, T, 1};
+  const TilesOverride override_tiles(tiles);
+  auto v = make(dims, hashes, buckets, chunk, fresh_seed());
+  VariantInputs in = random_variant_inputs(*v, dims, fresh_seed());
+  std::fill(in.x.begin(), in.x.end(), 0.f);
+  for (int t = 0; t < T; ++t) in.x[size_t(t) * T + t] = 1.f;
+  for (auto& p : in.params) std::fill(p.begin(), p.end(), 0.f);
+  in.params[0] = testing::random_vector(size_t(2) * T * T);  // W_q random ...
+  std::fill(in.params[0].begin() + size_t(T) * T, in.params[0].end(), 0.f);
+  for (int c = 0; c < T; ++c) {
+    in.params[0][size_t(T + c) * T + c] = 1.f;  // ... W_v = I
+    in.params[2][size_t(c) * T + c] = 1.f;      // W_o = I
   }
+  const DeviceForward f = forward_on_device(*v, dims, 3, in);
+  const std::vector<int> ids = download_ints(f.lsh().bucket, size_t(hashes) * T);
+  const std::string label = "T=" + std::to_string(T) + " " + v->describe_options() +
+                            " tiles '" + tiles + "'";
+  for (int i = 0; i < T; ++i) {
+    std::set<int> expected;
+    for (int r = 0; r < hashes; ++r)
+      for (int j : lsh::allowed_keys(ids.data() + size_t(r) * T, i, chunk))
+        if (j != i) expected.insert(j);
+    if (expected.empty()) expected.insert(i);
+    std::set<int> seen;
+    for (int j = 0; j < T; ++j)
+      if (f.out[size_t(i) * T + j] > 0.f) seen.insert(j);
+    EXPECT_EQ(seen, expected) << "query " << i << ", " << label;
+  }
+  std::vector<int> sizes;
+  for (int r = 0; r < hashes; ++r) {
+    const std::vector<int> round = bucket_sizes(ids.data() + size_t(r) * T, T, buckets);
+    sizes.insert(sizes.end(), round.begin(), round.end());
+  }
+  return sizes;
+}
+
+TEST(LshDevice, KeySetsMatchBruteForceEnumeration) {
+  for (int hashes : {1, 2}) expect_key_sets(40, hashes, 4, 2, "");  // window 2c = 4 keys
+}
+
+// The kernels walk only the band of each block: its start is the first query's bucket
+// start or 2c back, its end the last key's bucket end or 2c on. Key sets on every tile
+// choice for buckets of one position, buckets longer than 2c, T a multiple of no tile,
+// head sizes a multiple of no float4.
+TEST(LshDevice, KeySetsAtBucketAndTileEdges) {
+  struct Shape { int T, hashes, buckets, chunk; };
+  const Shape shapes[] = {{37, 2, 2, 2}, {45, 1, 32, 3}, {70, 2, 4, 8}, {33, 2, 16, 1}};
+  bool singleton = false, longer_than_window = false;
+  for (const Shape& sh : shapes)
+    for (const std::string& tiles : tile_specs(sh.T))
+      for (int size : expect_key_sets(sh.T, sh.hashes, sh.buckets, sh.chunk, tiles)) {
+        singleton |= size == 1;
+        longer_than_window |= size > 2 * sh.chunk + 1;
+      }
+  EXPECT_TRUE(singleton);
+  EXPECT_TRUE(longer_than_window);
 }
 
 // Smallest gap, relative to the largest |projection|, between the winning signed projection
@@ -203,36 +285,42 @@ struct Case {
 // rounding luck; BucketsEqualHost checks the hashing itself bit for bit.
 TEST(LshDevice, MatchesReference) {
   const Case cases[] = {
-      {{1, 1, 32, 2}, 2, 2, 64},    // T = 1, d = 16
-      {{2, 37, 64, 2}, 2, 4, 4},    // T a multiple of no tile, windows truncated, d = 32
-      {{1, 70, 64, 1}, 3, 6, 8},    // d = 64, three rounds
-      {{1, 33, 128, 1}, 1, 4, 16},  // d = 128, one round
-      {{2, 130, 64, 4}, 2, 2, 64},  // d = 16, few buckets: long windows across tiles
-      {{2, 29, 72, 3}, 2, 4, 8},    // d = 24: the backward's per-head sums over a non-power of two
+      {{1, 1, 32, 2}, 2, 2, 64},     // T = 1, d = 16
+      {{2, 37, 64, 2}, 2, 4, 4},     // T a multiple of no tile, windows truncated, d = 32
+      {{1, 70, 64, 1}, 3, 6, 8},     // d = 64, three rounds
+      {{1, 33, 128, 1}, 1, 4, 16},   // d = 128, one round
+      {{2, 130, 64, 4}, 2, 2, 64},   // d = 16, few buckets: long windows across tiles
+      {{2, 29, 72, 3}, 2, 4, 8},     // d = 24: the backward's per-head sums over a non-power of two
+      {{1, 260, 128, 2}, 2, 4, 16},  // d = 64: buckets longer than 2c, bands across blocks
+      {{1, 45, 64, 2}, 2, 32, 2},    // many buckets of one or two positions
+      {{1, 90, 64, 1}, 1, 2, 4},     // d = 64, two buckets far longer than 2c = 8
   };
-  for (const Case& c : cases) {
-    auto v = make(c.dims, c.hashes, c.buckets, c.chunk, fresh_seed());
-    const LshShape s = v->shape(c.dims);
-    const StepContext step{int64_t(fresh_seed() % 1000)};
-    const auto rotations =
-        lsh::rotations(v->options().seed, step.step, s.rounds, s.head_size, s.buckets);
-    VariantInputs in;
-    for (int attempt = 0; attempt < 10; ++attempt) {
-      in = random_variant_inputs(*v, c.dims, fresh_seed());
-      std::vector<float> qv(size_t(2) * c.dims.B * c.dims.T * c.dims.C);
-      reference::matmul_forward(qv.data(), in.x.data(), in.params[0].data(), in.params[1].data(),
-                                c.dims.B * c.dims.T, c.dims.C, 2 * c.dims.C);
-      if (smallest_hash_margin(qv, s, rotations) > 1e-4) break;
+  for (const Case& c : cases)
+    for (const std::string& tiles : tile_specs(c.dims.head_size())) {
+      const TilesOverride override_tiles(tiles);
+      auto v = make(c.dims, c.hashes, c.buckets, c.chunk, fresh_seed());
+      const LshShape s = v->shape(c.dims);
+      const StepContext step{int64_t(fresh_seed() % 1000)};
+      const auto rotations =
+          lsh::rotations(v->options().seed, step.step, s.rounds, s.head_size, s.buckets);
+      VariantInputs in;
+      for (int attempt = 0; attempt < 10; ++attempt) {
+        in = random_variant_inputs(*v, c.dims, fresh_seed());
+        std::vector<float> qv(size_t(2) * c.dims.B * c.dims.T * c.dims.C);
+        reference::matmul_forward(qv.data(), in.x.data(), in.params[0].data(), in.params[1].data(),
+                                  c.dims.B * c.dims.T, c.dims.C, 2 * c.dims.C);
+        if (smallest_hash_margin(qv, s, rotations) > 1e-4) break;
+      }
+      const VariantOutputs dev = run_variant_on_device(shared_ops(), *v, c.dims, step, in);
+      const VariantOutputs ref = run_variant_reference(*v, c.dims, step, in);
+      const std::string label =
+          "T=" + std::to_string(c.dims.T) + " " + v->describe_options() + " tiles '" + tiles + "'";
+      EXPECT_LT(relative_error(dev.out, ref.out), kTolerance) << label;
+      EXPECT_LT(relative_error(dev.dx, ref.dx), kTolerance) << label;
+      for (size_t i = 0; i < dev.dparams.size(); ++i)
+        EXPECT_LT(relative_error(dev.dparams[i], ref.dparams[i]), kTolerance)
+            << "param " << i << " " << label;
     }
-    const VariantOutputs dev = run_variant_on_device(shared_ops(), *v, c.dims, step, in);
-    const VariantOutputs ref = run_variant_reference(*v, c.dims, step, in);
-    const std::string label = "T=" + std::to_string(c.dims.T) + " " + v->describe_options();
-    EXPECT_LT(relative_error(dev.out, ref.out), kTolerance) << label;
-    EXPECT_LT(relative_error(dev.dx, ref.dx), kTolerance) << label;
-    for (size_t i = 0; i < dev.dparams.size(); ++i)
-      EXPECT_LT(relative_error(dev.dparams[i], ref.dparams[i]), kTolerance)
-          << "param " << i << " " << label;
-  }
 }
 
 // Σ out·dout of the reference block with the buckets held fixed (constants of the step).

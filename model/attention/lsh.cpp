@@ -19,6 +19,9 @@ constexpr size_t kElementWiseGroup = 64;
 size_t activation_floats(const AttentionDims& d) { return size_t(d.B) * d.T * d.C; }
 size_t head_rows(const LshShape& s) { return size_t(s.B) * s.H * s.T; }
 size_t round_rows(const LshShape& s) { return head_rows(s) * s.rounds; }
+size_t bucket_starts(const LshShape& s) {
+  return size_t(s.B) * s.H * s.rounds * (s.buckets + 1);
+}
 
 // Σ over sorted slots s of the keys in its window, min(s, 2c) + 1: the allowed pairs of one
 // (b, h, round) when every bucket is long enough — the bound VARIANTS.md counts.
@@ -31,10 +34,36 @@ size_t local_mem_budget(const DeviceInfo& dev) {
   return dev.local_mem_bytes - dev.local_mem_bytes / 8;
 }
 
-// The largest tiles (64 queries per group, 32-row stream tiles) whose local memory fits the
-// device for this head size and whose work-groups the device allows.
-LshTiles choose_tiles(const DeviceInfo& dev, int head_size) {
+size_t head_vec(int head_size) { return (size_t(head_size) + 3) / 4; }  // HEAD_VEC
+constexpr size_t kFloat4Bytes = 4 * sizeof(float);
+
+}  // namespace
+
+size_t LshTiles::tile_bytes(int d) const { return size_t(keys) * head_vec(d) * kFloat4Bytes; }
+
+size_t LshTiles::own_bytes(int d) const {
+  return size_t(queries) * (head_vec(d) | 1) * kFloat4Bytes;  // OWN_PITCH = HEAD_VEC | 1
+}
+
+// lsh_attend: keys, values; lsh_attend_dq: those, own dO rows and a dS per (key, query);
+// lsh_attend_dkv: own K and V rows, Q and dO tiles, 3 floats per row and (P, dS) per pair.
+size_t LshTiles::attention_local_bytes(int d) const {
+  const size_t pairs = size_t(keys) * queries;
+  const size_t forward = 2 * tile_bytes(d);
+  const size_t dq = own_bytes(d) + 2 * tile_bytes(d) + pairs * sizeof(float);
+  const size_t dkv = 2 * own_bytes(d) + 2 * tile_bytes(d) + 3 * size_t(keys) * sizeof(float) +
+                     pairs * 2 * sizeof(float);
+  return std::max({forward, dq, dkv});
+}
+
+// The largest tiles (from 32 queries per group and 32-row stream tiles) whose local memory
+// fits the device for this head size and whose work-groups the device allows. 32 queries,
+// not 64: a block's key range reaches back to its first query's band start, and the
+// narrower the block, the fewer rows each work-item walks past outside its own band.
+LshTiles choose_lsh_tiles(const DeviceInfo& dev, int head_size) {
   LshTiles t;
+  if (const char* spec = std::getenv("ATTNSCOPE_LSH_TILES"); spec && *spec)
+    t = parse_lsh_tiles(spec, dev, head_size);
   const size_t budget = local_mem_budget(dev);
   while (t.attention_local_bytes(head_size) > budget ||
          size_t(t.queries) > dev.max_work_group_size) {
@@ -55,13 +84,21 @@ LshTiles choose_tiles(const DeviceInfo& dev, int head_size) {
   return t;
 }
 
-}  // namespace
-
-size_t LshTiles::attention_local_bytes(int d) const {
-  const size_t forward = 2 * size_t(keys) * d * sizeof(float) + keys * sizeof(int);
-  const size_t dkv = (size_t(queries) * (d + 1) + 2 * size_t(keys) * d + 3 * keys) * sizeof(float) +
-                     keys * sizeof(int);
-  return std::max(forward, dkv);
+LshTiles parse_lsh_tiles(const std::string& spec, const DeviceInfo& device, int head_size) {
+  LshTiles t;
+  char tail = 0;
+  if (std::sscanf(spec.c_str(), "%d,%d%c", &t.queries, &t.keys, &tail) != 2 || t.queries < 1 ||
+      t.keys < 1)
+    throw UsageError("ATTNSCOPE_LSH_TILES: '" + spec + "' is not QUERIES,KEYS (both positive)");
+  if (t.attention_local_bytes(head_size) > local_mem_budget(device) ||
+      size_t(t.queries) > device.max_work_group_size)
+    throw UsageError("ATTNSCOPE_LSH_TILES: " + spec + " needs " +
+                     std::to_string(t.attention_local_bytes(head_size)) +
+                     " bytes of local memory and " + std::to_string(t.queries) +
+                     " work-items; " + device.short_label() + " allows " +
+                     std::to_string(local_mem_budget(device)) + " and " +
+                     std::to_string(device.max_work_group_size));
+  return t;
 }
 
 std::string LshTiles::build_options(int head_size) const {
@@ -139,14 +176,15 @@ AttentionCost LshAttention::cost(const AttentionDims& dims) const {
   c.executed_flops_forward = c.model_flops_forward;
   c.model_flops_backward = 2 * projections + 2 * 4 * d * pairs;
   c.executed_flops_backward = 2 * projections + 2 * 7 * d * pairs;
-  c.saved_bytes = sizeof(float) * (3 * B * T * C + 3 * G * T) + sizeof(int) * 2 * G * s.rounds * T;
+  c.saved_bytes = sizeof(float) * (3 * B * T * C + 3 * G * T) +
+                  sizeof(int) * G * s.rounds * (2 * T + s.buckets + 1);
   return c;
 }
 
 void LshAttention::build_kernels(Runtime& rt, const AttentionDims& dims) {
   const DeviceInfo& dev = rt.device();
   const int d = dims.head_size();
-  LshTiles t = choose_tiles(dev, d);
+  LshTiles t = choose_lsh_tiles(dev, d);
   for (;;) {  // a compiled kernel may allow fewer work-items than the device
     const std::string options = t.build_options(d);
     if (options == built_options_) return;
@@ -200,6 +238,7 @@ std::vector<DeviceBufferSpec> LshAttention::device_buffers(const AttentionDims& 
           layer_floats("lsh rho", head_rows(s)),
           {"lsh bucket ids", ids, true},
           {"lsh sorted order", ids, true},
+          {"lsh bucket starts", bucket_starts(s) * sizeof(int), true},
           shared_floats("lsh per-round O / dQ scratch", per_round),
           shared_floats("lsh per-round LSE scratch", round_rows(s)),
           shared_floats("lsh per-round dK scratch", per_round),
@@ -226,6 +265,7 @@ std::unique_ptr<AttentionActivations> LshAttention::allocate(Ops& ops, const Att
   acts->rho = rt.alloc_floats(head_rows(s), "lsh rho");
   acts->bucket = rt.alloc(round_rows(s) * sizeof(int), "lsh bucket ids");
   acts->sorted = rt.alloc(round_rows(s) * sizeof(int), "lsh sorted order");
+  acts->starts = rt.alloc(bucket_starts(s) * sizeof(int), "lsh bucket starts");
   return acts;
 }
 
@@ -263,7 +303,7 @@ void LshAttention::hash_and_sort(Runtime& rt, const LshShape& s, LshActivations&
       KernelCost{2.0 * rows * s.head_size * (s.buckets / 2),
                  sizeof(float) * (double(s.B) * s.T * C + head_rows(s)) + sizeof(int) * rows});
   const size_t slices = size_t(s.B) * s.H * s.rounds;
-  set_args(sort_, acts.sorted.buffer(), acts.bucket.buffer(), s.T, s.buckets,
+  set_args(sort_, acts.sorted.buffer(), acts.starts.buffer(), acts.bucket.buffer(), s.T, s.buckets,
            cl::Local(s.buckets * sizeof(int)), cl::Local(tiles_.sort_wg * sizeof(int)));
   rt.launch(sort_, cl::NDRange(slices * tiles_.sort_wg), cl::NDRange(tiles_.sort_wg),
             KernelCost{0, 3.0 * sizeof(int) * rows});
@@ -272,12 +312,11 @@ void LshAttention::hash_and_sort(Runtime& rt, const LshShape& s, LshActivations&
 void LshAttention::attend(Runtime& rt, const LshShape& s, const AttentionDims& dims,
                           LshActivations& acts) {
   const int C = dims.C, d = s.head_size;
-  const size_t slices = size_t(s.B) * s.H * s.rounds, keys = tiles_.keys;
+  const size_t slices = size_t(s.B) * s.H * s.rounds, tile = tiles_.tile_bytes(d);
   const double pairs = slices * window_pairs(s.T, s.chunk), btc = activation_floats(dims);
   set_args(attend_, out_r_.buffer(), lse_r_.buffer(), acts.qv.buffer(), acts.rho.buffer(),
-           acts.bucket.buffer(), acts.sorted.buffer(), s.B, s.T, C, s.H, s.rounds, s.chunk,
-           cl::Local(keys * d * sizeof(float)), cl::Local(keys * d * sizeof(float)),
-           cl::Local(keys * sizeof(int)));
+           acts.bucket.buffer(), acts.sorted.buffer(), acts.starts.buffer(), s.B, s.T, C, s.H,
+           s.rounds, s.buckets, s.chunk, cl::Local(tile), cl::Local(tile));
   rt.launch(attend_, cl::NDRange(attention_groups(s) * tiles_.queries, slices),
             cl::NDRange(tiles_.queries, 1),
             KernelCost{2 * 2 * d * pairs, sizeof(float) * (s.rounds * 3 * btc)});
@@ -292,6 +331,8 @@ void LshAttention::attend_backward(Runtime& rt, const LshShape& s, const Attenti
                                    LshActivations& acts) {
   const int C = dims.C, d = s.head_size;
   const size_t slices = size_t(s.B) * s.H * s.rounds, keys = tiles_.keys;
+  const size_t tile = tiles_.tile_bytes(d), own = tiles_.own_bytes(d);
+  const size_t pairs_per_tile = keys * tiles_.queries;
   const double pairs = slices * window_pairs(s.T, s.chunk), btc = activation_floats(dims);
   set_args(delta_, delta_buf_.buffer(), datt_.buffer(), acts.att.buffer(), s.T, C, s.H,
            cl::Local(sizeof(float) * d));
@@ -301,18 +342,17 @@ void LshAttention::attend_backward(Runtime& rt, const LshShape& s, const Attenti
   const cl::NDRange global(attention_groups(s) * tiles_.queries, slices);
   const cl::NDRange local(tiles_.queries, 1);
   set_args(attend_dq_, out_r_.buffer(), acts.qv.buffer(), acts.rho.buffer(), acts.bucket.buffer(),
-           acts.sorted.buffer(), datt_.buffer(), acts.lse.buffer(), delta_buf_.buffer(), s.B, s.T,
-           C, s.H, s.rounds, s.chunk, cl::Local(keys * d * sizeof(float)),
-           cl::Local(keys * d * sizeof(float)), cl::Local(keys * sizeof(int)));
+           acts.sorted.buffer(), acts.starts.buffer(), datt_.buffer(), acts.lse.buffer(),
+           delta_buf_.buffer(), s.B, s.T, C, s.H, s.rounds, s.buckets, s.chunk, cl::Local(own),
+           cl::Local(tile), cl::Local(tile), cl::Local(pairs_per_tile * sizeof(float)));
   rt.launch(attend_dq_, global, local,
             KernelCost{2 * 3 * d * pairs, sizeof(float) * s.rounds * 5 * btc});
   set_args(attend_dkv_, dk_r_.buffer(), dv_r_.buffer(), acts.qv.buffer(), acts.rho.buffer(),
-           acts.bucket.buffer(), acts.sorted.buffer(), datt_.buffer(), acts.lse.buffer(),
-           delta_buf_.buffer(), s.B, s.T, C, s.H, s.rounds, s.chunk,
-           cl::Local(size_t(tiles_.queries) * (d + 1) * sizeof(float)),
-           cl::Local(keys * d * sizeof(float)), cl::Local(keys * d * sizeof(float)),
-           cl::Local(keys * sizeof(float)), cl::Local(keys * sizeof(float)),
-           cl::Local(keys * sizeof(float)), cl::Local(keys * sizeof(int)));
+           acts.bucket.buffer(), acts.sorted.buffer(), acts.starts.buffer(), datt_.buffer(),
+           acts.lse.buffer(), delta_buf_.buffer(), s.B, s.T, C, s.H, s.rounds, s.buckets, s.chunk,
+           cl::Local(own), cl::Local(own), cl::Local(tile), cl::Local(tile),
+           cl::Local(pairs_per_tile * 2 * sizeof(float)), cl::Local(keys * sizeof(float)),
+           cl::Local(keys * sizeof(float)), cl::Local(keys * sizeof(float)));
   rt.launch(attend_dkv_, global, local,
             KernelCost{2 * 4 * d * pairs, sizeof(float) * s.rounds * 6 * btc});
 

@@ -28,16 +28,26 @@ struct LshActivations : AttentionActivations {
   DeviceBuffer rho;     // (B, H, T): 1/‖Q‖, so K = Q·ρ
   DeviceBuffer bucket;  // (B, H, n_r, T) int: bucket id of each position
   DeviceBuffer sorted;  // (B, H, n_r, T) int: position at each sorted slot
+  DeviceBuffer starts;  // (B, H, n_r, n_b + 1) int: first sorted slot of each bucket, then T
 };
 
 // lsh.cl's tunables for one device and head size (see the kernel file).
 struct LshTiles {
-  int queries = 64;                                   // QUERIES
+  int queries = 32;                                   // QUERIES
   int keys = 32;                                      // KEYS
   int sort_wg = 256;                                  // SORT_WG
+  size_t tile_bytes(int head_size) const;  // KEYS padded rows (HEAD_VEC float4s) streamed
+  size_t own_bytes(int head_size) const;   // QUERIES rows of OWN_PITCH float4s, one per item
   size_t attention_local_bytes(int head_size) const;  // the largest of the three kernels
   std::string build_options(int head_size) const;
 };
+
+// The attention tiles lsh.cl is built with on `device` for this head size (before the
+// compiled kernels' own work-group limits): the largest that fit, or ATTNSCOPE_LSH_TILES.
+LshTiles choose_lsh_tiles(const DeviceInfo& device, int head_size);
+// ATTNSCOPE_LSH_TILES="QUERIES,KEYS" makes lsh.cl use those attention tiles (the tests run
+// the H200's on PoCL with it); UsageError when malformed or beyond the device's limits.
+LshTiles parse_lsh_tiles(const std::string& spec, const DeviceInfo& device, int head_size);
 
 class LshAttention : public AttentionVariant {
  public:
