@@ -202,7 +202,7 @@
 
 // ---------------------------------------------------------------- tensor-core primitives
 
-// lane_id, mma_m16n8k8_tf32 / MMA, round_tf32_operand: mma_tf32.cl (shared with the tiled
+// lane_id, mma_m16n8k8_tf32 / MMA, WARP_SCRATCH_PARAM / ARG, round_tf32_operand: mma_tf32.cl (shared with the tiled
 // attention kernels, cl_kernels/attention/flash_tf32.cl).
 #include "mma_tf32.cl"
 
@@ -242,11 +242,6 @@ INLINE void mma_step_emulated(float acc[MMA_TILES_M][MMA_TILES_N][4], uint a[MMA
       }
   barrier(CLK_LOCAL_MEM_FENCE);  // the next step overwrites the scratch
 }
-#define WARP_SCRATCH_PARAM , __local float* warp_scratch  // the warp's scratch, passed down
-#define WARP_SCRATCH_ARG , warp_scratch
-#else
-#define WARP_SCRATCH_PARAM
-#define WARP_SCRATCH_ARG
 #endif
 
 // ---------------------------------------------------------------- staging

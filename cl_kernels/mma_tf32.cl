@@ -69,6 +69,10 @@ INLINE float shfl_xor_emulated(float x, int mask, __local float* scratch) {
   return y;
 }
 #define SHFL_XOR(x, mask) shfl_xor_emulated(x, mask, warp_scratch)
+// A helper that issues mma or shuffles takes the warp's scratch: `f(... WARP_SCRATCH_PARAM)`,
+// called as `f(... WARP_SCRATCH_ARG)` (both empty on the GPU).
+#define WARP_SCRATCH_PARAM , __local float* warp_scratch
+#define WARP_SCRATCH_ARG , warp_scratch
 
 #else  // NVIDIA: inline PTX
 
@@ -100,6 +104,8 @@ INLINE float shfl_xor(float x, int mask) {
   return y;
 }
 #define SHFL_XOR(x, mask) shfl_xor(x, mask)
+#define WARP_SCRATCH_PARAM
+#define WARP_SCRATCH_ARG
 
 #endif
 

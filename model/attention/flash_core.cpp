@@ -178,6 +178,18 @@ void check_tiled_rows_fit(const std::string& variant, const QkvLayout& l, int T)
     throw UsageError(variant + ": T·(row of the projections) must stay below 2^31 floats");
 }
 
+TiledPrecision tiled_precision(Precision precision) {
+  return precision == Precision::tf32 ? TiledPrecision::tf32 : TiledPrecision::fp32;
+}
+
+bool tf32_forward_supports(int head_size) {
+  return head_size > 0 && head_size % 8 == 0 && head_size <= kMaxHeadSize;
+}
+
+// flash_tf32.cl's BKT: its K and V stages, BKT·(d + 8) + BKT/2·(2d + 8) floats, within
+// 48 KiB (35 KiB at d = 64 with 64 keys; 34 KiB at d = 128 with 32).
+int tf32_forward_key_tile(int head_size) { return head_size <= 64 ? 64 : 32; }
+
 FlashTiles typical_gpu_flash_tiles(int head_size) {
   DeviceInfo typical_gpu;
   typical_gpu.local_mem_bytes = 48 * 1024;
@@ -185,20 +197,54 @@ FlashTiles typical_gpu_flash_tiles(int head_size) {
   return choose_flash_tiles(typical_gpu, head_size);
 }
 
-TiledFlops tiled_attention_flops(const TiledShape& s, const FlashTiles& tiles) {
+namespace {
+
+// The tensor-core forward's tiles, for count_tiled_pairs: 64 queries × BKT keys.
+FlashTiles tf32_forward_tiles(const FlashTiles& tiles, int head_size) {
+  FlashTiles t = tiles;
+  t.br = kTf32ForwardQueryTile, t.bc = tf32_forward_key_tile(head_size);
+  return t;
+}
+
+// QKᵀ and PV over the visited tiles of the forward kernel.
+double forward_flops(const TiledShape& s, const FlashTiles& tiles, bool tf32_forward) {
+  const double bh = double(s.B) * s.H;
+  if (tf32_forward)  // every d supported is a multiple of 8: no padding
+    return bh * 4 * count_tiled_pairs(s.T, s.window, tf32_forward_tiles(tiles, s.head_size))
+                        .forward_tiles * s.head_size;
+  return bh * 4 * count_tiled_pairs(s.T, s.window, tiles).forward_tiles *
+         tiles.padded_head(s.head_size);
+}
+
+}  // namespace
+
+TiledFlops tiled_attention_flops(const TiledShape& s, const FlashTiles& tiles, bool tf32_forward) {
   const TiledPairs pairs = count_tiled_pairs(s.T, s.window, tiles);
   const double bh = double(s.B) * s.H, dp = tiles.padded_head(s.head_size);
-  return {bh * 4 * pairs.forward_tiles * dp,
+  return {forward_flops(s, tiles, tf32_forward),
           bh * (6 * pairs.dq_tiles + 8 * pairs.dkdv_tiles) * dp};
 }
 
 // ---- kernels ----
 
 TiledAttentionKernels::TiledAttentionKernels(Runtime& rt, const std::string& family,
-                                             const TiledShape& shape, const FlashTiles& tiles)
-    : rt_(rt), tiles_(tiles), head_size_(shape.head_size), group_size_(shape.group_size) {
-  const std::string file = "attention/" + family + ".cl", options = build_options(shape, tiles);
-  forward_ = rt.kernel(file, family + "_forward", options);
+                                             const TiledShape& shape, const FlashTiles& tiles,
+                                             TiledPrecision precision)
+    : rt_(rt),
+      tiles_(tiles),
+      head_size_(shape.head_size),
+      group_size_(shape.group_size),
+      precision_(precision),
+      forward_tf32_(precision != TiledPrecision::fp32 && tf32_forward_supports(shape.head_size)) {
+  // The tf32 file includes the fp32 one: one program holds the tensor-core forward and the
+  // fp32 backward kernels.
+  std::string file = "attention/" + family + ".cl", options = build_options(shape, tiles);
+  if (forward_tf32_) {
+    file = "attention/" + family + "_tf32.cl";
+    options += " -DBKT=" + std::to_string(tf32_forward_key_tile(shape.head_size));
+    if (precision == TiledPrecision::tf32_emulated) options += " -DEMULATE_MMA=1";
+  }
+  forward_ = rt.kernel(file, family + (forward_tf32_ ? "_forward_tf32" : "_forward"), options);
   delta_ = rt.kernel(file, family + "_backward_delta", options);
   dkdv_ = rt.kernel(file, family + "_backward_dkdv", options);
   if (group_size_ > 1) dkdv_sum_ = rt.kernel(file, family + "_backward_dkdv_sum", options);
@@ -210,16 +256,17 @@ size_t TiledAttentionKernels::dkv_share_floats(const TiledShape& s) {
 }
 
 bool TiledAttentionKernels::fits_compiled_limits() const {
-  const size_t forward = size_t(tiles_.forward_items()), backward = size_t(tiles_.backward_items());
+  const size_t forward = forward_tf32_ ? size_t(kTf32ForwardItems) : size_t(tiles_.forward_items());
+  const size_t backward = size_t(tiles_.backward_items());
   return kernel_work_group_limit(rt_, forward_) >= forward &&
          kernel_work_group_limit(rt_, dq_) >= backward &&
          kernel_work_group_limit(rt_, dkdv_) >= backward;
 }
 
 std::unique_ptr<TiledAttentionKernels> TiledAttentionKernels::for_device(
-    Runtime& rt, const std::string& family, const TiledShape& shape) {
+    Runtime& rt, const std::string& family, const TiledShape& shape, TiledPrecision precision) {
   for (const FlashTiles& tiles : flash_tile_candidates(rt.device(), shape.head_size)) {
-    auto kernels = std::make_unique<TiledAttentionKernels>(rt, family, shape, tiles);
+    auto kernels = std::make_unique<TiledAttentionKernels>(rt, family, shape, tiles, precision);
     if (kernels->fits_compiled_limits()) return kernels;
   }
   throw Error("cl_kernels/attention/" + family + ".cl: no tiles fit the local memory and the " +
@@ -230,17 +277,18 @@ void TiledAttentionKernels::forward(const cl::Buffer& out, const cl::Buffer& lse
                                     const cl::Buffer& q, const cl::Buffer& kv,
                                     const QkvLayout& l, const TiledShape& s) {
   check_float4_rows(l, s);
-  const TiledPairs pairs = count_tiled_pairs(s.T, s.window, tiles_);
-  const double bh = double(s.B) * s.H, dp = tiles_.padded_head(s.head_size);
+  const double bh = double(s.B) * s.H;
   const double rows = double(s.B) * s.T, q_floats = rows * s.H * s.head_size;
   const double kv_floats = 2 * rows * (s.H / s.group_size) * s.head_size;
-  const size_t items = tiles_.forward_items();
+  const size_t items = forward_tf32_ ? size_t(kTf32ForwardItems) : size_t(tiles_.forward_items());
+  const int query_block = forward_tf32_ ? kTf32ForwardQueryTile : tiles_.br;
+  // The same arguments for both forward kernels.
   set_args(forward_, out, lse, q, l.q_stride, l.q_offset, kv, kv, l.kv_stride, l.k_offset,
            l.v_offset, s.T, s.H, kernel_window(s));
   // QKᵀ and PV per tile; reads Q, K, V once, writes O and L.
-  rt_.launch(forward_, cl::NDRange(blocks(s.T, tiles_.br) * items, size_t(s.B) * s.H),
+  rt_.launch(forward_, cl::NDRange(blocks(s.T, query_block) * items, size_t(s.B) * s.H),
              cl::NDRange(items, 1),
-             {bh * 4 * pairs.forward_tiles * dp,
+             {forward_flops(s, tiles_, forward_tf32_),
               sizeof(float) * (2 * q_floats + kv_floats + bh * s.T)});
 }
 
@@ -361,7 +409,7 @@ AttentionCost TiledExactAttention::cost(const AttentionDims& d) const {
   const TiledPairs pairs = count_tiled_pairs(d.T, window(d), tiles_);
   const double bh = double(d.B) * d.H, hd = d.head_size();
   const double proj = projection_flops(d);
-  const TiledFlops executed = tiled_attention_flops(tiled_shape(d), tiles_);
+  const TiledFlops executed = tiled_attention_flops(tiled_shape(d), tiles_, forward_tf32_);
   AttentionCost c;
   c.model_flops_forward = proj + bh * 4 * pairs.needed * hd;  // QKᵀ and PV over allowed pairs
   c.model_flops_backward = 2 * c.model_flops_forward;
@@ -396,10 +444,12 @@ std::unique_ptr<AttentionActivations> TiledExactAttention::allocate(Ops& ops,
   const size_t rows = size_t(d.B) * d.T, stats = size_t(d.B) * d.H * d.T;
   check_tiled_rows_fit(family(), layout(d), d.T);
   const TiledShape shape = tiled_shape(d);
+  const TiledPrecision precision = tiled_precision(ops.precision());
   if (!kernels_ || kernels_->head_size() != shape.head_size ||
-      kernels_->group_size() != shape.group_size) {
-    kernels_ = TiledAttentionKernels::for_device(rt, family(), shape);
+      kernels_->group_size() != shape.group_size || kernels_->precision() != precision) {
+    kernels_ = TiledAttentionKernels::for_device(rt, family(), shape, precision);
     tiles_ = kernels_->tiles();
+    forward_tf32_ = kernels_->forward_tf32();
   }
   if (!scratch_ || scratch_->dq.floats() < q_floats(d) || scratch_->dkv.floats() < kv_floats(d) ||
       scratch_->datt.floats() < rows * d.C || scratch_->delta.floats() < stats ||

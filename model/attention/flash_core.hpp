@@ -74,27 +74,47 @@ TiledPairs count_tiled_pairs(int T, int window, const FlashTiles& tiles);
 // variant's cost() assumes until allocate() has seen the device. Checks the head size.
 FlashTiles typical_gpu_flash_tiles(int head_size);
 
+// How the tiled kernels run their products. tf32: the forward on NVIDIA tensor cores
+// (<family>_tf32.cl, kernel <family>_forward_tf32: 64 queries × tiles of
+// tf32_forward_key_tile keys, TF32 operands), the backward still flash.cl's fp32 kernels
+// (from the same program) — for head sizes that tf32_forward_supports; others keep the
+// fp32 forward. tf32_emulated: the same kernels with the tensor-core instructions emulated
+// (EMULATE_MMA), for tests on CPU devices only, never in production.
+enum class TiledPrecision { fp32, tf32, tf32_emulated };
+TiledPrecision tiled_precision(Precision precision);  // Ops' precision → fp32 or tf32
+bool tf32_forward_supports(int head_size);            // a multiple of 8, at most 128
+int tf32_forward_key_tile(int head_size);             // keys per tile: 64 (d ≤ 64) or 32
+constexpr int kTf32ForwardQueryTile = 64;              // queries per work-group (4 warps)
+constexpr int kTf32ForwardItems = 128;                 // work-items per work-group
+
 // FLOPs the tiled kernels execute for one call (padding rows and the masked parts of
 // visited tiles included): forward QKᵀ and PV per tile; backward the dQ kernel's S, dP, dQ
-// and the dK/dV kernel's S, dP, dV, dK.
+// and the dK/dV kernel's S, dP, dV, dK. tf32_forward: the forward is the tensor-core kernel
+// (its own tiles, no head padding).
 struct TiledFlops {
   double forward = 0, backward = 0;
 };
-TiledFlops tiled_attention_flops(const TiledShape& shape, const FlashTiles& tiles);
+TiledFlops tiled_attention_flops(const TiledShape& shape, const FlashTiles& tiles,
+                                 bool tf32_forward = false);
 
 // The four kernels of one variant's .cl file, built for one head size and group size.
 class TiledAttentionKernels {
  public:
-  // family: "flash" → cl_kernels/attention/flash.cl, kernels flash_forward, ...
+  // family: "flash" → cl_kernels/attention/flash.cl, kernels flash_forward, ...; with
+  // precision tf32 (and a head size tf32_forward_supports) flash_tf32.cl, kernels
+  // flash_forward_tf32 and flash.cl's backward kernels.
   TiledAttentionKernels(Runtime& rt, const std::string& family, const TiledShape& shape,
-                        const FlashTiles& tiles);
+                        const FlashTiles& tiles, TiledPrecision precision = TiledPrecision::fp32);
   // Whether the compiled kernels (their registers) allow the tiles' work-group sizes.
   bool fits_compiled_limits() const;
   // With the first of flash_tile_candidates() whose compiled kernels (their registers)
   // allow the tiles' work-group sizes.
-  static std::unique_ptr<TiledAttentionKernels> for_device(Runtime& rt, const std::string& family,
-                                                          const TiledShape& shape);
+  static std::unique_ptr<TiledAttentionKernels> for_device(
+      Runtime& rt, const std::string& family, const TiledShape& shape,
+      TiledPrecision precision = TiledPrecision::fp32);
   const FlashTiles& tiles() const { return tiles_; }
+  TiledPrecision precision() const { return precision_; }  // as asked
+  bool forward_tf32() const { return forward_tf32_; }      // whether the forward is tf32
   int head_size() const { return head_size_; }
   int group_size() const { return group_size_; }
   // Floats of backward's per-query-head dK|dV scratch: (B,T,H,2·d) for groups, else 0.
@@ -115,6 +135,8 @@ class TiledAttentionKernels {
   Runtime& rt_;
   FlashTiles tiles_;
   int head_size_, group_size_;
+  TiledPrecision precision_;
+  bool forward_tf32_;
   cl::Kernel forward_, delta_, dkdv_, dkdv_sum_, dq_;
 };
 
@@ -177,6 +199,7 @@ class TiledExactAttention : public AttentionVariant {
  private:
   struct Scratch;
   FlashTiles tiles_;
+  bool forward_tf32_ = false;  // the kernels' forward runs on tensor cores (cost())
   std::unique_ptr<TiledAttentionKernels> kernels_;
   std::unique_ptr<Scratch> scratch_;
 };
