@@ -249,3 +249,270 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_T, 1, 1))) void VARIANT_KERNE
     if (t == 0) lse[((size_t)b * n_head + h) * T + i] = (m + log2(l)) * M_LN2_F;
   }
 }
+
+// ---- backward on tensor cores (head sizes a multiple of 16, at most 64) ----
+//
+// dQ and dK/dV as flash.cl's (deterministic, no atomics; the delta and dkdv_sum kernels are
+// flash.cl's), with every product an mma: a work-group of 4 warps owns BQT = 64 rows (16 a
+// warp) — queries for dQ, keys for dK/dV — and loops over tiles of BKB = 32 of the other
+// side. A warp keeps its own rows' two operands as A fragments in registers (dQ: Q·(log2 e/
+// √d) and dO; dK/dV: K·(log2 e/√d) and V) and its accumulators (dQ; dK and dV) as C
+// fragments. Per tile:
+//   dQ:    S = Q·Kᵀ, dP = dO·Vᵀ (B from the K, V stages: "B stored [N,K]"),
+//          P = 2^(S − L·log2 e) (masked: 0), dS = P∘(dP − delta), dQ += dS·K.
+//   dK/dV: Sᵀ = K·Qᵀ, dPᵀ = V·dOᵀ (keys as the warp's rows), Pᵀ, dSᵀ likewise with L and
+//          delta of the tile's queries (staged in __local), dV += Pᵀ·dO, dK += dSᵀ·Q.
+// The second products take P (dS) from its C fragments as A fragments (the forward's slot
+// permutation), and B = X[row 2t, 2t + 1 of the k-step][column g] of a stage X. Stages are
+// row-major, KS floats a row (KS/8 odd), with the 8-float halves of each 16-float group
+// swapped in rows r with bit 2 set (BSWZ): the S-like loads (float2 at row g, columns 2t)
+// and the accumulating loads (two floats at rows 2t, 2t + 1, column g) are then both
+// conflict-free. Stores of the results: dQ and dK scaled by 1/√d, as flash.cl's.
+
+#if HEAD_SIZE % 16 == 0 && HEAD_SIZE <= 64
+#define BKB 32                              // backward: tile rows of the other side
+#define NTB (BKB / 8)                       // n-tiles of S (k-steps of the second products)
+#define BS_F4 (BKB * HEAD_SIZE / 4)         // float4s of a backward tile (a multiple of 128)
+#define BSWZ(r) ((((r) >> 2) & 1) << 3)     // column XOR of stage row r
+
+// Rows [r0, r0 + BKB) of one head into registers (item lid's float4s lid + e·ITEMS_T), then
+// into a stage, rounded and swizzled.
+INLINE void load_tile_b(float4* st, __global const float* head, const int stride, const int r0,
+                        const int T, const int lid) {
+#pragma unroll
+  for (int e = 0; e < BS_F4 / ITEMS_T; ++e) {
+    const int f = lid + e * ITEMS_T, r = f / (HEAD_SIZE / 4), c4 = f % (HEAD_SIZE / 4);
+    st[e] = head_float4(head, stride, r0 + r, c4, T);
+  }
+}
+INLINE void store_tile_b(__local float* stage, const float4* st, const int lid) {
+#pragma unroll
+  for (int e = 0; e < BS_F4 / ITEMS_T; ++e) {
+    const int f = lid + e * ITEMS_T, r = f / (HEAD_SIZE / 4), c4 = f % (HEAD_SIZE / 4);
+    *(__local float4*)(stage + r * KS + ((4 * c4) ^ BSWZ(r))) = round_tf32_operand4(st[e]);
+  }
+}
+
+// A fragments of this lane's rows row0, row0 + 8 of one head, times scale, rounded (zero
+// past T): k-step kk, a0 a2 = X[row0][8kk + 2t, + 1], a1 a3 the same of row0 + 8.
+INLINE void load_own_rows(uint f[KSTEPS][4], __global const float* head, const int stride,
+                          const int row0, const int T, const int t, const float scale) {
+#pragma unroll
+  for (int kk = 0; kk < KSTEPS; ++kk)
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int row = row0 + 8 * e;
+      float2 x = (float2)(0.f);
+      if (row < T) x = *(__global const float2*)(head + row * stride + 8 * kk + 2 * t);
+      f[kk][e] = as_uint(round_tf32_operand(x.x * scale));
+      f[kk][e + 2] = as_uint(round_tf32_operand(x.y * scale));
+    }
+}
+
+// acc (16 × BKB, C fragments) = own rows (a) · (the stage's BKB rows)ᵀ.
+INLINE void mma_rows_by_tile(float acc[NTB][4], uint a[KSTEPS][4], const __local float* stage,
+                             const int g, const int t WARP_SCRATCH_PARAM) {
+  // Row 8j + g (swizzle BSWZ(g)), columns (8kk + 2t) ^ sw = 2t + (8kk ^ sw).
+  const __local float* base = stage + g * KS + 2 * t;
+  const int sw = BSWZ(g);
+  MMA_LOOP
+  for (int j = 0; j < NTB; ++j) {
+    acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+    MMA_LOOP
+    for (int kk = 0; kk < KSTEPS; ++kk) {
+      const float2 x = *(const __local float2*)(base + 8 * j * KS + ((8 * kk) ^ sw));
+      const uint bf[2] = {as_uint(x.x), as_uint(x.y)};
+      MMA(acc[j], a[kk], bf);
+    }
+  }
+}
+
+// acc (16 × d, C fragments) += w (16 × BKB, C fragments, rounded here) · (the stage's rows).
+INLINE void mma_accumulate_tile(float acc[KSTEPS][4], float w[NTB][4], const __local float* stage,
+                                const int g, const int t WARP_SCRATCH_PARAM) {
+  // Rows 8j + 2t, + 1 (swizzle BSWZ(2t)), column (8n + g) ^ sw = g + (8n ^ sw).
+  const __local float* base = stage + 2 * t * KS + g;
+  const int sw = BSWZ(2 * t);
+  MMA_LOOP
+  for (int j = 0; j < NTB; ++j) {
+    const uint wf[4] = {as_uint(round_tf32_operand(w[j][0])), as_uint(round_tf32_operand(w[j][2])),
+                        as_uint(round_tf32_operand(w[j][1])), as_uint(round_tf32_operand(w[j][3]))};
+    MMA_LOOP
+    for (int n = 0; n < KSTEPS; ++n) {
+      const __local float* x = base + 8 * j * KS + ((8 * n) ^ sw);
+      const uint bf[2] = {as_uint(x[0]), as_uint(x[KS])};
+      MMA(acc[n], wf, bf);
+    }
+  }
+}
+
+__kernel __attribute__((reqd_work_group_size(ITEMS_T, 1, 1))) void VARIANT_KERNEL(backward_dq_tf32)(
+    __global float* dq, __global const float* q, const int q_stride, const int q_offset,
+    __global const float* k, __global const float* v, const int kv_stride, const int k_offset,
+    const int v_offset, __global const float* dout, __global const float* lse,
+    __global const float* delta, const int T, const int n_head, const int window) {
+  __local float4 k_stage[BKB * KS / 4];
+  __local float4 v_stage[BKB * KS / 4];
+  __local float* const k_s = (__local float*)k_stage;
+  __local float* const v_s = (__local float*)v_stage;
+  const int lid = get_local_id(0), warp = lid / WARP_SIZE, lane = lane_id();
+  const int g = lane >> 2, t = lane & 3;
+#if EMULATE_MMA
+  __local float mma_scratch[WARPS_T * MMA_SCRATCH_FLOATS];
+  __local float* const warp_scratch = mma_scratch + warp * MMA_SCRATCH_FLOATS;
+#endif
+  const int q0 = (get_num_groups(0) - 1 - get_group_id(0)) * BQT;  // longest rows first
+  const int b = get_group_id(1) / n_head, h = get_group_id(1) % n_head, hk = h / GROUP_SIZE;
+  const size_t batch_q = (size_t)b * T * q_stride, batch_kv = (size_t)b * T * kv_stride;
+  __global const float* k_head = k + batch_kv + k_offset + hk * HEAD_SIZE;
+  __global const float* v_head = v + batch_kv + v_offset + hk * HEAD_SIZE;
+  const int row0 = q0 + 16 * warp + g;  // this lane's queries: row0 and row0 + 8
+
+  uint qf[KSTEPS][4], dof[KSTEPS][4];
+  load_own_rows(qf, q + batch_q + q_offset + h * HEAD_SIZE, q_stride, row0, T, t,
+                SCORE_SCALE_LOG2);
+  load_own_rows(dof, dout + (size_t)b * T * (n_head * HEAD_SIZE) + h * HEAD_SIZE,
+                n_head * HEAD_SIZE, row0, T, t, 1.f);
+  float lse2[2], dl[2];
+#pragma unroll
+  for (int e = 0; e < 2; ++e) {
+    const int i = row0 + 8 * e;
+    const size_t stat = ((size_t)b * n_head + h) * T + i;
+    lse2[e] = i < T ? lse[stat] * M_LOG2E_F : 0.f;
+    dl[e] = i < T ? delta[stat] : 0.f;
+  }
+  float acc[KSTEPS][4];
+#pragma unroll
+  for (int n = 0; n < KSTEPS; ++n) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
+
+  const int k_end = min(T, q0 + BQT);
+  for (int k0 = first_key(q0, window); k0 < k_end; k0 += BKB) {
+    float4 ks[BS_F4 / ITEMS_T], vs[BS_F4 / ITEMS_T];
+    load_tile_b(ks, k_head, kv_stride, k0, T, lid);
+    load_tile_b(vs, v_head, kv_stride, k0, T, lid);
+    barrier(CLK_LOCAL_MEM_FENCE);  // the previous tile is consumed
+    store_tile_b(k_s, ks, lid);
+    store_tile_b(v_s, vs, lid);
+    barrier(CLK_LOCAL_MEM_FENCE);
+
+    float s[NTB][4], dp[NTB][4];
+    mma_rows_by_tile(s, qf, k_s, g, t WARP_SCRATCH_ARG);
+    mma_rows_by_tile(dp, dof, v_s, g, t WARP_SCRATCH_ARG);
+    const bool masked =
+        !tile_unmasked(q0 + 16 * warp, q0 + 16 * warp + 15, k0, k0 + BKB - 1, T, window);
+#pragma unroll
+    for (int j = 0; j < NTB; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {  // S → dS
+        float p = EXP2(s[j][e] - lse2[e >> 1]);
+        if (masked && !allowed(row0 + 8 * (e >> 1), k0 + 8 * j + 2 * t + (e & 1), T, window))
+          p = 0.f;
+        s[j][e] = p * (dp[j][e] - dl[e >> 1]);
+      }
+    mma_accumulate_tile(acc, s, k_s, g, t WARP_SCRATCH_ARG);
+  }
+#pragma unroll
+  for (int e = 0; e < 2; ++e) {
+    const int i = row0 + 8 * e;
+    if (i >= T) continue;
+    __global float* dq_row = dq + batch_q + (size_t)i * q_stride + q_offset + h * HEAD_SIZE + 2 * t;
+#pragma unroll
+    for (int n = 0; n < KSTEPS; ++n)
+      *(__global float2*)(dq_row + 8 * n) =
+          (float2)(acc[n][2 * e], acc[n][2 * e + 1]) * rsqrt((float)HEAD_SIZE);
+  }
+}
+
+// dkv: as flash.cl's backward_dkdv (GROUP_SIZE 1: dK|dV in the layout of k and v; else
+// this query head's share in the (B,T,H,2·d) scratch, summed by backward_dkdv_sum).
+__kernel __attribute__((reqd_work_group_size(ITEMS_T, 1, 1))) void VARIANT_KERNEL(
+    backward_dkdv_tf32)(__global float* dkv, __global const float* q, const int q_stride,
+                        const int q_offset, __global const float* k, __global const float* v,
+                        const int kv_stride, const int k_offset, const int v_offset,
+                        __global const float* dout, __global const float* lse,
+                        __global const float* delta, const int T, const int n_head,
+                        const int window) {
+  __local float4 q_stage[BKB * KS / 4];
+  __local float4 do_stage[BKB * KS / 4];
+  __local float lse2_s[BKB], delta_s[BKB];  // of the tile's queries
+  __local float* const q_s = (__local float*)q_stage;
+  __local float* const do_s = (__local float*)do_stage;
+  const int lid = get_local_id(0), warp = lid / WARP_SIZE, lane = lane_id();
+  const int g = lane >> 2, t = lane & 3;
+#if EMULATE_MMA
+  __local float mma_scratch[WARPS_T * MMA_SCRATCH_FLOATS];
+  __local float* const warp_scratch = mma_scratch + warp * MMA_SCRATCH_FLOATS;
+#endif
+  const int k0 = get_group_id(0) * BQT;  // the first key blocks have the most queries: first
+  const int b = get_group_id(1) / n_head, h = get_group_id(1) % n_head, hk = h / GROUP_SIZE;
+  const size_t batch_q = (size_t)b * T * q_stride, batch_kv = (size_t)b * T * kv_stride;
+  const size_t batch_o = (size_t)b * T * (n_head * HEAD_SIZE);
+  const int row0 = k0 + 16 * warp + g;  // this lane's keys: row0 and row0 + 8
+
+  uint kf[KSTEPS][4], vf[KSTEPS][4];
+  load_own_rows(kf, k + batch_kv + k_offset + hk * HEAD_SIZE, kv_stride, row0, T, t,
+                SCORE_SCALE_LOG2);
+  load_own_rows(vf, v + batch_kv + v_offset + hk * HEAD_SIZE, kv_stride, row0, T, t, 1.f);
+  float dk[KSTEPS][4], dv[KSTEPS][4];
+#pragma unroll
+  for (int n = 0; n < KSTEPS; ++n)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) dk[n][e] = dv[n][e] = 0.f;
+
+  __global const float* q_head = q + batch_q + q_offset + h * HEAD_SIZE;
+  __global const float* do_head = dout + batch_o + h * HEAD_SIZE;
+  __global const float* lse_row = lse + ((size_t)b * n_head + h) * T;
+  __global const float* delta_row = delta + ((size_t)b * n_head + h) * T;
+  const int i_end = query_end(k0 + BQT - 1, T, window);
+  for (int i0 = k0; i0 < i_end; i0 += BKB) {
+    float4 qs[BS_F4 / ITEMS_T], dos[BS_F4 / ITEMS_T];
+    load_tile_b(qs, q_head, q_stride, i0, T, lid);
+    load_tile_b(dos, do_head, n_head * HEAD_SIZE, i0, T, lid);
+    const bool stat_item = lid < BKB, in = stat_item && i0 + lid < T;
+    const float lse2_v = in ? lse_row[i0 + lid] * M_LOG2E_F : 0.f;
+    const float delta_v = in ? delta_row[i0 + lid] : 0.f;
+    barrier(CLK_LOCAL_MEM_FENCE);  // the previous tile is consumed
+    store_tile_b(q_s, qs, lid);
+    store_tile_b(do_s, dos, lid);
+    if (stat_item) lse2_s[lid] = lse2_v, delta_s[lid] = delta_v;
+    barrier(CLK_LOCAL_MEM_FENCE);
+
+    float s[NTB][4], dp[NTB][4];  // Sᵀ, dPᵀ: own keys × the tile's queries
+    mma_rows_by_tile(s, kf, q_s, g, t WARP_SCRATCH_ARG);
+    mma_rows_by_tile(dp, vf, do_s, g, t WARP_SCRATCH_ARG);
+    const bool masked =
+        !tile_unmasked(i0, i0 + BKB - 1, k0 + 16 * warp, k0 + 16 * warp + 15, T, window);
+#pragma unroll
+    for (int j = 0; j < NTB; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {  // Sᵀ → Pᵀ, dPᵀ → dSᵀ
+        const int col = 8 * j + 2 * t + (e & 1);
+        float p = EXP2(s[j][e] - lse2_s[col]);
+        if (masked && !allowed(i0 + col, row0 + 8 * (e >> 1), T, window)) p = 0.f;
+        s[j][e] = p;
+        dp[j][e] = p * (dp[j][e] - delta_s[col]);
+      }
+    mma_accumulate_tile(dv, s, do_s, g, t WARP_SCRATCH_ARG);
+    mma_accumulate_tile(dk, dp, q_s, g, t WARP_SCRATCH_ARG);
+  }
+#pragma unroll
+  for (int e = 0; e < 2; ++e) {
+    const int j = row0 + 8 * e;
+    if (j >= T) continue;
+#if GROUP_SIZE == 1
+    __global float* row = dkv + batch_kv + (size_t)j * kv_stride + hk * HEAD_SIZE + 2 * t;
+    __global float* dk_row = row + k_offset;
+    __global float* dv_row = row + v_offset;
+#else
+    __global float* dk_row = dkv + (((size_t)b * T + j) * n_head + h) * (2 * HEAD_SIZE) + 2 * t;
+    __global float* dv_row = dk_row + HEAD_SIZE;
+#endif
+#pragma unroll
+    for (int n = 0; n < KSTEPS; ++n) {
+      *(__global float2*)(dk_row + 8 * n) =
+          (float2)(dk[n][2 * e], dk[n][2 * e + 1]) * rsqrt((float)HEAD_SIZE);
+      *(__global float2*)(dv_row + 8 * n) = (float2)(dv[n][2 * e], dv[n][2 * e + 1]);
+    }
+  }
+}
+#endif  // HEAD_SIZE % 16 == 0 && HEAD_SIZE <= 64

@@ -74,28 +74,31 @@ TiledPairs count_tiled_pairs(int T, int window, const FlashTiles& tiles);
 // variant's cost() assumes until allocate() has seen the device. Checks the head size.
 FlashTiles typical_gpu_flash_tiles(int head_size);
 
-// How the tiled kernels run their products. tf32: the forward on NVIDIA tensor cores
-// (<family>_tf32.cl, kernel <family>_forward_tf32: 64 queries × tiles of
-// tf32_forward_key_tile keys, TF32 operands), the backward still flash.cl's fp32 kernels
-// (from the same program) — for head sizes that tf32_forward_supports; others keep the
-// fp32 forward. tf32_emulated: the same kernels with the tensor-core instructions emulated
-// (EMULATE_MMA), for tests on CPU devices only, never in production.
+// How the tiled kernels run their products. tf32: on NVIDIA tensor cores with TF32
+// operands (<family>_tf32.cl): the forward (<family>_forward_tf32: 64 queries × tiles of
+// tf32_forward_key_tile keys) for head sizes that tf32_forward_supports, the dQ and dK/dV
+// kernels (<family>_backward_dq_tf32, _dkdv_tf32: 64 rows × tiles of 32) for those that
+// tf32_backward_supports; the rest, and the delta and dkdv_sum kernels, are flash.cl's fp32
+// kernels, from the same program. tf32_emulated: the same kernels with the tensor-core
+// instructions emulated (EMULATE_MMA), for tests on CPU devices only, never in production.
 enum class TiledPrecision { fp32, tf32, tf32_emulated };
 TiledPrecision tiled_precision(Precision precision);  // Ops' precision → fp32 or tf32
 bool tf32_forward_supports(int head_size);            // a multiple of 8, at most 128
+bool tf32_backward_supports(int head_size);           // a multiple of 16, at most 64
 int tf32_forward_key_tile(int head_size);             // keys per tile: 64 (d ≤ 64) or 32
-constexpr int kTf32ForwardQueryTile = 64;              // queries per work-group (4 warps)
-constexpr int kTf32ForwardItems = 128;                 // work-items per work-group
+constexpr int kTf32RowBlock = 64;     // rows (queries; keys in dK/dV) per work-group: 4 warps
+constexpr int kTf32Items = 128;       // work-items per work-group
+constexpr int kTf32BackwardTile = 32;  // backward: rows of the other side per tile
 
 // FLOPs the tiled kernels execute for one call (padding rows and the masked parts of
 // visited tiles included): forward QKᵀ and PV per tile; backward the dQ kernel's S, dP, dQ
-// and the dK/dV kernel's S, dP, dV, dK. tf32_forward: the forward is the tensor-core kernel
-// (its own tiles, no head padding).
+// and the dK/dV kernel's S, dP, dV, dK. tf32_forward, tf32_backward: those kernels are the
+// tensor-core ones (their own tiles, no head padding).
 struct TiledFlops {
   double forward = 0, backward = 0;
 };
 TiledFlops tiled_attention_flops(const TiledShape& shape, const FlashTiles& tiles,
-                                 bool tf32_forward = false);
+                                 bool tf32_forward = false, bool tf32_backward = false);
 
 // The four kernels of one variant's .cl file, built for one head size and group size.
 class TiledAttentionKernels {
@@ -115,6 +118,7 @@ class TiledAttentionKernels {
   const FlashTiles& tiles() const { return tiles_; }
   TiledPrecision precision() const { return precision_; }  // as asked
   bool forward_tf32() const { return forward_tf32_; }      // whether the forward is tf32
+  bool backward_tf32() const { return backward_tf32_; }    // whether dQ and dK/dV are
   int head_size() const { return head_size_; }
   int group_size() const { return group_size_; }
   // Floats of backward's per-query-head dK|dV scratch: (B,T,H,2·d) for groups, else 0.
@@ -136,7 +140,7 @@ class TiledAttentionKernels {
   FlashTiles tiles_;
   int head_size_, group_size_;
   TiledPrecision precision_;
-  bool forward_tf32_;
+  bool forward_tf32_, backward_tf32_;
   cl::Kernel forward_, delta_, dkdv_, dkdv_sum_, dq_;
 };
 
@@ -199,7 +203,7 @@ class TiledExactAttention : public AttentionVariant {
  private:
   struct Scratch;
   FlashTiles tiles_;
-  bool forward_tf32_ = false;  // the kernels' forward runs on tensor cores (cost())
+  bool forward_tf32_ = false, backward_tf32_ = false;  // the kernels' (cost())
   std::unique_ptr<TiledAttentionKernels> kernels_;
   std::unique_ptr<Scratch> scratch_;
 };

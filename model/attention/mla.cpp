@@ -71,7 +71,9 @@ class MlaAttention : public AttentionVariant {
                                  ? core_->tiles()
                                  : typical_gpu_flash_tiles(dims.head_size());
     const bool tf32_forward = core_ && core_->forward_tf32();
-    const TiledFlops attention = tiled_attention_flops(tiled_shape(dims), tiles, tf32_forward);
+    const bool tf32_backward = core_ && core_->backward_tf32();
+    const TiledFlops attention =
+        tiled_attention_flops(tiled_shape(dims), tiles, tf32_forward, tf32_backward);
     const double N = double(dims.B) * dims.T, C = dims.C, dc = latent_dim(dims);
     // W_q, W_dkv, [W_uk; W_uv], W_o
     const double projections = 2 * N * C * C + 2 * N * C * dc + 2 * N * dc * 2 * C + 2 * N * C * C;
