@@ -4,11 +4,12 @@
 // so that PoCL runs the GPU's kernel — its tiles (64 queries, 4 warps, 64 or 32 keys), its
 // stages, fragment mapping, online softmax and masks — against the CPU reference, with
 // fresh random inputs and NaN-poisoned outputs, at check_tolerance(tf32) (5e-3 relative,
-// the tolerance `attnscope check --precision tf32` applies; what TF32's 2^-11 operand
-// rounding gives is near 1e-3). The backward is flash.cl's fp32 kernels from the same
-// program, fed the tf32 forward's O and L: checked the same way. Also: the tf32 forward
-// differs from the fp32 one by TF32-sized errors only (and does differ: operands are
-// rounded), runs are bitwise deterministic, and the accounting of its FLOPs.
+// the tolerance `attnscope check --precision tf32` applies; measured here: O and L about
+// 3e-4, the gradients up to 6e-4). The backward likewise: the tensor-core dQ and dK/dV
+// kernels (d a multiple of 16, at most 64; flash.cl's fp32 ones, from the same program,
+// for d = 40 and 128), fed the tf32 forward's O and L. Also: the tf32 forward differs from
+// the fp32 one by TF32-sized errors only (and does differ: operands are rounded), runs are
+// bitwise deterministic, and the accounting of the kernels' FLOPs.
 // Each (family, head size, group) is one program, built once per process (PoCL compiles
 // slowly) and shared through the runtime's cache.
 #include <gtest/gtest.h>
@@ -158,11 +159,12 @@ TEST(FlashTf32, FlashMatchesReference) {
 }
 
 // d = 32, d = 40 (d/8 odd: K stage rows unpadded; tiles not a multiple of the work-group's
-// float4s) and d = 128 (tiles of 32 keys).
+// float4s; fp32 backward), d = 128 (tiles of 32 keys; fp32 backward) and d = 16.
 TEST(FlashTf32, OtherHeadSizesMatchReference) {
   expect_matches_reference({"flash", 1, 100, 3, 32, 1, 0, true});
   expect_matches_reference({"flash", 1, 70, 2, 40, 1, 0, true});
   expect_matches_reference({"flash", 1, 75, 1, 128, 1, 0, true});
+  expect_matches_reference({"flash", 2, 50, 2, 16, 1, 0, true});  // the smallest backward tiles
 }
 
 TEST(FlashTf32, GqaGroupsMatchReference) {
@@ -182,12 +184,12 @@ TEST(FlashTf32, MlaLayoutMatchesReference) {
 }
 
 // The tf32 forward against the fp32 one on the same inputs: TF32-sized differences (and
-// some: the operands are rounded), and bitwise the same on a second run.
+// some: the operands are rounded); forward and backward bitwise the same on a second run.
 TEST(FlashTf32, DiffersFromFp32ByTf32ErrorsAndIsDeterministic) {
-  const Case c{"flash", 2, 130, 2, 64, 1, 0, true};
+  const Case c{"gqa", 2, 130, 4, 64, 2, 0};
   const Problem p = make_problem(c);
-  const Result tf32 = run(kernels_for(c, TiledPrecision::tf32_emulated), p, false);
-  const Result again = run(kernels_for(c, TiledPrecision::tf32_emulated), p, false);
+  const Result tf32 = run(kernels_for(c, TiledPrecision::tf32_emulated), p, true);
+  const Result again = run(kernels_for(c, TiledPrecision::tf32_emulated), p, true);
   TiledAttentionKernels& fp32_kernels = kernels_for(c, TiledPrecision::fp32);
   ASSERT_FALSE(fp32_kernels.forward_tf32());
   const Result fp32 = run(fp32_kernels, p, false);
@@ -197,26 +199,34 @@ TEST(FlashTf32, DiffersFromFp32ByTf32ErrorsAndIsDeterministic) {
   EXPECT_LT(relative_error(fp32.out, p.out), 1e-4);
   EXPECT_EQ(tf32.out, again.out);
   EXPECT_EQ(tf32.lse, again.lse);
+  EXPECT_EQ(tf32.dq, again.dq);
+  EXPECT_EQ(tf32.dkv, again.dkv);
 }
 
-TEST(FlashTf32, HeadSizesOutsideTheTensorCorePathKeepTheFp32Forward) {
+TEST(FlashTf32, HeadSizesOutsideTheTensorCoreKernelsKeepTheFp32Ones) {
   for (int d : {8, 16, 64, 72, 128}) EXPECT_TRUE(tf32_forward_supports(d)) << d;
   for (int d : {1, 4, 12, 20, 130}) EXPECT_FALSE(tf32_forward_supports(d)) << d;
+  for (int d : {16, 32, 48, 64}) EXPECT_TRUE(tf32_backward_supports(d)) << d;
+  for (int d : {8, 40, 72, 128}) EXPECT_FALSE(tf32_backward_supports(d)) << d;
   EXPECT_EQ(tf32_forward_key_tile(64), 64);
   EXPECT_EQ(tf32_forward_key_tile(128), 32);
   EXPECT_EQ(tiled_precision(Precision::tf32), TiledPrecision::tf32);
   EXPECT_EQ(tiled_precision(Precision::fp32), TiledPrecision::fp32);
 }
 
-// Executed forward FLOPs: 4·d per (query, key) pair of the visited 64 × BKT tiles. T = 130,
-// causal, 64 × 64: query blocks 0, 64, 128 visit 1, 2 and 3 key tiles.
-TEST(FlashTf32, ForwardFlopsCountTheTensorCoreTiles) {
+// Executed FLOPs: 4·d (forward), 6·d (dQ) and 8·d (dK/dV) per pair of the visited tiles.
+// T = 130, causal. Forward, 64 × 64: query blocks 0, 64, 128 visit 1, 2 and 3 key tiles.
+// dQ, 64 × 32: 2, 4, 5 key tiles. dK/dV, 64 keys × 32 queries: key blocks 0, 64, 128 visit
+// 5, 3 and 1 query tiles (from k0 to T).
+TEST(FlashTf32, FlopsCountTheTensorCoreTiles) {
   TiledShape s;
   s.B = 2, s.T = 130, s.H = 3, s.head_size = 64;
   const FlashTiles tiles = typical_gpu_flash_tiles(64);
   EXPECT_DOUBLE_EQ(tiled_attention_flops(s, tiles, true).forward, 2.0 * 3 * 6 * 64 * 64 * 4 * 64);
   EXPECT_EQ(tiled_attention_flops(s, tiles, true).backward,
             tiled_attention_flops(s, tiles, false).backward);
+  EXPECT_DOUBLE_EQ(tiled_attention_flops(s, tiles, true, true).backward,
+                   2.0 * 3 * 64 * 32 * 64 * (6 * 11 + 8 * 9));
   s.head_size = 128;  // 32-key tiles: 2, 4 and 5 (keys 128, 129) tiles
   EXPECT_DOUBLE_EQ(tiled_attention_flops(s, typical_gpu_flash_tiles(128), true).forward,
                    2.0 * 3 * 11 * 64 * 32 * 4 * 128);

@@ -1,12 +1,19 @@
-// flash_tf32.cl — the exact tiled attention of flash.cl with its forward products on NVIDIA
-// tensor cores (mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32), for --precision tf32.
-// It includes flash.cl, so one program holds both: <v>_forward_tf32 (below) and flash.cl's
-// fp32 kernels, of which the tf32 path uses the backward ones (delta, dK/dV, dkdv_sum, dQ)
-// unchanged: they read only Q, K, V, O and L, which the tf32 forward writes exactly as
-// flash_forward does (L in natural log units). gqa_tf32.cl, sliding_window_tf32.cl and
-// mla_tf32.cl specialise it as gqa.cl, sliding_window.cl and mla.cl specialise flash.cl.
+// flash_tf32.cl — the exact tiled attention of flash.cl with its products on NVIDIA tensor
+// cores (mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32), for --precision tf32.
+// It includes flash.cl, so one program holds both: <v>_forward_tf32, <v>_backward_dq_tf32
+// and <v>_backward_dkdv_tf32 (below), and flash.cl's fp32 kernels, of which the tf32 path
+// uses backward_delta and backward_dkdv_sum unchanged, and the fp32 dQ and dK/dV kernels
+// for head sizes the tf32 ones do not take. The kernels exchange only Q, K, V, O, L, delta
+// and dO, in flash.cl's layouts (L in natural log units), so tf32 and fp32 kernels mix.
+// gqa_tf32.cl, sliding_window_tf32.cl and mla_tf32.cl specialise it as gqa.cl,
+// sliding_window.cl and mla.cl specialise flash.cl.
 //
-// STATUS: forward on tensor cores; backward still fp32 (CUDA cores): flash.cl's kernels.
+// STATUS: forward on tensor cores for d a multiple of 8 up to 128; dQ and dK/dV for d a
+// multiple of 16 up to 64 (the host picks flash.cl's fp32 kernels otherwise). Tested on
+// PoCL with EMULATE_MMA; not yet run on a GPU. The offline sm_90 build (clang + ptxas) at
+// d = 64: forward 228 registers, dQ 212, dK/dV 246, no spills (d = 128's forward: 20 bytes).
+//
+// ---- forward ----
 //
 // Semantics: flash.cl's forward (see its top) — per (b, h), S_ij = q_i·k_j/√d for allowed
 // pairs, O_i = Σ_j softmax_j(S_ij) v_j, L_i = log Σ_j exp(S_ij) — except that Q·(log2 e/√d),
