@@ -1,8 +1,9 @@
-// Host side shared by the exact tiled-attention family — flash, gqa, sliding_window — whose
-// kernels are cl_kernels/attention/flash.cl (gqa.cl and sliding_window.cl specialise it):
-// the tile sizes chosen per device, the launches, the analytic cost, and one
-// AttentionVariant implementation (projections → tiled attention → output projection)
-// that the three variants parameterise.
+// Host side shared by the exact tiled-attention family — flash, gqa, sliding_window (and
+// mla's attention core) — whose kernels are cl_kernels/attention/flash.cl (gqa.cl,
+// sliding_window.cl and mla.cl specialise it) and, with --precision tf32, flash_tf32.cl
+// (tensor cores; TiledPrecision below): the tile sizes chosen per device, the launches,
+// the analytic cost, and one AttentionVariant implementation (projections → tiled
+// attention → output projection) that the three variants parameterise.
 #pragma once
 #include <memory>
 #include <string>
