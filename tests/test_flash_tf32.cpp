@@ -70,7 +70,6 @@ struct Problem {
   QkvLayout layout;
   std::vector<float> q, kv, dout;  // fused: q holds Q|K|V and kv is empty
   std::vector<float> out, lse, dq, dkv;  // the reference's (dkv empty when fused)
-  size_t q_floats() const { return q.size(); }
 };
 
 Problem make_problem(const Case& c) {

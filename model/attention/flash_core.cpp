@@ -378,7 +378,10 @@ TiledExactAttention::~TiledExactAttention() = default;
 
 void TiledExactAttention::resolve(const AttentionDims& dims) {
   const FlashTiles typical = typical_gpu_flash_tiles(dims.head_size());  // checks d
-  tiles_ = kernels_ && kernels_->head_size() == dims.head_size() ? kernels_->tiles() : typical;
+  const bool built = kernels_ && kernels_->head_size() == dims.head_size();
+  tiles_ = built ? kernels_->tiles() : typical;
+  forward_tf32_ = built && kernels_->forward_tf32();  // cost(): fp32 until allocate() knows
+  backward_tf32_ = built && kernels_->backward_tf32();
 }
 
 TiledShape TiledExactAttention::tiled_shape(const AttentionDims& dims) const {

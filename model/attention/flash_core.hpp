@@ -204,7 +204,8 @@ class TiledExactAttention : public AttentionVariant {
  private:
   struct Scratch;
   FlashTiles tiles_;
-  bool forward_tf32_ = false, backward_tf32_ = false;  // the kernels' (cost())
+  // Whether the kernels run forward / dQ and dK/dV on tensor cores (for cost()).
+  bool forward_tf32_ = false, backward_tf32_ = false;
   std::unique_ptr<TiledAttentionKernels> kernels_;
   std::unique_ptr<Scratch> scratch_;
 };
