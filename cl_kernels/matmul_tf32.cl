@@ -95,7 +95,7 @@
 // than 2^31 elements); slice offsets are 64-bit.
 //
 // The tensor-core instructions sit behind mma_m16n8k8_tf32(), and the lane id behind
-// lane_id(). EMULATE_MMA=1 replaces them with portable OpenCL C (the
+// lane_id() (both in mma_tf32.cl, shared with attention/flash_tf32.cl). EMULATE_MMA=1 replaces them with portable OpenCL C (the
 // mma through a per-warp __local scratch, with the PTX fragment layout above; in gemm_tf32
 // a whole k-step of the warp's mma tiles at once, mma_step_emulated), so that a CPU device
 // (PoCL) runs the whole kernel: the tests check the tiling, staging, swizzles, edges,
@@ -202,39 +202,11 @@
 
 // ---------------------------------------------------------------- tensor-core primitives
 
+// lane_id, mma_m16n8k8_tf32 / MMA, WARP_SCRATCH_PARAM / ARG, round_tf32_operand: mma_tf32.cl (shared with the tiled
+// attention kernels, cl_kernels/attention/flash_tf32.cl).
+#include "mma_tf32.cl"
+
 #if EMULATE_MMA
-
-INLINE int lane_id(void) { return (int)(get_local_id(0) % WARP_SIZE); }
-
-// The tensor core reads only the TF32 bits of its operands.
-INLINE float tf32_operand(uint x) { return as_float(x & 0xffffe000u); }
-
-// d = a·b + c for one warp, the registers holding the PTX fragments (see the top). Every
-// lane writes its fragments of a and b into the warp's scratch (16·8 + 8·8 floats), then
-// computes its 4 elements of d from there, summing k = 0..7 in order. Contains two
-// barriers: the whole work-group must call it together, as the whole warp must for mma.sync.
-INLINE void mma_m16n8k8_tf32(float* c, const uint* a, const uint* b, __local float* scratch) {
-  const int lane = lane_id(), g = lane >> 2, t = lane & 3;
-  __local float* sa = scratch;        // A [16][8]
-  __local float* sb = scratch + 128;  // B [8][8], [k][n]
-  sa[g * 8 + t] = tf32_operand(a[0]);
-  sa[(g + 8) * 8 + t] = tf32_operand(a[1]);
-  sa[g * 8 + t + 4] = tf32_operand(a[2]);
-  sa[(g + 8) * 8 + t + 4] = tf32_operand(a[3]);
-  sb[t * 8 + g] = tf32_operand(b[0]);
-  sb[(t + 4) * 8 + g] = tf32_operand(b[1]);
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int i = 0; i < 4; ++i) {
-    const int row = g + (i >> 1) * 8, col = 2 * t + (i & 1);
-    float sum = 0.f;
-    for (int k = 0; k < 8; ++k) sum += sa[row * 8 + k] * sb[k * 8 + col];
-    c[i] += sum;
-  }
-  barrier(CLK_LOCAL_MEM_FENCE);  // the next call overwrites the scratch
-}
-
-#define MMA_SCRATCH_FLOATS (16 * 8 + 8 * 8)
-#define MMA(c, a, b) mma_m16n8k8_tf32(c, a, b, warp_scratch)
 
 // One k-step of a warp's MMA_TILES_M × MMA_TILES_N mma tiles at once: the same as
 // MMA(acc[i][j], a[i], b[j]) for every i, j (each element of d summed over k = 0..7 in
@@ -270,46 +242,9 @@ INLINE void mma_step_emulated(float acc[MMA_TILES_M][MMA_TILES_N][4], uint a[MMA
       }
   barrier(CLK_LOCAL_MEM_FENCE);  // the next step overwrites the scratch
 }
-#define WARP_SCRATCH_PARAM , __local float* warp_scratch  // the warp's scratch, passed down
-#define WARP_SCRATCH_ARG , warp_scratch
-
-#else  // NVIDIA: inline PTX
-
-INLINE int lane_id(void) {
-  uint lane;
-  asm volatile("mov.u32 %0, %%laneid;" : "=r"(lane));
-  return (int)lane;
-}
-
-// c = a·b + c: mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32, the registers holding
-// the PTX fragments (see the top). The whole warp must execute it together.
-INLINE void mma_m16n8k8_tf32(float* c, const uint* a, const uint* b) {
-  float d0, d1, d2, d3;
-  asm volatile(
-      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 "
-      "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%10, %11, %12, %13};"
-      : "=f"(d0), "=f"(d1), "=f"(d2), "=f"(d3)
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]),
-        "f"(c[1]), "f"(c[2]), "f"(c[3]));
-  c[0] = d0, c[1] = d1, c[2] = d2, c[3] = d3;
-}
-
-#define MMA(c, a, b) mma_m16n8k8_tf32(c, a, b)
-#define WARP_SCRATCH_PARAM
-#define WARP_SCRATCH_ARG
-
 #endif
 
 // ---------------------------------------------------------------- staging
-
-// x with half a unit of TF32's last bit added to its bit pattern when it is finite (inf and
-// NaN unchanged): its top 19 bits, all the tensor core reads, are then x rounded to TF32,
-// to nearest with ties away from zero (in magnitude), as cvt.rna.tf32.f32 and
-// attnscope::round_to_tf32 round; an overflow carries into the exponent and gives ±inf.
-// Portable C on every device (the emulated mma drops the low bits as the tensor core does).
-INLINE float round_tf32_operand(float x) {
-  return fabs(x) < INFINITY ? as_float(as_uint(x) + 0x1000u) : x;
-}
 
 // Elements [col, col + 4) of row `row` of a row-major matrix with `cols` columns, zero
 // beyond `rows` rows or `cols` columns. vec: the matrix starts 16-byte aligned and
@@ -332,10 +267,6 @@ INLINE float4 load_chunk(const __global float* X, int rows, int cols, int row, i
 #endif
 }
 
-INLINE float4 round_tf32_operand4(float4 v) {
-  return (float4)(round_tf32_operand(v.x), round_tf32_operand(v.y), round_tf32_operand(v.z),
-                  round_tf32_operand(v.w));
-}
 
 // An 8-float unit: x and y rounded and interleaved, x.x y.x x.y y.y | x.z y.z x.w y.w, into
 // words seg.. of stage s (seg a multiple of 8: one segment), as two float4 stores. (In every

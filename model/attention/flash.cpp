@@ -1,6 +1,6 @@
 // flash — FlashAttention-2 (Dao 2023): exact causal softmax attention, tiled. Kernels:
-// cl_kernels/attention/flash.cl; host side, shared with gqa and sliding_window:
-// flash_core.hpp. Parameters exactly baseline's (qkvw, qkvb, attprojw, attprojb).
+// cl_kernels/attention/flash.cl (--precision tf32: flash_tf32.cl, on tensor cores); host
+// side, shared with gqa and sliding_window: flash_core.hpp. Parameters exactly baseline's (qkvw, qkvb, attprojw, attprojb).
 #include "model/attention/flash_core.hpp"
 
 namespace attnscope {

@@ -154,7 +154,12 @@ FlashTiles choose_flash_tiles(const DeviceInfo& device, int head_size) {
   return candidates.front();
 }
 
-TiledPairs count_tiled_pairs(int T, int window, const FlashTiles& t) {
+namespace {
+
+// count_tiled_pairs with the forward's tiles fwd_rows × fwd_width, the dQ kernel's
+// dq_rows × dq_width and the dK/dV kernel's kv_rows × kv_width.
+TiledPairs count_pairs(int T, int window, int fwd_rows, int fwd_width, int dq_rows, int dq_width,
+                       int kv_rows, int kv_width) {
   // Key tiles of `width` visited by a block of `rows` queries from q0, and query tiles of
   // `width` visited by a block of keys from k0 (flash.cl's first_key / query_end).
   auto key_tiles = [&](int q0, int rows, int width) {
@@ -167,16 +172,43 @@ TiledPairs count_tiled_pairs(int T, int window, const FlashTiles& t) {
   };
   TiledPairs p;
   for (int i = 0; i < T; ++i) p.needed += window > 0 ? std::min(i + 1, window) : i + 1;
-  for (int q0 = 0; q0 < T; q0 += t.br) p.forward_tiles += key_tiles(q0, t.br, t.bc) * t.br * t.bc;
-  for (int q0 = 0; q0 < T; q0 += t.bb) p.dq_tiles += key_tiles(q0, t.bb, t.bb) * t.bb * t.bb;
-  for (int k0 = 0; k0 < T; k0 += t.bb) p.dkdv_tiles += query_tiles(k0, t.bb, t.bb) * t.bb * t.bb;
+  for (int q0 = 0; q0 < T; q0 += fwd_rows)
+    p.forward_tiles += key_tiles(q0, fwd_rows, fwd_width) * fwd_rows * fwd_width;
+  for (int q0 = 0; q0 < T; q0 += dq_rows)
+    p.dq_tiles += key_tiles(q0, dq_rows, dq_width) * dq_rows * dq_width;
+  for (int k0 = 0; k0 < T; k0 += kv_rows)
+    p.dkdv_tiles += query_tiles(k0, kv_rows, kv_width) * kv_rows * kv_width;
   return p;
+}
+
+}  // namespace
+
+TiledPairs count_tiled_pairs(int T, int window, const FlashTiles& t) {
+  return count_pairs(T, window, t.br, t.bc, t.bb, t.bb, t.bb, t.bb);
 }
 
 void check_tiled_rows_fit(const std::string& variant, const QkvLayout& l, int T) {
   if (size_t(T) * std::max(l.q_stride, l.kv_stride) >= size_t(INT_MAX))
     throw UsageError(variant + ": T·(row of the projections) must stay below 2^31 floats");
 }
+
+TiledPrecision tiled_precision(Precision precision) {
+  return precision == Precision::tf32 ? TiledPrecision::tf32 : TiledPrecision::fp32;
+}
+
+bool tf32_forward_supports(int head_size) {
+  return head_size > 0 && head_size % 8 == 0 && head_size <= kMaxHeadSize;
+}
+
+// flash_tf32.cl's backward keeps two operands and two accumulators of d columns a row in
+// registers (about 250 of them at d = 64), and its stages swizzle 8-float halves of 16.
+bool tf32_backward_supports(int head_size) {
+  return head_size > 0 && head_size % 16 == 0 && head_size <= 64;
+}
+
+// flash_tf32.cl's BKT: its K and V stages, BKT·(d + 8) + BKT/2·(2d + 8) floats, within
+// 48 KiB (35 KiB at d = 64 with 64 keys; 34 KiB at d = 128 with 32).
+int tf32_forward_key_tile(int head_size) { return head_size <= 64 ? 64 : 32; }
 
 FlashTiles typical_gpu_flash_tiles(int head_size) {
   DeviceInfo typical_gpu;
@@ -185,24 +217,63 @@ FlashTiles typical_gpu_flash_tiles(int head_size) {
   return choose_flash_tiles(typical_gpu, head_size);
 }
 
-TiledFlops tiled_attention_flops(const TiledShape& s, const FlashTiles& tiles) {
-  const TiledPairs pairs = count_tiled_pairs(s.T, s.window, tiles);
-  const double bh = double(s.B) * s.H, dp = tiles.padded_head(s.head_size);
-  return {bh * 4 * pairs.forward_tiles * dp,
-          bh * (6 * pairs.dq_tiles + 8 * pairs.dkdv_tiles) * dp};
+namespace {
+
+// The tensor-core kernels' tiles: 64 rows × BKT (forward) or 32 (backward); every head
+// size they support is a multiple of 8, so there is no padding.
+TiledPairs tf32_pairs(const TiledShape& s) {
+  return count_pairs(s.T, s.window, kTf32RowBlock, tf32_forward_key_tile(s.head_size),
+                     kTf32RowBlock, kTf32BackwardTile, kTf32RowBlock, kTf32BackwardTile);
+}
+
+// Per kernel: forward QKᵀ and PV; dQ S, dP, dQ; dK/dV S, dP, dV, dK (2 FLOPs a
+// multiply-add, per pair of the visited tiles and head column).
+TiledFlops kernel_flops(const TiledShape& s, const FlashTiles& tiles, bool tf32_forward,
+                        bool tf32_backward, double* dq = nullptr, double* dkdv = nullptr) {
+  const double bh = double(s.B) * s.H;
+  const TiledPairs fp32 = count_tiled_pairs(s.T, s.window, tiles), tf32 = tf32_pairs(s);
+  const double dp = tiles.padded_head(s.head_size), d = s.head_size;
+  const double forward = tf32_forward ? 4 * tf32.forward_tiles * d : 4 * fp32.forward_tiles * dp;
+  const double dq_flops = tf32_backward ? 6 * tf32.dq_tiles * d : 6 * fp32.dq_tiles * dp;
+  const double dkdv_flops = tf32_backward ? 8 * tf32.dkdv_tiles * d : 8 * fp32.dkdv_tiles * dp;
+  if (dq) *dq = bh * dq_flops;
+  if (dkdv) *dkdv = bh * dkdv_flops;
+  return {bh * forward, bh * (dq_flops + dkdv_flops)};
+}
+
+}  // namespace
+
+TiledFlops tiled_attention_flops(const TiledShape& s, const FlashTiles& tiles, bool tf32_forward,
+                                 bool tf32_backward) {
+  return kernel_flops(s, tiles, tf32_forward, tf32_backward);
 }
 
 // ---- kernels ----
 
 TiledAttentionKernels::TiledAttentionKernels(Runtime& rt, const std::string& family,
-                                             const TiledShape& shape, const FlashTiles& tiles)
-    : rt_(rt), tiles_(tiles), head_size_(shape.head_size), group_size_(shape.group_size) {
-  const std::string file = "attention/" + family + ".cl", options = build_options(shape, tiles);
-  forward_ = rt.kernel(file, family + "_forward", options);
+                                             const TiledShape& shape, const FlashTiles& tiles,
+                                             TiledPrecision precision)
+    : rt_(rt),
+      tiles_(tiles),
+      head_size_(shape.head_size),
+      group_size_(shape.group_size),
+      precision_(precision),
+      forward_tf32_(precision != TiledPrecision::fp32 && tf32_forward_supports(shape.head_size)),
+      backward_tf32_(forward_tf32_ && tf32_backward_supports(shape.head_size)) {
+  // The tf32 file includes the fp32 one: one program holds the tensor-core kernels and the
+  // fp32 ones the tf32 path still uses.
+  std::string file = "attention/" + family + ".cl", options = build_options(shape, tiles);
+  if (forward_tf32_) {
+    file = "attention/" + family + "_tf32.cl";
+    options += " -DBKT=" + std::to_string(tf32_forward_key_tile(shape.head_size));
+    if (precision == TiledPrecision::tf32_emulated) options += " -DEMULATE_MMA=1";
+  }
+  forward_ = rt.kernel(file, family + (forward_tf32_ ? "_forward_tf32" : "_forward"), options);
+  const std::string tf32_suffix = backward_tf32_ ? "_tf32" : "";
   delta_ = rt.kernel(file, family + "_backward_delta", options);
-  dkdv_ = rt.kernel(file, family + "_backward_dkdv", options);
+  dkdv_ = rt.kernel(file, family + "_backward_dkdv" + tf32_suffix, options);
   if (group_size_ > 1) dkdv_sum_ = rt.kernel(file, family + "_backward_dkdv_sum", options);
-  dq_ = rt.kernel(file, family + "_backward_dq", options);
+  dq_ = rt.kernel(file, family + "_backward_dq" + tf32_suffix, options);
 }
 
 size_t TiledAttentionKernels::dkv_share_floats(const TiledShape& s) {
@@ -210,16 +281,17 @@ size_t TiledAttentionKernels::dkv_share_floats(const TiledShape& s) {
 }
 
 bool TiledAttentionKernels::fits_compiled_limits() const {
-  const size_t forward = size_t(tiles_.forward_items()), backward = size_t(tiles_.backward_items());
+  const size_t forward = forward_tf32_ ? size_t(kTf32Items) : size_t(tiles_.forward_items());
+  const size_t backward = backward_tf32_ ? size_t(kTf32Items) : size_t(tiles_.backward_items());
   return kernel_work_group_limit(rt_, forward_) >= forward &&
          kernel_work_group_limit(rt_, dq_) >= backward &&
          kernel_work_group_limit(rt_, dkdv_) >= backward;
 }
 
 std::unique_ptr<TiledAttentionKernels> TiledAttentionKernels::for_device(
-    Runtime& rt, const std::string& family, const TiledShape& shape) {
+    Runtime& rt, const std::string& family, const TiledShape& shape, TiledPrecision precision) {
   for (const FlashTiles& tiles : flash_tile_candidates(rt.device(), shape.head_size)) {
-    auto kernels = std::make_unique<TiledAttentionKernels>(rt, family, shape, tiles);
+    auto kernels = std::make_unique<TiledAttentionKernels>(rt, family, shape, tiles, precision);
     if (kernels->fits_compiled_limits()) return kernels;
   }
   throw Error("cl_kernels/attention/" + family + ".cl: no tiles fit the local memory and the " +
@@ -230,17 +302,18 @@ void TiledAttentionKernels::forward(const cl::Buffer& out, const cl::Buffer& lse
                                     const cl::Buffer& q, const cl::Buffer& kv,
                                     const QkvLayout& l, const TiledShape& s) {
   check_float4_rows(l, s);
-  const TiledPairs pairs = count_tiled_pairs(s.T, s.window, tiles_);
-  const double bh = double(s.B) * s.H, dp = tiles_.padded_head(s.head_size);
+  const double bh = double(s.B) * s.H;
   const double rows = double(s.B) * s.T, q_floats = rows * s.H * s.head_size;
   const double kv_floats = 2 * rows * (s.H / s.group_size) * s.head_size;
-  const size_t items = tiles_.forward_items();
+  const size_t items = forward_tf32_ ? size_t(kTf32Items) : size_t(tiles_.forward_items());
+  const int query_block = forward_tf32_ ? kTf32RowBlock : tiles_.br;
+  // The same arguments for both forward kernels.
   set_args(forward_, out, lse, q, l.q_stride, l.q_offset, kv, kv, l.kv_stride, l.k_offset,
            l.v_offset, s.T, s.H, kernel_window(s));
   // QKᵀ and PV per tile; reads Q, K, V once, writes O and L.
-  rt_.launch(forward_, cl::NDRange(blocks(s.T, tiles_.br) * items, size_t(s.B) * s.H),
+  rt_.launch(forward_, cl::NDRange(blocks(s.T, query_block) * items, size_t(s.B) * s.H),
              cl::NDRange(items, 1),
-             {bh * 4 * pairs.forward_tiles * dp,
+             {kernel_flops(s, tiles_, forward_tf32_, backward_tf32_).forward,
               sizeof(float) * (2 * q_floats + kv_floats + bh * s.T)});
 }
 
@@ -251,11 +324,14 @@ void TiledAttentionKernels::backward(const cl::Buffer& dq, const cl::Buffer& dkv
                                      const cl::Buffer& q, const cl::Buffer& kv,
                                      const QkvLayout& l, const TiledShape& s) {
   check_float4_rows(l, s);
-  const TiledPairs pairs = count_tiled_pairs(s.T, s.window, tiles_);
-  const double bh = double(s.B) * s.H, dp = tiles_.padded_head(s.head_size);
+  double dq_flops = 0, dkdv_flops = 0;
+  kernel_flops(s, tiles_, forward_tf32_, backward_tf32_, &dq_flops, &dkdv_flops);
+  const double bh = double(s.B) * s.H;
   const double rows = double(s.B) * s.T, q_floats = rows * s.H * s.head_size;
   const double kv_floats = 2 * rows * (s.H / s.group_size) * s.head_size;
-  const size_t items = tiles_.backward_items(), row_blocks = blocks(s.T, tiles_.bb);
+  // The dQ and dK/dV kernels' work-groups (the same shape for both).
+  const size_t items = backward_tf32_ ? size_t(kTf32Items) : size_t(tiles_.backward_items());
+  const size_t row_blocks = blocks(s.T, backward_tf32_ ? kTf32RowBlock : tiles_.bb);
   const int window = kernel_window(s);
 
   set_args(delta_, delta, dout, out, s.B, s.T, s.H);
@@ -269,7 +345,7 @@ void TiledAttentionKernels::backward(const cl::Buffer& dq, const cl::Buffer& dkv
   set_args(dkdv_, s.group_size > 1 ? dkv_shares : dkv, q, l.q_stride, l.q_offset, kv, kv,
            l.kv_stride, l.k_offset, l.v_offset, dout, lse, delta, s.T, s.H, window);
   rt_.launch(dkdv_, cl::NDRange(row_blocks * items, size_t(s.B) * s.H), cl::NDRange(items, 1),
-             {bh * 8 * pairs.dkdv_tiles * dp,
+             {dkdv_flops,
               inputs + sizeof(float) * (s.group_size > 1 ? shares : kv_floats)});
   if (s.group_size > 1) {
     set_args(dkdv_sum_, dkv, dkv_shares, s.B, s.T, s.H, l.kv_stride, l.k_offset, l.v_offset);
@@ -281,7 +357,7 @@ void TiledAttentionKernels::backward(const cl::Buffer& dq, const cl::Buffer& dkv
   set_args(dq_, dq, q, l.q_stride, l.q_offset, kv, kv, l.kv_stride, l.k_offset, l.v_offset, dout,
            lse, delta, s.T, s.H, window);
   rt_.launch(dq_, cl::NDRange(row_blocks * items, size_t(s.B) * s.H), cl::NDRange(items, 1),
-             {bh * 6 * pairs.dq_tiles * dp, inputs + sizeof(float) * q_floats});
+             {dq_flops, inputs + sizeof(float) * q_floats});
 }
 
 // ---- the variant ----
@@ -302,7 +378,10 @@ TiledExactAttention::~TiledExactAttention() = default;
 
 void TiledExactAttention::resolve(const AttentionDims& dims) {
   const FlashTiles typical = typical_gpu_flash_tiles(dims.head_size());  // checks d
-  tiles_ = kernels_ && kernels_->head_size() == dims.head_size() ? kernels_->tiles() : typical;
+  const bool built = kernels_ && kernels_->head_size() == dims.head_size();
+  tiles_ = built ? kernels_->tiles() : typical;
+  forward_tf32_ = built && kernels_->forward_tf32();  // cost(): fp32 until allocate() knows
+  backward_tf32_ = built && kernels_->backward_tf32();
 }
 
 TiledShape TiledExactAttention::tiled_shape(const AttentionDims& dims) const {
@@ -361,7 +440,8 @@ AttentionCost TiledExactAttention::cost(const AttentionDims& d) const {
   const TiledPairs pairs = count_tiled_pairs(d.T, window(d), tiles_);
   const double bh = double(d.B) * d.H, hd = d.head_size();
   const double proj = projection_flops(d);
-  const TiledFlops executed = tiled_attention_flops(tiled_shape(d), tiles_);
+  const TiledFlops executed =
+      tiled_attention_flops(tiled_shape(d), tiles_, forward_tf32_, backward_tf32_);
   AttentionCost c;
   c.model_flops_forward = proj + bh * 4 * pairs.needed * hd;  // QKᵀ and PV over allowed pairs
   c.model_flops_backward = 2 * c.model_flops_forward;
@@ -396,10 +476,13 @@ std::unique_ptr<AttentionActivations> TiledExactAttention::allocate(Ops& ops,
   const size_t rows = size_t(d.B) * d.T, stats = size_t(d.B) * d.H * d.T;
   check_tiled_rows_fit(family(), layout(d), d.T);
   const TiledShape shape = tiled_shape(d);
+  const TiledPrecision precision = tiled_precision(ops.precision());
   if (!kernels_ || kernels_->head_size() != shape.head_size ||
-      kernels_->group_size() != shape.group_size) {
-    kernels_ = TiledAttentionKernels::for_device(rt, family(), shape);
+      kernels_->group_size() != shape.group_size || kernels_->precision() != precision) {
+    kernels_ = TiledAttentionKernels::for_device(rt, family(), shape, precision);
     tiles_ = kernels_->tiles();
+    forward_tf32_ = kernels_->forward_tf32();
+    backward_tf32_ = kernels_->backward_tf32();
   }
   if (!scratch_ || scratch_->dq.floats() < q_floats(d) || scratch_->dkv.floats() < kv_floats(d) ||
       scratch_->datt.floats() < rows * d.C || scratch_->delta.floats() < stats ||

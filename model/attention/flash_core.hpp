@@ -1,8 +1,9 @@
-// Host side shared by the exact tiled-attention family — flash, gqa, sliding_window — whose
-// kernels are cl_kernels/attention/flash.cl (gqa.cl and sliding_window.cl specialise it):
-// the tile sizes chosen per device, the launches, the analytic cost, and one
-// AttentionVariant implementation (projections → tiled attention → output projection)
-// that the three variants parameterise.
+// Host side shared by the exact tiled-attention family — flash, gqa, sliding_window (and
+// mla's attention core) — whose kernels are cl_kernels/attention/flash.cl (gqa.cl,
+// sliding_window.cl and mla.cl specialise it) and, with --precision tf32, flash_tf32.cl
+// (tensor cores; TiledPrecision below): the tile sizes chosen per device, the launches,
+// the analytic cost, and one AttentionVariant implementation (projections → tiled
+// attention → output projection) that the three variants parameterise.
 #pragma once
 #include <memory>
 #include <string>
@@ -74,27 +75,51 @@ TiledPairs count_tiled_pairs(int T, int window, const FlashTiles& tiles);
 // variant's cost() assumes until allocate() has seen the device. Checks the head size.
 FlashTiles typical_gpu_flash_tiles(int head_size);
 
+// How the tiled kernels run their products. tf32: on NVIDIA tensor cores with TF32
+// operands (<family>_tf32.cl): the forward (<family>_forward_tf32: 64 queries × tiles of
+// tf32_forward_key_tile keys) for head sizes that tf32_forward_supports, the dQ and dK/dV
+// kernels (<family>_backward_dq_tf32, _dkdv_tf32: 64 rows × tiles of 32) for those that
+// tf32_backward_supports; the rest, and the delta and dkdv_sum kernels, are flash.cl's fp32
+// kernels, from the same program. tf32_emulated: the same kernels with the tensor-core
+// instructions emulated (EMULATE_MMA), for tests on CPU devices only, never in production.
+enum class TiledPrecision { fp32, tf32, tf32_emulated };
+TiledPrecision tiled_precision(Precision precision);  // Ops' precision → fp32 or tf32
+bool tf32_forward_supports(int head_size);            // a multiple of 8, at most 128
+bool tf32_backward_supports(int head_size);           // a multiple of 16, at most 64
+int tf32_forward_key_tile(int head_size);             // keys per tile: 64 (d ≤ 64) or 32
+constexpr int kTf32RowBlock = 64;     // rows (queries; keys in dK/dV) per work-group: 4 warps
+constexpr int kTf32Items = 128;       // work-items per work-group
+constexpr int kTf32BackwardTile = 32;  // backward: rows of the other side per tile
+
 // FLOPs the tiled kernels execute for one call (padding rows and the masked parts of
 // visited tiles included): forward QKᵀ and PV per tile; backward the dQ kernel's S, dP, dQ
-// and the dK/dV kernel's S, dP, dV, dK.
+// and the dK/dV kernel's S, dP, dV, dK. tf32_forward, tf32_backward: those kernels are the
+// tensor-core ones (their own tiles, no head padding).
 struct TiledFlops {
   double forward = 0, backward = 0;
 };
-TiledFlops tiled_attention_flops(const TiledShape& shape, const FlashTiles& tiles);
+TiledFlops tiled_attention_flops(const TiledShape& shape, const FlashTiles& tiles,
+                                 bool tf32_forward = false, bool tf32_backward = false);
 
 // The four kernels of one variant's .cl file, built for one head size and group size.
 class TiledAttentionKernels {
  public:
-  // family: "flash" → cl_kernels/attention/flash.cl, kernels flash_forward, ...
+  // family: "flash" → cl_kernels/attention/flash.cl, kernels flash_forward, ...; with
+  // precision tf32 (and a head size tf32_forward_supports) flash_tf32.cl, kernels
+  // flash_forward_tf32 and flash.cl's backward kernels.
   TiledAttentionKernels(Runtime& rt, const std::string& family, const TiledShape& shape,
-                        const FlashTiles& tiles);
+                        const FlashTiles& tiles, TiledPrecision precision = TiledPrecision::fp32);
   // Whether the compiled kernels (their registers) allow the tiles' work-group sizes.
   bool fits_compiled_limits() const;
   // With the first of flash_tile_candidates() whose compiled kernels (their registers)
   // allow the tiles' work-group sizes.
-  static std::unique_ptr<TiledAttentionKernels> for_device(Runtime& rt, const std::string& family,
-                                                          const TiledShape& shape);
+  static std::unique_ptr<TiledAttentionKernels> for_device(
+      Runtime& rt, const std::string& family, const TiledShape& shape,
+      TiledPrecision precision = TiledPrecision::fp32);
   const FlashTiles& tiles() const { return tiles_; }
+  TiledPrecision precision() const { return precision_; }  // as asked
+  bool forward_tf32() const { return forward_tf32_; }      // whether the forward is tf32
+  bool backward_tf32() const { return backward_tf32_; }    // whether dQ and dK/dV are
   int head_size() const { return head_size_; }
   int group_size() const { return group_size_; }
   // Floats of backward's per-query-head dK|dV scratch: (B,T,H,2·d) for groups, else 0.
@@ -115,6 +140,8 @@ class TiledAttentionKernels {
   Runtime& rt_;
   FlashTiles tiles_;
   int head_size_, group_size_;
+  TiledPrecision precision_;
+  bool forward_tf32_, backward_tf32_;
   cl::Kernel forward_, delta_, dkdv_, dkdv_sum_, dq_;
 };
 
@@ -177,6 +204,8 @@ class TiledExactAttention : public AttentionVariant {
  private:
   struct Scratch;
   FlashTiles tiles_;
+  // Whether the kernels run forward / dQ and dK/dV on tensor cores (for cost()).
+  bool forward_tf32_ = false, backward_tf32_ = false;
   std::unique_ptr<TiledAttentionKernels> kernels_;
   std::unique_ptr<Scratch> scratch_;
 };

@@ -1,8 +1,8 @@
 // gqa — grouped-query attention (Ainslie et al. 2023), VARIANTS.md §gqa: W_q (C→C) and
 // W_kv (C→2·G·d); query head h reads K/V head ⌊h·G/H⌋. Kernels:
 // cl_kernels/attention/gqa.cl (flash.cl's tiled core; dK_g, dV_g summed over the group
-// inside one work-group). Host side shared with flash: flash_core.hpp; gqa replaces the
-// fused projection by its two projections.
+// inside one work-group; --precision tf32: gqa_tf32.cl, on tensor cores). Host side shared
+// with flash: flash_core.hpp; gqa replaces the fused projection by its two projections.
 #include <algorithm>
 #include <vector>
 

@@ -1,7 +1,8 @@
 // mla: multi-head latent attention (DeepSeek-V2), non-absorbed form (VARIANTS.md §mla):
 // Q = x·W_qᵀ + b_q; latent c = x·W_dkvᵀ + b_dkv (d_c = --latent-dim, default 4·head size);
 // K|V = c·[W_uk ; W_uv]ᵀ; exact causal softmax attention per head (flash's tiled kernels,
-// built from cl_kernels/attention/mla.cl; host side flash_core.hpp); y = O·W_oᵀ + b_o.
+// built from cl_kernels/attention/mla.cl, or mla_tf32.cl with --precision tf32; host side
+// flash_core.hpp); y = O·W_oᵀ + b_o.
 // GPT-2 keeps learned absolute positions, so there is no decoupled RoPE key. W_uk and W_uv
 // are stored stacked as one (2C, d_c) tensor, like GPT-2's W_qkv, so the up-projection is
 // one product.
@@ -69,7 +70,10 @@ class MlaAttention : public AttentionVariant {
     const FlashTiles tiles = core_ && core_->head_size() == dims.head_size()
                                  ? core_->tiles()
                                  : typical_gpu_flash_tiles(dims.head_size());
-    const TiledFlops attention = tiled_attention_flops(tiled_shape(dims), tiles);
+    const bool tf32_forward = core_ && core_->forward_tf32();
+    const bool tf32_backward = core_ && core_->backward_tf32();
+    const TiledFlops attention =
+        tiled_attention_flops(tiled_shape(dims), tiles, tf32_forward, tf32_backward);
     const double N = double(dims.B) * dims.T, C = dims.C, dc = latent_dim(dims);
     // W_q, W_dkv, [W_uk; W_uv], W_o
     const double projections = 2 * N * C * C + 2 * N * C * dc + 2 * N * dc * 2 * C + 2 * N * C * C;
@@ -96,8 +100,9 @@ class MlaAttention : public AttentionVariant {
   std::unique_ptr<AttentionActivations> allocate(Ops& ops, const AttentionDims& dims) override {
     Runtime& rt = ops.runtime();
     check_tiled_rows_fit("mla", qkv_layout(dims.C), dims.T);
-    if (!core_ || core_->head_size() != dims.head_size())
-      core_ = TiledAttentionKernels::for_device(rt, kKernelFamily, tiled_shape(dims));
+    const TiledPrecision precision = tiled_precision(ops.precision());
+    if (!core_ || core_->head_size() != dims.head_size() || core_->precision() != precision)
+      core_ = TiledAttentionKernels::for_device(rt, kKernelFamily, tiled_shape(dims), precision);
     const size_t btc = size_t(dims.B) * dims.T * dims.C, bht = size_t(dims.B) * dims.H * dims.T;
     const size_t btl = size_t(dims.B) * dims.T * latent_dim(dims);
     ensure_floats(rt, datt_, btc, "mla dO scratch");

@@ -1,6 +1,7 @@
 // sliding_window — causal local attention (Longformer, Mistral): exact softmax over the band
 // i − w < j ≤ i. Kernels: cl_kernels/attention/sliding_window.cl (flash.cl with the band
-// compiled in; only tiles that intersect the band are visited). Parameters exactly
+// compiled in; only tiles that intersect the band are visited; --precision tf32:
+// sliding_window_tf32.cl, on tensor cores). Parameters exactly
 // baseline's, so the same initial weights apply; with w ≥ T it computes baseline.
 #include "host/runtime/error.hpp"
 #include "model/attention/flash_core.hpp"

@@ -1,0 +1,123 @@
+// mma_tf32.cl — the tensor-core primitives of the TF32 kernels (matmul_tf32.cl's gemm_tf32
+// and tf32_probe, attention/flash_tf32.cl's tiled attention), included by them:
+//   lane_id()                 the lane of a work-item in its warp of 32 (1-D work-groups);
+//   MMA(c, a, b)              c += a·b, mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32,
+//                             a, b, c the registers of the PTX fragments (see matmul_tf32.cl's
+//                             top for the layouts);
+//   SHFL_XOR(x, mask)         x of lane lane ^ mask (shfl.sync.bfly.b32; whole warp);
+//   round_tf32_operand(4)     x rounded to TF32 (to nearest, ties away) in its top 19 bits.
+// EMULATE_MMA=1 replaces the inline PTX by portable OpenCL C: lane_id from the local id,
+// the mma and the shuffle through a per-warp __local scratch (`warp_scratch`, which the
+// caller declares: MMA_SCRATCH_FLOATS per warp). Each emulated mma or shuffle holds two
+// barriers, so the whole work-group must reach it together (the real instructions need the
+// whole warp). Test-only (PoCL in CI): never used in production.
+// NVIDIA only without EMULATE_MMA (inline PTX, sm_80+).
+
+#ifndef EMULATE_MMA
+#define EMULATE_MMA 0  // 1: portable emulation of mma and laneid, for tests on CPUs only
+#endif
+#ifndef WARP_SIZE
+#define WARP_SIZE 32
+#endif
+#ifndef INLINE
+// Every helper is inlined: they take private arrays (accumulators, fragments) by pointer,
+// which must stay registers (a plain C99 `inline` leaves the choice to the compiler).
+#define INLINE inline __attribute__((always_inline))
+#endif
+
+#if EMULATE_MMA
+
+INLINE int lane_id(void) { return (int)(get_local_id(0) % WARP_SIZE); }
+
+// The tensor core reads only the TF32 bits of its operands.
+INLINE float tf32_operand(uint x) { return as_float(x & 0xffffe000u); }
+
+// d = a·b + c for one warp, the registers holding the PTX fragments (matmul_tf32.cl's top). Every
+// lane writes its fragments of a and b into the warp's scratch (16·8 + 8·8 floats), then
+// computes its 4 elements of d from there, summing k = 0..7 in order. Contains two
+// barriers: the whole work-group must call it together, as the whole warp must for mma.sync.
+INLINE void mma_m16n8k8_tf32(float* c, const uint* a, const uint* b, __local float* scratch) {
+  const int lane = lane_id(), g = lane >> 2, t = lane & 3;
+  __local float* sa = scratch;        // A [16][8]
+  __local float* sb = scratch + 128;  // B [8][8], [k][n]
+  sa[g * 8 + t] = tf32_operand(a[0]);
+  sa[(g + 8) * 8 + t] = tf32_operand(a[1]);
+  sa[g * 8 + t + 4] = tf32_operand(a[2]);
+  sa[(g + 8) * 8 + t + 4] = tf32_operand(a[3]);
+  sb[t * 8 + g] = tf32_operand(b[0]);
+  sb[(t + 4) * 8 + g] = tf32_operand(b[1]);
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int i = 0; i < 4; ++i) {
+    const int row = g + (i >> 1) * 8, col = 2 * t + (i & 1);
+    float sum = 0.f;
+    for (int k = 0; k < 8; ++k) sum += sa[row * 8 + k] * sb[k * 8 + col];
+    c[i] += sum;
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);  // the next call overwrites the scratch
+}
+
+#define MMA_SCRATCH_FLOATS (16 * 8 + 8 * 8)
+#define MMA(c, a, b) mma_m16n8k8_tf32(c, a, b, warp_scratch)
+// x of lane (this lane ^ mask) of the warp, through the scratch's first WARP_SIZE floats.
+// Two barriers, as for the mma.
+INLINE float shfl_xor_emulated(float x, int mask, __local float* scratch) {
+  const int lane = lane_id();
+  scratch[lane] = x;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  const float y = scratch[lane ^ mask];
+  barrier(CLK_LOCAL_MEM_FENCE);  // the next call overwrites the scratch
+  return y;
+}
+#define SHFL_XOR(x, mask) shfl_xor_emulated(x, mask, warp_scratch)
+// A helper that issues mma or shuffles takes the warp's scratch: `f(... WARP_SCRATCH_PARAM)`,
+// called as `f(... WARP_SCRATCH_ARG)` (both empty on the GPU).
+#define WARP_SCRATCH_PARAM , __local float* warp_scratch
+#define WARP_SCRATCH_ARG , warp_scratch
+
+#else  // NVIDIA: inline PTX
+
+INLINE int lane_id(void) {
+  uint lane;
+  asm volatile("mov.u32 %0, %%laneid;" : "=r"(lane));
+  return (int)lane;
+}
+
+// c = a·b + c: mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32, the registers holding
+// the PTX fragments (matmul_tf32.cl's top). The whole warp must execute it together.
+INLINE void mma_m16n8k8_tf32(float* c, const uint* a, const uint* b) {
+  float d0, d1, d2, d3;
+  asm volatile(
+      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 "
+      "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%10, %11, %12, %13};"
+      : "=f"(d0), "=f"(d1), "=f"(d2), "=f"(d3)
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]),
+        "f"(c[1]), "f"(c[2]), "f"(c[3]));
+  c[0] = d0, c[1] = d1, c[2] = d2, c[3] = d3;
+}
+
+#define MMA(c, a, b) mma_m16n8k8_tf32(c, a, b)
+
+// x of lane (this lane ^ mask) of the warp: shfl.sync.bfly over all 32 lanes.
+INLINE float shfl_xor(float x, int mask) {
+  float y;
+  asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=f"(y) : "f"(x), "r"(mask));
+  return y;
+}
+#define SHFL_XOR(x, mask) shfl_xor(x, mask)
+#define WARP_SCRATCH_PARAM
+#define WARP_SCRATCH_ARG
+
+#endif
+
+// x with half a unit of TF32's last bit added to its bit pattern when it is finite (inf and
+// NaN unchanged): its top 19 bits, all the tensor core reads, are then x rounded to TF32,
+// to nearest with ties away from zero (in magnitude), as cvt.rna.tf32.f32 and
+// attnscope::round_to_tf32 round; an overflow carries into the exponent and gives ±inf.
+// Portable C on every device (the emulated mma drops the low bits as the tensor core does).
+INLINE float round_tf32_operand(float x) {
+  return fabs(x) < INFINITY ? as_float(as_uint(x) + 0x1000u) : x;
+}
+INLINE float4 round_tf32_operand4(float4 v) {
+  return (float4)(round_tf32_operand(v.x), round_tf32_operand(v.y), round_tf32_operand(v.z),
+                  round_tf32_operand(v.w));
+}
