@@ -102,7 +102,9 @@
 // epilogue and fragment mapping that way. Test-only: never used in production.
 //
 // tf32_probe: one warp multiplies a 16×8 A by an 8×8 B (both row-major, B as [k][n]) into a
-// 16×8 C with one mma; probe_tf32 (model/tf32.cpp) runs it to prove the path on a device.
+// 16×8 C with one mma, then exchanges results between the lanes of each quad with the
+// shuffle flash_tf32.cl uses; probe_tf32 (model/tf32.cpp) runs it to prove the path on a
+// device.
 //
 // NVIDIA only (inline PTX, sm_80+): the host must not build this file for other devices.
 
@@ -632,9 +634,12 @@ void gemm_tf32(const int M, const int N, const int K, const float alpha, const f
 // ---------------------------------------------------------------- the device probe
 
 // C[16×8] = A[16×8] · B[8×8] (row-major, B as [k][n]) by one mma, operands rounded with
-// round_tf32_operand on the way: one warp.
+// round_tf32_operand on the way: one warp. Then the quad exchange the tiled attention's
+// softmax uses (SHFL_XOR with masks 1 and 2): exchanged[32·i + lane] = c0 of lane
+// lane ^ (i + 1), i = 0, 1.
 __kernel __attribute__((reqd_work_group_size(WARP_SIZE, 1, 1)))
-void tf32_probe(const __global float* A, const __global float* B, __global float* C) {
+void tf32_probe(const __global float* A, const __global float* B, __global float* C,
+                __global float* exchanged) {
   const int lane = lane_id(), g = lane >> 2, t = lane & 3;
 #if EMULATE_MMA
   __local float mma_scratch[MMA_SCRATCH_FLOATS];
@@ -653,4 +658,6 @@ void tf32_probe(const __global float* A, const __global float* B, __global float
   C[g * 8 + 2 * t + 1] = c[1];
   C[(g + 8) * 8 + 2 * t] = c[2];
   C[(g + 8) * 8 + 2 * t + 1] = c[3];
+  exchanged[lane] = SHFL_XOR(c[0], 1);
+  exchanged[WARP_SIZE + lane] = SHFL_XOR(c[0], 2);
 }

@@ -197,7 +197,7 @@ void launch_gemm_tf32(Runtime& rt, const Tf32GemmConfig& config, const Ops::Gemm
 
 namespace {
 
-constexpr int kProbeM = 16, kProbeN = 8, kProbeK = 8;
+constexpr int kProbeM = 16, kProbeN = 8, kProbeK = 8, kWarp = 32;
 
 // cl_nv_device_attribute_query (values from cl_ext.h).
 constexpr cl_device_info kComputeCapabilityMajorNv = 0x4000;
@@ -290,6 +290,16 @@ std::vector<float> tf32_probe_product(const Tf32ProbeData& data, float (*operand
   return c;
 }
 
+std::vector<float> tf32_probe_exchange(const std::vector<float>& c) {
+  std::vector<float> exchanged(2 * kWarp);
+  for (int i = 0; i < 2; ++i)
+    for (int lane = 0; lane < kWarp; ++lane) {
+      const int from = lane ^ (i + 1), g = from >> 2, t = from & 3;  // its c0: C[g][2t]
+      exchanged[i * kWarp + lane] = c[g * kProbeN + 2 * t];
+    }
+  return exchanged;
+}
+
 Tf32Probe probe_tf32(Runtime& rt) {
   const DeviceInfo& d = rt.device();
   const std::string need = "tf32 needs an NVIDIA GPU with compute capability ≥ 8.0; ";
@@ -330,19 +340,22 @@ Tf32Probe probe_tf32(Runtime& rt) {
 
   const Tf32ProbeData data = tf32_probe_data();
   const std::vector<float> want = tf32_probe_product(data, round_to_tf32);
-  std::vector<float> got;
+  std::vector<float> got, got_exchanged;
   try {
     DeviceBuffer a = rt.alloc_floats(data.a.size(), "tf32 probe A");
     DeviceBuffer b = rt.alloc_floats(data.b.size(), "tf32 probe B");
     DeviceBuffer c = rt.alloc_floats(want.size(), "tf32 probe C");
+    DeviceBuffer exchanged = rt.alloc_floats(2 * kWarp, "tf32 probe exchange");
     rt.upload(a, data.a.data(), data.a.size() * sizeof(float));
     rt.upload(b, data.b.data(), data.b.size() * sizeof(float));
     rt.fill(c, std::numeric_limits<float>::quiet_NaN(), want.size());
+    rt.fill(exchanged, std::numeric_limits<float>::quiet_NaN(), 2 * kWarp);
     cl::Kernel kernel = rt.kernel(kFile, "tf32_probe");
-    set_args(kernel, a.buffer(), b.buffer(), c.buffer());
+    set_args(kernel, a.buffer(), b.buffer(), c.buffer(), exchanged.buffer());
     // Enqueued directly: the probe is no part of a run's kernel profile.
-    rt.queue().enqueueNDRangeKernel(kernel, cl::NullRange, cl::NDRange(32), cl::NDRange(32));
+    rt.queue().enqueueNDRangeKernel(kernel, cl::NullRange, cl::NDRange(kWarp), cl::NDRange(kWarp));
     got = rt.download_vector<float>(c, want.size());
+    got_exchanged = rt.download_vector<float>(exchanged, 2 * kWarp);
   } catch (const cl::Error& e) {
     return unavailable("running tf32_probe on " + d.name + " failed: " + e.what() + " (" +
                        cl_status_name(e.err()) + ")");
@@ -360,6 +373,13 @@ Tf32Probe probe_tf32(Runtime& rt) {
                        std::to_string(i % kProbeN) + "] = " + describe_float(got[i]) +
                        " but the host emulation gives " + describe_float(want[i]) + hint);
   }
+  const std::vector<float> want_exchanged = tf32_probe_exchange(want);
+  for (size_t i = 0; i < want_exchanged.size(); ++i)
+    if (std::memcmp(&got_exchanged[i], &want_exchanged[i], sizeof(float)) != 0)
+      return unavailable("tf32_probe on " + d.name + ": shfl.sync.bfly with mask " +
+                         std::to_string(i / kWarp + 1) + " gave lane " +
+                         std::to_string(i % kWarp) + " " + describe_float(got_exchanged[i]) +
+                         " instead of " + describe_float(want_exchanged[i]));
   return {true, ""};
 }
 

@@ -106,7 +106,8 @@ struct Tf32Probe {
 // (cl_nv_device_attribute_query) of compute capability ≥ 8.0 — so no other device ever
 // compiles matmul_tf32.cl's inline PTX —; matmul_tf32.cl builds; tf32_probe runs and its
 // 16×8 product equals, bit for bit, the host emulation (tf32_probe_product with
-// round_to_tf32). Never throws for a device that cannot do it; the reason names the device,
+// round_to_tf32), and its quad shuffles (the tiled attention's softmax exchange) move
+// values between lanes as tf32_probe_exchange says. Never throws for a device that cannot do it; the reason names the device,
 // or the build log's first line, or the first differing element.
 Tf32Probe probe_tf32(Runtime& rt);
 
@@ -124,5 +125,10 @@ Tf32ProbeData tf32_probe_data();
 // fp32 arithmetic; truncation for a kernel that skipped the rounding), summed in double and
 // rounded to float once.
 std::vector<float> tf32_probe_product(const Tf32ProbeData& data, float (*operand)(float));
+
+// What tf32_probe's shuffles must give for its product c (16×8): for i = 0, 1 and each lane
+// l of the warp, element 32·i + l is c0 of lane l ^ (i + 1) — c[g][2t] with g, t that lane's
+// (lane >> 2, lane & 3).
+std::vector<float> tf32_probe_exchange(const std::vector<float>& c);
 
 }  // namespace attnscope

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <iostream>
 #include <limits>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -142,6 +143,19 @@ TEST(Tf32Probe, DataDistinguishesRoundedFromUnroundedArithmetic) {
     }
 }
 
+// The lanes' c0 values differ pairwise, so a shuffle that reads the wrong lane (or none)
+// cannot pass the probe; the expected exchange is c0 of lane ^ 1 and lane ^ 2.
+TEST(Tf32Probe, ExchangeTellsEveryLaneApart) {
+  const std::vector<float> c = tf32_probe_product(tf32_probe_data(), round_to_tf32);
+  std::set<uint32_t> c0;
+  for (int lane = 0; lane < 32; ++lane) c0.insert(bits(c[(lane >> 2) * 8 + 2 * (lane & 3)]));
+  EXPECT_EQ(c0.size(), 32u);
+  const std::vector<float> exchanged = tf32_probe_exchange(c);
+  ASSERT_EQ(exchanged.size(), 64u);
+  EXPECT_EQ(bits(exchanged[0]), bits(c[2]));        // lane 0 gets lane 1's c0: C[0][2]
+  EXPECT_EQ(bits(exchanged[32 + 5]), bits(c[8 + 6]));  // lane 5 gets lane 7's: C[1][6]
+}
+
 bool is_nvidia_gpu(const DeviceInfo& d) {
   std::string vendor = d.vendor;
   for (auto& c : vendor) c = char(std::tolower(static_cast<unsigned char>(c)));
@@ -180,15 +194,20 @@ TEST(Tf32Probe, EmulatedProbeKernelMatchesHostBitForBit) {
   Runtime& rt = shared_runtime();
   const Tf32ProbeData data = tf32_probe_data();
   auto a = to_device(data.a), b = to_device(data.b);
-  auto c = poisoned(16 * 8);
+  auto c = poisoned(16 * 8), exchanged = poisoned(2 * 32);
   cl::Kernel kernel = rt.kernel("matmul_tf32.cl", "tf32_probe", "-DEMULATE_MMA=1");
-  set_args(kernel, a.buffer(), b.buffer(), c.buffer());
+  set_args(kernel, a.buffer(), b.buffer(), c.buffer(), exchanged.buffer());
   rt.launch(kernel, cl::NDRange(32), cl::NDRange(32));
   const std::vector<float> got = from_device(c, 16 * 8);
   const std::vector<float> want = tf32_probe_product(data, round_to_tf32);
   for (size_t i = 0; i < want.size(); ++i)
     EXPECT_EQ(bits(got[i]), bits(want[i])) << "C[" << i / 8 << "][" << i % 8 << "] " << got[i]
                                            << " vs " << want[i];
+  const std::vector<float> got_exchanged = from_device(exchanged, 2 * 32);
+  const std::vector<float> want_exchanged = tf32_probe_exchange(want);
+  for (size_t i = 0; i < want_exchanged.size(); ++i)
+    EXPECT_EQ(bits(got_exchanged[i]), bits(want_exchanged[i]))
+        << "mask " << i / 32 + 1 << " lane " << i % 32;
 }
 
 // ---------------------------------------------------------------- gemm_tf32
