@@ -11,10 +11,12 @@
 // the fp32 one by TF32-sized errors only (and does differ: operands are rounded), runs are
 // bitwise deterministic, and the accounting of the kernels' FLOPs.
 // Each (family, head size, group) is one program, built once per process (PoCL compiles
-// slowly) and shared through the runtime's cache.
+// slowly) and shared through the runtime's cache; nine programs, about 45 s of CPU time
+// with PoCL's kernel cache empty, 2 s with it filled.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -52,16 +54,9 @@ TiledShape shape_of(const Case& c) {
   return s;
 }
 
-// Kernels per (family, d, group, precision), kept for the process.
-TiledAttentionKernels& kernels_for(const Case& c, TiledPrecision precision) {
-  static std::vector<std::pair<std::string, std::unique_ptr<TiledAttentionKernels>>> cache;
-  const std::string key = c.family + "/" + std::to_string(c.head_size) + "/" +
-                          std::to_string(c.group_size) + "/" + std::to_string(int(precision));
-  for (auto& [k, kernels] : cache)
-    if (k == key) return *kernels;
-  cache.emplace_back(key, TiledAttentionKernels::for_device(shared_runtime(), c.family,
-                                                            shape_of(c), precision));
-  return *cache.back().second;
+// The kernels for a case (their program comes from the runtime's cache after the first).
+std::unique_ptr<TiledAttentionKernels> kernels_for(const Case& c, TiledPrecision precision) {
+  return TiledAttentionKernels::for_device(shared_runtime(), c.family, shape_of(c), precision);
 }
 
 // Inputs, their layout, and what the reference computes from them.
@@ -139,10 +134,11 @@ Result run(TiledAttentionKernels& kernels, const Problem& p, bool backward) {
 
 void expect_matches_reference(const Case& c) {
   SCOPED_TRACE(describe(c));
-  TiledAttentionKernels& kernels = kernels_for(c, TiledPrecision::tf32_emulated);
-  ASSERT_TRUE(kernels.forward_tf32());
+  const auto kernels = kernels_for(c, TiledPrecision::tf32_emulated);
+  ASSERT_TRUE(kernels->forward_tf32());
+  ASSERT_EQ(kernels->backward_tf32(), tf32_backward_supports(c.head_size));
   const Problem p = make_problem(c);
-  const Result r = run(kernels, p, true);
+  const Result r = run(*kernels, p, true);
   EXPECT_LT(relative_error(r.out, p.out), kTf32Tolerance) << "O";
   EXPECT_LT(relative_error(r.lse, p.lse), kTf32Tolerance) << "L";
   EXPECT_LT(relative_error(r.dq, p.dq), kTf32Tolerance) << (c.fused ? "dQ|dK|dV" : "dQ");
@@ -157,10 +153,10 @@ TEST(FlashTf32, FlashMatchesReference) {
   for (int T : {1, 7, 65, 130}) expect_matches_reference({"flash", 2, T, 2, 64, 1, 0, true});
 }
 
-// d = 32, d = 40 (d/8 odd: K stage rows unpadded; tiles not a multiple of the work-group's
-// float4s; fp32 backward), d = 128 (tiles of 32 keys; fp32 backward) and d = 16.
+// d = 40 (d/8 odd: K stage rows unpadded; tiles not a multiple of the work-group's float4s;
+// fp32 backward), d = 128 (tiles of 32 keys; fp32 backward) and d = 16 (the gqa cases
+// take d = 32).
 TEST(FlashTf32, OtherHeadSizesMatchReference) {
-  expect_matches_reference({"flash", 1, 100, 3, 32, 1, 0, true});
   expect_matches_reference({"flash", 1, 70, 2, 40, 1, 0, true});
   expect_matches_reference({"flash", 1, 75, 1, 128, 1, 0, true});
   expect_matches_reference({"flash", 2, 50, 2, 16, 1, 0, true});  // the smallest backward tiles
@@ -185,13 +181,14 @@ TEST(FlashTf32, MlaLayoutMatchesReference) {
 // The tf32 forward against the fp32 one on the same inputs: TF32-sized differences (and
 // some: the operands are rounded); forward and backward bitwise the same on a second run.
 TEST(FlashTf32, DiffersFromFp32ByTf32ErrorsAndIsDeterministic) {
-  const Case c{"gqa", 2, 130, 4, 64, 2, 0};
+  const Case c{"flash", 2, 130, 2, 64, 1, 0, true};
   const Problem p = make_problem(c);
-  const Result tf32 = run(kernels_for(c, TiledPrecision::tf32_emulated), p, true);
-  const Result again = run(kernels_for(c, TiledPrecision::tf32_emulated), p, true);
-  TiledAttentionKernels& fp32_kernels = kernels_for(c, TiledPrecision::fp32);
-  ASSERT_FALSE(fp32_kernels.forward_tf32());
-  const Result fp32 = run(fp32_kernels, p, false);
+  const auto tf32_kernels = kernels_for(c, TiledPrecision::tf32_emulated);
+  const Result tf32 = run(*tf32_kernels, p, true);
+  const Result again = run(*tf32_kernels, p, true);
+  const auto fp32_kernels = kernels_for(c, TiledPrecision::fp32);
+  ASSERT_FALSE(fp32_kernels->forward_tf32());
+  const Result fp32 = run(*fp32_kernels, p, false);
   const double error = relative_error(tf32.out, fp32.out);
   EXPECT_LT(error, kTf32Tolerance);
   EXPECT_GT(error, 1e-5) << "no TF32 rounding visible";

@@ -283,9 +283,16 @@ size_t TiledAttentionKernels::dkv_share_floats(const TiledShape& s) {
 bool TiledAttentionKernels::fits_compiled_limits() const {
   const size_t forward = forward_tf32_ ? size_t(kTf32Items) : size_t(tiles_.forward_items());
   const size_t backward = backward_tf32_ ? size_t(kTf32Items) : size_t(tiles_.backward_items());
+  // The tf32 kernels' stages are fixed (flash_tile_candidates checked only flash.cl's):
+  // their compiled __local use must fit too.
+  auto local_fits = [&](bool tf32, const cl::Kernel& kernel) {
+    return !tf32 || kernel.getWorkGroupInfo<CL_KERNEL_LOCAL_MEM_SIZE>(rt_.device().device) <=
+                        rt_.device().local_mem_bytes;
+  };
   return kernel_work_group_limit(rt_, forward_) >= forward &&
          kernel_work_group_limit(rt_, dq_) >= backward &&
-         kernel_work_group_limit(rt_, dkdv_) >= backward;
+         kernel_work_group_limit(rt_, dkdv_) >= backward && local_fits(forward_tf32_, forward_) &&
+         local_fits(backward_tf32_, dq_) && local_fits(backward_tf32_, dkdv_);
 }
 
 std::unique_ptr<TiledAttentionKernels> TiledAttentionKernels::for_device(

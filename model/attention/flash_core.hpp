@@ -109,7 +109,8 @@ class TiledAttentionKernels {
   // flash_forward_tf32 and flash.cl's backward kernels.
   TiledAttentionKernels(Runtime& rt, const std::string& family, const TiledShape& shape,
                         const FlashTiles& tiles, TiledPrecision precision = TiledPrecision::fp32);
-  // Whether the compiled kernels (their registers) allow the tiles' work-group sizes.
+  // Whether the compiled kernels (their registers) allow the tiles' work-group sizes, and
+  // the tf32 kernels' __local memory fits the device.
   bool fits_compiled_limits() const;
   // With the first of flash_tile_candidates() whose compiled kernels (their registers)
   // allow the tiles' work-group sizes.
