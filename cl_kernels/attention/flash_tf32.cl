@@ -67,6 +67,8 @@
 #ifndef BKT
 #define BKT 64  // forward_tf32: keys per tile (a multiple of 8)
 #endif
+// BQT, ITEMS_T and BKB (below) are mirrored by flash_core.hpp's kTf32RowBlock, kTf32Items
+// and kTf32BackwardTile (launch shapes and FLOP counts).
 #define BQT 64                       // queries per work-group: 4 warps × 16 rows
 #define WARPS_T 4                    // warps per work-group
 #define ITEMS_T (WARPS_T * WARP_SIZE)  // work-items per work-group

@@ -87,6 +87,7 @@ TiledPrecision tiled_precision(Precision precision);  // Ops' precision → fp32
 bool tf32_forward_supports(int head_size);            // a multiple of 8, at most 128
 bool tf32_backward_supports(int head_size);           // a multiple of 16, at most 64
 int tf32_forward_key_tile(int head_size);             // keys per tile: 64 (d ≤ 64) or 32
+// flash_tf32.cl's fixed shape (its BQT, ITEMS_T and BKB):
 constexpr int kTf32RowBlock = 64;     // rows (queries; keys in dK/dV) per work-group: 4 warps
 constexpr int kTf32Items = 128;       // work-items per work-group
 constexpr int kTf32BackwardTile = 32;  // backward: rows of the other side per tile
