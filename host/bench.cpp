@@ -151,6 +151,7 @@ void print_progress(Bench& b, const BenchCell& k, int step, int total, const Ste
 struct RunOutcome {
   std::string status = "ok", reason;
   std::string options;
+  std::string attention_kernels;  // AttentionVariant::attention_kernels, once built
   std::optional<size_t> planned_mem_bytes;
   double begin_s = 0, end_s = 0;
 };
@@ -210,7 +211,9 @@ void write_summary(Bench& b, const BenchCell& k, const RunOutcome& o, const RunT
 Json run_json(const BenchCell& k, const RunOutcome& o) {
   return {{"variant", k.variant}, {"batch", k.batch}, {"seq", k.seq}, {"repeat", k.repeat},
           {"order", k.order},     {"status", o.status}, {"reason", o.reason},
-          {"options", o.options}, {"begin_s", o.begin_s}, {"end_s", o.end_s}};
+          {"options", o.options},
+          {"attention_kernels", o.attention_kernels.empty() ? Json(nullptr) : Json(o.attention_kernels)},
+          {"begin_s", o.begin_s}, {"end_s", o.end_s}};
 }
 
 void check_target(Bench& b, RunTotals& t, float val) {
@@ -273,6 +276,7 @@ RunOutcome run_one(Bench& b, const BenchCell& k, double* eta_runs_left_s) {
     o.planned_mem_bytes = planned_bytes(b, ts);
     TrainingRun run(b.ops, ts);  // refused (failed) where the plan does not fit the device
     o.options = run.model().attention().describe_options();
+    o.attention_kernels = run.model().attention().attention_kernels();
     flops = run.model().step_flops();
     const int total = b.s.warmup + b.s.steps;
     for (int i = 0; i < total && !interrupted(); ++i) {

@@ -199,6 +199,10 @@ class AttentionVariant {
   virtual void forward(const DeviceArgs& args, const cl::Buffer& out) = 0;
   // Uses what forward saved in args.acts for the same x and step.
   virtual void backward(const DeviceArgs& args, const DeviceGrads& grads) = 0;
+  // The arithmetic of the variant's own attention kernels as allocate() chose them for the
+  // device: "fp32", or which of them run on tensor cores (the GEMMs it calls follow the
+  // run's precision). bench records it per run in the manifest.
+  virtual std::string attention_kernels() const { return "fp32"; }
 
   // ---- CPU reference (plain C++, double accumulation) ----
   virtual void reference_forward(const ReferenceArgs& args, float* out) const = 0;

@@ -220,6 +220,8 @@ TEST(Bench, ManifestIsCompleteAndNamesWhatIsUnavailable) {
   const auto m = read_json(bench().dir / "manifest.json");
   EXPECT_TRUE(m.at("completed").get<bool>());
   EXPECT_EQ(m.at("runs").size(), 4u);
+  for (const auto& run : m.at("runs"))  // fp32 on PoCL: no tensor cores
+    EXPECT_EQ(run.at("attention_kernels"), "fp32") << run.dump();
   EXPECT_EQ(m.at("config").at("model").at("preset"), "tiny");
   // A metric the machine cannot measure has an empty cell and a reason; PoCL has no GPU power.
   const Csv summary = read_csv(bench().dir / "summary.csv");

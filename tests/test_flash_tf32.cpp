@@ -137,6 +137,9 @@ void expect_matches_reference(const Case& c) {
   const auto kernels = kernels_for(c, TiledPrecision::tf32_emulated);
   ASSERT_TRUE(kernels->forward_tf32());
   ASSERT_EQ(kernels->backward_tf32(), tf32_backward_supports(c.head_size));
+  EXPECT_EQ(kernels->arithmetic(), tf32_backward_supports(c.head_size)
+                                       ? "tf32 tensor cores: forward, dQ, dK/dV"
+                                       : "tf32 tensor cores: forward (dQ, dK/dV fp32)");
   const Problem p = make_problem(c);
   const Result r = run(*kernels, p, true);
   EXPECT_LT(relative_error(r.out, p.out), kTf32Tolerance) << "O";
@@ -188,6 +191,7 @@ TEST(FlashTf32, DiffersFromFp32ByTf32ErrorsAndIsDeterministic) {
   const Result again = run(*tf32_kernels, p, true);
   const auto fp32_kernels = kernels_for(c, TiledPrecision::fp32);
   ASSERT_FALSE(fp32_kernels->forward_tf32());
+  EXPECT_EQ(fp32_kernels->arithmetic(), "fp32");
   const Result fp32 = run(*fp32_kernels, p, false);
   const double error = relative_error(tf32.out, fp32.out);
   EXPECT_LT(error, kTf32Tolerance);

@@ -378,8 +378,19 @@ struct TiledExactAttention::Scratch {
   DeviceBuffer dkv_shares;  // per-query-head dK|dV (groups of heads only)
 };
 
+std::string TiledAttentionKernels::arithmetic() const {
+  // The backward's head sizes are a subset of the forward's (tf32_*_supports).
+  if (!forward_tf32_) return "fp32";
+  return backward_tf32_ ? "tf32 tensor cores: forward, dQ, dK/dV"
+                        : "tf32 tensor cores: forward (dQ, dK/dV fp32)";
+}
+
 TiledExactAttention::TiledExactAttention(const AttentionOptions& options)
     : AttentionVariant(options) {}
+
+std::string TiledExactAttention::attention_kernels() const {
+  return kernels_ ? kernels_->arithmetic() : "fp32";
+}
 
 TiledExactAttention::~TiledExactAttention() = default;
 

@@ -122,6 +122,9 @@ class TiledAttentionKernels {
   TiledPrecision precision() const { return precision_; }  // as asked
   bool forward_tf32() const { return forward_tf32_; }      // whether the forward is tf32
   bool backward_tf32() const { return backward_tf32_; }    // whether dQ and dK/dV are
+  // "fp32", or "tf32 tensor cores: forward, dQ, dK/dV" (the kernels that are), for
+  // AttentionVariant::attention_kernels.
+  std::string arithmetic() const;
   int head_size() const { return head_size_; }
   int group_size() const { return group_size_; }
   // Floats of backward's per-query-head dK|dV scratch: (B,T,H,2·d) for groups, else 0.
@@ -163,6 +166,7 @@ class TiledExactAttention : public AttentionVariant {
   std::unique_ptr<AttentionActivations> allocate(Ops& ops, const AttentionDims& dims) override;
   void forward(const DeviceArgs& args, const cl::Buffer& out) override;
   void backward(const DeviceArgs& args, const DeviceGrads& gradients) override;
+  std::string attention_kernels() const override;
 
   void reference_forward(const ReferenceArgs& args, float* out) const override;
   void reference_backward(const ReferenceArgs& args,

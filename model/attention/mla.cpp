@@ -66,6 +66,8 @@ class MlaAttention : public AttentionVariant {
             {"attprojb", {C}, Init::kZero, false}};
   }
 
+  std::string attention_kernels() const override { return core_ ? core_->arithmetic() : "fp32"; }
+
   AttentionCost cost(const AttentionDims& dims) const override {
     const FlashTiles tiles = core_ && core_->head_size() == dims.head_size()
                                  ? core_->tiles()
