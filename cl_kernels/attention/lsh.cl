@@ -63,7 +63,7 @@
 #define QUERIES 32  // sorted slots per work-group of the attention kernels (= work-items)
 #endif
 #ifndef KEYS
-#define KEYS 32  // rows of the streamed tile of the attention kernels
+#define KEYS 16  // rows of the streamed tile of the attention kernels
 #endif
 #ifndef SORT_WG
 #define SORT_WG 256  // work-items of the counting sort

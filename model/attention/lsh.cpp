@@ -56,10 +56,13 @@ size_t LshTiles::attention_local_bytes(int d) const {
   return std::max({forward, dq, dkv});
 }
 
-// The largest tiles (from 32 queries per group and 32-row stream tiles) whose local memory
+// The largest tiles (from 32 queries per group and 16-row stream tiles) whose local memory
 // fits the device for this head size and whose work-groups the device allows. 32 queries,
 // not 64: a block's key range reaches back to its first query's band start, and the
-// narrower the block, the fewer rows each work-item walks past outside its own band.
+// narrower the block, the fewer rows each work-item walks past outside its own band. 16
+// rows, not 32: a one-warp work-group of lsh_attend_dkv then holds 30 KiB of local memory
+// instead of 42 at head size 64, so more of them share a compute unit (on the H200, 2026-12-02,
+// gpt2 B=16 T=512 tf32: that kernel 11.4 ms a step against 12.2, the others unchanged).
 LshTiles choose_lsh_tiles(const DeviceInfo& dev, int head_size) {
   LshTiles t;
   if (const char* spec = std::getenv("ATTNSCOPE_LSH_TILES"); spec && *spec)

@@ -34,7 +34,7 @@ struct LshActivations : AttentionActivations {
 // lsh.cl's tunables for one device and head size (see the kernel file).
 struct LshTiles {
   int queries = 32;                                   // QUERIES
-  int keys = 32;                                      // KEYS
+  int keys = 16;                                      // KEYS
   int sort_wg = 256;                                  // SORT_WG
   size_t tile_bytes(int head_size) const;  // KEYS padded rows (HEAD_VEC float4s) streamed
   size_t own_bytes(int head_size) const;   // QUERIES rows of OWN_PITCH float4s, one per item
