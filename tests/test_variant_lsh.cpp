@@ -17,6 +17,7 @@
 #include "host/runtime/error.hpp"
 #include "model/attention/lsh.hpp"
 #include "model/reference/layers.hpp"
+#include "model/tf32.hpp"
 #include "model/variant_check.hpp"
 #include "tests/test_support.hpp"
 
@@ -331,6 +332,25 @@ double weighted_reference_sum(const LshShape& s, const std::vector<int>& buckets
   for (const auto& p : in.params) params.push_back(p.data());
   reference::lsh_block_forward(s, buckets, params, in.x.data(), out.data());
   return weighted_sum(out, in.dout);
+}
+
+// Under tf32 the reference hashes the projection the device computes on tensor cores:
+// x and W_qv rounded to TF32, then summed in double; in fp32, the plain projection.
+TEST(LshReference, HashesTheProjectionOfTheRunsPrecision) {
+  const int N = 5, C = 24;
+  const std::vector<float> x = random_vector(size_t(N) * C), w = random_vector(size_t(2) * C * C),
+                           b = random_vector(2 * C);
+  std::vector<float> plain(size_t(N) * 2 * C), rounded(plain.size());
+  reference::matmul_forward(plain.data(), x.data(), w.data(), b.data(), N, C, 2 * C);
+  std::vector<float> x_tf32 = x, w_tf32 = w;
+  for (float& v : x_tf32) v = round_to_tf32(v);
+  for (float& v : w_tf32) v = round_to_tf32(v);
+  reference::matmul_forward(rounded.data(), x_tf32.data(), w_tf32.data(), b.data(), N, C, 2 * C);
+  const std::vector<float> fp32 = lsh::reference_qv(x.data(), w.data(), b.data(), N, C, false);
+  const std::vector<float> tf32 = lsh::reference_qv(x.data(), w.data(), b.data(), N, C, true);
+  EXPECT_TRUE(bitwise_equal(fp32, plain));
+  EXPECT_LT(relative_error(tf32, rounded), 1e-6);
+  EXPECT_GT(relative_error(tf32, plain), 1e-5) << "no TF32 rounding visible";
 }
 
 TEST(LshReference, GradientsMatchFiniteDifferences) {

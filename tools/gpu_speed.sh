@@ -72,8 +72,12 @@ export OCL_ICD_VENDORS=/tmp/icd
 phase() {  # phase NAME LIMIT_S COMMAND...
   local name=$1 limit=$2 start=$SECONDS
   shift 2
-  timeout -s INT "$limit" bash -c '"$@"' phase "$@" >"$out/$name.log" 2>&1
+  # In the background and waited for, so that the trap below runs at once on a signal.
+  timeout -s INT "$limit" bash -c '"$@"' phase "$@" >"$out/$name.log" 2>&1 &
+  phase_pid=$!
+  wait "$phase_pid"
   local status=$?
+  phase_pid=
   echo "$name rc=$status $((SECONDS - start))s" | tee -a "$out/phases.txt"
   tail -n 45 "$out/$name.log"
 }
@@ -162,6 +166,22 @@ disassemble() {  # every PTX under OUT/ptx through ptxas and cuobjdump, into OUT
   done
   grep -H "registers\|spill" "$out"/sass/*.ptxas.txt | head -80
 }
+
+pack() {  # everything under OUT into OUT/speed.tar.gz (the lent machine returns few files)
+  tar -czf /tmp/speed.tar.gz -C "$out" . && rm -rf "${out:?}"/* && mv /tmp/speed.tar.gz "$out/"
+}
+# An outer limit's TERM (or Ctrl-C) stops the running phase as its own limit would, and what
+# the earlier phases measured is still packed.
+stop() {
+  echo "gpu_speed.sh: stopped; packing what there is" >&2
+  if [[ -n ${phase_pid:-} ]]; then
+    kill -INT "$phase_pid" 2>/dev/null
+    wait "$phase_pid"
+  fi
+  pack
+  exit 124
+}
+trap stop TERM INT
 
 export -f build gemm_table disassemble check_long sweep twin
 export out attnscope
@@ -258,4 +278,4 @@ for p in "$@"; do
   esac
 done
 cat "$out/phases.txt"
-tar -czf /tmp/speed.tar.gz -C "$out" . && rm -rf "${out:?}"/* && mv /tmp/speed.tar.gz "$out/"
+pack

@@ -8,6 +8,7 @@
 #include "host/runtime/output_file.hpp"
 #include "model/npy.hpp"
 #include "model/reference/layers.hpp"
+#include "model/tf32.hpp"
 
 namespace attnscope {
 
@@ -138,6 +139,17 @@ std::string bucket_file_name(int64_t pass, int64_t step, int layer) {
   return name;
 }
 
+std::vector<float> reference_qv(const float* x, const float* w_qv, const float* b_qv, int N, int C,
+                                bool tf32) {
+  std::vector<float> qv(size_t(N) * 2 * C);
+  if (tf32)
+    reference_tf32_gemm(qv.data(), x, w_qv, b_qv, N, 2 * C, C, /*trans_a=*/false,
+                        /*trans_b=*/true, 1.f, 0.f);
+  else
+    reference::matmul_forward(qv.data(), x, w_qv, b_qv, N, C, 2 * C);
+  return qv;
+}
+
 }  // namespace lsh
 
 void LshAttention::resolve(const AttentionDims& dims) {
@@ -255,6 +267,7 @@ std::vector<DeviceBufferSpec> LshAttention::device_buffers(const AttentionDims& 
 std::unique_ptr<AttentionActivations> LshAttention::allocate(Ops& ops, const AttentionDims& dims) {
   Runtime& rt = ops.runtime();
   const LshShape s = shape(dims);
+  tf32_projection_ = ops.precision() == Precision::tf32;
   build_kernels(rt, dims);
   const size_t sort_bytes = (size_t(s.buckets) + tiles_.sort_wg) * sizeof(int);
   if (sort_bytes > local_mem_budget(rt.device()))
@@ -393,15 +406,15 @@ void LshAttention::backward(const DeviceArgs& args, const DeviceGrads& gradients
   ops.matmul_backward(dx, grads[0], &grads[1], dqv_, x, params[0], N, C, 2 * C);
 }
 
-// The reference hashes in float from its own qv (double-accumulated, rounded to float),
-// exactly as the device hashes its qv; the two qv differ in the last bits, so a bucket
-// can differ only where two projections tie to within float rounding.
+// The reference hashes in float from its own qv (double-accumulated, rounded to float; from
+// TF32-rounded operands under tf32), exactly as the device hashes its qv; the two qv differ
+// in the last bits, so a bucket can differ only where two projections tie to within float
+// rounding.
 std::vector<int> LshAttention::reference_buckets(const ReferenceArgs& args) const {
   const auto& [dims, step, params, x] = args;
   const LshShape s = shape(dims);
   const int N = dims.B * dims.T, C = dims.C;
-  std::vector<float> qv(size_t(N) * 2 * C);
-  reference::matmul_forward(qv.data(), x, params[0], params[1], N, C, 2 * C);
+  const std::vector<float> qv = lsh::reference_qv(x, params[0], params[1], N, C, tf32_projection_);
   return lsh::hash_positions(
       qv.data(), s, lsh::rotations(options().seed, step.step, s.rounds, s.head_size, s.buckets));
 }

@@ -91,6 +91,9 @@ class LshAttention : public AttentionVariant {
   LshTiles tiles_;
   std::string built_options_;
   std::string bucket_dump_dir_;  // ATTNSCOPE_LSH_BUCKETS; empty: no dump (the default)
+  // allocate() ran under --precision tf32, where the device projects qv on tensor cores:
+  // the reference then hashes a qv made from TF32-rounded operands too (reference_qv).
+  bool tf32_projection_ = false;
   int64_t forward_passes_ = 0;   // passes dumped so far; a pass begins at layer 0
   cl::Kernel hash_, sort_, attend_, combine_, delta_, attend_dq_, attend_dkv_, input_grad_;
 
@@ -112,6 +115,14 @@ class LshAttention : public AttentionVariant {
 };
 
 namespace lsh {
+
+// qv (N, 2C) = x·W_qvᵀ + b, as the reference hashes it: summed in double and rounded to
+// float, with x and W_qv rounded to TF32 first when tf32 (the device's projection under
+// --precision tf32). Hashing the device's own arithmetic keeps the bucket argmax from
+// flipping on every near-tie that TF32's 2^-11 rounding would move: what is left are the
+// ties within float rounding, as in fp32.
+std::vector<float> reference_qv(const float* x, const float* w_qv, const float* b_qv, int N, int C,
+                                bool tf32);
 
 // n_r rotations of d × (n_b/2), N(0,1), from (seed, step): splitmix64 and Box-Muller, so
 // the values are the same on every platform (std::normal_distribution's are not).
