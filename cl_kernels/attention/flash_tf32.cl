@@ -106,6 +106,48 @@ INLINE float quad_sum(float x WARP_SCRATCH_PARAM) {
   return x + SHFL_XOR(x, 2);
 }
 
+// A fragments of this lane's rows row0, row0 + 8 of one head, times scale, rounded (zero
+// past T): k-step kk, a0 a2 = X[row0][8kk + 2t, + 1], a1 a3 the same of row0 + 8.
+INLINE void load_own_rows(uint f[KSTEPS][4], __global const float* head, const int stride,
+                          const int row0, const int T, const int t, const float scale) {
+#pragma unroll
+  for (int kk = 0; kk < KSTEPS; ++kk)
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int row = row0 + 8 * e;
+      float2 x = (float2)(0.f);
+      if (row < T) x = *(__global const float2*)(head + row * stride + 8 * kk + 2 * t);
+      f[kk][e] = as_uint(round_tf32_operand(x.x * scale));
+      f[kk][e + 2] = as_uint(round_tf32_operand(x.y * scale));
+    }
+}
+
+// What each kernel below starts with. TF32_WARP_PROLOGUE: the work-item's warp and lane,
+// g = lane >> 2 and t = lane & 3 (its fragment coordinates), and under EMULATE_MMA the
+// warp's mma scratch. TF32_SLICE: the group's batch b, query head h and K/V head hk, and
+// where batch b's rows of Q and of K/V begin.
+#if EMULATE_MMA
+#define TF32_WARP_SCRATCH                                  \
+  __local float mma_scratch[WARPS_T * MMA_SCRATCH_FLOATS]; \
+  __local float* const warp_scratch = mma_scratch + warp * MMA_SCRATCH_FLOATS;
+#else
+#define TF32_WARP_SCRATCH
+#endif
+#define TF32_WARP_PROLOGUE                                                     \
+  const int lid = get_local_id(0), warp = lid / WARP_SIZE, lane = lane_id(); \
+  const int g = lane >> 2, t = lane & 3;                                      \
+  TF32_WARP_SCRATCH
+#define TF32_SLICE                                                                            \
+  const int b = get_group_id(1) / n_head, h = get_group_id(1) % n_head, hk = h / GROUP_SIZE; \
+  const size_t batch_q = (size_t)b * T * q_stride, batch_kv = (size_t)b * T * kv_stride;
+// The forward's and dQ's block of BQT queries, the last blocks (most key tiles) first; its
+// K/V head's rows; this lane's queries row0 and row0 + 8.
+#define TF32_QUERY_BLOCK                                                                     \
+  const int q0 = (get_num_groups(0) - 1 - get_group_id(0)) * BQT;                           \
+  __global const float* k_head = k + batch_kv + k_offset + hk * HEAD_SIZE;                  \
+  __global const float* v_head = v + batch_kv + v_offset + hk * HEAD_SIZE;                  \
+  const int row0 = q0 + 16 * warp + g;
+
 __kernel __attribute__((reqd_work_group_size(ITEMS_T, 1, 1))) void VARIANT_KERNEL(forward_tf32)(
     __global float* out, __global float* lse, __global const float* q, const int q_stride,
     const int q_offset, __global const float* k, __global const float* v, const int kv_stride,
@@ -114,34 +156,13 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_T, 1, 1))) void VARIANT_KERNE
   __local float4 v_stage[BKT / 2 * VS / 4];
   __local float* const k_s = (__local float*)k_stage;
   __local float* const v_s = (__local float*)v_stage;
-  const int lid = get_local_id(0), warp = lid / WARP_SIZE, lane = lane_id();
-  const int g = lane >> 2, t = lane & 3;
-#if EMULATE_MMA
-  __local float mma_scratch[WARPS_T * MMA_SCRATCH_FLOATS];
-  __local float* const warp_scratch = mma_scratch + warp * MMA_SCRATCH_FLOATS;
-#endif
-  const int q0 = (get_num_groups(0) - 1 - get_group_id(0)) * BQT;  // longest rows first
-  const int b = get_group_id(1) / n_head, h = get_group_id(1) % n_head, hk = h / GROUP_SIZE;
-  const size_t batch_q = (size_t)b * T * q_stride, batch_kv = (size_t)b * T * kv_stride;
-  __global const float* k_head = k + batch_kv + k_offset + hk * HEAD_SIZE;
-  __global const float* v_head = v + batch_kv + v_offset + hk * HEAD_SIZE;
-  const int row0 = q0 + 16 * warp + g;  // this lane's rows: row0 and row0 + 8
+  TF32_WARP_PROLOGUE
+  TF32_SLICE
+  TF32_QUERY_BLOCK
 
-  // Q fragments: k-step kk, a0 a2 = Q[row0][8kk + 2t, + 1], a1 a3 = the same of row0 + 8.
-  uint qf[KSTEPS][4];
-  {
-    __global const float* q_head = q + batch_q + q_offset + h * HEAD_SIZE + 2 * t;
-#pragma unroll
-    for (int kk = 0; kk < KSTEPS; ++kk)
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int row = row0 + 8 * e;
-        float2 x = (float2)(0.f);
-        if (row < T) x = *(__global const float2*)(q_head + row * q_stride + 8 * kk);
-        qf[kk][e] = as_uint(round_tf32_operand(x.x * SCORE_SCALE_LOG2));
-        qf[kk][e + 2] = as_uint(round_tf32_operand(x.y * SCORE_SCALE_LOG2));
-      }
-  }
+  uint qf[KSTEPS][4];  // Q·(log2 e/√d), rounded
+  load_own_rows(qf, q + batch_q + q_offset + h * HEAD_SIZE, q_stride, row0, T, t,
+                SCORE_SCALE_LOG2);
 
   float o[KSTEPS][4];  // O: n-tile n (columns 8n..), C fragment
 #pragma unroll
@@ -303,22 +324,6 @@ INLINE void store_tile_b(__local float* stage, const float4* st, const int lid) 
   }
 }
 
-// A fragments of this lane's rows row0, row0 + 8 of one head, times scale, rounded (zero
-// past T): k-step kk, a0 a2 = X[row0][8kk + 2t, + 1], a1 a3 the same of row0 + 8.
-INLINE void load_own_rows(uint f[KSTEPS][4], __global const float* head, const int stride,
-                          const int row0, const int T, const int t, const float scale) {
-#pragma unroll
-  for (int kk = 0; kk < KSTEPS; ++kk)
-#pragma unroll
-    for (int e = 0; e < 2; ++e) {
-      const int row = row0 + 8 * e;
-      float2 x = (float2)(0.f);
-      if (row < T) x = *(__global const float2*)(head + row * stride + 8 * kk + 2 * t);
-      f[kk][e] = as_uint(round_tf32_operand(x.x * scale));
-      f[kk][e + 2] = as_uint(round_tf32_operand(x.y * scale));
-    }
-}
-
 // acc (16 × BKB, C fragments) = own rows (a) · (the stage's BKB rows)ᵀ.
 INLINE void mma_rows_by_tile(float acc[NTB][4], uint a[KSTEPS][4], const __local float* stage,
                              const int g, const int t WARP_SCRATCH_PARAM) {
@@ -365,18 +370,9 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_T, 1, 1))) void VARIANT_KERNE
   __local float4 v_stage[BKB * KS / 4];
   __local float* const k_s = (__local float*)k_stage;
   __local float* const v_s = (__local float*)v_stage;
-  const int lid = get_local_id(0), warp = lid / WARP_SIZE, lane = lane_id();
-  const int g = lane >> 2, t = lane & 3;
-#if EMULATE_MMA
-  __local float mma_scratch[WARPS_T * MMA_SCRATCH_FLOATS];
-  __local float* const warp_scratch = mma_scratch + warp * MMA_SCRATCH_FLOATS;
-#endif
-  const int q0 = (get_num_groups(0) - 1 - get_group_id(0)) * BQT;  // longest rows first
-  const int b = get_group_id(1) / n_head, h = get_group_id(1) % n_head, hk = h / GROUP_SIZE;
-  const size_t batch_q = (size_t)b * T * q_stride, batch_kv = (size_t)b * T * kv_stride;
-  __global const float* k_head = k + batch_kv + k_offset + hk * HEAD_SIZE;
-  __global const float* v_head = v + batch_kv + v_offset + hk * HEAD_SIZE;
-  const int row0 = q0 + 16 * warp + g;  // this lane's queries: row0 and row0 + 8
+  TF32_WARP_PROLOGUE
+  TF32_SLICE
+  TF32_QUERY_BLOCK
 
   uint qf[KSTEPS][4], dof[KSTEPS][4];
   load_own_rows(qf, q + batch_q + q_offset + h * HEAD_SIZE, q_stride, row0, T, t,
@@ -447,15 +443,9 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_T, 1, 1))) void VARIANT_KERNE
   __local float lse2_s[BKB], delta_s[BKB];  // of the tile's queries
   __local float* const q_s = (__local float*)q_stage;
   __local float* const do_s = (__local float*)do_stage;
-  const int lid = get_local_id(0), warp = lid / WARP_SIZE, lane = lane_id();
-  const int g = lane >> 2, t = lane & 3;
-#if EMULATE_MMA
-  __local float mma_scratch[WARPS_T * MMA_SCRATCH_FLOATS];
-  __local float* const warp_scratch = mma_scratch + warp * MMA_SCRATCH_FLOATS;
-#endif
+  TF32_WARP_PROLOGUE
   const int k0 = get_group_id(0) * BQT;  // the first key blocks have the most queries: first
-  const int b = get_group_id(1) / n_head, h = get_group_id(1) % n_head, hk = h / GROUP_SIZE;
-  const size_t batch_q = (size_t)b * T * q_stride, batch_kv = (size_t)b * T * kv_stride;
+  TF32_SLICE
   const size_t batch_o = (size_t)b * T * (n_head * HEAD_SIZE);
   const int row0 = k0 + 16 * warp + g;  // this lane's keys: row0 and row0 + 8
 
