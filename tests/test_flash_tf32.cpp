@@ -156,6 +156,13 @@ TEST(FlashTf32, FlashMatchesReference) {
   for (int T : {1, 7, 65, 130}) expect_matches_reference({"flash", 2, T, 2, 64, 1, 0, true});
 }
 
+// One (batch, head) pair with T = 130 (two full 64-row blocks and a partial one, each kernel
+// crossing several tiles and the diagonal): small enough for oclgrind, which runs this test
+// alone to look for races between the warps of a work-group (CTest oclgrind_flash_tf32).
+TEST(FlashTf32, OneHeadMatchesReference) {
+  expect_matches_reference({"flash", 1, 130, 1, 64, 1, 0, true});
+}
+
 // d = 40 (d/8 odd: K stage rows unpadded; tiles not a multiple of the work-group's float4s;
 // fp32 backward), d = 128 (tiles of 32 keys; fp32 backward) and d = 16 (the gqa cases
 // take d = 32).
