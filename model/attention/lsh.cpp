@@ -57,6 +57,16 @@ size_t LshTiles::attention_local_bytes(int d) const {
   return std::max({forward, dq, dkv});
 }
 
+namespace {
+
+// Whether the attention kernels' local memory and work-groups fit the device.
+bool lsh_tiles_fit(const LshTiles& t, const DeviceInfo& dev, int head_size) {
+  return t.attention_local_bytes(head_size) <= local_mem_budget(dev) &&
+         size_t(t.queries) <= dev.max_work_group_size;
+}
+
+}  // namespace
+
 // The largest tiles (from 32 queries per group and 16-row stream tiles) whose local memory
 // fits the device for this head size and whose work-groups the device allows. 32 queries,
 // not 64: a block's key range reaches back to its first query's band start, and the
@@ -68,9 +78,7 @@ LshTiles choose_lsh_tiles(const DeviceInfo& dev, int head_size) {
   LshTiles t;
   if (const char* spec = std::getenv("ATTNSCOPE_LSH_TILES"); spec && *spec)
     t = parse_lsh_tiles(spec, dev, head_size);
-  const size_t budget = local_mem_budget(dev);
-  while (t.attention_local_bytes(head_size) > budget ||
-         size_t(t.queries) > dev.max_work_group_size) {
+  while (!lsh_tiles_fit(t, dev, head_size)) {
     if (t.keys > 8)
       t.keys /= 2;
     else if (t.queries > 1)
@@ -94,8 +102,7 @@ LshTiles parse_lsh_tiles(const std::string& spec, const DeviceInfo& device, int 
   if (std::sscanf(spec.c_str(), "%d,%d%c", &t.queries, &t.keys, &tail) != 2 || t.queries < 1 ||
       t.keys < 1)
     throw UsageError("ATTNSCOPE_LSH_TILES: '" + spec + "' is not QUERIES,KEYS (both positive)");
-  if (t.attention_local_bytes(head_size) > local_mem_budget(device) ||
-      size_t(t.queries) > device.max_work_group_size)
+  if (!lsh_tiles_fit(t, device, head_size))
     throw UsageError("ATTNSCOPE_LSH_TILES: " + spec + " needs " +
                      std::to_string(t.attention_local_bytes(head_size)) +
                      " bytes of local memory and " + std::to_string(t.queries) +
