@@ -69,13 +69,11 @@ class MlaAttention : public AttentionVariant {
   std::string attention_kernels() const override { return core_ ? core_->arithmetic() : "fp32"; }
 
   AttentionCost cost(const AttentionDims& dims) const override {
-    const FlashTiles tiles = core_ && core_->head_size() == dims.head_size()
-                                 ? core_->tiles()
-                                 : typical_gpu_flash_tiles(dims.head_size());
-    const bool tf32_forward = core_ && core_->forward_tf32();
-    const bool tf32_backward = core_ && core_->backward_tf32();
-    const TiledFlops attention =
-        tiled_attention_flops(tiled_shape(dims), tiles, tf32_forward, tf32_backward);
+    // The kernels allocate() built, if for this head size; else a typical GPU's fp32 ones.
+    const bool built = core_ && core_->head_size() == dims.head_size();
+    const FlashTiles tiles = built ? core_->tiles() : typical_gpu_flash_tiles(dims.head_size());
+    const TiledFlops attention = tiled_attention_flops(
+        tiled_shape(dims), tiles, built && core_->forward_tf32(), built && core_->backward_tf32());
     const double N = double(dims.B) * dims.T, C = dims.C, dc = latent_dim(dims);
     // W_q, W_dkv, [W_uk; W_uv], W_o
     const double projections = 2 * N * C * C + 2 * N * C * dc + 2 * N * dc * 2 * C + 2 * N * C * C;
