@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "model/reference/layers.hpp"
+#include "model/reference/parallel.hpp"
 
 namespace attnscope::reference {
 
@@ -40,27 +41,28 @@ void exact_attention_forward(const Heads& out, float* probs, float* lse, const C
                              const ConstHeads& k, const ConstHeads& v,
                              const ExactAttentionShape& s) {
   const int d = s.head_size, T = s.T;
-  std::vector<double> p, o(d);
-  for (int b = 0; b < s.B; ++b)
-    for (int h = 0; h < s.H; ++h)
-      for (int i = 0; i < T; ++i) {
-        const double row_lse = softmax_row(p, q, k, b, h, i, s);
-        const int g = s.kv_head_of(h), j0 = s.first_key(i);
-        std::fill(o.begin(), o.end(), 0.0);
-        for (int j = j0; j <= i; ++j) {
-          const float* vj = v.at(b, j, g, T, d);
-          for (int c = 0; c < d; ++c) o[c] += p[j - j0] * vj[c];
-        }
-        float* oi = out.at(b, i, h, T, d);
-        for (int c = 0; c < d; ++c) oi[c] = float(o[c]);
-        const size_t row = (size_t(b) * s.H + h) * T + i;
-        if (probs) {
-          float* prow = probs + row * T;
-          std::fill(prow, prow + T, 0.f);
-          for (int j = j0; j <= i; ++j) prow[j] = float(p[j - j0]);
-        }
-        if (lse) lse[row] = float(row_lse);
+  parallel_for(s.B * s.H, [&](int bh) {  // one (batch, head) a task: its rows only
+    const int b = bh / s.H, h = bh % s.H;
+    std::vector<double> p, o(d);
+    for (int i = 0; i < T; ++i) {
+      const double row_lse = softmax_row(p, q, k, b, h, i, s);
+      const int g = s.kv_head_of(h), j0 = s.first_key(i);
+      std::fill(o.begin(), o.end(), 0.0);
+      for (int j = j0; j <= i; ++j) {
+        const float* vj = v.at(b, j, g, T, d);
+        for (int c = 0; c < d; ++c) o[c] += p[j - j0] * vj[c];
       }
+      float* oi = out.at(b, i, h, T, d);
+      for (int c = 0; c < d; ++c) oi[c] = float(o[c]);
+      const size_t row = (size_t(b) * s.H + h) * T + i;
+      if (probs) {
+        float* prow = probs + row * T;
+        std::fill(prow, prow + T, 0.f);
+        for (int j = j0; j <= i; ++j) prow[j] = float(p[j - j0]);
+      }
+      if (lse) lse[row] = float(row_lse);
+    }
+  });
 }
 
 void exact_attention_backward(const Heads& dq, const Heads& dk, const Heads& dv,
@@ -69,50 +71,49 @@ void exact_attention_backward(const Heads& dq, const Heads& dk, const Heads& dv,
   const int d = s.head_size, T = s.T;
   const int G = s.kv_heads > 0 ? s.kv_heads : s.H;
   const double scale = 1.0 / std::sqrt(double(d));
-  std::vector<double> p, dp, dq_row(d);
-  // dK, dV of one key/value head summed in double over its group's query heads and all
-  // queries, then added once: the reference's own rounding stays far below fp32's.
-  std::vector<double> dk_acc(size_t(T) * d), dv_acc(size_t(T) * d);
-  for (int b = 0; b < s.B; ++b)
-    for (int g = 0; g < G; ++g) {
-      std::fill(dk_acc.begin(), dk_acc.end(), 0.0);
-      std::fill(dv_acc.begin(), dv_acc.end(), 0.0);
-      for (int h = 0; h < s.H; ++h) {
-        if (s.kv_head_of(h) != g) continue;
-        for (int i = 0; i < T; ++i) {
-          softmax_row(p, q, k, b, h, i, s);
-          const int j0 = s.first_key(i);
-          const float* doi = dout.at(b, i, h, T, d);
-          const float* qi = q.at(b, i, h, T, d);
-          dp.assign(p.size(), 0.0);
-          double D = 0;  // D_i = Σ_j P_ij dP_ij
-          for (int j = j0; j <= i; ++j) {
-            dp[j - j0] = dot(doi, v.at(b, j, g, T, d), d);
-            D += p[j - j0] * dp[j - j0];
-          }
-          std::fill(dq_row.begin(), dq_row.end(), 0.0);
-          for (int j = j0; j <= i; ++j) {
-            const double pj = p[j - j0], ds = pj * (dp[j - j0] - D) * scale;
-            const float* kj = k.at(b, j, g, T, d);
-            for (int c = 0; c < d; ++c) {
-              dq_row[c] += ds * kj[c];
-              dk_acc[size_t(j) * d + c] += ds * qi[c];
-              dv_acc[size_t(j) * d + c] += pj * doi[c];
-            }
-          }
-          float* dqi = dq.at(b, i, h, T, d);
-          for (int c = 0; c < d; ++c) dqi[c] += float(dq_row[c]);
+  // One (batch, K/V head) a task: dK, dV of the head and dQ of its group's query heads.
+  parallel_for(s.B * G, [&](int bg) {
+    const int b = bg / G, g = bg % G;
+    std::vector<double> p, dp, dq_row(d);
+    // dK, dV of the head summed in double over its group's query heads and all queries,
+    // then added once: the reference's own rounding stays far below fp32's.
+    std::vector<double> dk_acc(size_t(T) * d, 0.0), dv_acc(size_t(T) * d, 0.0);
+    for (int h = 0; h < s.H; ++h) {
+      if (s.kv_head_of(h) != g) continue;
+      for (int i = 0; i < T; ++i) {
+        softmax_row(p, q, k, b, h, i, s);
+        const int j0 = s.first_key(i);
+        const float* doi = dout.at(b, i, h, T, d);
+        const float* qi = q.at(b, i, h, T, d);
+        dp.assign(p.size(), 0.0);
+        double D = 0;  // D_i = Σ_j P_ij dP_ij
+        for (int j = j0; j <= i; ++j) {
+          dp[j - j0] = dot(doi, v.at(b, j, g, T, d), d);
+          D += p[j - j0] * dp[j - j0];
         }
-      }
-      for (int j = 0; j < T; ++j) {
-        float* dkj = dk.at(b, j, g, T, d);
-        float* dvj = dv.at(b, j, g, T, d);
-        for (int c = 0; c < d; ++c) {
-          dkj[c] += float(dk_acc[size_t(j) * d + c]);
-          dvj[c] += float(dv_acc[size_t(j) * d + c]);
+        std::fill(dq_row.begin(), dq_row.end(), 0.0);
+        for (int j = j0; j <= i; ++j) {
+          const double pj = p[j - j0], ds = pj * (dp[j - j0] - D) * scale;
+          const float* kj = k.at(b, j, g, T, d);
+          for (int c = 0; c < d; ++c) {
+            dq_row[c] += ds * kj[c];
+            dk_acc[size_t(j) * d + c] += ds * qi[c];
+            dv_acc[size_t(j) * d + c] += pj * doi[c];
+          }
         }
+        float* dqi = dq.at(b, i, h, T, d);
+        for (int c = 0; c < d; ++c) dqi[c] += float(dq_row[c]);
       }
     }
+    for (int j = 0; j < T; ++j) {
+      float* dkj = dk.at(b, j, g, T, d);
+      float* dvj = dv.at(b, j, g, T, d);
+      for (int c = 0; c < d; ++c) {
+        dkj[c] += float(dk_acc[size_t(j) * d + c]);
+        dvj[c] += float(dv_acc[size_t(j) * d + c]);
+      }
+    }
+  });
 }
 
 QKVHeads split_qkv(const float* qkv, int C) {

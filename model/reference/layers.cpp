@@ -5,6 +5,8 @@
 #include <map>
 #include <vector>
 
+#include "model/reference/parallel.hpp"
+
 namespace attnscope::reference {
 
 void encoder_forward(float* out, const int* tokens, const float* wte, const float* wpe, int B,
@@ -88,17 +90,28 @@ void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* 
 
 void gemm(float* c, const float* a, const float* b, int M, int N, int K, bool trans_a, bool trans_b,
           float alpha, float beta) {
-  for (int m = 0; m < M; ++m)
-    for (int n = 0; n < N; ++n) {
-      double sum = 0;
-      for (int k = 0; k < K; ++k) {
-        double av = trans_a ? a[size_t(k) * M + m] : a[size_t(m) * K + k];
-        double bv = trans_b ? b[size_t(n) * K + k] : b[size_t(k) * N + n];
-        sum += av * bv;
+  // One row of C a task. Every element sums op(a)[m,k]·op(b)[k,n] over k = 0, 1, ... in
+  // order, in double; the loops run along b's stored rows, so that a T = 4096 product does
+  // not miss the cache on every term.
+  parallel_for(M, [&](int m) {
+    auto a_at = [&](int k) { return double(trans_a ? a[size_t(k) * M + m] : a[size_t(m) * K + k]); };
+    std::vector<double> row(size_t(N), 0.0);
+    if (trans_b) {  // b stored [N,K]: a dot product along each of its rows
+      for (int n = 0; n < N; ++n) {
+        const float* bn = b + size_t(n) * K;
+        for (int k = 0; k < K; ++k) row[n] += a_at(k) * bn[k];
       }
-      float& out = c[size_t(m) * N + n];
-      out = float(alpha * sum + (beta != 0.f ? double(beta) * out : 0.0));
+    } else {  // b stored [K,N]: the whole row of sums advances one k at a time
+      for (int k = 0; k < K; ++k) {
+        const double av = a_at(k);
+        const float* bk = b + size_t(k) * N;
+        for (int n = 0; n < N; ++n) row[n] += av * bk[n];
+      }
     }
+    float* out = c + size_t(m) * N;
+    for (int n = 0; n < N; ++n)
+      out[n] = float(alpha * row[n] + (beta != 0.f ? double(beta) * out[n] : 0.0));
+  });
 }
 
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N,
