@@ -34,8 +34,9 @@
 #               exact causal attention), fp32 and TF32 (OUT/long-t-torch-<precision>-<T>)
 #   t4096       gqa and lsh at T=4096, B=1, 8 steps with bench's default warm-up and
 #               validation every step (the loss spike at lr 6e-4 without warm-up)
-#   check-4096  `attnscope check --shape 1,4096,768,12` for every variant (fp32), in parallel
-#               (the CPU reference is single-threaded; the host has cores to spare);
+#   check-4096  `attnscope check --shape 1,4096,768,12` for every variant in fp32 and tf32,
+#               in parallel (each case's device work and serial parts overlap the others';
+#               the CPU reference threads itself: all eight took 386 s on 2 cores, 2026-12-02);
 #               CHECK_4096="variant:precision ..." picks the cases
 #   sweep       every variant at T = 2048, 4096, 8192, 16384 (baseline to 8192: it needs
 #               ≈ 184 GB at 16384), B=1, 2 steps after 1; one bench per variant (a failed
@@ -101,8 +102,11 @@ gemm_table() {  # gemm_table CSV [extra options]: the table, with the compiler's
 
 check_long() {  # each CHECK_4096 case (variant:precision) at T=4096, in parallel, one log each
   local pids=() case variant precision status=0
-  for case in ${CHECK_4096:-baseline:fp32 sdpa:fp32 flash:fp32 gqa:fp32 mla:fp32 linear:fp32 \
-    sliding_window:fp32 lsh:fp32}; do
+  local all=""
+  for variant in baseline sdpa flash gqa mla linear sliding_window lsh; do
+    all+=" $variant:fp32 $variant:tf32"
+  done
+  for case in ${CHECK_4096:-$all}; do
     variant=${case%%:*} precision=${case##*:}
     "$attnscope" check --variant "$variant" --precision "$precision" --shape 1,4096,768,12 \
       >"$out/check-4096-$variant-$precision.log" 2>&1 &
