@@ -38,9 +38,10 @@
 #               in parallel (each case's device work and serial parts overlap the others';
 #               the CPU reference threads itself: all eight took 386 s on 2 cores, 2026-12-02);
 #               CHECK_4096="variant:precision ..." picks the cases
-#   sweep       every variant at T = 2048, 4096, 8192, 16384 (baseline to 8192: it needs
-#               ≈ 184 GB at 16384), B=1, 2 steps after 1; one bench per variant (a failed
-#               cell cannot stop another variant), merged into OUT/sweep for scaling.png
+#   sweep       every variant at T = SWEEP_SEQS (ascending, default 2048,4096,8192,16384;
+#               baseline to 8192: it needs ≈ 184 GB at 16384), B=1, 2 steps after 1; one
+#               bench per variant (a failed cell cannot stop another variant), merged into
+#               OUT/sweep for scaling.png
 #   flash-tiles the flash kernels under several tile configurations at T=8192
 #               (tools/gpu_flash_tiles.sh, OUT/flash-tiles/flash_tiles.csv)
 #   energy-bench  baseline and flash, gpt2 B=16 T=512, 30 measured steps (windows over 2 s,
@@ -119,10 +120,12 @@ check_long() {  # each CHECK_4096 case (variant:precision) at T=4096, in paralle
 
 sweep() {  # one bench per variant over the sequence lengths, then one merged directory
   local variant seqs status=0 dirs=()
+  local all_seqs=${SWEEP_SEQS:-2048,4096,8192,16384}
+  local max_seq=${all_seqs##*,}
   for variant in flash sdpa gqa mla linear sliding_window lsh baseline; do
-    seqs=2048,4096,8192,16384
-    [[ $variant == baseline ]] && seqs=2048,4096,8192
-    "$attnscope" bench --model gpt2 --max-seq 16384 --batch 1 --seq "$seqs" --variants "$variant" \
+    seqs=$all_seqs
+    [[ $variant == baseline ]] && seqs=$(tr , '\n' <<<"$all_seqs" | awk '$1 <= 8192' | paste -sd,)
+    "$attnscope" bench --model gpt2 --max-seq "$max_seq" --batch 1 --seq "$seqs" --variants "$variant" \
       --repeats 1 --warmup 1 --steps 2 --idle-seconds 1 --cooldown-max 5 \
       --out "$out/sweep-$variant" --tag "sweep-$variant" || status=1
     dirs+=("$out/sweep-$variant"/*/)  # bench --out DIR writes DIR/<timestamp>_<device>_<tag>/
