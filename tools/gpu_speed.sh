@@ -27,9 +27,10 @@
 #   energy      40 steps of `train` (gpt2 B=16 T=512) beside tools/nvml_energy.py polling
 #               every 10 ms (OUT/nvml_energy.csv), to hold the train window's figures against
 #   torch-bench tools/torch_twin.py bench, all variants, eager and SDPA, fp32 and TF32
-#   long-t      the long-sequence matrix (B=1, T=8192 and 16384, seven variants, 2 steps after
-#               1), once per precision of LONG_T_PRECISIONS (default fp32; OUT/long-t-<precision>):
-#               baseline at 16384 must be refused up front, every other cell ok
+#   long-t      the long-sequence matrix (B=1, T = LONG_T_SEQS, default 8192,16384, every
+#               variant, 2 steps after 1), once per precision of LONG_T_PRECISIONS (default
+#               fp32; OUT/long-t-<precision>): baseline at 16384 and beyond must be refused up
+#               front, every other cell ok
 #   long-t-torch  PyTorch's SDPA on the same shapes (tools/torch_twin.py bench, flash's twin:
 #               exact causal attention), fp32 and TF32 (OUT/long-t-torch-<precision>-<T>)
 #   t4096       gqa and lsh at T=4096, B=1, 8 steps with bench's default warm-up and
@@ -244,9 +245,10 @@ for p in "$@"; do
         done
       done ;;
     long-t)
+      seqs=${LONG_T_SEQS:-8192,16384}
       for precision in ${LONG_T_PRECISIONS:-fp32}; do
-        phase "long-t-$precision" 420 "$attnscope" bench --model gpt2 --max-seq 16384 --batch 1 \
-          --seq 8192,16384 --variants baseline,flash,linear,sliding_window,lsh,gqa,mla \
+        phase "long-t-$precision" 420 "$attnscope" bench --model gpt2 --max-seq "${seqs##*,}" \
+          --batch 1 --seq "$seqs" --variants baseline,flash,linear,sliding_window,lsh,gqa,mla,sdpa \
           --precision "$precision" --repeats 1 --warmup 1 --steps 2 --idle-seconds 1 \
           --cooldown-max 5 --out "$out/long-t-$precision" --tag "long-t-$precision"
       done ;;
