@@ -253,10 +253,11 @@ for p in "$@"; do
           --cooldown-max 5 --out "$out/long-t-$precision" --tag "long-t-$precision"
       done ;;
     long-t-torch)
+      seqs=${LONG_T_SEQS:-8192,16384}
       for precision in fp32 tf32; do
-        for seq in 8192 16384; do
+        for seq in ${seqs//,/ }; do
           phase "long-t-torch-$precision-$seq" 200 python3 tools/torch_twin.py bench --model gpt2 \
-            --max-seq 16384 --batch 1 --seq "$seq" --variants flash --steps 2 --warmup 1 \
+            --max-seq "${seqs##*,}" --batch 1 --seq "$seq" --variants flash --steps 2 --warmup 1 \
             --precision "$precision" --attn-impl sdpa --out "$out/long-t-torch-$precision-$seq"
         done
       done ;;
