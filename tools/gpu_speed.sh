@@ -27,10 +27,10 @@
 #   energy      40 steps of `train` (gpt2 B=16 T=512) beside tools/nvml_energy.py polling
 #               every 10 ms (OUT/nvml_energy.csv), to hold the train window's figures against
 #   torch-bench tools/torch_twin.py bench, all variants, eager and SDPA, fp32 and TF32
-#   long-t      the long-sequence matrix (B=1, T = LONG_T_SEQS, default 8192,16384, every
-#               variant, 2 steps after 1), once per precision of LONG_T_PRECISIONS (default
-#               fp32; OUT/long-t-<precision>): baseline at 16384 and beyond must be refused up
-#               front, every other cell ok
+#   long-t      the long-sequence matrix (B=1, T = LONG_T_SEQS, ascending, default
+#               8192,16384, every variant, 2 steps after 1), once per precision of
+#               LONG_T_PRECISIONS (default fp32; OUT/long-t-<precision>): baseline at 16384
+#               and beyond must be refused up front, every other cell ok
 #   long-t-torch  PyTorch's SDPA on the same shapes (tools/torch_twin.py bench, flash's twin:
 #               exact causal attention), fp32 and TF32 (OUT/long-t-torch-<precision>-<T>)
 #   t4096       gqa and lsh at T=4096, B=1, 8 steps with bench's default warm-up and
@@ -68,6 +68,7 @@ out=$(realpath -m "${1:?usage: tools/gpu_speed.sh OUT PHASE...}"); shift
 mkdir -p "$out"
 cd "$(dirname "$0")/.." || exit 1
 attnscope=${ATTNSCOPE:-build-gpu/attnscope}
+long_t_seqs=${LONG_T_SEQS:-8192,16384}  # ascending: the last is the model's --max-seq
 mkdir -p /tmp/icd && echo libnvidia-opencl.so.1 >/tmp/icd/nvidia.icd
 export OCL_ICD_VENDORS=/tmp/icd
 [[ -f $out/gemm_tuning.json ]] && export ATTNSCOPE_GEMM_TUNING=$out/gemm_tuning.json
@@ -245,19 +246,17 @@ for p in "$@"; do
         done
       done ;;
     long-t)
-      seqs=${LONG_T_SEQS:-8192,16384}
       for precision in ${LONG_T_PRECISIONS:-fp32}; do
-        phase "long-t-$precision" 420 "$attnscope" bench --model gpt2 --max-seq "${seqs##*,}" \
-          --batch 1 --seq "$seqs" --variants baseline,flash,linear,sliding_window,lsh,gqa,mla,sdpa \
+        phase "long-t-$precision" 420 "$attnscope" bench --model gpt2 --max-seq "${long_t_seqs##*,}" \
+          --batch 1 --seq "$long_t_seqs" --variants baseline,flash,linear,sliding_window,lsh,gqa,mla,sdpa \
           --precision "$precision" --repeats 1 --warmup 1 --steps 2 --idle-seconds 1 \
           --cooldown-max 5 --out "$out/long-t-$precision" --tag "long-t-$precision"
       done ;;
     long-t-torch)
-      seqs=${LONG_T_SEQS:-8192,16384}
       for precision in fp32 tf32; do
-        for seq in ${seqs//,/ }; do
+        for seq in ${long_t_seqs//,/ }; do
           phase "long-t-torch-$precision-$seq" 200 python3 tools/torch_twin.py bench --model gpt2 \
-            --max-seq "${seqs##*,}" --batch 1 --seq "$seq" --variants flash --steps 2 --warmup 1 \
+            --max-seq "${long_t_seqs##*,}" --batch 1 --seq "$seq" --variants flash --steps 2 --warmup 1 \
             --precision "$precision" --attn-impl sdpa --out "$out/long-t-torch-$precision-$seq"
         done
       done ;;
