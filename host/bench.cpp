@@ -55,7 +55,7 @@ struct Bench {
   explicit Bench(BenchSettings& settings)
       : s(settings),
         runtime(settings.device),
-        ops(runtime, settings.precision),
+        ops(runtime, settings.precision, settings.attention_backward),
         telemetry(telemetry_config(settings.telemetry, runtime.device().pci_bus_id)) {
     if (s.peak_tflops)
       peak = PeakFlops{*s.peak_tflops, "--peak-tflops"};
@@ -450,6 +450,8 @@ int run_bench(BenchSettings& s) {
        {"config", config_json(s, model)},
        {"telemetry", telemetry_manifest_json(b.telemetry)},
        {"precision", precision_name(s.precision)},
+       // Per run, `attention_kernels` says which kernels, and which atomics, this reached.
+       {"attention_backward", attention_backward_name(s.attention_backward)},
        // The peak MFU is taken against: FP32, or TF32 dense under --precision tf32.
        {"peak_tflops", b.peak ? Json{{"value", b.peak->tflops}, {"source", b.peak->source},
                                      {"precision", precision_name(s.precision)}}

@@ -49,6 +49,7 @@ void add_bench_command(CLI::App& app, const std::string& command_line) {
   s->train.optimizer.adamw.lr = kBenchDefaultLr;  // before registering: --help shows it
   add_optimizer_options(cmd, s->train.optimizer);
   add_precision_option(cmd, s->precision);
+  add_attention_backward_option(cmd, s->attention_backward);
   cmd->add_option("--data", s->train.data.path, "Training data file (default: built-in corpus)");
   cmd->add_option("--val-data", s->train.data.val_path, "Held-out data file");
   cmd->add_option("--val-every", s->train.val_every, "Validation every N measured steps "

@@ -28,6 +28,7 @@ struct CheckOptions {
   std::vector<int> shape;     // B,T,C,H: one case at the user's own size instead of the standard ones
   AttentionOptions attention;  // for that case
   Precision precision = Precision::fp32;
+  AttentionBackward attention_backward = AttentionBackward::split;
 };
 
 std::vector<VariantCheckCase> cases_to_check(const CheckOptions& o) {
@@ -106,12 +107,21 @@ void check_usage(const CheckOptions& o, const std::vector<std::string>& variants
   if (!o.dump_dir.empty()) prepare_output_directory("--dump " + o.dump_dir, o.dump_dir);
 }
 
+// With the fused backward: that the tiled attention's dQ is not bitwise reproducible, and
+// which atomics the device got (and why not the vendor's).
+std::string attention_backward_note(const Ops& ops) {
+  if (ops.attention_backward() != AttentionBackward::fused) return "";
+  const AtomicAddPath& atomics = ops.atomic_add();
+  return ", fused attention backward (dQ by float atomics, not bitwise reproducible: " +
+         (atomics.ptx ? std::string("red.global.add.f32") : atomics.reason) + ")";
+}
+
 void run_check(const CheckOptions& o) {
   const std::vector<std::string> variants = parse_variant_list(o.variants);
   const auto cases = cases_to_check(o);
   check_usage(o, variants, cases);
   Runtime rt(o.device, /*profiling=*/false);
-  Ops ops(rt, o.precision);
+  Ops ops(rt, o.precision, o.attention_backward);
   // The limits the tiles were sized from: a failure on one device but not another often
   // comes down to them.
   const DeviceInfo& device = rt.device();
@@ -119,7 +129,7 @@ void run_check(const CheckOptions& o) {
             << device.type_name() << ", " << device.compute_units << " compute units, "
             << (device.local_mem_bytes >> 10) << " KiB local memory, work-groups up to "
             << device.max_work_group_size << ", GEMM tuning '" << device.tuning_key() << "'), "
-            << precision_name(o.precision)
+            << precision_name(o.precision) << attention_backward_note(ops)
             << ", tolerance " << (o.precision == Precision::tf32 ? "5e-3" : "1e-4")
             << " relative to the CPU reference"
             << std::endl;
@@ -165,6 +175,7 @@ void add_check_command(CLI::App& app) {
       ->check(kSize);
   add_attention_options(cmd, options->attention);
   add_precision_option(cmd, options->precision);
+  add_attention_backward_option(cmd, options->attention_backward);
   cmd->callback([options] { run_check(*options); });
 }
 

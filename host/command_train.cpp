@@ -29,6 +29,7 @@ struct TrainCommand {
   std::string steps_csv;  // every step's row, columns as the benchmark's steps.csv
   TelemetryOptions telemetry;
   Precision precision = Precision::fp32;
+  AttentionBackward attention_backward = AttentionBackward::split;
 };
 
 // "| 612 W 183.4 J counter", or nothing where the machine has no GPU power source.
@@ -98,7 +99,7 @@ void run_train(TrainCommand& cmd) {
   if (!cmd.steps_csv.empty()) check_output_path("--steps-csv", cmd.steps_csv);
   if (!cmd.save_path.empty()) check_output_path("--save", cmd.save_path);
   Runtime runtime(cmd.device);
-  Ops ops(runtime, cmd.precision);
+  Ops ops(runtime, cmd.precision, cmd.attention_backward);
   cmd.settings.model = cmd.model.resolve(runtime.device());
   TrainingRun run(ops, cmd.settings);
   std::unique_ptr<CsvWriter> steps_csv = open_steps_csv(cmd.steps_csv);
@@ -179,6 +180,7 @@ void add_train_command(CLI::App& app) {
       ->capture_default_str();
   add_optimizer_options(cmd, s.optimizer);
   add_precision_option(cmd, state->precision);
+  add_attention_backward_option(cmd, state->attention_backward);
   cmd->add_option("--data", s.data.path, "Training data: a text file (bytes) or an llm.c token "
                   "shard (default: the built-in synthetic corpus)");
   cmd->add_option("--val-data", s.data.val_path, "Held-out data (default: see README)");

@@ -123,6 +123,16 @@ void add_precision_option(CLI::App* cmd, Precision& precision) {
       ->check(CLI::IsMember({"fp32", "tf32"}));
 }
 
+void add_attention_backward_option(CLI::App* cmd, AttentionBackward& backward) {
+  cmd->add_option_function<std::string>(
+         "--attention-backward",
+         [&backward](const std::string& name) { backward = parse_attention_backward(name); },
+         "dQ of the exact tiled attention's fp32 backward (flash, gqa, mla, sliding_window): "
+         "split (its own kernel, bitwise reproducible; default) or fused (added by the dK/dV "
+         "kernel with float atomics: fewer FLOPs, not bitwise reproducible)")
+      ->check(CLI::IsMember({"split", "fused"}));
+}
+
 namespace {
 
 // The learning-rate schedule (model/lr_schedule.hpp).

@@ -61,7 +61,19 @@ Precision parse_precision(const std::string& name) {
   throw UsageError("--precision: expected fp32 or tf32, got '" + name + "'");
 }
 
-Ops::Ops(Runtime& runtime, Precision precision) : rt_(runtime), precision_(precision) {
+std::string attention_backward_name(AttentionBackward backward) {
+  return backward == AttentionBackward::fused ? "fused" : "split";
+}
+
+AttentionBackward parse_attention_backward(const std::string& name) {
+  if (name == "split") return AttentionBackward::split;
+  if (name == "fused") return AttentionBackward::fused;
+  throw UsageError("--attention-backward: expected split or fused, got '" + name + "'");
+}
+
+Ops::Ops(Runtime& runtime, Precision precision, AttentionBackward attention_backward)
+    : rt_(runtime), precision_(precision), attention_backward_(attention_backward) {
+  if (attention_backward_ == AttentionBackward::fused) atomic_add_ = probe_atomic_add(rt_);
   if (precision_ != Precision::tf32) return;
   const Tf32Probe probe = probe_tf32(rt_);
   if (!probe.available) throw UsageError("--precision tf32 is not available: " + probe.reason);

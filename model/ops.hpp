@@ -11,6 +11,7 @@
 #include <map>
 
 #include "host/runtime/runtime.hpp"
+#include "model/atomic_add.hpp"
 
 namespace attnscope {
 
@@ -23,13 +24,29 @@ std::string precision_name(Precision precision);
 // "fp32" or "tf32"; throws UsageError otherwise.
 Precision parse_precision(const std::string& name);
 
+// How the exact tiled attention's fp32 backward (cl_kernels/attention/flash.cl) gets dQ.
+// split: a kernel of its own that recomputes S and dP — seven products a tile pair, every
+// sum in a fixed order, bitwise reproducible (the default). fused: FlashAttention-2's
+// order — the dK/dV kernel adds each tile's share of dQ with float atomics, five products,
+// but the adds land in a run-dependent order. Variants with other kernels ignore it.
+enum class AttentionBackward { split, fused };
+std::string attention_backward_name(AttentionBackward backward);
+// "split" or "fused"; throws UsageError otherwise.
+AttentionBackward parse_attention_backward(const std::string& name);
+
 class Ops {
  public:
   // With Precision::tf32, probes the device first and throws UsageError naming why the
-  // path is not available (never a silent fp32 run labelled tf32).
-  explicit Ops(Runtime& runtime, Precision precision = Precision::fp32);
+  // path is not available (never a silent fp32 run labelled tf32). With
+  // AttentionBackward::fused, probes which float atomics the device gets (model/atomic_add.hpp).
+  explicit Ops(Runtime& runtime, Precision precision = Precision::fp32,
+               AttentionBackward attention_backward = AttentionBackward::split);
   Runtime& runtime() { return rt_; }
   Precision precision() const { return precision_; }
+  AttentionBackward attention_backward() const { return attention_backward_; }
+  // With AttentionBackward::fused: whether its atomics are NVIDIA's red.global.add.f32
+  // (proven by the probe) rather than the portable compare-and-swap loop, and if not, why.
+  const AtomicAddPath& atomic_add() const { return atomic_add_; }
 
   // out[b,t,:] = wte[tokens[b,t],:] + wpe[t,:]. tokens: int32 (B,T).
   void encoder_forward(const cl::Buffer& out, const cl::Buffer& tokens, const cl::Buffer& wte,
@@ -108,6 +125,8 @@ class Ops {
 
   Runtime& rt_;
   Precision precision_;
+  AttentionBackward attention_backward_;
+  AtomicAddPath atomic_add_;
   std::map<int, DeviceBuffer> scratch_;
 };
 

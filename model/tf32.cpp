@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -203,26 +202,6 @@ constexpr int kProbeM = 16, kProbeN = 8, kProbeK = 8, kWarp = 32;
 constexpr cl_device_info kComputeCapabilityMajorNv = 0x4000;
 constexpr cl_device_info kComputeCapabilityMinorNv = 0x4001;
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
-
-// The first non-blank line of a build log inside Runtime::program's message ("building ...
-// failed on ...:\n<log>"), or the message itself when it has no log.
-std::string first_log_line(const std::string& message) {
-  size_t start = message.find('\n');
-  if (start == std::string::npos) return message;
-  while (start < message.size()) {
-    size_t end = message.find('\n', start + 1);
-    std::string line = message.substr(start + 1, end == std::string::npos ? end : end - start - 1);
-    if (line.find_first_not_of(" \t\r") != std::string::npos) return line;
-    if (end == std::string::npos) break;
-    start = end;
-  }
-  return message.substr(0, message.find('\n'));
-}
-
 std::string describe_float(float x) {
   uint32_t u;
   std::memcpy(&u, &x, sizeof u);
@@ -308,15 +287,13 @@ Tf32Probe probe_tf32(Runtime& rt) {
     extensions = d.device.getInfo<CL_DEVICE_EXTENSIONS>();
   } catch (const std::exception&) {
   }
-  const bool nvidia = lower(d.vendor).find("nvidia") != std::string::npos ||
-                      lower(d.platform_name).find("nvidia") != std::string::npos;
   // The vendor check comes before anything touches matmul_tf32.cl: its inline PTX is
   // NVIDIA's, and other compilers (PoCL's) must never see it.
   if (!d.is_gpu) {
     return unavailable(need + d.name + " is " + (d.is_cpu ? "a CPU" : "not a GPU") + " (" +
                        d.platform_name + ")");
   }
-  if (!nvidia)
+  if (!d.is_nvidia())
     return unavailable(need + d.name + " is a " + d.vendor + " GPU (" + d.platform_name + ")");
   if (extensions.find("cl_nv_device_attribute_query") == std::string::npos)
     return unavailable(need + d.name +

@@ -15,6 +15,7 @@
 
 #include "host/runtime/error.hpp"
 #include "model/attention/common_reference.hpp"
+#include "model/atomic_add.hpp"
 #include "model/attention/flash_core.hpp"
 #include "model/registry.hpp"
 #include "model/variant_check.hpp"
@@ -151,11 +152,14 @@ class TiledKernels : public ::testing::TestWithParam<KernelCase> {};
 
 // Q in its own (B,T,C) buffer, K|V in a (B,T,2·G·d) buffer as gqa lays them out; for
 // group size 1 that is also the flash layout with the fused buffer split in two.
-void expect_tiled_kernels_match_reference(const KernelCase& k) {
+// backward: the fused backward (dQ by the portable atomics) instead of the split one.
+void expect_tiled_kernels_match_reference(const KernelCase& k, TiledBackward backward = {}) {
   TiledShape s;
   s.B = 2, s.H = k.H, s.head_size = k.head_size, s.group_size = k.group_size;
   s.window = k.window;
-  auto kernels = TiledAttentionKernels::for_device(shared_runtime(), k.family, s);
+  auto kernels = TiledAttentionKernels::for_device(shared_runtime(), k.family, s,
+                                                   TiledPrecision::fp32, backward);
+  ASSERT_EQ(kernels->fused_dq(), backward.fused);
   const FlashTiles& tiles = kernels->tiles();
   s.T = k.blocks * std::max(tiles.br, tiles.bb) + k.extra;
   ASSERT_TRUE(k.blocks == 0 || (s.T > tiles.bc && s.T > tiles.bb)) << "not several tiles";
@@ -208,23 +212,93 @@ INSTANTIATE_TEST_SUITE_P(
 // The tiles the H200 runs at GPT-2's head size (flash_tile_candidates' first GPU choice:
 // forward 64×32 in 4×4 blocks, backward 32×32 in 4×2) and the runner-up of the H200 sweep
 // (8×4 / 4×4), forced through ATTNSCOPE_FLASH_TILES so that PoCL runs exactly them: several
-// tiles, partial tiles, a K/V group and a band edge.
-TEST(TiledKernelsWithGpuTiles, MatchReference) {
+// tiles, partial tiles, a K/V group and a band edge. The first also with the fused
+// backward, whose transposed dS slots (rows of 8 and column groups of 16 there) differ
+// from the runner-up's square mapping.
+const KernelCase kGpuTileCases[] = {{"flash", 2, 5, 2, 64, 1, 0},
+                                    {"gqa", 1, 37, 4, 64, 2, 0},
+                                    {"sliding_window", 2, 3, 2, 64, 1, 40},
+                                    {"mla", 1, 9, 2, 64, 1, 0}};
+
+std::string h200_first_tiles(bool fused_dq) {
   DeviceInfo h200;
   h200.local_mem_bytes = 48 * 1024, h200.max_work_group_size = 1024;
-  const std::string first = choose_flash_tiles(h200, 64).spec();
+  return choose_flash_tiles(h200, 64, fused_dq).spec();
+}
+
+TEST(TiledKernelsWithGpuTiles, MatchReference) {
+  const std::string first = h200_first_tiles(false);
   EXPECT_EQ(first, "4,64,32,4,32,2,4");
   for (const std::string& spec : {first, std::string("8,64,32,4,32,4,4")}) {
     setenv("ATTNSCOPE_FLASH_TILES", spec.c_str(), 1);
-    for (const KernelCase& k : {KernelCase{"flash", 2, 5, 2, 64, 1, 0},
-                                KernelCase{"gqa", 1, 37, 4, 64, 2, 0},
-                                KernelCase{"sliding_window", 2, 3, 2, 64, 1, 40},
-                                KernelCase{"mla", 1, 9, 2, 64, 1, 0}}) {
+    for (const KernelCase& k : kGpuTileCases) {
       SCOPED_TRACE(k.family + " " + spec);
       expect_tiled_kernels_match_reference(k);
     }
   }
   unsetenv("ATTNSCOPE_FLASH_TILES");
+}
+
+// The fused backward keeps the H200's tiles (its third dS tile still fits 48 KiB).
+TEST(TiledKernelsWithGpuTiles, FusedBackwardMatchesReference) {
+  const std::string first = h200_first_tiles(true);
+  EXPECT_EQ(first, "4,64,32,4,32,2,4");
+  setenv("ATTNSCOPE_FLASH_TILES", first.c_str(), 1);
+  for (const KernelCase& k : kGpuTileCases) {
+    SCOPED_TRACE(k.family + " fused " + first);
+    expect_tiled_kernels_match_reference(k, TiledBackward{true, false});
+  }
+  unsetenv("ATTNSCOPE_FLASH_TILES");
+}
+
+// With the CPU's tiles: T = 1, a multiple of every tile, a band edge.
+TEST(TiledKernels, FusedBackwardMatchesReferenceWithCpuTiles) {
+  for (const KernelCase& k : {KernelCase{"flash", 0, 1, 2, 16, 1, 0},
+                              KernelCase{"flash", 2, 0, 1, 16, 1, 0},
+                              KernelCase{"sliding_window", 3, 5, 2, 16, 1, 5}}) {
+    SCOPED_TRACE(k.family);
+    expect_tiled_kernels_match_reference(k, TiledBackward{true, false});
+  }
+}
+
+// ---------------------------------------------------------------- float atomics
+
+// On anything but an NVIDIA GPU the portable loop, with a reason naming the device (and the
+// PTX never built); on an NVIDIA GPU red.global.add.f32 must pass the probe.
+TEST(AtomicAdd, ProbeChoosesWhatTheDeviceCanRun) {
+  Runtime& rt = shared_runtime();
+  AtomicAddPath path;
+  EXPECT_NO_THROW(path = probe_atomic_add(rt));
+  if (rt.device().is_gpu && rt.device().is_nvidia()) {
+    EXPECT_TRUE(path.ptx) << path.reason;
+  } else {
+    EXPECT_FALSE(path.ptx);
+    EXPECT_NE(path.reason.find(rt.device().name + " is not an NVIDIA GPU"), std::string::npos)
+        << path.reason;
+  }
+}
+
+// The probe's kernel with the portable loop: every one of the concurrent adds lands, and
+// the sums are the host's, bit for bit (so the probe expects the right thing).
+TEST(AtomicAdd, CompareAndSwapLoopGivesTheExactSums) {
+  Runtime& rt = shared_runtime();
+  const std::vector<float> want = atomic_add_probe_sums(kAtomicAddProbeItems);
+  double total = 0;
+  for (float x : want) total += x;
+  EXPECT_EQ(total, 0.25 * (315 * 91 + 1));  // 4096 = 315·13 + 1 items of 0.25·(id % 13 + 1)
+  DeviceBuffer sums = rt.alloc_floats(want.size(), "sums");
+  rt.fill(sums, 0.f, want.size());
+  cl::Kernel kernel = rt.kernel("atomic_add.cl", "atomic_add_probe");
+  set_args(kernel, sums.buffer());
+  rt.launch(kernel, cl::NDRange(kAtomicAddProbeItems), cl::NDRange(64));
+  EXPECT_EQ(from_device(sums, want.size()), want);
+}
+
+TEST(AtomicAdd, OptionNamesAreParsedAndBadOnesAreUsageErrors) {
+  EXPECT_EQ(parse_attention_backward("split"), AttentionBackward::split);
+  EXPECT_EQ(parse_attention_backward("fused"), AttentionBackward::fused);
+  EXPECT_EQ(attention_backward_name(AttentionBackward::fused), "fused");
+  EXPECT_THROW(parse_attention_backward("atomic"), UsageError);
 }
 
 // The kernels read head rows as float4s (d a multiple of 4): a layout that would misalign
@@ -284,6 +358,15 @@ TEST(Cost, ModelFlopsCountTheNeededPairsAndExecutedTheVisitedTiles) {
   EXPECT_LT(flash_core, 0.6 * (base.executed_flops_forward - projections));
   // Backward: dQ (3 products) and dK/dV (4) recompute S and dP, more than 2× forward.
   EXPECT_GT(flash.executed_flops_backward - 2 * projections, 3 * flash_core);
+  // Fused, five products of the same visited tiles (dQ's and dK/dV's tile pairs coincide
+  // for causal attention with square backward tiles).
+  TiledShape shape;
+  shape.B = dims.B, shape.T = dims.T, shape.H = dims.H, shape.head_size = int(d);
+  const FlashTiles tiles = typical_gpu_flash_tiles(shape.head_size);
+  const TiledFlops split = tiled_attention_flops(shape, tiles);
+  const TiledFlops fused = tiled_attention_flops(shape, tiles, false, false, true);
+  EXPECT_DOUBLE_EQ(fused.forward, split.forward);
+  EXPECT_DOUBLE_EQ(fused.backward * 14, split.backward * 10);
   EXPECT_DOUBLE_EQ(flash.saved_bytes, 4 * (4 * B * T * C + B * H * T));
 
   AttentionOptions options;

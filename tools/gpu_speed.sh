@@ -31,6 +31,9 @@
 #               8192,16384, every variant, 2 steps after 1), once per precision of
 #               LONG_T_PRECISIONS (default fp32; OUT/long-t-<precision>): baseline at 16384
 #               and beyond must be refused up front, every other cell ok
+#   long-t-fused  the exact tiled variants (flash, gqa, mla, sliding_window) with
+#               --attention-backward fused: `check` (the device's atomics), then the long-T
+#               bench at LONG_T_SEQS in fp32 (OUT/long-t-fused)
 #   long-t-torch  PyTorch's SDPA on the same shapes (tools/torch_twin.py bench, flash's twin:
 #               exact causal attention), fp32 and TF32 (OUT/long-t-torch-<precision>-<T>)
 #   t4096       gqa and lsh at T=4096, B=1, 8 steps with bench's default warm-up and
@@ -252,6 +255,13 @@ for p in "$@"; do
           --precision "$precision" --repeats 1 --warmup 1 --steps 2 --idle-seconds 1 \
           --cooldown-max 5 --out "$out/long-t-$precision" --tag "long-t-$precision"
       done ;;
+    long-t-fused)
+      phase check-fused 240 "$attnscope" check --variant flash,gqa,mla,sliding_window \
+        --attention-backward fused
+      phase long-t-fused 300 "$attnscope" bench --model gpt2 --max-seq "${long_t_seqs##*,}" \
+        --batch 1 --seq "$long_t_seqs" --variants flash,gqa,mla,sliding_window \
+        --attention-backward fused --repeats 1 --warmup 1 --steps 2 --idle-seconds 1 \
+        --cooldown-max 5 --out "$out/long-t-fused" --tag long-t-fused ;;
     long-t-torch)
       for precision in fp32 tf32; do
         for seq in ${long_t_seqs//,/ }; do

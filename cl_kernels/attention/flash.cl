@@ -36,6 +36,11 @@
 //                      longer than flash's longest, and the causal triangle's first key
 //                      blocks set the kernel's end: gqa's dK/dV took 1.38× flash's.)
 //   <v>_backward_dq    BB queries; tiles of BB keys: dQ_i = Σ_j dS_ij k_j/√d.
+//   FUSED_DQ=1 (the fused backward, FlashAttention-2's): no dQ kernel. <v>_backward_delta
+//                      also zeroes dQ, and <v>_backward_dkdv adds each tile's dS_ij k_j/√d
+//                      to dQ_i with float atomics (atomic_add.cl): five products a tile
+//                      pair instead of seven (the dQ kernel recomputes S and dP), but dQ's
+//                      sums land in run-dependent order — not bitwise reproducible.
 // Work-item mapping (register tiling, as in a GEMM): the work-items of a group form NR row
 // blocks × NG column groups (forward: NR = BR/TM, NG = BC/TN; backward: NR = BB/TMB,
 // NG = BB/TNB). Item (rb, cg) owns the rows rb, rb+NR, rb+2·NR, ... (TM of them; TMB in
@@ -52,7 +57,8 @@
 // floats ("slots" rb·TM ..): each item writes and reads its rows as float4s (TM a multiple
 // of 4), and the odd float4 stride of a slot row keeps the writes of a warp in different
 // banks. Row maxima and sums are combined across the NG items of a row block in a fixed
-// order. Every result is a fixed-order sum: no atomics, deterministic. No (T,T) buffer.
+// order. Without FUSED_DQ every result is a fixed-order sum: no atomics, deterministic.
+// No (T,T) buffer.
 // Staged rows are padded by one float4 (RS) so that the items' float4 loads of different
 // rows fall in different banks; head rows are zero-padded to D4P float4s (a multiple of
 // the column groups), so padding adds nothing to dot products and is never stored.
@@ -88,9 +94,14 @@
 #ifndef WINDOWED
 #define WINDOWED 0  // 1: query i sees only keys i − window < j ≤ i (sliding_window)
 #endif
+#ifndef FUSED_DQ
+#define FUSED_DQ 0  // 1: dK/dV kernel also accumulates dQ, by atomics (see above)
+#endif
 #ifndef VARIANT_KERNEL
 #define VARIANT_KERNEL(name) flash_##name  // kernel names carry the variant, for profiles
 #endif
+
+#include "atomic_add.cl"  // add_to_global (FUSED_DQ)
 
 #define MAX2(a, b) ((a) > (b) ? (a) : (b))
 #define NG_F (BC / TN)                         // forward column groups
@@ -332,6 +343,23 @@ inline void store_columns(__global float* row, const float4* acc, const int oc, 
   }
 }
 
+#if FUSED_DQ
+// Adds an item's head columns of one row (acc[c] → float4 column cg + ng·c), scaled, with
+// atomics: other work-groups add to the same row concurrently.
+inline void add_columns(__global float* row, const float4* acc, const int oc, const int ng,
+                        const int cg, const float scale) {
+#pragma unroll
+  for (int c = 0; c < oc; ++c) {
+    const int c4 = cg + ng * c;
+    const float4 value = acc[c] * scale;
+    if (4 * c4 + 0 < HEAD_SIZE) add_to_global(row + 4 * c4 + 0, value.x);
+    if (4 * c4 + 1 < HEAD_SIZE) add_to_global(row + 4 * c4 + 1, value.y);
+    if (4 * c4 + 2 < HEAD_SIZE) add_to_global(row + 4 * c4 + 2, value.z);
+    if (4 * c4 + 3 < HEAD_SIZE) add_to_global(row + 4 * c4 + 3, value.w);
+  }
+}
+#endif
+
 // ---- forward ----
 
 __kernel __attribute__((reqd_work_group_size(ITEMS_F, 1, 1))) void VARIANT_KERNEL(forward)(
@@ -446,7 +474,11 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_F, 1, 1))) void VARIANT_KERNE
 
 // ---- backward ----
 
-__kernel void VARIANT_KERNEL(backward_delta)(__global float* delta, __global const float* dout,
+// With FUSED_DQ it also zeroes the head's row of dQ (layout of q), which the dK/dV kernel
+// then accumulates into.
+__kernel void VARIANT_KERNEL(backward_delta)(__global float* delta, __global float* dq,
+                                             const int q_stride, const int q_offset,
+                                             __global const float* dout,
                                              __global const float* out, const int B, const int T,
                                              const int n_head) {
   const int row = get_global_id(0);  // (b·T + t)·n_head + h: rows of d contiguous floats
@@ -457,12 +489,20 @@ __kernel void VARIANT_KERNEL(backward_delta)(__global float* delta, __global con
   float acc = 0.f;
   for (int c = 0; c < HEAD_SIZE; ++c) acc = fma(dO[c], o[c], acc);
   delta[((size_t)b * n_head + h) * T + t] = acc;
+#if FUSED_DQ
+  __global float* dq_row = dq + (size_t)bt * q_stride + q_offset + h * HEAD_SIZE;
+  for (int c = 0; c < HEAD_SIZE; ++c) dq_row[c] = 0.f;
+#else
+  (void)dq, (void)q_stride, (void)q_offset;
+#endif
 }
 
 // dkv: with GROUP_SIZE 1 the K|V gradient (layout of k and v); else the (B,T,H,2·d) scratch
-// of per-query-head shares, row (b·T + j)·H + h holding dK then dV.
+// of per-query-head shares, row (b·T + j)·H + h holding dK then dV. dq (layout of q, zeroed
+// by the delta kernel): with FUSED_DQ each tile's dQ is added to it; unused otherwise.
 __kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNEL(backward_dkdv)(
-    __global float* dkv, __global const float* q, const int q_stride, const int q_offset,
+    __global float* dkv, __global float* dq, __global const float* q, const int q_stride,
+    const int q_offset,
     __global const float* k, __global const float* v, const int kv_stride, const int k_offset,
     const int v_offset, __global const float* dout, __global const float* lse,
     __global const float* delta, const int T, const int n_head, const int window) {
@@ -472,6 +512,13 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNE
   __local float4 do_tile[BB * RS];
   __local float4 p_tile[BB * PS4_B];   // P of the tile: a slot row per query
   __local float4 ds_tile[BB * PS4_B];  // dS of the tile: a slot row per query
+#if FUSED_DQ
+  // dS again, a slot row per key, its slots the tile's queries as the dQ product's items
+  // own them (query ii in slot (ii % NR_B)·TMB + ii / NR_B; block_accumulate's layout).
+  __local float4 dst_tile[BB * PS4_B];
+#else
+  (void)dq;
+#endif
   __local float lse2_tile[BB];         // L_i·log2 e
   __local float delta_tile[BB];
   const int lid = get_local_id(0), rb = lid / NG_B, cg = lid % NG_B, slot0 = rb * TMB;
@@ -535,10 +582,30 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNE
       }
       store_slots(p_tile + ii * PS4_B, slot0, p, TMB);
       store_slots(ds_tile + ii * PS4_B, slot0, ds, TMB);
+#if FUSED_DQ
+#pragma unroll
+      for (int r = 0; r < TMB; ++r)
+        ((__local float*)(dst_tile + (rb + NR_B * r) * PS4_B))[(ii % NR_B) * TMB + ii / NR_B] =
+            ds[r];
+#endif
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     block_accumulate(dv, TMB, OC_B, NG_B, BB, p_tile, PS4_B, rb, do_tile, cg);
     block_accumulate(dk, TMB, OC_B, NG_B, BB, ds_tile, PS4_B, rb, q_tile, cg);
+#if FUSED_DQ
+    // dQ of the tile's queries from these keys: the item's rows are queries rb + NR_B·r.
+    float4 dq_tile[TMB * OC_B];
+#pragma unroll
+    for (int e = 0; e < TMB * OC_B; ++e) dq_tile[e] = (float4)(0.f);
+    block_accumulate(dq_tile, TMB, OC_B, NG_B, BB, dst_tile, PS4_B, rb, k_tile, cg);
+#pragma unroll
+    for (int r = 0; r < TMB; ++r) {
+      const int i = i0 + rb + NR_B * r;
+      if (i < T)
+        add_columns(dq + batch_q + (size_t)i * q_stride + q_offset + h * HEAD_SIZE,
+                    dq_tile + r * OC_B, OC_B, NG_B, cg, rsqrt((float)HEAD_SIZE));
+    }
+#endif
   }
 #pragma unroll
   for (int r = 0; r < TMB; ++r) {

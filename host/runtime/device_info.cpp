@@ -150,6 +150,11 @@ std::string lower(std::string s) {
 
 std::string DeviceInfo::type_name() const { return is_gpu ? "GPU" : is_cpu ? "CPU" : "other"; }
 
+bool DeviceInfo::is_nvidia() const {
+  return lower(vendor).find("nvidia") != std::string::npos ||
+         lower(platform_name).find("nvidia") != std::string::npos;
+}
+
 std::string DeviceInfo::short_label() const {
   return std::to_string(platform_index) + ":" + std::to_string(device_index) + " " + name;
 }

@@ -34,6 +34,9 @@ struct DeviceInfo {
   // The name the GEMM tuning database is looked up by: tuning_name if set, else name.
   const std::string& tuning_key() const { return tuning_name.empty() ? name : tuning_name; }
   std::string short_label() const;  // "P:D name"
+  // Whether the vendor or platform names NVIDIA: the only devices that may ever compile a
+  // kernel's inline PTX (each such path is also proven by a probe before it is used).
+  bool is_nvidia() const;
 };
 
 std::vector<DeviceInfo> list_devices();

@@ -55,4 +55,17 @@ void rethrow_cl_error(int status, const std::string& call, const std::string& co
   throw Error(message);
 }
 
+std::string first_log_line(const std::string& message) {
+  size_t start = message.find('\n');
+  if (start == std::string::npos) return message;
+  while (start < message.size()) {
+    size_t end = message.find('\n', start + 1);
+    std::string line = message.substr(start + 1, end == std::string::npos ? end : end - start - 1);
+    if (line.find_first_not_of(" \t\r") != std::string::npos) return line;
+    if (end == std::string::npos) break;
+    start = end;
+  }
+  return message.substr(0, message.find('\n'));
+}
+
 }  // namespace attnscope

@@ -47,6 +47,10 @@ class InsufficientDeviceMemory : public Error {
 // Symbolic name of an OpenCL status code (CL_OUT_OF_RESOURCES, ...).
 std::string cl_status_name(int status);
 
+// The first non-blank line of a build log inside Runtime::program's message ("building ...
+// failed on ...:\n<log>"), or the message itself when it has no log: for one-line reasons.
+std::string first_log_line(const std::string& message);
+
 // Turns a cl::Error into an attnscope::Error, adding what we were doing.
 [[noreturn]] void rethrow_cl_error(int status, const std::string& call, const std::string& context);
 

@@ -14,9 +14,10 @@ namespace {
 
 constexpr int kMaxHeadSize = 128;  // register accumulators: TM rows of d/column-groups
 
-bool fits(const FlashTiles& t, const DeviceInfo& device, int head_size) {
+bool fits(const FlashTiles& t, const DeviceInfo& device, int head_size, bool fused_dq) {
   const size_t items = size_t(std::max(t.forward_items(), t.backward_items()));
-  return items <= device.max_work_group_size && t.local_bytes(head_size) <= device.local_mem_bytes;
+  return items <= device.max_work_group_size &&
+         t.local_bytes(head_size, fused_dq) <= device.local_mem_bytes;
 }
 
 struct TiledActivations : AttentionActivations {
@@ -66,7 +67,7 @@ int FlashTiles::padded_head(int head_size) const {
   return 4 * int(round_up(size_t((head_size + 3) / 4), size_t(groups)));
 }
 
-size_t FlashTiles::local_bytes(int head_size) const {
+size_t FlashTiles::local_bytes(int head_size, bool fused_dq) const {
   const size_t row = sizeof(float) * (padded_head(head_size) + 4);  // staged row + padding
   // A slot-tile row of n floats: float4s, an odd number of them (flash.cl's SLOTS4).
   auto slot_row = [](int n) { return 4 * sizeof(float) * size_t(((n + 3) / 4) | 1); };
@@ -74,7 +75,8 @@ size_t FlashTiles::local_bytes(int head_size) const {
   const size_t forward =
       row * (br + bc) + std::max(row, slot_row(br)) * bc + slot_row(br) * (bc / tn);
   const size_t dq = row * 4 * bb + slot_row(bb) * bb;
-  const size_t dkdv = row * 4 * bb + slot_row(bb) * 2 * bb + sizeof(float) * 2 * bb;
+  const size_t dkdv =
+      row * 4 * bb + slot_row(bb) * (fused_dq ? 3 : 2) * bb + sizeof(float) * 2 * bb;
   return std::max({forward, dq, dkdv});
 }
 
@@ -88,7 +90,8 @@ std::string FlashTiles::spec() const {
 // The six or seven numbers of ATTNSCOPE_FLASH_TILES ("TM,BR,BC,TN,BB,TNB[,TMB]", TMB = TM
 // when left out), checked as flash.cl needs them: BR a multiple of TM, BB of TMB,
 // power-of-two column groups, and within the device's limits.
-FlashTiles parse_flash_tiles(const std::string& spec, const DeviceInfo& device, int head_size) {
+FlashTiles parse_flash_tiles(const std::string& spec, const DeviceInfo& device, int head_size,
+                             bool fused_dq) {
   FlashTiles t;
   char tail = 0;
   const int n = std::sscanf(spec.c_str(), "%d,%d,%d,%d,%d,%d,%d%c", &t.tm, &t.br, &t.bc, &t.tn,
@@ -103,9 +106,10 @@ FlashTiles parse_flash_tiles(const std::string& spec, const DeviceInfo& device, 
     throw UsageError("ATTNSCOPE_FLASH_TILES: '" + spec +
                      "' is not TM,BR,BC,TN,BB,TNB[,TMB] (BR a multiple of TM, BB of TMB, BC/TN "
                      "and BB/TNB powers of two)");
-  if (!fits(t, device, head_size))
+  if (!fits(t, device, head_size, fused_dq))
     throw UsageError("ATTNSCOPE_FLASH_TILES: " + spec + " needs " +
-                     std::to_string(t.local_bytes(head_size)) + " bytes of local memory and " +
+                     std::to_string(t.local_bytes(head_size, fused_dq)) +
+                     " bytes of local memory and " +
                      std::to_string(std::max(t.forward_items(), t.backward_items())) +
                      " work-items; " + device.short_label() + " has " +
                      std::to_string(device.local_mem_bytes) + " and " +
@@ -113,13 +117,14 @@ FlashTiles parse_flash_tiles(const std::string& spec, const DeviceInfo& device, 
   return t;
 }
 
-std::vector<FlashTiles> flash_tile_candidates(const DeviceInfo& device, int head_size) {
+std::vector<FlashTiles> flash_tile_candidates(const DeviceInfo& device, int head_size,
+                                              bool fused_dq) {
   if (head_size < 1 || head_size > kMaxHeadSize)
     throw UsageError("the tiled attention kernels support head sizes 1.." +
                      std::to_string(kMaxHeadSize) + " (n_embd/n_head), got " +
                      std::to_string(head_size));
   if (const char* spec = std::getenv("ATTNSCOPE_FLASH_TILES"); spec && *spec)
-    return {parse_flash_tiles(spec, device, head_size)};
+    return {parse_flash_tiles(spec, device, head_size, fused_dq)};
   struct Forward { int tm, br, bc, tn; };
   struct Backward { int tmb, bb, tnb; };
   const bool cpu = device.is_cpu;
@@ -141,13 +146,13 @@ std::vector<FlashTiles> flash_tile_candidates(const DeviceInfo& device, int head
   for (const Forward& f : forward)
     for (const Backward& b : backward) {
       const FlashTiles t{f.tm, f.br, f.bc, f.tn, b.bb, b.tnb, b.tmb};
-      if (fits(t, device, head_size)) candidates.push_back(t);
+      if (fits(t, device, head_size, fused_dq)) candidates.push_back(t);
     }
   return candidates;
 }
 
-FlashTiles choose_flash_tiles(const DeviceInfo& device, int head_size) {
-  const std::vector<FlashTiles> candidates = flash_tile_candidates(device, head_size);
+FlashTiles choose_flash_tiles(const DeviceInfo& device, int head_size, bool fused_dq) {
+  const std::vector<FlashTiles> candidates = flash_tile_candidates(device, head_size, fused_dq);
   if (candidates.empty())
     throw Error("no attention tiles fit the local memory (" +
                 std::to_string(device.local_mem_bytes) + " bytes) of " + device.short_label());
@@ -196,6 +201,11 @@ TiledPrecision tiled_precision(Precision precision) {
   return precision == Precision::tf32 ? TiledPrecision::tf32 : TiledPrecision::fp32;
 }
 
+TiledBackward tiled_backward(const Ops& ops) {
+  const bool fused = ops.attention_backward() == AttentionBackward::fused;
+  return {fused, fused && ops.atomic_add().ptx};
+}
+
 bool tf32_forward_supports(int head_size) {
   return head_size > 0 && head_size % 8 == 0 && head_size <= kMaxHeadSize;
 }
@@ -226,16 +236,20 @@ TiledPairs tf32_pairs(const TiledShape& s) {
                      kTf32RowBlock, kTf32BackwardTile, kTf32RowBlock, kTf32BackwardTile);
 }
 
-// Per kernel: forward QKᵀ and PV; dQ S, dP, dQ; dK/dV S, dP, dV, dK (2 FLOPs a
-// multiply-add, per pair of the visited tiles and head column).
+// Per kernel: forward QKᵀ and PV; dQ S, dP, dQ; dK/dV S, dP, dV, dK, and dQ when fused
+// (2 FLOPs a multiply-add, per pair of the visited tiles and head column).
 TiledFlops kernel_flops(const TiledShape& s, const FlashTiles& tiles, bool tf32_forward,
-                        bool tf32_backward, double* dq = nullptr, double* dkdv = nullptr) {
+                        bool tf32_backward, bool fused_dq, double* dq = nullptr,
+                        double* dkdv = nullptr) {
   const double bh = double(s.B) * s.H;
   const TiledPairs fp32 = count_tiled_pairs(s.T, s.window, tiles), tf32 = tf32_pairs(s);
   const double dp = tiles.padded_head(s.head_size), d = s.head_size;
   const double forward = tf32_forward ? 4 * tf32.forward_tiles * d : 4 * fp32.forward_tiles * dp;
-  const double dq_flops = tf32_backward ? 6 * tf32.dq_tiles * d : 6 * fp32.dq_tiles * dp;
-  const double dkdv_flops = tf32_backward ? 8 * tf32.dkdv_tiles * d : 8 * fp32.dkdv_tiles * dp;
+  const double dq_flops = tf32_backward ? 6 * tf32.dq_tiles * d
+                          : fused_dq    ? 0
+                                        : 6 * fp32.dq_tiles * dp;
+  const double dkdv_flops = tf32_backward ? 8 * tf32.dkdv_tiles * d
+                                          : (fused_dq ? 10 : 8) * fp32.dkdv_tiles * dp;
   if (dq) *dq = bh * dq_flops;
   if (dkdv) *dkdv = bh * dkdv_flops;
   return {bh * forward, bh * (dq_flops + dkdv_flops)};
@@ -244,25 +258,38 @@ TiledFlops kernel_flops(const TiledShape& s, const FlashTiles& tiles, bool tf32_
 }  // namespace
 
 TiledFlops tiled_attention_flops(const TiledShape& s, const FlashTiles& tiles, bool tf32_forward,
-                                 bool tf32_backward) {
-  return kernel_flops(s, tiles, tf32_forward, tf32_backward);
+                                 bool tf32_backward, bool fused_dq) {
+  return kernel_flops(s, tiles, tf32_forward, tf32_backward, fused_dq);
 }
 
 // ---- kernels ----
 
+namespace {
+
+// Whether the dQ and dK/dV kernels are flash_tf32.cl's (else flash.cl's fp32 ones).
+bool backward_on_tensor_cores(TiledPrecision precision, int head_size) {
+  return precision != TiledPrecision::fp32 && tf32_forward_supports(head_size) &&
+         tf32_backward_supports(head_size);
+}
+
+}  // namespace
+
 TiledAttentionKernels::TiledAttentionKernels(Runtime& rt, const std::string& family,
                                              const TiledShape& shape, const FlashTiles& tiles,
-                                             TiledPrecision precision)
+                                             TiledPrecision precision, TiledBackward backward)
     : rt_(rt),
       tiles_(tiles),
       head_size_(shape.head_size),
       group_size_(shape.group_size),
       precision_(precision),
+      backward_(backward),
       forward_tf32_(precision != TiledPrecision::fp32 && tf32_forward_supports(shape.head_size)),
-      backward_tf32_(forward_tf32_ && tf32_backward_supports(shape.head_size)) {
+      backward_tf32_(backward_on_tensor_cores(precision, shape.head_size)),
+      fused_dq_(backward.fused && !backward_tf32_) {
   // The tf32 file includes the fp32 one: one program holds the tensor-core kernels and the
   // fp32 ones the tf32 path still uses.
   std::string file = "attention/" + family + ".cl", options = build_options(shape, tiles);
+  if (fused_dq_) options += backward.ptx ? " -DFUSED_DQ=1 -DATOMIC_ADD_PTX=1" : " -DFUSED_DQ=1";
   if (forward_tf32_) {
     file = "attention/" + family + "_tf32.cl";
     options += " -DBKT=" + std::to_string(tf32_forward_key_tile(shape.head_size));
@@ -273,7 +300,7 @@ TiledAttentionKernels::TiledAttentionKernels(Runtime& rt, const std::string& fam
   delta_ = rt.kernel(file, family + "_backward_delta", options);
   dkdv_ = rt.kernel(file, family + "_backward_dkdv" + tf32_suffix, options);
   if (group_size_ > 1) dkdv_sum_ = rt.kernel(file, family + "_backward_dkdv_sum", options);
-  dq_ = rt.kernel(file, family + "_backward_dq" + tf32_suffix, options);
+  if (!fused_dq_) dq_ = rt.kernel(file, family + "_backward_dq" + tf32_suffix, options);
 }
 
 size_t TiledAttentionKernels::dkv_share_floats(const TiledShape& s) {
@@ -290,15 +317,18 @@ bool TiledAttentionKernels::fits_compiled_limits() const {
                         rt_.device().local_mem_bytes;
   };
   return kernel_work_group_limit(rt_, forward_) >= forward &&
-         kernel_work_group_limit(rt_, dq_) >= backward &&
+         (fused_dq_ || kernel_work_group_limit(rt_, dq_) >= backward) &&
          kernel_work_group_limit(rt_, dkdv_) >= backward && local_fits(forward_tf32_, forward_) &&
-         local_fits(backward_tf32_, dq_) && local_fits(backward_tf32_, dkdv_);
+         (fused_dq_ || local_fits(backward_tf32_, dq_)) && local_fits(backward_tf32_, dkdv_);
 }
 
 std::unique_ptr<TiledAttentionKernels> TiledAttentionKernels::for_device(
-    Runtime& rt, const std::string& family, const TiledShape& shape, TiledPrecision precision) {
-  for (const FlashTiles& tiles : flash_tile_candidates(rt.device(), shape.head_size)) {
-    auto kernels = std::make_unique<TiledAttentionKernels>(rt, family, shape, tiles, precision);
+    Runtime& rt, const std::string& family, const TiledShape& shape, TiledPrecision precision,
+    TiledBackward backward) {
+  const bool fused_dq = backward.fused && !backward_on_tensor_cores(precision, shape.head_size);
+  for (const FlashTiles& tiles : flash_tile_candidates(rt.device(), shape.head_size, fused_dq)) {
+    auto kernels =
+        std::make_unique<TiledAttentionKernels>(rt, family, shape, tiles, precision, backward);
     if (kernels->fits_compiled_limits()) return kernels;
   }
   throw Error("cl_kernels/attention/" + family + ".cl: no tiles fit the local memory and the " +
@@ -320,7 +350,7 @@ void TiledAttentionKernels::forward(const cl::Buffer& out, const cl::Buffer& lse
   // QKᵀ and PV per tile; reads Q, K, V once, writes O and L.
   rt_.launch(forward_, cl::NDRange(blocks(s.T, query_block) * items, size_t(s.B) * s.H),
              cl::NDRange(items, 1),
-             {kernel_flops(s, tiles_, forward_tf32_, backward_tf32_).forward,
+             {kernel_flops(s, tiles_, forward_tf32_, backward_tf32_, fused_dq_).forward,
               sizeof(float) * (2 * q_floats + kv_floats + bh * s.T)});
 }
 
@@ -332,7 +362,7 @@ void TiledAttentionKernels::backward(const cl::Buffer& dq, const cl::Buffer& dkv
                                      const QkvLayout& l, const TiledShape& s) {
   check_float4_rows(l, s);
   double dq_flops = 0, dkdv_flops = 0;
-  kernel_flops(s, tiles_, forward_tf32_, backward_tf32_, &dq_flops, &dkdv_flops);
+  kernel_flops(s, tiles_, forward_tf32_, backward_tf32_, fused_dq_, &dq_flops, &dkdv_flops);
   const double bh = double(s.B) * s.H;
   const double rows = double(s.B) * s.T, q_floats = rows * s.H * s.head_size;
   const double kv_floats = 2 * rows * (s.H / s.group_size) * s.head_size;
@@ -341,25 +371,38 @@ void TiledAttentionKernels::backward(const cl::Buffer& dq, const cl::Buffer& dkv
   const size_t row_blocks = blocks(s.T, backward_tf32_ ? kTf32RowBlock : tiles_.bb);
   const int window = kernel_window(s);
 
-  set_args(delta_, delta, dout, out, s.B, s.T, s.H);
+  // delta; with the fused backward also dQ := 0, which the dK/dV kernel then adds to.
+  set_args(delta_, delta, dq, l.q_stride, l.q_offset, dout, out, s.B, s.T, s.H);
   rt_.launch(delta_, cl::NDRange(size_t(s.B) * s.T * s.H), cl::NullRange,
-             {0, sizeof(float) * (2 * q_floats + bh * s.T)});
+             {0, sizeof(float) * (2 * q_floats + bh * s.T + (fused_dq_ ? q_floats : 0))});
 
-  // dK, dV: S, dP, dV, dK per tile (4 products); reads Q, K, V, dO, L, delta. A work-group
-  // per key block and query head; groups of heads write shares, summed after.
+  // dK, dV: S, dP, dV, dK per tile (4 products; fused: and dQ, added with atomics); reads
+  // Q, K, V, dO, L, delta. A work-group per key block and query head; groups of heads write
+  // shares, summed after.
   const double inputs = sizeof(float) * (2 * q_floats + kv_floats + 2 * bh * s.T);
   const double shares = double(dkv_share_floats(s));
-  set_args(dkdv_, s.group_size > 1 ? dkv_shares : dkv, q, l.q_stride, l.q_offset, kv, kv,
-           l.kv_stride, l.k_offset, l.v_offset, dout, lse, delta, s.T, s.H, window);
+  const cl::Buffer& dkv_out = s.group_size > 1 ? dkv_shares : dkv;
+  if (backward_tf32_)
+    set_args(dkdv_, dkv_out, q, l.q_stride, l.q_offset, kv, kv, l.kv_stride, l.k_offset,
+             l.v_offset, dout, lse, delta, s.T, s.H, window);
+  else
+    set_args(dkdv_, dkv_out, dq, q, l.q_stride, l.q_offset, kv, kv, l.kv_stride, l.k_offset,
+             l.v_offset, dout, lse, delta, s.T, s.H, window);
+  // Fused, dQ's traffic: a read and a write of dQ per visited tile pair, at the L2.
+  const double dq_adds = fused_dq_ ? 2 * sizeof(float) * bh *
+                                         count_tiled_pairs(s.T, s.window, tiles_).dkdv_tiles /
+                                         tiles_.bb * tiles_.padded_head(s.head_size)
+                                   : 0;
   rt_.launch(dkdv_, cl::NDRange(row_blocks * items, size_t(s.B) * s.H), cl::NDRange(items, 1),
              {dkdv_flops,
-              inputs + sizeof(float) * (s.group_size > 1 ? shares : kv_floats)});
+              inputs + dq_adds + sizeof(float) * (s.group_size > 1 ? shares : kv_floats)});
   if (s.group_size > 1) {
     set_args(dkdv_sum_, dkv, dkv_shares, s.B, s.T, s.H, l.kv_stride, l.k_offset, l.v_offset);
     rt_.launch(dkdv_sum_, cl::NDRange(size_t(kv_floats)), cl::NullRange,
                {shares - kv_floats, sizeof(float) * (shares + kv_floats)});
   }
 
+  if (fused_dq_) return;
   // dQ: S, dP, dQ per tile (3 products).
   set_args(dq_, dq, q, l.q_stride, l.q_offset, kv, kv, l.kv_stride, l.k_offset, l.v_offset, dout,
            lse, delta, s.T, s.H, window);
@@ -380,9 +423,14 @@ struct TiledExactAttention::Scratch {
 
 std::string TiledAttentionKernels::arithmetic() const {
   // The backward's head sizes are a subset of the forward's (tf32_*_supports).
-  if (!forward_tf32_) return "fp32";
+  const std::string atomics =
+      !fused_dq_ ? ""
+      : backward_.ptx
+          ? "; dQ added by the dK/dV kernel with float atomics (red.global.add.f32)"
+          : "; dQ added by the dK/dV kernel with float atomics (compare-and-swap loop)";
+  if (!forward_tf32_) return "fp32" + atomics;
   return backward_tf32_ ? "tf32 tensor cores: forward, dQ, dK/dV"
-                        : "tf32 tensor cores: forward (dQ, dK/dV fp32)";
+                        : "tf32 tensor cores: forward (dQ, dK/dV fp32)" + atomics;
 }
 
 TiledExactAttention::TiledExactAttention(const AttentionOptions& options)
@@ -400,6 +448,7 @@ void TiledExactAttention::resolve(const AttentionDims& dims) {
   tiles_ = built ? kernels_->tiles() : typical;
   forward_tf32_ = built && kernels_->forward_tf32();  // cost(): fp32 until allocate() knows
   backward_tf32_ = built && kernels_->backward_tf32();
+  fused_dq_ = built && kernels_->fused_dq();
 }
 
 TiledShape TiledExactAttention::tiled_shape(const AttentionDims& dims) const {
@@ -459,7 +508,7 @@ AttentionCost TiledExactAttention::cost(const AttentionDims& d) const {
   const double bh = double(d.B) * d.H, hd = d.head_size();
   const double proj = projection_flops(d);
   const TiledFlops executed =
-      tiled_attention_flops(tiled_shape(d), tiles_, forward_tf32_, backward_tf32_);
+      tiled_attention_flops(tiled_shape(d), tiles_, forward_tf32_, backward_tf32_, fused_dq_);
   AttentionCost c;
   c.model_flops_forward = proj + bh * 4 * pairs.needed * hd;  // QKᵀ and PV over allowed pairs
   c.model_flops_backward = 2 * c.model_flops_forward;
@@ -495,12 +544,15 @@ std::unique_ptr<AttentionActivations> TiledExactAttention::allocate(Ops& ops,
   check_tiled_rows_fit(family(), layout(d), d.T);
   const TiledShape shape = tiled_shape(d);
   const TiledPrecision precision = tiled_precision(ops.precision());
+  const TiledBackward backward = tiled_backward(ops);
   if (!kernels_ || kernels_->head_size() != shape.head_size ||
-      kernels_->group_size() != shape.group_size || kernels_->precision() != precision) {
-    kernels_ = TiledAttentionKernels::for_device(rt, family(), shape, precision);
+      kernels_->group_size() != shape.group_size || kernels_->precision() != precision ||
+      kernels_->backward() != backward) {
+    kernels_ = TiledAttentionKernels::for_device(rt, family(), shape, precision, backward);
     tiles_ = kernels_->tiles();
     forward_tf32_ = kernels_->forward_tf32();
     backward_tf32_ = kernels_->backward_tf32();
+    fused_dq_ = kernels_->fused_dq();
   }
   if (!scratch_ || scratch_->dq.floats() < q_floats(d) || scratch_->dkv.floats() < kv_floats(d) ||
       scratch_->datt.floats() < rows * d.C || scratch_->delta.floats() < stats ||

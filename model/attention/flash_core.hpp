@@ -28,8 +28,9 @@ struct FlashTiles {
   std::string spec() const;
   // Head size padded as the kernels stage it: float4s, a multiple of the column groups.
   int padded_head(int head_size) const;
-  // __local bytes of the forward, dQ and dK/dV kernels; the largest of them.
-  size_t local_bytes(int head_size) const;
+  // __local bytes of the forward, dQ and dK/dV kernels; the largest of them. fused_dq: the
+  // dK/dV kernel also holds dS a second way (flash.cl's FUSED_DQ).
+  size_t local_bytes(int head_size, bool fused_dq = false) const;
 };
 
 // Tiles that fit the device (local memory, work-group size) for this head size, preferred
@@ -38,11 +39,13 @@ struct FlashTiles {
 // bodies compile several times faster) 16×8 / 8×8 with 2×4 / 2×2.
 // ATTNSCOPE_FLASH_TILES="TM,BR,BC,TN,BB,TNB[,TMB]" (TMB defaults to TM) makes those tiles
 // the only candidate, for tile sweeps (tools/gpu_flash_tiles.sh) and for running a GPU's
-// tiles on PoCL. Throws
+// tiles on PoCL. fused_dq: the tiles must fit the fused backward's dK/dV kernel. Throws
 // UsageError for head sizes outside 1..128 and for an override that is malformed or does
 // not fit the device.
-std::vector<FlashTiles> flash_tile_candidates(const DeviceInfo& device, int head_size);
-FlashTiles choose_flash_tiles(const DeviceInfo& device, int head_size);  // the first
+std::vector<FlashTiles> flash_tile_candidates(const DeviceInfo& device, int head_size,
+                                              bool fused_dq = false);
+FlashTiles choose_flash_tiles(const DeviceInfo& device, int head_size,
+                              bool fused_dq = false);  // the first
 
 // Where Q, K and V rows live (floats): Q in one buffer, K and V in another (or the same).
 struct QkvLayout {
@@ -84,6 +87,18 @@ FlashTiles typical_gpu_flash_tiles(int head_size);
 // instructions emulated (EMULATE_MMA), for tests on CPU devices only, never in production.
 enum class TiledPrecision { fp32, tf32, tf32_emulated };
 TiledPrecision tiled_precision(Precision precision);  // Ops' precision → fp32 or tf32
+
+// How the fp32 dQ/dK/dV kernels get dQ (Ops' AttentionBackward): fused — the dK/dV kernel
+// adds it with float atomics (flash.cl's FUSED_DQ; no dQ kernel), NVIDIA's
+// red.global.add.f32 when ptx, else atomic_add.cl's compare-and-swap loop. The tensor-core
+// backward (tf32) is always split.
+struct TiledBackward {
+  bool fused = false;
+  bool ptx = false;
+  bool operator==(const TiledBackward& o) const { return fused == o.fused && ptx == o.ptx; }
+  bool operator!=(const TiledBackward& o) const { return !(*this == o); }
+};
+TiledBackward tiled_backward(const Ops& ops);
 bool tf32_forward_supports(int head_size);            // a multiple of 8, at most 128
 bool tf32_backward_supports(int head_size);           // a multiple of 16, at most 64
 int tf32_forward_key_tile(int head_size);             // keys per tile: 64 (d ≤ 64) or 32
@@ -100,7 +115,8 @@ struct TiledFlops {
   double forward = 0, backward = 0;
 };
 TiledFlops tiled_attention_flops(const TiledShape& shape, const FlashTiles& tiles,
-                                 bool tf32_forward = false, bool tf32_backward = false);
+                                 bool tf32_forward = false, bool tf32_backward = false,
+                                 bool fused_dq = false);
 
 // The four kernels of one variant's .cl file, built for one head size and group size.
 class TiledAttentionKernels {
@@ -109,7 +125,8 @@ class TiledAttentionKernels {
   // precision tf32 (and a head size tf32_forward_supports) flash_tf32.cl, kernels
   // flash_forward_tf32 and flash.cl's backward kernels.
   TiledAttentionKernels(Runtime& rt, const std::string& family, const TiledShape& shape,
-                        const FlashTiles& tiles, TiledPrecision precision = TiledPrecision::fp32);
+                        const FlashTiles& tiles, TiledPrecision precision = TiledPrecision::fp32,
+                        TiledBackward backward = {});
   // Whether the compiled kernels (their registers) allow the tiles' work-group sizes, and
   // the tf32 kernels' __local memory fits the device.
   bool fits_compiled_limits() const;
@@ -117,13 +134,16 @@ class TiledAttentionKernels {
   // allow the tiles' work-group sizes.
   static std::unique_ptr<TiledAttentionKernels> for_device(
       Runtime& rt, const std::string& family, const TiledShape& shape,
-      TiledPrecision precision = TiledPrecision::fp32);
+      TiledPrecision precision = TiledPrecision::fp32, TiledBackward backward = {});
   const FlashTiles& tiles() const { return tiles_; }
   TiledPrecision precision() const { return precision_; }  // as asked
+  TiledBackward backward() const { return backward_; }      // as asked
+  bool fused_dq() const { return fused_dq_; }  // whether the dK/dV kernel adds dQ (fp32 backward)
   bool forward_tf32() const { return forward_tf32_; }      // whether the forward is tf32
   bool backward_tf32() const { return backward_tf32_; }    // whether dQ and dK/dV are
-  // "fp32", or "tf32 tensor cores: forward, dQ, dK/dV" (the kernels that are), for
-  // AttentionVariant::attention_kernels.
+  // "fp32", or "tf32 tensor cores: forward, dQ, dK/dV" (the kernels that are), then, with
+  // the fused backward, "; dQ by float atomics (red.global.add.f32)" or "(compare-and-swap
+  // loop)": for AttentionVariant::attention_kernels.
   std::string arithmetic() const;
   int head_size() const { return head_size_; }
   int group_size() const { return group_size_; }
@@ -146,7 +166,8 @@ class TiledAttentionKernels {
   FlashTiles tiles_;
   int head_size_, group_size_;
   TiledPrecision precision_;
-  bool forward_tf32_, backward_tf32_;
+  TiledBackward backward_;
+  bool forward_tf32_, backward_tf32_, fused_dq_;
   cl::Kernel forward_, delta_, dkdv_, dkdv_sum_, dq_;
 };
 
@@ -210,8 +231,9 @@ class TiledExactAttention : public AttentionVariant {
  private:
   struct Scratch;
   FlashTiles tiles_;
-  // Whether the kernels run forward / dQ and dK/dV on tensor cores (for cost()).
-  bool forward_tf32_ = false, backward_tf32_ = false;
+  // Whether the kernels run forward / dQ and dK/dV on tensor cores, and whether the dK/dV
+  // kernel adds dQ (for cost()).
+  bool forward_tf32_ = false, backward_tf32_ = false, fused_dq_ = false;
   std::unique_ptr<TiledAttentionKernels> kernels_;
   std::unique_ptr<Scratch> scratch_;
 };

@@ -73,7 +73,8 @@ class MlaAttention : public AttentionVariant {
     const bool built = core_ && core_->head_size() == dims.head_size();
     const FlashTiles tiles = built ? core_->tiles() : typical_gpu_flash_tiles(dims.head_size());
     const TiledFlops attention = tiled_attention_flops(
-        tiled_shape(dims), tiles, built && core_->forward_tf32(), built && core_->backward_tf32());
+        tiled_shape(dims), tiles, built && core_->forward_tf32(), built && core_->backward_tf32(),
+        built && core_->fused_dq());
     const double N = double(dims.B) * dims.T, C = dims.C, dc = latent_dim(dims);
     // W_q, W_dkv, [W_uk; W_uv], W_o
     const double projections = 2 * N * C * C + 2 * N * C * dc + 2 * N * dc * 2 * C + 2 * N * C * C;
@@ -101,8 +102,11 @@ class MlaAttention : public AttentionVariant {
     Runtime& rt = ops.runtime();
     check_tiled_rows_fit("mla", qkv_layout(dims.C), dims.T);
     const TiledPrecision precision = tiled_precision(ops.precision());
-    if (!core_ || core_->head_size() != dims.head_size() || core_->precision() != precision)
-      core_ = TiledAttentionKernels::for_device(rt, kKernelFamily, tiled_shape(dims), precision);
+    const TiledBackward backward = tiled_backward(ops);
+    if (!core_ || core_->head_size() != dims.head_size() || core_->precision() != precision ||
+        core_->backward() != backward)
+      core_ = TiledAttentionKernels::for_device(rt, kKernelFamily, tiled_shape(dims), precision,
+                                                backward);
     const size_t btc = size_t(dims.B) * dims.T * dims.C, bht = size_t(dims.B) * dims.H * dims.T;
     const size_t btl = size_t(dims.B) * dims.T * latent_dim(dims);
     ensure_floats(rt, datt_, btc, "mla dO scratch");
