@@ -450,8 +450,13 @@ int run_bench(BenchSettings& s) {
        {"config", config_json(s, model)},
        {"telemetry", telemetry_manifest_json(b.telemetry)},
        {"precision", precision_name(s.precision)},
-       // Per run, `attention_kernels` says which kernels, and which atomics, this reached.
-       {"attention_backward", attention_backward_name(s.attention_backward)},
+       // As asked (auto, split, fused) and as resolved on this device; per run,
+       // `attention_kernels` says which kernels the variant ran.
+       {"attention_backward", {{"requested", attention_backward_name(s.attention_backward)},
+                               {"used", b.ops.attention_backward_label()},
+                               {"atomics_probe", b.ops.atomic_add().ptx
+                                                     ? "red.global.add.f32 passed"
+                                                     : b.ops.atomic_add().reason}}},
        // The peak MFU is taken against: FP32, or TF32 dense under --precision tf32.
        {"peak_tflops", b.peak ? Json{{"value", b.peak->tflops}, {"source", b.peak->source},
                                      {"precision", precision_name(s.precision)}}

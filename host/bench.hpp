@@ -30,7 +30,7 @@ struct BenchSettings {
   double cooldown_max_seconds = 30.0;
   std::optional<double> peak_tflops;
   Precision precision = Precision::fp32;
-  AttentionBackward attention_backward = AttentionBackward::split;
+  AttentionBackward attention_backward = AttentionBackward::automatic;
   std::string command_line;
   std::optional<int> cell;  // --cell K: run only the matrix's cell K (Slurm array task)
 };

@@ -28,7 +28,7 @@ struct CheckOptions {
   std::vector<int> shape;     // B,T,C,H: one case at the user's own size instead of the standard ones
   AttentionOptions attention;  // for that case
   Precision precision = Precision::fp32;
-  AttentionBackward attention_backward = AttentionBackward::split;
+  AttentionBackward attention_backward = AttentionBackward::automatic;
 };
 
 std::vector<VariantCheckCase> cases_to_check(const CheckOptions& o) {

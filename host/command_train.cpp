@@ -29,7 +29,7 @@ struct TrainCommand {
   std::string steps_csv;  // every step's row, columns as the benchmark's steps.csv
   TelemetryOptions telemetry;
   Precision precision = Precision::fp32;
-  AttentionBackward attention_backward = AttentionBackward::split;
+  AttentionBackward attention_backward = AttentionBackward::automatic;
 };
 
 // "| 612 W 183.4 J counter", or nothing where the machine has no GPU power source.

@@ -128,9 +128,11 @@ void add_attention_backward_option(CLI::App* cmd, AttentionBackward& backward) {
          "--attention-backward",
          [&backward](const std::string& name) { backward = parse_attention_backward(name); },
          "dQ of the exact tiled attention's fp32 backward (flash, gqa, mla, sliding_window): "
-         "split (its own kernel, bitwise reproducible; default) or fused (added by the dK/dV "
-         "kernel with float atomics: fewer FLOPs, not bitwise reproducible)")
-      ->check(CLI::IsMember({"split", "fused"}));
+         "split (its own kernel, bitwise reproducible), fused (added by the dK/dV kernel with "
+         "float atomics: five products a tile pair instead of seven, not bitwise "
+         "reproducible), or auto (default: fused where the device's own atomics pass a probe "
+         "at start, i.e. NVIDIA's red.global.add.f32; else split)")
+      ->check(CLI::IsMember({"auto", "split", "fused"}));
 }
 
 namespace {

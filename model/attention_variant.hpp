@@ -201,7 +201,8 @@ class AttentionVariant {
   virtual void backward(const DeviceArgs& args, const DeviceGrads& grads) = 0;
   // The arithmetic of the variant's own attention kernels as allocate() chose them for the
   // device: "fp32", or which of them run on tensor cores (the GEMMs it calls follow the
-  // run's precision). bench records it per run in the manifest.
+  // run's precision), and for the exact tiled family whether dQ is added with float atomics
+  // (Ops' AttentionBackward). bench records it per run in the manifest; train prints it.
   virtual std::string attention_kernels() const { return "fp32"; }
 
   // ---- CPU reference (plain C++, double accumulation) ----

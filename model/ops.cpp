@@ -62,21 +62,37 @@ Precision parse_precision(const std::string& name) {
 }
 
 std::string attention_backward_name(AttentionBackward backward) {
-  return backward == AttentionBackward::fused ? "fused" : "split";
+  switch (backward) {
+    case AttentionBackward::split: return "split";
+    case AttentionBackward::fused: return "fused";
+    default: return "auto";
+  }
 }
 
 AttentionBackward parse_attention_backward(const std::string& name) {
+  if (name == "auto") return AttentionBackward::automatic;
   if (name == "split") return AttentionBackward::split;
   if (name == "fused") return AttentionBackward::fused;
-  throw UsageError("--attention-backward: expected split or fused, got '" + name + "'");
+  throw UsageError("--attention-backward: expected auto, split or fused, got '" + name + "'");
 }
 
 Ops::Ops(Runtime& runtime, Precision precision, AttentionBackward attention_backward)
     : rt_(runtime), precision_(precision), attention_backward_(attention_backward) {
-  if (attention_backward_ == AttentionBackward::fused) atomic_add_ = probe_atomic_add(rt_);
+  if (attention_backward_ != AttentionBackward::split) {
+    atomic_add_ = probe_atomic_add(rt_);
+    if (attention_backward_ == AttentionBackward::automatic)
+      attention_backward_ = atomic_add_.ptx ? AttentionBackward::fused : AttentionBackward::split;
+  } else {
+    atomic_add_.reason = "not probed (--attention-backward split)";
+  }
   if (precision_ != Precision::tf32) return;
   const Tf32Probe probe = probe_tf32(rt_);
   if (!probe.available) throw UsageError("--precision tf32 is not available: " + probe.reason);
+}
+
+std::string Ops::attention_backward_label() const {
+  if (attention_backward_ != AttentionBackward::fused) return "split";
+  return atomic_add_.ptx ? "fused (red.global.add.f32)" : "fused (compare-and-swap loop)";
 }
 
 const cl::Buffer& Ops::scratch(int slot, size_t bytes) {

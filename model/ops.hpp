@@ -26,27 +26,33 @@ Precision parse_precision(const std::string& name);
 
 // How the exact tiled attention's fp32 backward (cl_kernels/attention/flash.cl) gets dQ.
 // split: a kernel of its own that recomputes S and dP — seven products a tile pair, every
-// sum in a fixed order, bitwise reproducible (the default). fused: FlashAttention-2's
-// order — the dK/dV kernel adds each tile's share of dQ with float atomics, five products,
-// but the adds land in a run-dependent order. Variants with other kernels ignore it.
-enum class AttentionBackward { split, fused };
-std::string attention_backward_name(AttentionBackward backward);
-// "split" or "fused"; throws UsageError otherwise.
+// sum in a fixed order, bitwise reproducible. fused: FlashAttention-2's order — the dK/dV
+// kernel adds each tile's share of dQ with float atomics, five products, but the adds land
+// in a run-dependent order. automatic (the default): fused where the device's own float
+// atomics passed their probe (NVIDIA's red.global.add.f32), else split — the portable
+// compare-and-swap loop is there for `fused` on other devices and for the tests. Variants
+// with other kernels ignore it.
+enum class AttentionBackward { automatic, split, fused };
+std::string attention_backward_name(AttentionBackward backward);  // "auto", "split", "fused"
+// "auto", "split" or "fused"; throws UsageError otherwise.
 AttentionBackward parse_attention_backward(const std::string& name);
 
 class Ops {
  public:
   // With Precision::tf32, probes the device first and throws UsageError naming why the
-  // path is not available (never a silent fp32 run labelled tf32). With
-  // AttentionBackward::fused, probes which float atomics the device gets (model/atomic_add.hpp).
+  // path is not available (never a silent fp32 run labelled tf32). Unless
+  // AttentionBackward::split, probes which float atomics the device gets
+  // (model/atomic_add.hpp) and resolves automatic to split or fused.
   explicit Ops(Runtime& runtime, Precision precision = Precision::fp32,
-               AttentionBackward attention_backward = AttentionBackward::split);
+               AttentionBackward attention_backward = AttentionBackward::automatic);
   Runtime& runtime() { return rt_; }
   Precision precision() const { return precision_; }
-  AttentionBackward attention_backward() const { return attention_backward_; }
-  // With AttentionBackward::fused: whether its atomics are NVIDIA's red.global.add.f32
-  // (proven by the probe) rather than the portable compare-and-swap loop, and if not, why.
+  AttentionBackward attention_backward() const { return attention_backward_; }  // split|fused
+  // Whether float atomics are NVIDIA's red.global.add.f32 (proven by the probe) rather than
+  // the portable compare-and-swap loop, and if not, why (unprobed with split asked for).
   const AtomicAddPath& atomic_add() const { return atomic_add_; }
+  // "split", or "fused (red.global.add.f32)" / "fused (compare-and-swap loop)".
+  std::string attention_backward_label() const;
 
   // out[b,t,:] = wte[tokens[b,t],:] + wpe[t,:]. tokens: int32 (B,T).
   void encoder_forward(const cl::Buffer& out, const cl::Buffer& tokens, const cl::Buffer& wte,

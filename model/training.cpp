@@ -124,7 +124,7 @@ std::string TrainingRun::banner() const {
      << "attention: " << settings_.variant;
   std::string opts = m.attention().describe_options();
   if (!opts.empty()) os << " (" << opts << ")";
-  os << "\n"
+  os << "; kernels: " << m.attention().attention_kernels() << "\n"
      << "batch:     B=" << settings_.batch << " T=" << settings_.seq << " ("
      << settings_.batch * settings_.seq << " tokens/step), seed " << settings_.seed << "\n"
      << "optimizer: AdamW lr=" << o.adamw.lr << " betas=(" << o.adamw.beta1 << ", "

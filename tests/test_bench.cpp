@@ -222,6 +222,12 @@ TEST(Bench, ManifestIsCompleteAndNamesWhatIsUnavailable) {
   EXPECT_EQ(m.at("runs").size(), 4u);
   for (const auto& run : m.at("runs"))  // fp32 on PoCL: no tensor cores
     EXPECT_EQ(run.at("attention_kernels"), "fp32") << run.dump();
+  // The default backward, resolved: PoCL has no vendor atomics, so split, and why.
+  const auto& backward = m.at("attention_backward");
+  EXPECT_EQ(backward.at("requested"), "auto");
+  EXPECT_EQ(backward.at("used"), "split");
+  EXPECT_NE(backward.at("atomics_probe").get<std::string>().find("not an NVIDIA GPU"),
+            std::string::npos);
   EXPECT_EQ(m.at("config").at("model").at("preset"), "tiny");
   // A metric the machine cannot measure has an empty cell and a reason; PoCL has no GPU power.
   const Csv summary = read_csv(bench().dir / "summary.csv");

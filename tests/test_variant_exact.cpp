@@ -295,10 +295,26 @@ TEST(AtomicAdd, CompareAndSwapLoopGivesTheExactSums) {
 }
 
 TEST(AtomicAdd, OptionNamesAreParsedAndBadOnesAreUsageErrors) {
-  EXPECT_EQ(parse_attention_backward("split"), AttentionBackward::split);
-  EXPECT_EQ(parse_attention_backward("fused"), AttentionBackward::fused);
-  EXPECT_EQ(attention_backward_name(AttentionBackward::fused), "fused");
+  for (const char* name : {"auto", "split", "fused"})
+    EXPECT_EQ(attention_backward_name(parse_attention_backward(name)), name);
   EXPECT_THROW(parse_attention_backward("atomic"), UsageError);
+}
+
+// auto is fused only where the vendor's atomics passed the probe; fused stays fused (with
+// the portable loop where they did not), and split never probes.
+TEST(AtomicAdd, AutomaticResolvesByTheProbe) {
+  Runtime& rt = shared_runtime();
+  const bool ptx = probe_atomic_add(rt).ptx;
+  const Ops automatic(rt, Precision::fp32, AttentionBackward::automatic);
+  EXPECT_EQ(automatic.attention_backward(), ptx ? AttentionBackward::fused : AttentionBackward::split);
+  const Ops fused(rt, Precision::fp32, AttentionBackward::fused);
+  EXPECT_EQ(fused.attention_backward(), AttentionBackward::fused);
+  EXPECT_EQ(fused.attention_backward_label(),
+            ptx ? "fused (red.global.add.f32)" : "fused (compare-and-swap loop)");
+  EXPECT_EQ(tiled_backward(fused).ptx, ptx);
+  const Ops split(rt, Precision::fp32, AttentionBackward::split);
+  EXPECT_EQ(split.attention_backward_label(), "split");
+  EXPECT_FALSE(tiled_backward(split).fused);
 }
 
 // The kernels read head rows as float4s (d a multiple of 4): a layout that would misalign
