@@ -22,8 +22,11 @@ Runtime& shared_runtime() {
   return runtime;
 }
 
+// The split attention backward on every device (auto would fuse it on an NVIDIA GPU):
+// the suite's determinism tests expect bitwise reproducible kernels; the fused backward has
+// tests of its own (test_variant_exact.cpp).
 Ops& shared_ops() {
-  static Ops ops(shared_runtime());
+  static Ops ops(shared_runtime(), Precision::fp32, AttentionBackward::split);
   return ops;
 }
 

@@ -19,6 +19,7 @@ namespace attnscope::testing {
 
 // The device under test: ATTNSCOPE_TEST_DEVICE (a --device spec) or the default.
 Runtime& shared_runtime();
+// Ops on it: fp32, the split (bitwise reproducible) attention backward.
 Ops& shared_ops();
 
 // Fresh random values, N(0, scale), from test_rng().
