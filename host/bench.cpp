@@ -151,7 +151,8 @@ void print_progress(Bench& b, const BenchCell& k, int step, int total, const Ste
 struct RunOutcome {
   std::string status = "ok", reason;
   std::string options;
-  std::string attention_kernels;  // AttentionVariant::attention_kernels, once built
+  std::string attention_kernels;   // AttentionVariant::attention_kernels, once built
+  std::string attention_backward;  // AttentionVariant::attention_backward, likewise
   std::optional<size_t> planned_mem_bytes;
   double begin_s = 0, end_s = 0;
 };
@@ -194,6 +195,7 @@ void write_summary(Bench& b, const BenchCell& k, const RunOutcome& o, const RunT
       {text(kFramework), text(k.variant), integer(k.batch), integer(k.seq), integer(k.repeat),
        integer(k.order),
        text(o.status), text(o.reason), text(o.options), text(precision_name(b.s.precision)),
+       text(o.attention_backward),
        integer((long long)t.step_ms.size()),
        num(t.train_time_s), num(step_ms), num(iqr(t.step_ms)), num(median(t.tokens_per_s)),
        num(iqr(t.tokens_per_s)), flops ? num(flops->model) : kEmpty,
@@ -223,12 +225,15 @@ void check_target(Bench& b, RunTotals& t, float val) {
   }
 }
 
-// A run that threw is recorded as failed, with the first line of the message as its reason,
-// and the benchmark goes on with the next run.
-void record_failure(const Bench& b, const BenchCell& k, RunOutcome& o, const std::string& message) {
-  o.status = "failed";
+// A run that threw is recorded with the first line of the message as its reason — refused
+// when its memory plan exceeds the device (before it allocated anything), else failed — and
+// the benchmark goes on with the next run.
+void record_failure(const Bench& b, const BenchCell& k, RunOutcome& o, const std::string& message,
+                    const std::string& status) {
+  o.status = status;
   o.reason = message.substr(0, message.find('\n'));
-  std::printf("%s%s: run failed: %s\n", b.tty ? "\n" : "", k.variant.c_str(), message.c_str());
+  std::printf("%s%s: run %s: %s\n", b.tty ? "\n" : "", k.variant.c_str(), status.c_str(),
+              message.c_str());
 }
 
 // What the run will allocate on the device (model/memory_plan.hpp), for summary.csv.
@@ -277,6 +282,7 @@ RunOutcome run_one(Bench& b, const BenchCell& k, double* eta_runs_left_s) {
     TrainingRun run(b.ops, ts);  // refused (failed) where the plan does not fit the device
     o.options = run.model().attention().describe_options();
     o.attention_kernels = run.model().attention().attention_kernels();
+    o.attention_backward = run.model().attention().attention_backward();
     flops = run.model().step_flops();
     const int total = b.s.warmup + b.s.steps;
     for (int i = 0; i < total && !interrupted(); ++i) {
@@ -309,8 +315,10 @@ RunOutcome run_one(Bench& b, const BenchCell& k, double* eta_runs_left_s) {
     if (write_last_row) std::exchange(write_last_row, nullptr)(final_val);
     if (interrupted()) o.status = "interrupted", o.reason = interrupt_reason() + " during the run";
     *eta_runs_left_s = std::max(0.0, *eta_runs_left_s);
+  } catch (const InsufficientDeviceMemory& e) {
+    record_failure(b, k, o, e.what(), "refused");
   } catch (const std::exception& e) {
-    record_failure(b, k, o, e.what());
+    record_failure(b, k, o, e.what(), "failed");
   }
   if (write_last_row) write_last_row(std::nullopt);  // the final validation failed
   if (measured_window && measured_window->open() && t.step_ms.size() > 0) measured = measured_window->end();

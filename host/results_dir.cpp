@@ -38,7 +38,7 @@ std::vector<CsvCell> step_row(const StepRowRun& run, const StepResult& r, const 
 const std::vector<std::string>& summary_columns() {
   static const std::vector<std::string> c = {
       "framework", "variant", "batch", "seq", "repeat", "order", "status", "reason", "options",
-      "precision", "steps_measured", "train_time_s", "step_ms_median", "step_ms_iqr", "tokens_per_s_median",
+      "precision", "attention_backward", "steps_measured", "train_time_s", "step_ms_median", "step_ms_iqr", "tokens_per_s_median",
       "tokens_per_s_iqr", "model_flops_per_step", "executed_flops_per_step",
       "achieved_tflops", "mfu", "planned_mem_bytes", "peak_mem_allocated_bytes", "peak_mem_used_bytes",
       "gpu_energy_j", "gpu_energy_net_j", "gpu_j_per_token", "gpu_mean_w", "gpu_peak_w",

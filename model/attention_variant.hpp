@@ -204,6 +204,10 @@ class AttentionVariant {
   // run's precision), and for the exact tiled family whether dQ is added with float atomics
   // (Ops' AttentionBackward). bench records it per run in the manifest; train prints it.
   virtual std::string attention_kernels() const { return "fp32"; }
+  // For variants whose fp32 backward comes in two forms (Ops' AttentionBackward: the exact
+  // tiled family), which one allocate() built: "split" or "fused"; empty for the others.
+  // summary.csv's attention_backward column.
+  virtual std::string attention_backward() const { return ""; }
 
   // ---- CPU reference (plain C++, double accumulation) ----
   virtual void reference_forward(const ReferenceArgs& args, float* out) const = 0;

@@ -19,8 +19,9 @@
 
 #include "host/bench.hpp"
 #include "host/stats.hpp"
-#include "model/lr_schedule.hpp"
+#include "model/atomic_add.hpp"
 #include "model/gemm_tuning.hpp"
+#include "model/lr_schedule.hpp"
 #include "test_support.hpp"
 
 namespace fs = std::filesystem;
@@ -346,6 +347,12 @@ TEST(Bench, AFailureInsideAStepLeavesTheNextRunsClean) {
   std::set<std::string> profiled;
   for (const Row& r : read_csv(dir / "kernels.csv").rows) profiled.insert(r.at("variant"));
   EXPECT_EQ(profiled, (std::set<std::string>{"flash", "lsh"}));
+  // The backward form, where a variant has one: auto fuses only where the vendor's atomics
+  // pass their probe.
+  EXPECT_EQ(rows.summary.at("flash").at("attention_backward"),
+            probe_atomic_add(testing::shared_runtime()).ptx ? "fused" : "split");
+  EXPECT_EQ(rows.summary.at("lsh").at("attention_backward"), "");
+  EXPECT_EQ(rows.summary.at("baseline").at("attention_backward"), "");
 }
 
 // A run whose memory plan cannot fit the device is refused before it allocates, and the
@@ -362,7 +369,7 @@ TEST(Bench, RunsThatCannotFitAreRefusedAndTheMatrixGoesOnToT32768) {
   const MatrixRows rows = matrix_rows(only_subdirectory(parent));
   ASSERT_EQ(rows.summary.size(), 2u) << output;
   const Row& baseline = rows.summary.at("baseline");
-  EXPECT_EQ(baseline.at("status"), "failed");
+  EXPECT_EQ(baseline.at("status"), "refused");
   EXPECT_NE(baseline.at("reason").find("needs " + baseline.at("planned_mem_bytes") + " bytes"),
             std::string::npos) << baseline.at("reason");
   EXPECT_NE(baseline.at("reason").find("available"), std::string::npos) << baseline.at("reason");

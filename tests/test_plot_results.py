@@ -2,7 +2,8 @@
 """tools/plot_results.py on a made-up results directory whose runs span three sequence
 lengths: one variant's peak memory grows linearly in T, another's quadratically, and a
 failed run (which must be left out) would bend both; tools/torch_twin.py's rows of the same
-variant (framework torch-sdpa, merged in) are a line of their own. Checks the scaling figure is written
+variant (framework torch-sdpa, merged in) are a line of their own, and so are its runs with
+the fused attention backward (a split one is the plain line). Checks the scaling figure is written
 and scaling.md reports the slopes and the straight-line fit the numbers were made from.
 Run by CTest; exits non-zero with a message on the first mismatch."""
 import csv
@@ -12,7 +13,7 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COLUMNS = ["framework", "precision", "variant", "batch", "seq", "repeat", "status", "step_ms_median",
+COLUMNS = ["framework", "precision", "attention_backward", "variant", "batch", "seq", "repeat", "status", "step_ms_median",
            "tokens_per_s_median", "peak_mem_allocated_bytes", "train_time_s", "gpu_energy_j"]
 MIB = 2**20
 
@@ -20,8 +21,10 @@ MIB = 2**20
 def runs():
     for t in (1024, 2048, 4096):
         # linear: 500 MiB + 0.75 MiB per token; quadratic: time and memory ∝ T².
-        yield {"variant": "linear", "seq": t, "peak_mem_allocated_bytes": (500 + 0.75 * t) * MIB,
-               "step_ms_median": 0.01 * t}
+        yield {"variant": "linear", "attention_backward": "split", "seq": t,
+               "peak_mem_allocated_bytes": (500 + 0.75 * t) * MIB, "step_ms_median": 0.01 * t}
+        yield {"variant": "linear", "attention_backward": "fused", "seq": t,
+               "peak_mem_allocated_bytes": (400 + 0.625 * t) * MIB, "step_ms_median": 0.008 * t}
         yield {"variant": "quadratic", "seq": t, "peak_mem_allocated_bytes": t * t * 16,
                "step_ms_median": 1e-5 * t * t}
         yield {"framework": "torch-sdpa", "variant": "linear", "seq": t,
@@ -73,6 +76,9 @@ def main():
     twin = row_of(table, "linear (torch-sdpa)")
     expect_close("twin's MiB per token", twin[4], 0.5, 5e-5)
     expect_close("twin's intercept MiB", twin[5], 300, 0.5)
+    fused = row_of(table, "linear (fused)")
+    expect_close("fused MiB per token", fused[4], 0.625, 5e-5)
+    expect_close("fused intercept MiB", fused[5], 400, 0.5)
     quadratic = row_of(table, "quadratic")
     expect_close("quadratic memory slope", quadratic[2], 2.0, 0.005)
     expect_close("quadratic time slope", quadratic[3], 2.0, 0.005)

@@ -43,11 +43,13 @@ def config_label(row):
 
 
 def series(row):
-    """The variant, and who ran it where that is not attnscope in fp32 (`framework` and
-    `precision` columns; merged with tools/torch_twin.py's rows, PyTorch's bars stand beside
-    attnscope's): "flash", "flash (torch-sdpa)", "flash (tf32)"."""
-    who = [row.get("framework") or "attnscope", row.get("precision") or "fp32"]
-    who = [w for w, plain in zip(who, ("attnscope", "fp32")) if w != plain]
+    """The variant, and who ran it where that is not attnscope in fp32 with the split
+    attention backward (`framework`, `precision` and `attention_backward` columns; merged
+    with tools/torch_twin.py's rows, PyTorch's bars stand beside attnscope's): "flash",
+    "flash (torch-sdpa)", "flash (tf32)", "flash (fused)"."""
+    who = [row.get("framework") or "attnscope", row.get("precision") or "fp32",
+           row.get("attention_backward") or "split"]
+    who = [w for w, plain in zip(who, ("attnscope", "fp32", "split")) if w != plain]
     return row["variant"] + (f" ({' '.join(who)})" if who else "")
 
 

@@ -440,6 +440,10 @@ std::string TiledExactAttention::attention_kernels() const {
   return kernels_ ? kernels_->arithmetic() : "fp32";
 }
 
+std::string TiledExactAttention::attention_backward() const {
+  return kernels_ ? kernels_->backward_form() : "";
+}
+
 TiledExactAttention::~TiledExactAttention() = default;
 
 void TiledExactAttention::resolve(const AttentionDims& dims) {

@@ -141,6 +141,8 @@ class TiledAttentionKernels {
   bool fused_dq() const { return fused_dq_; }  // whether the dK/dV kernel adds dQ (fp32 backward)
   bool forward_tf32() const { return forward_tf32_; }      // whether the forward is tf32
   bool backward_tf32() const { return backward_tf32_; }    // whether dQ and dK/dV are
+  // "split" or "fused": how the backward got dQ (the tensor-core backward is split).
+  std::string backward_form() const { return fused_dq_ ? "fused" : "split"; }
   // "fp32", or "tf32 tensor cores: forward, dQ, dK/dV" (the kernels that are), then, with
   // the fused backward, "; dQ by float atomics (red.global.add.f32)" or "(compare-and-swap
   // loop)": for AttentionVariant::attention_kernels.
@@ -188,6 +190,7 @@ class TiledExactAttention : public AttentionVariant {
   void forward(const DeviceArgs& args, const cl::Buffer& out) override;
   void backward(const DeviceArgs& args, const DeviceGrads& gradients) override;
   std::string attention_kernels() const override;
+  std::string attention_backward() const override;
 
   void reference_forward(const ReferenceArgs& args, float* out) const override;
   void reference_backward(const ReferenceArgs& args,

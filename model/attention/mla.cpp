@@ -67,6 +67,7 @@ class MlaAttention : public AttentionVariant {
   }
 
   std::string attention_kernels() const override { return core_ ? core_->arithmetic() : "fp32"; }
+  std::string attention_backward() const override { return core_ ? core_->backward_form() : ""; }
 
   AttentionCost cost(const AttentionDims& dims) const override {
     // The kernels allocate() built, if for this head size; else a typical GPU's fp32 ones.
