@@ -463,7 +463,7 @@ int run_bench(BenchSettings& s) {
        {"attention_backward", {{"requested", attention_backward_name(s.attention_backward)},
                                {"used", b.ops.attention_backward_label()},
                                {"atomics_probe", b.ops.atomic_add().ptx
-                                                     ? "red.global.add.f32 passed"
+                                                     ? atomic_add_name(true) + " passed"
                                                      : b.ops.atomic_add().reason}}},
        // The peak MFU is taken against: FP32, or TF32 dense under --precision tf32.
        {"peak_tflops", b.peak ? Json{{"value", b.peak->tflops}, {"source", b.peak->source},

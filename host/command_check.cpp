@@ -113,7 +113,7 @@ std::string attention_backward_note(const Ops& ops) {
   if (ops.attention_backward() != AttentionBackward::fused) return "";
   const AtomicAddPath& atomics = ops.atomic_add();
   return ", fused attention backward (dQ by float atomics, not bitwise reproducible: " +
-         (atomics.ptx ? std::string("red.global.add.f32") : atomics.reason) + ")";
+         (atomics.ptx ? atomic_add_name(true) : atomics.reason) + ")";
 }
 
 void run_check(const CheckOptions& o) {

@@ -38,7 +38,7 @@ void add_attention_options(CLI::App* cmd, AttentionOptions& options);
 void add_optimizer_options(CLI::App* cmd, OptimizerConfig& options);
 // --precision fp32|tf32 (model/ops.hpp).
 void add_precision_option(CLI::App* cmd, Precision& precision);
-// --attention-backward split|fused (model/ops.hpp).
+// --attention-backward auto|split|fused (model/ops.hpp).
 void add_attention_backward_option(CLI::App* cmd, AttentionBackward& backward);
 
 }  // namespace attnscope

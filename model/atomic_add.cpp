@@ -21,6 +21,10 @@ std::vector<float> atomic_add_probe_sums(int items) {
   return sums;
 }
 
+std::string atomic_add_name(bool ptx) {
+  return ptx ? "red.global.add.f32" : "compare-and-swap loop";
+}
+
 AtomicAddPath probe_atomic_add(Runtime& rt) {
   const DeviceInfo& d = rt.device();
   if (!d.is_gpu || !d.is_nvidia())

@@ -22,6 +22,10 @@ struct AtomicAddPath {
 // compare-and-swap loop, and the reason says why.
 AtomicAddPath probe_atomic_add(Runtime& rt);
 
+// How add_to_global adds, as runs report it: "red.global.add.f32" (ptx) or
+// "compare-and-swap loop".
+std::string atomic_add_name(bool ptx);
+
 constexpr int kAtomicAddProbeItems = 4096;
 // The sums atomic_add_probe must produce with `items` work-items (every order of the adds
 // gives these exactly: the addends are small multiples of 1/4).

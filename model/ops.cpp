@@ -92,7 +92,7 @@ Ops::Ops(Runtime& runtime, Precision precision, AttentionBackward attention_back
 
 std::string Ops::attention_backward_label() const {
   if (attention_backward_ != AttentionBackward::fused) return "split";
-  return atomic_add_.ptx ? "fused (red.global.add.f32)" : "fused (compare-and-swap loop)";
+  return "fused (" + atomic_add_name(atomic_add_.ptx) + ")";
 }
 
 const cl::Buffer& Ops::scratch(int slot, size_t bytes) {

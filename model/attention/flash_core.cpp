@@ -424,10 +424,9 @@ struct TiledExactAttention::Scratch {
 std::string TiledAttentionKernels::arithmetic() const {
   // The backward's head sizes are a subset of the forward's (tf32_*_supports).
   const std::string atomics =
-      !fused_dq_ ? ""
-      : backward_.ptx
-          ? "; dQ added by the dK/dV kernel with float atomics (red.global.add.f32)"
-          : "; dQ added by the dK/dV kernel with float atomics (compare-and-swap loop)";
+      fused_dq_ ? "; dQ added by the dK/dV kernel with float atomics (" +
+                      atomic_add_name(backward_.ptx) + ")"
+                : "";
   if (!forward_tf32_) return "fp32" + atomics;
   return backward_tf32_ ? "tf32 tensor cores: forward, dQ, dK/dV"
                         : "tf32 tensor cores: forward (dQ, dK/dV fp32)" + atomics;
