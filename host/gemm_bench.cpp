@@ -11,6 +11,7 @@
 #include <random>
 
 #include "host/runtime/error.hpp"
+#include "model/gemm_spec.hpp"
 #include "model/tf32.hpp"
 
 namespace attnscope {
@@ -283,15 +284,18 @@ std::vector<GemmChoice> candidate_choices(const DeviceInfo& device, Precision pr
   return choices;
 }
 
-// The program (file and build options) and kernel a choice launches for `spec`.
+// The program (file and build options) and kernel a choice launches for `spec`: exactly the
+// one launch() builds (for tf32, VECTOR_IO where the rows are aligned, as
+// launch_gemm_tf32 decides), so that the batch compiled in parallel is what gets timed.
 struct ChoiceProgram {
   std::string file, options, kernel;
   size_t work_group_size;
 };
 ChoiceProgram program_of(const GemmChoice& c, const Ops::GemmSpec& spec) {
   if (c.precision == Precision::tf32)
-    return {kTf32KernelFile, c.tf32.config.build_options(spec.trans_a, spec.trans_b), "gemm_tf32",
-            c.tf32.config.work_group_size()};
+    return {kTf32KernelFile,
+            c.tf32.config.build_options(spec.trans_a, spec.trans_b, false, gemm_rows_aligned(spec)),
+            "gemm_tf32", c.tf32.config.work_group_size()};
   return {kGemmKernelFile, gemm_build_options(c.fp32.config, spec), "gemm",
           c.fp32.config.work_group_size()};
 }
