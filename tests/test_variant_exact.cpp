@@ -347,7 +347,14 @@ TEST(Tiles, OverrideFromTheEnvironmentIsCheckedAndIsTheOnlyCandidate) {
   EXPECT_EQ(seven.tm, 8);
   EXPECT_EQ(seven.tmb, 4);
   EXPECT_EQ(seven.spec(), "8,64,32,4,32,2,4");
-  for (const char* bad : {"4,64,32,8,32", "4,64,32,8,32,4,4,1", "4,62,32,8,32,4",
+  EXPECT_EQ(seven.max_registers, 0);
+  setenv("ATTNSCOPE_FLASH_TILES", "8,64,32,4,32,2,4,128", 1);  // a register cap
+  const FlashTiles capped = flash_tile_candidates(gpu, 64).at(0);
+  EXPECT_EQ(capped.max_registers, 128);
+  EXPECT_EQ(capped.tmb, 4);
+  EXPECT_EQ(capped.spec(), "8,64,32,4,32,2,4,128");
+  for (const char* bad : {"4,64,32,8,32", "4,64,32,8,32,4,4,1", "4,64,32,8,32,4,4,31",
+                          "4,64,32,8,32,4,4,256", "4,64,32,8,32,4,4,128,1", "4,62,32,8,32,4",
                           "4,64,32,6,32,4", "0,64,32,8,32,4", "4,64,32,8,32,x",
                           "4,256,32,8,32,4", "8,64,32,4,12,3", "4,64,32,4,32,4,3",
                           "4,64,32,4,32,4,0"}) {
@@ -356,6 +363,25 @@ TEST(Tiles, OverrideFromTheEnvironmentIsCheckedAndIsTheOnlyCandidate) {
   }
   unsetenv("ATTNSCOPE_FLASH_TILES");
   EXPECT_GT(flash_tile_candidates(gpu, 64).size(), 1u);
+}
+
+// The register cap is NVIDIA's build option: other devices build the very same program
+// without it (PoCL would reject the option), and the kernels still match the reference.
+TEST(Tiles, RegisterCapOnlyReachesNvidiaBuilds) {
+  Runtime& rt = shared_runtime();
+  if (rt.device().is_nvidia()) GTEST_SKIP() << "the cap is passed on NVIDIA devices";
+  const std::string cpu = choose_flash_tiles(rt.device(), 16).spec();
+  setenv("ATTNSCOPE_FLASH_TILES", (cpu + ",96").c_str(), 1);
+  EXPECT_EQ(choose_flash_tiles(rt.device(), 16).max_registers, 96);
+  std::vector<Runtime::LaunchRecord> launches;
+  rt.set_launch_log(&launches);
+  expect_tiled_kernels_match_reference(KernelCase{"flash", 0, 1, 2, 16, 1, 0},
+                                       TiledBackward{false, false});
+  rt.set_launch_log(nullptr);
+  unsetenv("ATTNSCOPE_FLASH_TILES");
+  ASSERT_FALSE(launches.empty());
+  for (const auto& launch : launches)
+    EXPECT_EQ(launch.options.find("maxrregcount"), std::string::npos) << launch.options;
 }
 
 // ---------------------------------------------------------------- cost, options, memory

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Times the exact tiled-attention kernels (flash.cl) under each tile configuration on a GPU:
-#   tools/gpu_flash_tiles.sh OUT TM,BR,BC,TN,BB,TNB[,TMB]...   (TMB, backward rows per
-#   work-item, defaults to TM)
+#   tools/gpu_flash_tiles.sh OUT TM,BR,BC,TN,BB,TNB[,TMB[,REGS]]...   (TMB, backward rows
+#   per work-item, defaults to TM; REGS caps the registers of NVIDIA builds)
 # For each configuration: `attnscope bench` of flash, GPT-2 124M, B=1, T=${SEQ:-8192}, 2 steps
 # after 1, with ATTNSCOPE_FLASH_TILES set; prints the forward, dK/dV and dQ kernels' total
 # ms and GFLOP/s from kernels.csv. A configuration that does not fit is refused by attnscope

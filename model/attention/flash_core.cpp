@@ -84,28 +84,29 @@ std::string FlashTiles::spec() const {
   std::string text;
   for (int value : {tm, br, bc, tn, bb, tnb, tmb})
     text += (text.empty() ? "" : ",") + std::to_string(value);
-  return text;
+  return max_registers ? text + "," + std::to_string(max_registers) : text;
 }
 
-// The six or seven numbers of ATTNSCOPE_FLASH_TILES ("TM,BR,BC,TN,BB,TNB[,TMB]", TMB = TM
-// when left out), checked as flash.cl needs them: BR a multiple of TM, BB of TMB,
-// power-of-two column groups, and within the device's limits.
+// The six to eight numbers of ATTNSCOPE_FLASH_TILES ("TM,BR,BC,TN,BB,TNB[,TMB[,REGS]]", TMB
+// = TM when left out), checked as flash.cl needs them: BR a multiple of TM, BB of TMB,
+// power-of-two column groups, REGS 32–255, and within the device's limits.
 FlashTiles parse_flash_tiles(const std::string& spec, const DeviceInfo& device, int head_size,
                              bool fused_dq) {
   FlashTiles t;
   char tail = 0;
-  const int n = std::sscanf(spec.c_str(), "%d,%d,%d,%d,%d,%d,%d%c", &t.tm, &t.br, &t.bc, &t.tn,
-                            &t.bb, &t.tnb, &t.tmb, &tail);
+  const int n = std::sscanf(spec.c_str(), "%d,%d,%d,%d,%d,%d,%d,%d%c", &t.tm, &t.br, &t.bc,
+                            &t.tn, &t.bb, &t.tnb, &t.tmb, &t.max_registers, &tail);
   if (n == 6) t.tmb = t.tm;
   auto power_of_two = [](int x) { return x > 0 && (x & (x - 1)) == 0; };
-  const bool shaped = (n == 6 || n == 7) && t.tm > 0 && t.br > 0 && t.bc > 0 && t.tn > 0 &&
+  const bool registers_ok = n < 8 || (t.max_registers >= 32 && t.max_registers <= 255);
+  const bool shaped = (n >= 6 && n <= 8) && registers_ok && t.tm > 0 && t.br > 0 && t.bc > 0 && t.tn > 0 &&
                       t.bb > 0 && t.tnb > 0 && t.tmb > 0 && t.br % t.tm == 0 &&
                       t.bb % t.tmb == 0 && t.bc % t.tn == 0 && t.bb % t.tnb == 0 &&
                       power_of_two(t.bc / t.tn) && power_of_two(t.bb / t.tnb);
   if (!shaped)
     throw UsageError("ATTNSCOPE_FLASH_TILES: '" + spec +
-                     "' is not TM,BR,BC,TN,BB,TNB[,TMB] (BR a multiple of TM, BB of TMB, BC/TN "
-                     "and BB/TNB powers of two)");
+                     "' is not TM,BR,BC,TN,BB,TNB[,TMB[,REGS]] (BR a multiple of TM, BB of TMB, "
+                     "BC/TN and BB/TNB powers of two, REGS 32-255)");
   if (!fits(t, device, head_size, fused_dq))
     throw UsageError("ATTNSCOPE_FLASH_TILES: " + spec + " needs " +
                      std::to_string(t.local_bytes(head_size, fused_dq)) +
@@ -289,6 +290,8 @@ TiledAttentionKernels::TiledAttentionKernels(Runtime& rt, const std::string& fam
   // The tf32 file includes the fp32 one: one program holds the tensor-core kernels and the
   // fp32 ones the tf32 path still uses.
   std::string file = "attention/" + family + ".cl", options = build_options(shape, tiles);
+  if (tiles.max_registers && rt.device().is_nvidia())
+    options += " -cl-nv-maxrregcount=" + std::to_string(tiles.max_registers);
   if (fused_dq_) options += backward.ptx ? " -DFUSED_DQ=1 -DATOMIC_ADD_PTX=1" : " -DFUSED_DQ=1";
   if (forward_tf32_) {
     file = "attention/" + family + "_tf32.cl";

@@ -21,10 +21,13 @@ struct FlashTiles {
   int br = 64, bc = 32, tn = 8;
   int bb = 32, tnb = 4;
   int tmb = 4;
+  // NVIDIA builds only: -cl-nv-maxrregcount for the program (0: the compiler's choice), so a
+  // sweep can trade registers for work-groups per SM (ATTNSCOPE_FLASH_TILES' 8th number).
+  int max_registers = 0;
 
   int forward_items() const { return (br / tm) * (bc / tn); }
   int backward_items() const { return (bb / tmb) * (bb / tnb); }
-  // "TM,BR,BC,TN,BB,TNB,TMB", as ATTNSCOPE_FLASH_TILES takes it.
+  // "TM,BR,BC,TN,BB,TNB,TMB[,REGS]", as ATTNSCOPE_FLASH_TILES takes it.
   std::string spec() const;
   // Head size padded as the kernels stage it: float4s, a multiple of the column groups.
   int padded_head(int head_size) const;
@@ -37,7 +40,8 @@ struct FlashTiles {
 // first: on GPUs from 64×32 forward / 32×32 backward tiles with 4×4 / 4×2 register blocks
 // down; on CPUs (PoCL, where a work-group is a loop over SIMD lanes and small unrolled
 // bodies compile several times faster) 16×8 / 8×8 with 2×4 / 2×2.
-// ATTNSCOPE_FLASH_TILES="TM,BR,BC,TN,BB,TNB[,TMB]" (TMB defaults to TM) makes those tiles
+// ATTNSCOPE_FLASH_TILES="TM,BR,BC,TN,BB,TNB[,TMB[,REGS]]" (TMB defaults to TM; REGS, 32–255,
+// caps the registers of NVIDIA builds, ignored elsewhere) makes those tiles
 // the only candidate, for tile sweeps (tools/gpu_flash_tiles.sh) and for running a GPU's
 // tiles on PoCL. fused_dq: the tiles must fit the fused backward's dK/dV kernel. Throws
 // UsageError for head sizes outside 1..128 and for an override that is malformed or does
