@@ -100,6 +100,18 @@
 #ifndef VARIANT_KERNEL
 #define VARIANT_KERNEL(name) flash_##name  // kernel names carry the variant, for profiles
 #endif
+#ifndef REGISTER_CAP
+#define REGISTER_CAP 0  // 1: the host caps registers (-cl-nv-maxrregcount, NVIDIA builds)
+#endif
+
+// The work-group size a kernel is launched with, declared for the compiler — unless the
+// host caps its registers: ptxas takes a declared size (.reqntid) as launch bounds, and
+// launch bounds override -maxrregcount.
+#if REGISTER_CAP
+#define WORK_GROUP_SIZE(n)
+#else
+#define WORK_GROUP_SIZE(n) __attribute__((reqd_work_group_size(n, 1, 1)))
+#endif
 
 #include "atomic_add.cl"  // add_to_global (FUSED_DQ)
 
@@ -362,7 +374,7 @@ inline void add_columns(__global float* row, const float4* acc, const int oc, co
 
 // ---- forward ----
 
-__kernel __attribute__((reqd_work_group_size(ITEMS_F, 1, 1))) void VARIANT_KERNEL(forward)(
+__kernel WORK_GROUP_SIZE(ITEMS_F) void VARIANT_KERNEL(forward)(
     __global float* out, __global float* lse, __global const float* q, const int q_stride,
     const int q_offset, __global const float* k, __global const float* v, const int kv_stride,
     const int k_offset, const int v_offset, const int T, const int n_head, const int window) {
@@ -500,7 +512,7 @@ __kernel void VARIANT_KERNEL(backward_delta)(__global float* delta, __global flo
 // dkv: with GROUP_SIZE 1 the K|V gradient (layout of k and v); else the (B,T,H,2·d) scratch
 // of per-query-head shares, row (b·T + j)·H + h holding dK then dV. dq (layout of q, zeroed
 // by the delta kernel): with FUSED_DQ each tile's dQ is added to it; unused otherwise.
-__kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNEL(backward_dkdv)(
+__kernel WORK_GROUP_SIZE(ITEMS_B) void VARIANT_KERNEL(backward_dkdv)(
     __global float* dkv, __global float* dq, __global const float* q, const int q_stride,
     const int q_offset,
     __global const float* k, __global const float* v, const int kv_stride, const int k_offset,
@@ -642,7 +654,7 @@ __kernel void VARIANT_KERNEL(backward_dkdv_sum)(__global float* dkv,
   dkv[(size_t)bj * kv_stride + column + g * HEAD_SIZE] = sum;
 }
 
-__kernel __attribute__((reqd_work_group_size(ITEMS_B, 1, 1))) void VARIANT_KERNEL(backward_dq)(
+__kernel WORK_GROUP_SIZE(ITEMS_B) void VARIANT_KERNEL(backward_dq)(
     __global float* dq, __global const float* q, const int q_stride, const int q_offset,
     __global const float* k, __global const float* v, const int kv_stride, const int k_offset,
     const int v_offset, __global const float* dout, __global const float* lse,

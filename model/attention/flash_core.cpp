@@ -291,7 +291,7 @@ TiledAttentionKernels::TiledAttentionKernels(Runtime& rt, const std::string& fam
   // fp32 ones the tf32 path still uses.
   std::string file = "attention/" + family + ".cl", options = build_options(shape, tiles);
   if (tiles.max_registers && rt.device().is_nvidia())
-    options += " -cl-nv-maxrregcount=" + std::to_string(tiles.max_registers);
+    options += " -DREGISTER_CAP=1 -cl-nv-maxrregcount=" + std::to_string(tiles.max_registers);
   if (fused_dq_) options += backward.ptx ? " -DFUSED_DQ=1 -DATOMIC_ADD_PTX=1" : " -DFUSED_DQ=1";
   if (forward_tf32_) {
     file = "attention/" + family + "_tf32.cl";
