@@ -118,7 +118,8 @@ std::string Tf32GemmConfig::build_options(bool trans_a, bool trans_b, bool emula
       " -DTRANS_A=" + (trans_a ? "1" : "0") +
       " -DTRANS_B=" + (trans_b ? "1" : "0") + " -DVECTOR_IO=" + (vector_io ? "1" : "0");
   if (emulate_mma) return options + " -DEMULATE_MMA=1";
-  if (register_cap() < 255) options += " -cl-nv-maxrregcount=" + std::to_string(register_cap());
+  if (register_cap() < 255)
+    options += " -DREGISTER_CAP=1 -cl-nv-maxrregcount=" + std::to_string(register_cap());
   return options;
 }
 

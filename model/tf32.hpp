@@ -53,9 +53,14 @@ struct Tf32GemmConfig {
   // counterpart of __launch_bounds__): as many registers as let two work-groups share an
   // SM (65536 registers per SM on sm_80/sm_90) when registers_needed fits in that, else as
   // many as one work-group may have; 255 (no limit passed) when that is the larger.
+  // (The cap works only because the kernel then leaves its work-group size undeclared:
+  // REGISTER_CAP. For 128x128x16/2x4w on the H200 it makes 158 registers 126 and the
+  // GPT-2 products 22% faster: results/20261203-tf32-register-cap_NVIDIA-H200.)
   int register_cap() const;
   // "-DTILE_M=... -DTRANS_A=... -DVECTOR_IO=..." for matmul_tf32.cl, with
-  // -cl-nv-maxrregcount=register_cap() unless emulate_mma. vector_io: every row of A, B and
+  // "-DREGISTER_CAP=1 -cl-nv-maxrregcount=register_cap()" where that is below 255, unless
+  // emulate_mma (REGISTER_CAP leaves the work-group size undeclared, or ptxas would ignore
+  // the cap). vector_io: every row of A, B and
   // C starts 16-byte aligned (gemm_rows_aligned, model/gemm_spec.hpp), so loads need no scalar path. emulate_mma
   // adds -DEMULATE_MMA=1: tests on CPU devices only, never in production.
   std::string build_options(bool trans_a, bool trans_b, bool emulate_mma = false,

@@ -435,7 +435,7 @@ TEST(Tf32GemmConfig, DefaultLabelValidityAndBuildOptions) {
   EXPECT_EQ(config.register_cap(), 128);
   EXPECT_EQ(config.build_options(false, true),
             "-DTILE_M=128 -DTILE_N=128 -DTILE_K=16 -DWARPS_M=2 -DWARPS_N=4 -DGROUP_M=8 "
-            "-DTRANS_A=0 -DTRANS_B=1 -DVECTOR_IO=0 -cl-nv-maxrregcount=128");
+            "-DTRANS_A=0 -DTRANS_B=1 -DVECTOR_IO=0 -DREGISTER_CAP=1 -cl-nv-maxrregcount=128");
   // Emulated (PoCL): no NVIDIA option.
   EXPECT_EQ(config.build_options(true, false, true, true),
             "-DTILE_M=128 -DTILE_N=128 -DTILE_K=16 -DWARPS_M=2 -DWARPS_N=4 -DGROUP_M=8 "
