@@ -60,9 +60,9 @@ struct Tf32GemmConfig {
   // "-DTILE_M=... -DTRANS_A=... -DVECTOR_IO=..." for matmul_tf32.cl, with
   // "-DREGISTER_CAP=1 -cl-nv-maxrregcount=register_cap()" where that is below 255, unless
   // emulate_mma (REGISTER_CAP leaves the work-group size undeclared, or ptxas would ignore
-  // the cap). vector_io: every row of A, B and
-  // C starts 16-byte aligned (gemm_rows_aligned, model/gemm_spec.hpp), so loads need no scalar path. emulate_mma
-  // adds -DEMULATE_MMA=1: tests on CPU devices only, never in production.
+  // the cap). vector_io: every row of A, B and C starts 16-byte aligned (gemm_rows_aligned,
+  // model/gemm_spec.hpp), so loads need no scalar path. emulate_mma adds -DEMULATE_MMA=1:
+  // tests on CPU devices only, never in production.
   std::string build_options(bool trans_a, bool trans_b, bool emulate_mma = false,
                             bool vector_io = false) const;
   std::string label() const;  // "128x128x16/2x4w", "…/2x4w/g1" when group_m ≠ 8

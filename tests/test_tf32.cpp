@@ -453,6 +453,21 @@ TEST(Tf32GemmConfig, DefaultLabelValidityAndBuildOptions) {
   EXPECT_EQ((Tf32GemmConfig{256, 128, 16, 4, 4}.register_cap()), 128);
 }
 
+// REGISTER_CAP leaves gemm_tf32's work-group size undeclared (ptxas would otherwise take the
+// declared size as launch bounds and ignore -cl-nv-maxrregcount); without it the size is
+// declared. The emulated build (PoCL) reports both.
+TEST(Tf32GemmConfig, RegisterCapLeavesTheWorkGroupSizeUndeclared) {
+  Runtime& rt = shared_runtime();
+  const Tf32GemmConfig config;
+  const std::string options = config.build_options(false, true, true, true);
+  auto declared = [&](const std::string& extra) {
+    cl::Kernel kernel = rt.kernel("matmul_tf32.cl", "gemm_tf32", options + extra);
+    return kernel.getWorkGroupInfo<CL_KERNEL_COMPILE_WORK_GROUP_SIZE>(rt.device().device)[0];
+  };
+  EXPECT_EQ(declared(""), config.work_group_size());
+  EXPECT_EQ(declared(" -DREGISTER_CAP=1"), 0u);
+}
+
 TEST(Tf32GemmConfig, InvalidConfigurations) {
   EXPECT_FALSE((Tf32GemmConfig{128, 128, 12, 2, 4}.valid()));   // tile_k
   EXPECT_FALSE((Tf32GemmConfig{128, 128, 16, 8, 4}.valid()));   // warps of 16 rows

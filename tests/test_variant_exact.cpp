@@ -384,6 +384,28 @@ TEST(Tiles, RegisterCapOnlyReachesNvidiaBuilds) {
     EXPECT_EQ(launch.options.find("maxrregcount"), std::string::npos) << launch.options;
 }
 
+// REGISTER_CAP leaves the three tiled kernels' work-group sizes undeclared, so that ptxas
+// obeys -cl-nv-maxrregcount; without it they are declared.
+TEST(Tiles, RegisterCapLeavesTheWorkGroupSizesUndeclared) {
+  Runtime& rt = shared_runtime();
+  const FlashTiles t = choose_flash_tiles(rt.device(), 16);
+  std::string options = "-DHEAD_SIZE=16 -DGROUP_SIZE=1";
+  for (const auto& [name, value] : {std::pair<const char*, int>{"TM", t.tm}, {"BR", t.br},
+                                    {"BC", t.bc}, {"TN", t.tn}, {"BB", t.bb}, {"TNB", t.tnb},
+                                    {"TMB", t.tmb}})
+    options += std::string(" -D") + name + "=" + std::to_string(value);
+  for (const auto& [kernel, items] :
+       {std::pair<const char*, int>{"flash_forward", t.forward_items()},
+        {"flash_backward_dkdv", t.backward_items()}, {"flash_backward_dq", t.backward_items()}}) {
+    auto declared = [&](const std::string& extra) {
+      cl::Kernel k = rt.kernel("attention/flash.cl", kernel, options + extra);
+      return k.getWorkGroupInfo<CL_KERNEL_COMPILE_WORK_GROUP_SIZE>(rt.device().device)[0];
+    };
+    EXPECT_EQ(declared(""), size_t(items)) << kernel;
+    EXPECT_EQ(declared(" -DREGISTER_CAP=1"), 0u) << kernel;
+  }
+}
+
 // ---------------------------------------------------------------- cost, options, memory
 
 TEST(Cost, ModelFlopsCountTheNeededPairsAndExecutedTheVisitedTiles) {

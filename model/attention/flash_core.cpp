@@ -99,8 +99,8 @@ FlashTiles parse_flash_tiles(const std::string& spec, const DeviceInfo& device, 
   if (n == 6) t.tmb = t.tm;
   auto power_of_two = [](int x) { return x > 0 && (x & (x - 1)) == 0; };
   const bool registers_ok = n < 8 || (t.max_registers >= 32 && t.max_registers <= 255);
-  const bool shaped = (n >= 6 && n <= 8) && registers_ok && t.tm > 0 && t.br > 0 && t.bc > 0 && t.tn > 0 &&
-                      t.bb > 0 && t.tnb > 0 && t.tmb > 0 && t.br % t.tm == 0 &&
+  const bool shaped = n >= 6 && n <= 8 && registers_ok && t.tm > 0 && t.br > 0 && t.bc > 0 &&
+                      t.tn > 0 && t.bb > 0 && t.tnb > 0 && t.tmb > 0 && t.br % t.tm == 0 &&
                       t.bb % t.tmb == 0 && t.bc % t.tn == 0 && t.bb % t.tnb == 0 &&
                       power_of_two(t.bc / t.tn) && power_of_two(t.bb / t.tnb);
   if (!shaped)
