@@ -169,10 +169,14 @@ disassemble() {  # every PTX under OUT/ptx through ptxas and cuobjdump, into OUT
   ATTNSCOPE_DUMP_BINARIES=$out/ptx "$attnscope" check --variant flash,gqa,sdpa,lsh --shape 1,1024,768,12
   ATTNSCOPE_DUMP_BINARIES=$out/ptx "$attnscope" check --variant flash --shape 1,1024,768,12 --precision tf32
   mkdir -p "$out/sass"
+  local cap
   for ptx in "$out"/ptx/*.bin; do
     stem=$out/sass/$(basename "$ptx" .bin)
     tr -d '\000' <"$ptx" >"$stem.ptx"  # the binary ends in NULs
-    ptxas -arch=sm_90 -O3 -v "$stem.ptx" -o "$stem.cubin" >"$stem.ptxas.txt" 2>&1 &&
+    # The program's register cap, as the driver applies it (the PTX does not carry it).
+    cap=$(grep -o 'maxrregcount=[0-9]*' "${ptx%.bin}.txt" 2>/dev/null | head -1 | cut -d= -f2)
+    ptxas -arch=sm_90 -O3 -v ${cap:+-maxrregcount "$cap"} "$stem.ptx" -o "$stem.cubin" \
+      >"$stem.ptxas.txt" 2>&1 &&
       cuobjdump -sass "$stem.cubin" >"$stem.sass"
     rm -f "$stem.cubin" "$stem.ptx"
   done
