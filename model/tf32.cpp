@@ -53,10 +53,11 @@ const char* const kFile = "matmul_tf32.cl";
 
 // gemm_tf32 built with `options`; ATTNSCOPE_TF32_VERBOSE=1 adds -cl-nv-verbose. A compiler
 // that rejects -cl-nv-maxrregcount (it is NVIDIA's documented option, but only a hint for
-// speed) gets the kernel without it, once noted on stderr.
+// speed) gets the kernel without the cap (and so with its work-group size declared again),
+// once noted on stderr.
 cl::Kernel tf32_kernel(Runtime& rt, std::string options) {
   static std::atomic<bool> cap_rejected{false};
-  const size_t cap = options.find(" -cl-nv-maxrregcount=");
+  const size_t cap = options.find(" -DREGISTER_CAP=1 -cl-nv-maxrregcount=");
   const bool emulated = options.find("-DEMULATE_MMA=1") != std::string::npos;
   if (cap != std::string::npos && cap_rejected) options.erase(cap);
   const char* verbose = std::getenv("ATTNSCOPE_TF32_VERBOSE");
