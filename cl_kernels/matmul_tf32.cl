@@ -138,9 +138,6 @@
 #ifndef EMULATE_MMA
 #define EMULATE_MMA 0  // 1: portable emulation of mma and laneid, for tests on CPUs only
 #endif
-#ifndef REGISTER_CAP
-#define REGISTER_CAP 0  // 1: the host caps registers (-cl-nv-maxrregcount)
-#endif
 
 #define WARP_SIZE 32
 #define WG_SIZE (WARPS_M * WARPS_N * WARP_SIZE)  // work-items per work-group
@@ -210,6 +207,7 @@
 // lane_id, mma_m16n8k8_tf32 / MMA, WARP_SCRATCH_PARAM / ARG, round_tf32_operand: mma_tf32.cl (shared with the tiled
 // attention kernels, cl_kernels/attention/flash_tf32.cl).
 #include "mma_tf32.cl"
+#include "work_group_size.cl"  // WORK_GROUP_SIZE
 
 #if EMULATE_MMA
 
@@ -493,13 +491,8 @@ INLINE void mma_slab(float acc[MMA_TILES_M][MMA_TILES_N][4], const __local float
   load_slab(a_next, b_next, A, a_rows, a_cols, a_vec, B, b_rows, b_cols, b_vec, m0, n0, (k0), tid)
 #endif
 
-// The work-group size is declared for the compiler unless the host caps the registers:
-// ptxas takes a declared size (.reqntid) as launch bounds, which override -maxrregcount.
-#if REGISTER_CAP
-__kernel
-#else
-__kernel __attribute__((reqd_work_group_size(WG_SIZE, 1, 1)))
-#endif
+// WORK_GROUP_SIZE: declared for the compiler unless the host caps the registers.
+__kernel WORK_GROUP_SIZE(WG_SIZE)
 void gemm_tf32(const int M, const int N, const int K, const float alpha, const float beta,
                const __global float* restrict A, const ulong offset_a, const ulong stride_a,
                const __global float* restrict B, const ulong offset_b, const ulong stride_b,

@@ -100,20 +100,8 @@
 #ifndef VARIANT_KERNEL
 #define VARIANT_KERNEL(name) flash_##name  // kernel names carry the variant, for profiles
 #endif
-#ifndef REGISTER_CAP
-#define REGISTER_CAP 0  // 1: the host caps registers (-cl-nv-maxrregcount, NVIDIA builds)
-#endif
-
-// The work-group size a kernel is launched with, declared for the compiler — unless the
-// host caps its registers: ptxas takes a declared size (.reqntid) as launch bounds, and
-// launch bounds override -maxrregcount.
-#if REGISTER_CAP
-#define WORK_GROUP_SIZE(n)
-#else
-#define WORK_GROUP_SIZE(n) __attribute__((reqd_work_group_size(n, 1, 1)))
-#endif
-
-#include "atomic_add.cl"  // add_to_global (FUSED_DQ)
+#include "atomic_add.cl"       // add_to_global (FUSED_DQ)
+#include "work_group_size.cl"  // WORK_GROUP_SIZE: declared unless registers are capped
 
 #define MAX2(a, b) ((a) > (b) ? (a) : (b))
 #define NG_F (BC / TN)                         // forward column groups
