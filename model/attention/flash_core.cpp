@@ -273,6 +273,11 @@ bool backward_on_tensor_cores(TiledPrecision precision, int head_size) {
          tf32_backward_supports(head_size);
 }
 
+// Whether the dK/dV kernel adds dQ: fused asked for, and the backward is flash.cl's fp32 one.
+bool dq_fused(TiledBackward backward, TiledPrecision precision, int head_size) {
+  return backward.fused && !backward_on_tensor_cores(precision, head_size);
+}
+
 }  // namespace
 
 TiledAttentionKernels::TiledAttentionKernels(Runtime& rt, const std::string& family,
@@ -286,7 +291,7 @@ TiledAttentionKernels::TiledAttentionKernels(Runtime& rt, const std::string& fam
       backward_(backward),
       forward_tf32_(precision != TiledPrecision::fp32 && tf32_forward_supports(shape.head_size)),
       backward_tf32_(backward_on_tensor_cores(precision, shape.head_size)),
-      fused_dq_(backward.fused && !backward_tf32_) {
+      fused_dq_(dq_fused(backward, precision, shape.head_size)) {
   // The tf32 file includes the fp32 one: one program holds the tensor-core kernels and the
   // fp32 ones the tf32 path still uses.
   std::string file = "attention/" + family + ".cl", options = build_options(shape, tiles);
@@ -328,7 +333,7 @@ bool TiledAttentionKernels::fits_compiled_limits() const {
 std::unique_ptr<TiledAttentionKernels> TiledAttentionKernels::for_device(
     Runtime& rt, const std::string& family, const TiledShape& shape, TiledPrecision precision,
     TiledBackward backward) {
-  const bool fused_dq = backward.fused && !backward_on_tensor_cores(precision, shape.head_size);
+  const bool fused_dq = dq_fused(backward, precision, shape.head_size);
   for (const FlashTiles& tiles : flash_tile_candidates(rt.device(), shape.head_size, fused_dq)) {
     auto kernels =
         std::make_unique<TiledAttentionKernels>(rt, family, shape, tiles, precision, backward);
