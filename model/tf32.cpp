@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "host/runtime/error.hpp"
+#include "host/runtime/kernel_sources.hpp"
 #include "model/gemm_spec.hpp"
 
 namespace attnscope {
@@ -57,7 +58,7 @@ const char* const kFile = "matmul_tf32.cl";
 // once noted on stderr.
 cl::Kernel tf32_kernel(Runtime& rt, std::string options) {
   static std::atomic<bool> cap_rejected{false};
-  const size_t cap = options.find(" -DREGISTER_CAP=1 -cl-nv-maxrregcount=");
+  const size_t cap = options.find(kRegisterCapOptions);
   const bool emulated = options.find("-DEMULATE_MMA=1") != std::string::npos;
   if (cap != std::string::npos && cap_rejected) options.erase(cap);
   const char* verbose = std::getenv("ATTNSCOPE_TF32_VERBOSE");
@@ -120,7 +121,7 @@ std::string Tf32GemmConfig::build_options(bool trans_a, bool trans_b, bool emula
       " -DTRANS_B=" + (trans_b ? "1" : "0") + " -DVECTOR_IO=" + (vector_io ? "1" : "0");
   if (emulate_mma) return options + " -DEMULATE_MMA=1";
   if (register_cap() < 255)
-    options += " -DREGISTER_CAP=1 -cl-nv-maxrregcount=" + std::to_string(register_cap());
+    options += register_cap_options(register_cap());
   return options;
 }
 

@@ -62,4 +62,10 @@ std::string expanded_kernel_source(const std::string& file) {
   return out;
 }
 
+const char* const kRegisterCapOptions = " -DREGISTER_CAP=1 -cl-nv-maxrregcount=";
+
+std::string register_cap_options(int registers) {
+  return kRegisterCapOptions + std::to_string(registers);
+}
+
 }  // namespace attnscope

@@ -14,4 +14,11 @@ std::string kernel_source(const std::string& file);
 // file is inlined at most once per program.
 std::string expanded_kernel_source(const std::string& file);
 
+// " -DREGISTER_CAP=1 -cl-nv-maxrregcount=<registers>": the build options that cap a
+// kernel's registers on NVIDIA, for kernels that declare their size with
+// work_group_size.cl's WORK_GROUP_SIZE (left undeclared then, or ptxas ignores the cap).
+// kRegisterCapOptions is its fixed prefix.
+extern const char* const kRegisterCapOptions;
+std::string register_cap_options(int registers);
+
 }  // namespace attnscope

@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "host/runtime/error.hpp"
+#include "host/runtime/kernel_sources.hpp"
 #include "model/attention/common_reference.hpp"
 
 namespace attnscope {
@@ -296,7 +297,7 @@ TiledAttentionKernels::TiledAttentionKernels(Runtime& rt, const std::string& fam
   // fp32 ones the tf32 path still uses.
   std::string file = "attention/" + family + ".cl", options = build_options(shape, tiles);
   if (tiles.max_registers && rt.device().is_nvidia())
-    options += " -DREGISTER_CAP=1 -cl-nv-maxrregcount=" + std::to_string(tiles.max_registers);
+    options += register_cap_options(tiles.max_registers);
   if (fused_dq_) options += backward.ptx ? " -DFUSED_DQ=1 -DATOMIC_ADD_PTX=1" : " -DFUSED_DQ=1";
   if (forward_tf32_) {
     file = "attention/" + family + "_tf32.cl";

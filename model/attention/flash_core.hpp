@@ -23,7 +23,7 @@ struct FlashTiles {
   int tmb = 4;
   // NVIDIA builds only: -cl-nv-maxrregcount for the program (0: the compiler's choice), so a
   // sweep can trade registers for work-groups per SM (ATTNSCOPE_FLASH_TILES' 8th number).
-  // The kernels then leave their work-group size undeclared (flash.cl's REGISTER_CAP). On
+  // The kernels then leave their work-group size undeclared (work_group_size.cl). On
   // the H200 no cap paid (results/20261203-flash-registers_NVIDIA-H200).
   int max_registers = 0;
 
