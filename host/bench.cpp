@@ -462,9 +462,7 @@ int run_bench(BenchSettings& s) {
        // `attention_kernels` says which kernels the variant ran.
        {"attention_backward", {{"requested", attention_backward_name(s.attention_backward)},
                                {"used", b.ops.attention_backward_label()},
-                               {"atomics_probe", b.ops.atomic_add().ptx
-                                                     ? atomic_add_name(true) + " passed"
-                                                     : b.ops.atomic_add().reason}}},
+                               {"atomics_probe", atomics_probe_result(b.ops.atomic_add())}}},
        // The peak MFU is taken against: FP32, or TF32 dense under --precision tf32.
        {"peak_tflops", b.peak ? Json{{"value", b.peak->tflops}, {"source", b.peak->source},
                                      {"precision", precision_name(s.precision)}}

@@ -113,7 +113,7 @@ std::string attention_backward_note(const Ops& ops) {
   if (ops.attention_backward() != AttentionBackward::fused) return "";
   const AtomicAddPath& atomics = ops.atomic_add();
   return ", fused attention backward (dQ by float atomics, not bitwise reproducible: " +
-         (atomics.ptx ? atomic_add_name(true) : atomics.reason) + ")";
+         atomics_probe_result(atomics) + ")";
 }
 
 void run_check(const CheckOptions& o) {

@@ -11,30 +11,18 @@ namespace {
 constexpr const char* kFile = "atomic_add.cl";
 constexpr int kProbeSums = 8;  // atomic_add.cl's PROBE_SUMS
 
-AtomicAddPath portable(const std::string& reason) { return {false, reason}; }
+float probe_value(int id) { return 0.25f * float(id % 13 + 1); }
 
-}  // namespace
-
-std::vector<float> atomic_add_probe_sums(int items) {
-  std::vector<float> sums(kProbeSums, 0.f);
-  for (int id = 0; id < items; ++id) sums[id % kProbeSums] += 0.25f * float(id % 13 + 1);
-  return sums;
-}
-
-std::string atomic_add_name(bool ptx) {
-  return ptx ? "red.global.add.f32" : "compare-and-swap loop";
-}
-
-AtomicAddPath probe_atomic_add(Runtime& rt) {
+// Builds atomic_add.cl at `kind`'s level and runs its probe: "" when the sums are exact,
+// else why not.
+std::string run_probe(Runtime& rt, AtomicAdd kind) {
   const DeviceInfo& d = rt.device();
-  if (!d.is_gpu || !d.is_nvidia())
-    return portable(d.name + " is not an NVIDIA GPU: compare-and-swap loop");
-  const std::string options = "-DATOMIC_ADD_PTX=1";
+  const std::string options = atomic_add_options(kind), name = atomic_add_name(kind);
   try {
     rt.program(kFile, options);
   } catch (const std::exception& e) {
-    return portable("building atomic_add.cl with red.global.add.f32 failed on " + d.name + ": " +
-                    first_log_line(e.what()));
+    return "building atomic_add.cl with " + name + " failed on " + d.name + ": " +
+           first_log_line(e.what());
   }
   const std::vector<float> want = atomic_add_probe_sums(kAtomicAddProbeItems);
   std::vector<float> got;
@@ -48,13 +36,59 @@ AtomicAddPath probe_atomic_add(Runtime& rt) {
                                     cl::NullRange);
     got = rt.download_vector<float>(sums, want.size());
   } catch (const std::exception& e) {
-    return portable("running atomic_add_probe on " + d.name + " failed: " + e.what());
+    return "running atomic_add_probe with " + name + " on " + d.name + " failed: " + e.what();
   }
   for (size_t i = 0; i < want.size(); ++i)
     if (std::memcmp(&got[i], &want[i], sizeof(float)) != 0)
-      return portable("atomic_add_probe on " + d.name + ": sum " + std::to_string(i) + " is " +
-                      std::to_string(got[i]) + ", not " + std::to_string(want[i]));
-  return {true, ""};
+      return "atomic_add_probe with " + name + " on " + d.name + ": sum " + std::to_string(i) +
+             " is " + std::to_string(got[i]) + ", not " + std::to_string(want[i]);
+  return "";
+}
+
+}  // namespace
+
+std::vector<float> atomic_add_probe_sums(int items) {
+  std::vector<float> sums(2 * kProbeSums, 0.f);
+  for (int id = 0; id < items; ++id) {
+    sums[id % kProbeSums] += probe_value(id);
+    for (int c = 0; c < 4; ++c) sums[kProbeSums + 4 * (id % (kProbeSums / 4)) + c] += probe_value(id + c);
+  }
+  return sums;
+}
+
+std::string atomic_add_name(AtomicAdd kind) {
+  switch (kind) {
+    case AtomicAdd::red_v4_f32: return "red.global.add.v4.f32";
+    case AtomicAdd::red_f32: return "red.global.add.f32";
+    case AtomicAdd::compare_and_swap: break;
+  }
+  return "compare-and-swap loop";
+}
+
+std::string atomic_add_options(AtomicAdd kind) {
+  switch (kind) {
+    case AtomicAdd::red_v4_f32: return "-DATOMIC_ADD_PTX=2";
+    case AtomicAdd::red_f32: return "-DATOMIC_ADD_PTX=1";
+    case AtomicAdd::compare_and_swap: break;
+  }
+  return "";
+}
+
+std::string atomics_probe_result(const AtomicAddPath& path) {
+  if (!path.ptx()) return path.reason;
+  const std::string passed = atomic_add_name(path.kind) + " passed";
+  return path.reason.empty() ? passed : passed + " (" + path.reason + ")";
+}
+
+AtomicAddPath probe_atomic_add(Runtime& rt) {
+  const DeviceInfo& d = rt.device();
+  if (!d.is_gpu || !d.is_nvidia())
+    return {AtomicAdd::compare_and_swap, d.name + " is not an NVIDIA GPU: compare-and-swap loop"};
+  const std::string vector_failure = run_probe(rt, AtomicAdd::red_v4_f32);
+  if (vector_failure.empty()) return {AtomicAdd::red_v4_f32, ""};
+  const std::string scalar_failure = run_probe(rt, AtomicAdd::red_f32);
+  if (scalar_failure.empty()) return {AtomicAdd::red_f32, vector_failure};
+  return {AtomicAdd::compare_and_swap, vector_failure + "; " + scalar_failure};
 }
 
 }  // namespace attnscope

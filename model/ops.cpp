@@ -81,7 +81,7 @@ Ops::Ops(Runtime& runtime, Precision precision, AttentionBackward attention_back
   if (attention_backward_ != AttentionBackward::split) {
     atomic_add_ = probe_atomic_add(rt_);
     if (attention_backward_ == AttentionBackward::automatic)
-      attention_backward_ = atomic_add_.ptx ? AttentionBackward::fused : AttentionBackward::split;
+      attention_backward_ = atomic_add_.ptx() ? AttentionBackward::fused : AttentionBackward::split;
   } else {
     atomic_add_.reason = "not probed (--attention-backward split)";
   }
@@ -92,7 +92,7 @@ Ops::Ops(Runtime& runtime, Precision precision, AttentionBackward attention_back
 
 std::string Ops::attention_backward_label() const {
   if (attention_backward_ != AttentionBackward::fused) return "split";
-  return "fused (" + atomic_add_name(atomic_add_.ptx) + ")";
+  return "fused (" + atomic_add_name(atomic_add_.kind) + ")";
 }
 
 const cl::Buffer& Ops::scratch(int slot, size_t bytes) {

@@ -350,7 +350,7 @@ TEST(Bench, AFailureInsideAStepLeavesTheNextRunsClean) {
   // The backward form, where a variant has one: auto fuses only where the vendor's atomics
   // pass their probe.
   EXPECT_EQ(rows.summary.at("flash").at("attention_backward"),
-            probe_atomic_add(testing::shared_runtime()).ptx ? "fused" : "split");
+            probe_atomic_add(testing::shared_runtime()).ptx() ? "fused" : "split");
   EXPECT_EQ(rows.summary.at("lsh").at("attention_backward"), "");
   EXPECT_EQ(rows.summary.at("baseline").at("attention_backward"), "");
 }

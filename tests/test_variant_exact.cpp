@@ -246,7 +246,7 @@ TEST(TiledKernelsWithGpuTiles, FusedBackwardMatchesReference) {
   setenv("ATTNSCOPE_FLASH_TILES", first.c_str(), 1);
   for (const KernelCase& k : kGpuTileCases) {
     SCOPED_TRACE(k.family + " fused " + first);
-    expect_tiled_kernels_match_reference(k, TiledBackward{true, false});
+    expect_tiled_kernels_match_reference(k, TiledBackward{true, AtomicAdd::compare_and_swap});
   }
   unsetenv("ATTNSCOPE_FLASH_TILES");
 }
@@ -257,22 +257,22 @@ TEST(TiledKernels, FusedBackwardMatchesReferenceWithCpuTiles) {
                               KernelCase{"flash", 2, 0, 1, 16, 1, 0},
                               KernelCase{"sliding_window", 3, 5, 2, 16, 1, 5}}) {
     SCOPED_TRACE(k.family);
-    expect_tiled_kernels_match_reference(k, TiledBackward{true, false});
+    expect_tiled_kernels_match_reference(k, TiledBackward{true, AtomicAdd::compare_and_swap});
   }
 }
 
 // ---------------------------------------------------------------- float atomics
 
 // On anything but an NVIDIA GPU the portable loop, with a reason naming the device (and the
-// PTX never built); on an NVIDIA GPU red.global.add.f32 must pass the probe.
+// PTX never built); on an NVIDIA GPU at least red.global.add.f32 must pass the probe.
 TEST(AtomicAdd, ProbeChoosesWhatTheDeviceCanRun) {
   Runtime& rt = shared_runtime();
   AtomicAddPath path;
   EXPECT_NO_THROW(path = probe_atomic_add(rt));
   if (rt.device().is_gpu && rt.device().is_nvidia()) {
-    EXPECT_TRUE(path.ptx) << path.reason;
+    EXPECT_TRUE(path.ptx()) << path.reason;
   } else {
-    EXPECT_FALSE(path.ptx);
+    EXPECT_EQ(path.kind, AtomicAdd::compare_and_swap);
     EXPECT_NE(path.reason.find(rt.device().name + " is not an NVIDIA GPU"), std::string::npos)
         << path.reason;
   }
@@ -283,15 +283,31 @@ TEST(AtomicAdd, ProbeChoosesWhatTheDeviceCanRun) {
 TEST(AtomicAdd, CompareAndSwapLoopGivesTheExactSums) {
   Runtime& rt = shared_runtime();
   const std::vector<float> want = atomic_add_probe_sums(kAtomicAddProbeItems);
-  double total = 0;
-  for (float x : want) total += x;
-  EXPECT_EQ(total, 0.25 * (315 * 91 + 1));  // 4096 = 315·13 + 1 items of 0.25·(id % 13 + 1)
+  ASSERT_EQ(want.size(), 16u);
+  double scalar = 0, vector = 0;
+  for (size_t i = 0; i < want.size(); ++i) (i < 8 ? scalar : vector) += want[i];
+  // 4096 = 315·13 + 1 items of 0.25·(id % 13 + 1); the vector adds take ids id .. id + 3,
+  // whose one item beyond the 315 cycles adds 0.25·(c + 1) for c = 0..3.
+  EXPECT_EQ(scalar, 0.25 * (315 * 91 + 1));
+  EXPECT_EQ(vector, 0.25 * (4 * 315 * 91 + 10));
   DeviceBuffer sums = rt.alloc_floats(want.size(), "sums");
   rt.fill(sums, 0.f, want.size());
   cl::Kernel kernel = rt.kernel("atomic_add.cl", "atomic_add_probe");
   set_args(kernel, sums.buffer());
   rt.launch(kernel, cl::NDRange(kAtomicAddProbeItems), cl::NDRange(64));
   EXPECT_EQ(from_device(sums, want.size()), want);
+}
+
+// What the manifest and check report: the path that passed, and why not the vector form.
+TEST(AtomicAdd, ProbeResultNamesThePathAndWhyNotTheVectorForm) {
+  EXPECT_EQ(atomics_probe_result({AtomicAdd::red_v4_f32, ""}), "red.global.add.v4.f32 passed");
+  EXPECT_EQ(atomics_probe_result({AtomicAdd::red_f32, "no v4 here"}),
+            "red.global.add.f32 passed (no v4 here)");
+  EXPECT_EQ(atomics_probe_result({AtomicAdd::compare_and_swap, "not an NVIDIA GPU"}),
+            "not an NVIDIA GPU");
+  EXPECT_EQ(atomic_add_options(AtomicAdd::red_v4_f32), "-DATOMIC_ADD_PTX=2");
+  EXPECT_EQ(atomic_add_options(AtomicAdd::red_f32), "-DATOMIC_ADD_PTX=1");
+  EXPECT_EQ(atomic_add_options(AtomicAdd::compare_and_swap), "");
 }
 
 TEST(AtomicAdd, OptionNamesAreParsedAndBadOnesAreUsageErrors) {
@@ -304,14 +320,17 @@ TEST(AtomicAdd, OptionNamesAreParsedAndBadOnesAreUsageErrors) {
 // the portable loop where they did not), and split never probes.
 TEST(AtomicAdd, AutomaticResolvesByTheProbe) {
   Runtime& rt = shared_runtime();
-  const bool ptx = probe_atomic_add(rt).ptx;
+  const AtomicAdd kind = probe_atomic_add(rt).kind;
+  const bool ptx = kind != AtomicAdd::compare_and_swap;
   const Ops automatic(rt, Precision::fp32, AttentionBackward::automatic);
   EXPECT_EQ(automatic.attention_backward(), ptx ? AttentionBackward::fused : AttentionBackward::split);
   const Ops fused(rt, Precision::fp32, AttentionBackward::fused);
   EXPECT_EQ(fused.attention_backward(), AttentionBackward::fused);
   EXPECT_EQ(fused.attention_backward_label(),
-            ptx ? "fused (red.global.add.f32)" : "fused (compare-and-swap loop)");
-  EXPECT_EQ(tiled_backward(fused).ptx, ptx);
+            kind == AtomicAdd::red_v4_f32 ? "fused (red.global.add.v4.f32)"
+            : ptx                         ? "fused (red.global.add.f32)"
+                                          : "fused (compare-and-swap loop)");
+  EXPECT_EQ(tiled_backward(fused).atomics, kind);
   const Ops split(rt, Precision::fp32, AttentionBackward::split);
   EXPECT_EQ(split.attention_backward_label(), "split");
   EXPECT_FALSE(tiled_backward(split).fused);
@@ -376,7 +395,7 @@ TEST(Tiles, RegisterCapOnlyReachesNvidiaBuilds) {
   std::vector<Runtime::LaunchRecord> launches;
   rt.set_launch_log(&launches);
   expect_tiled_kernels_match_reference(KernelCase{"flash", 0, 1, 2, 16, 1, 0},
-                                       TiledBackward{false, false});
+                                       TiledBackward{});
   rt.set_launch_log(nullptr);
   unsetenv("ATTNSCOPE_FLASH_TILES");
   ASSERT_FALSE(launches.empty());

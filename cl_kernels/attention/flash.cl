@@ -100,7 +100,7 @@
 #ifndef VARIANT_KERNEL
 #define VARIANT_KERNEL(name) flash_##name  // kernel names carry the variant, for profiles
 #endif
-#include "atomic_add.cl"       // add_to_global (FUSED_DQ)
+#include "atomic_add.cl"       // add4_to_global, add_to_global (FUSED_DQ)
 #include "work_group_size.cl"  // WORK_GROUP_SIZE: declared unless registers are capped
 
 #define MAX2(a, b) ((a) > (b) ? (a) : (b))
@@ -345,17 +345,22 @@ inline void store_columns(__global float* row, const float4* acc, const int oc, 
 
 #if FUSED_DQ
 // Adds an item's head columns of one row (acc[c] → float4 column cg + ng·c), scaled, with
-// atomics: other work-groups add to the same row concurrently.
+// atomics: other work-groups add to the same row concurrently. With HEAD_SIZE a multiple of
+// 4 rows start 16-byte aligned (as head_float4 says), so a float4 is one vector add.
 inline void add_columns(__global float* row, const float4* acc, const int oc, const int ng,
                         const int cg, const float scale) {
 #pragma unroll
   for (int c = 0; c < oc; ++c) {
     const int c4 = cg + ng * c;
     const float4 value = acc[c] * scale;
+#if HEAD_SIZE % 4 == 0
+    if (4 * c4 < HEAD_SIZE) add4_to_global(row + 4 * c4, value);
+#else
     if (4 * c4 + 0 < HEAD_SIZE) add_to_global(row + 4 * c4 + 0, value.x);
     if (4 * c4 + 1 < HEAD_SIZE) add_to_global(row + 4 * c4 + 1, value.y);
     if (4 * c4 + 2 < HEAD_SIZE) add_to_global(row + 4 * c4 + 2, value.z);
     if (4 * c4 + 3 < HEAD_SIZE) add_to_global(row + 4 * c4 + 3, value.w);
+#endif
   }
 }
 #endif

@@ -205,7 +205,7 @@ TiledPrecision tiled_precision(Precision precision) {
 
 TiledBackward tiled_backward(const Ops& ops) {
   const bool fused = ops.attention_backward() == AttentionBackward::fused;
-  return {fused, fused && ops.atomic_add().ptx};
+  return {fused, fused ? ops.atomic_add().kind : AtomicAdd::compare_and_swap};
 }
 
 bool tf32_forward_supports(int head_size) {
@@ -298,7 +298,7 @@ TiledAttentionKernels::TiledAttentionKernels(Runtime& rt, const std::string& fam
   std::string file = "attention/" + family + ".cl", options = build_options(shape, tiles);
   if (tiles.max_registers && rt.device().is_nvidia())
     options += register_cap_options(tiles.max_registers);
-  if (fused_dq_) options += backward.ptx ? " -DFUSED_DQ=1 -DATOMIC_ADD_PTX=1" : " -DFUSED_DQ=1";
+  if (fused_dq_) options += " -DFUSED_DQ=1 " + atomic_add_options(backward.atomics);
   if (forward_tf32_) {
     file = "attention/" + family + "_tf32.cl";
     options += " -DBKT=" + std::to_string(tf32_forward_key_tile(shape.head_size));
@@ -434,7 +434,7 @@ std::string TiledAttentionKernels::arithmetic() const {
   // The backward's head sizes are a subset of the forward's (tf32_*_supports).
   const std::string atomics =
       fused_dq_ ? "; dQ added by the dK/dV kernel with float atomics (" +
-                      atomic_add_name(backward_.ptx) + ")"
+                      atomic_add_name(backward_.atomics) + ")"
                 : "";
   if (!forward_tf32_) return "fp32" + atomics;
   return backward_tf32_ ? "tf32 tensor cores: forward, dQ, dK/dV"

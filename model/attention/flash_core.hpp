@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "model/atomic_add.hpp"
 #include "model/attention_variant.hpp"
 
 namespace attnscope {
@@ -95,13 +96,13 @@ enum class TiledPrecision { fp32, tf32, tf32_emulated };
 TiledPrecision tiled_precision(Precision precision);  // Ops' precision → fp32 or tf32
 
 // How the fp32 dQ/dK/dV kernels get dQ (Ops' AttentionBackward): fused — the dK/dV kernel
-// adds it with float atomics (flash.cl's FUSED_DQ; no dQ kernel), NVIDIA's
-// red.global.add.f32 when ptx, else atomic_add.cl's compare-and-swap loop. The tensor-core
-// backward (tf32) is always split.
+// adds it with float atomics (flash.cl's FUSED_DQ; no dQ kernel), made the way `atomics`
+// says (atomic_add.cl: NVIDIA's reductions where the probe proved them, else the portable
+// compare-and-swap loop). The tensor-core backward (tf32) is always split.
 struct TiledBackward {
   bool fused = false;
-  bool ptx = false;
-  bool operator==(const TiledBackward& o) const { return fused == o.fused && ptx == o.ptx; }
+  AtomicAdd atomics = AtomicAdd::compare_and_swap;
+  bool operator==(const TiledBackward& o) const { return fused == o.fused && atomics == o.atomics; }
   bool operator!=(const TiledBackward& o) const { return !(*this == o); }
 };
 TiledBackward tiled_backward(const Ops& ops);
