@@ -93,6 +93,10 @@ build() {
   local prefix=/tmp/attnscope-deps lib=/tmp/attnscope-deps/usr/lib/x86_64-linux-gnu
   mkdir -p "$prefix"
   for f in .debs/*.deb; do dpkg -x "$f" "$prefix"; done
+  # A snapshot made with git archive carries its commit's time, which can be older than a
+  # build-gpu left by an earlier call on a warm machine: make then kept that build's
+  # embedded kernels (seen 2026-12-03). Touched, every source counts as changed.
+  find CMakeLists.txt cmake cl_kernels host model telemetry -type f -exec touch {} +
   cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
     -DCMAKE_PREFIX_PATH="$prefix/usr;$lib/cmake;$prefix/usr/share/cmake" \
     -DOpenCL_INCLUDE_DIR="$prefix/usr/include" -DOpenCL_LIBRARY="$lib/libOpenCL.so" &&
