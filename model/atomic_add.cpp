@@ -11,6 +11,15 @@ namespace {
 constexpr const char* kFile = "atomic_add.cl";
 constexpr int kProbeSums = 8;  // atomic_add.cl's PROBE_SUMS
 
+// Per AtomicAdd, in its order: how runs name it, and atomic_add.cl's level.
+struct AtomicAddForm {
+  const char* name;
+  const char* options;
+};
+constexpr AtomicAddForm kForms[] = {{"compare-and-swap loop", ""},
+                                    {"red.global.add.f32", "-DATOMIC_ADD_PTX=1"},
+                                    {"red.global.add.v4.f32", "-DATOMIC_ADD_PTX=2"}};
+
 float probe_value(int id) { return 0.25f * float(id % 13 + 1); }
 
 // Builds atomic_add.cl at `kind`'s level and runs its probe: "" when the sums are exact,
@@ -56,23 +65,9 @@ std::vector<float> atomic_add_probe_sums(int items) {
   return sums;
 }
 
-std::string atomic_add_name(AtomicAdd kind) {
-  switch (kind) {
-    case AtomicAdd::red_v4_f32: return "red.global.add.v4.f32";
-    case AtomicAdd::red_f32: return "red.global.add.f32";
-    case AtomicAdd::compare_and_swap: break;
-  }
-  return "compare-and-swap loop";
-}
+std::string atomic_add_name(AtomicAdd kind) { return kForms[int(kind)].name; }
 
-std::string atomic_add_options(AtomicAdd kind) {
-  switch (kind) {
-    case AtomicAdd::red_v4_f32: return "-DATOMIC_ADD_PTX=2";
-    case AtomicAdd::red_f32: return "-DATOMIC_ADD_PTX=1";
-    case AtomicAdd::compare_and_swap: break;
-  }
-  return "";
-}
+std::string atomic_add_options(AtomicAdd kind) { return kForms[int(kind)].options; }
 
 std::string atomics_probe_result(const AtomicAddPath& path) {
   if (!path.ptx()) return path.reason;
