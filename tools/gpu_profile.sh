@@ -10,6 +10,7 @@
 # instruction, where ncu gives them). Cases:
 #   tf32-tuned     gemm_tf32, the qkv forward (8192 x 2304 x 768, nt) with the tuned table's tiles
 #   tf32-default   the same with the default tiles (empty table: 128x128x16/2x4w, capped)
+#   fp32-tuned     matmul.cl's gemm (fp32), the same product with the tuned table's tiles
 #   flash-forward  flash.cl's forward, fp32, B=1 T=16384, the GPU tiles
 #   flash-dkdv     flash.cl's fused dK/dV (+ dQ atomics) kernel, the same shape
 # ATTNSCOPE=path picks the binary (default build-gpu/attnscope); NCU_SET (default full).
@@ -73,6 +74,18 @@ gemm_qkv() {
     buf:c:$((8192 * 2304)) l:0 l:0 buf:bias:2304 i:1
 }
 
+# The same product with matmul.cl's fp32 gemm: work-groups of TILE_N/WPT_N × TILE_M/WPT_M.
+gemm_fp32_qkv() {
+  local name=$1 stem=$2
+  local tm tn wm wn
+  tm=$(option "$stem" -DTILE_M) tn=$(option "$stem" -DTILE_N)
+  wm=$(option "$stem" -DWPT_M) wn=$(option "$stem" -DWPT_N)
+  profile "$name" "$stem" gemm "$(((2304 + tn - 1) / tn)),$(((8192 + tm - 1) / tm)),1" \
+    "$((tn / wn)),$((tm / wm))" "$((2 * 8192 * 2304 * 768))" \
+    i:8192 i:2304 i:768 f:1 f:0 buf:a:$((8192 * 768)) l:0 l:0 buf:b:$((2304 * 768)) l:0 l:0 \
+    buf:c:$((8192 * 2304)) l:0 l:0 buf:bias:2304 i:1
+}
+
 # flash at B=1, T=16384, 12 heads of 64, the fused (B,T,3C) projections; FLOPs of the
 # visited tiles (flash_core's count_tiled_pairs): the forward's BR x BC and dK/dV's BB x BB.
 T=16384 H=12 D=64
@@ -111,6 +124,9 @@ for case in "$@"; do
     tf32-default)
       ATTNSCOPE_GEMM_TUNING=/tmp/empty_tuning.json dump "$case" "$attnscope" gemm --precision tf32 \
         --shape 8192,2304,768 && gemm_qkv "$case" "$(program "$case" matmul_tf32_cl -DTRANS_B=1)" ;;
+    fp32-tuned)
+      dump "$case" "$attnscope" gemm --shape 8192,2304,768 &&
+        gemm_fp32_qkv "$case" "$(program "$case" matmul_cl -DTRANS_B=1)" ;;
     flash-forward | flash-dkdv)
       [[ -d $out/flash-ptx ]] || dump flash "$attnscope" check --variant flash --shape 1,256,768,12 \
         --attention-backward fused

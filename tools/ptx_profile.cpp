@@ -4,7 +4,8 @@
 // local-memory utilisation, per-instruction samples.
 //
 //   ptx_profile FILE.bin KERNEL GRID BLOCK [--regs N] [--repeat R] [--flops F] -- ARG...
-//     GRID   x,y,z work-groups (OpenCL's global size / local size); BLOCK work-items, 1-D
+//     GRID   x[,y[,z]] work-groups (OpenCL's global size / local size); BLOCK x[,y[,z]]
+//            work-items (OpenCL's local size)
 //     --regs the program's -cl-nv-maxrregcount, if it had one (the PTX does not carry it)
 //     ARG    one per kernel parameter, in order:
 //              i:V  32-bit int     f:V  float     l:V  64-bit unsigned
@@ -140,7 +141,8 @@ int main(int argc, char** argv) {
   if (argc < 5) fail("usage: ptx_profile FILE.bin KERNEL GRID BLOCK [--regs N] [--repeat R] [--flops F] -- ARG...");
   const std::string path = argv[1], name = argv[2];
   const std::vector<int> grid = parse_dims(argv[3]);
-  const int block = std::atoi(argv[4]);
+  const std::vector<int> block = parse_dims(argv[4]);
+  const int block_items = block[0] * block[1] * block[2];
   int regs = 0, repeat = 20;
   double flops = 0;
   int i = 5;
@@ -189,9 +191,10 @@ int main(int argc, char** argv) {
   cuFuncGetAttribute(&registers, CU_FUNC_ATTRIBUTE_NUM_REGS, function);
   cuFuncGetAttribute(&spill, CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES, function);
   cuFuncGetAttribute(&shared, CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, function);
-  check(cuOccupancyMaxActiveBlocksPerMultiprocessor(&resident, function, block, 0), "occupancy");
+  check(cuOccupancyMaxActiveBlocksPerMultiprocessor(&resident, function, block_items, 0),
+        "occupancy");
   std::printf("%s %s: %d registers, %d bytes local (spills), %d bytes shared, %d work-groups of %d per SM\n",
-              path.c_str(), name.c_str(), registers, spill, shared, resident, block);
+              path.c_str(), name.c_str(), registers, spill, shared, resident, block_items);
 
   CUevent start, stop;
   check(cuEventCreate(&start, 0), "cuEventCreate");
@@ -199,7 +202,7 @@ int main(int argc, char** argv) {
   std::vector<float> ms;
   for (int r = 0; r < repeat + 2; ++r) {  // two warm-ups
     check(cuEventRecord(start, nullptr), "cuEventRecord");
-    check(cuLaunchKernel(function, grid[0], grid[1], grid[2], block, 1, 1, 0, nullptr,
+    check(cuLaunchKernel(function, grid[0], grid[1], grid[2], block[0], block[1], block[2], 0, nullptr,
                          params.data(), nullptr),
           "cuLaunchKernel");
     check(cuEventRecord(stop, nullptr), "cuEventRecord");
