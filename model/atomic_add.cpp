@@ -16,7 +16,7 @@ struct AtomicAddForm {
   const char* name;
   const char* options;
 };
-constexpr AtomicAddForm kForms[] = {{"compare-and-swap loop", ""},
+constexpr AtomicAddForm kForms[] = {{"compare-and-swap loop", "-DATOMIC_ADD_PTX=0"},
                                     {"red.global.add.f32", "-DATOMIC_ADD_PTX=1"},
                                     {"red.global.add.v4.f32", "-DATOMIC_ADD_PTX=2"}};
 

@@ -34,7 +34,8 @@ std::string atomic_add_name(AtomicAdd kind);
 // What the probe found, as the manifest and `check` report it: "<name> passed", with why not
 // the vector form when the scalar one passed, or why neither did.
 std::string atomics_probe_result(const AtomicAddPath& path);
-// The build options that select it in atomic_add.cl (and the files that include it).
+// The build option that selects it in atomic_add.cl (and the files that include it):
+// -DATOMIC_ADD_PTX=0, 1 or 2.
 std::string atomic_add_options(AtomicAdd kind);
 
 constexpr int kAtomicAddProbeItems = 4096;

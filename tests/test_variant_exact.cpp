@@ -307,7 +307,7 @@ TEST(AtomicAdd, ProbeResultNamesThePathAndWhyNotTheVectorForm) {
             "not an NVIDIA GPU");
   EXPECT_EQ(atomic_add_options(AtomicAdd::red_v4_f32), "-DATOMIC_ADD_PTX=2");
   EXPECT_EQ(atomic_add_options(AtomicAdd::red_f32), "-DATOMIC_ADD_PTX=1");
-  EXPECT_EQ(atomic_add_options(AtomicAdd::compare_and_swap), "");
+  EXPECT_EQ(atomic_add_options(AtomicAdd::compare_and_swap), "-DATOMIC_ADD_PTX=0");
 }
 
 TEST(AtomicAdd, OptionNamesAreParsedAndBadOnesAreUsageErrors) {

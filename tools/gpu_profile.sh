@@ -62,28 +62,24 @@ profile() {
     "$out/$name.details.txt" | head -12
 }
 
-# The qkv forward: A (8192 x 768) times B (2304 x 768) transposed, + bias.
+# The qkv forward: A (8192 x 768) times B (2304 x 768) transposed, + bias, with KERNEL
+# (gemm_tf32 or matmul.cl's gemm: the same arguments) in work-groups of BLOCK items.
 gemm_qkv() {
-  local name=$1 stem=$2
-  local tm tn wm wn
+  local name=$1 stem=$2 kernel=$3 block=$4
+  local tm tn
   tm=$(option "$stem" -DTILE_M) tn=$(option "$stem" -DTILE_N)
-  wm=$(option "$stem" -DWARPS_M) wn=$(option "$stem" -DWARPS_N)
-  profile "$name" "$stem" gemm_tf32 "$(((2304 + tn - 1) / tn)),$(((8192 + tm - 1) / tm)),1" \
-    $((32 * wm * wn)) "$((2 * 8192 * 2304 * 768))" \
+  profile "$name" "$stem" "$kernel" "$(((2304 + tn - 1) / tn)),$(((8192 + tm - 1) / tm)),1" \
+    "$block" "$((2 * 8192 * 2304 * 768))" \
     i:8192 i:2304 i:768 f:1 f:0 buf:a:$((8192 * 768)) l:0 l:0 buf:b:$((2304 * 768)) l:0 l:0 \
     buf:c:$((8192 * 2304)) l:0 l:0 buf:bias:2304 i:1
 }
 
-# The same product with matmul.cl's fp32 gemm: work-groups of TILE_N/WPT_N × TILE_M/WPT_M.
-gemm_fp32_qkv() {
-  local name=$1 stem=$2
-  local tm tn wm wn
-  tm=$(option "$stem" -DTILE_M) tn=$(option "$stem" -DTILE_N)
-  wm=$(option "$stem" -DWPT_M) wn=$(option "$stem" -DWPT_N)
-  profile "$name" "$stem" gemm "$(((2304 + tn - 1) / tn)),$(((8192 + tm - 1) / tm)),1" \
-    "$((tn / wn)),$((tm / wm))" "$((2 * 8192 * 2304 * 768))" \
-    i:8192 i:2304 i:768 f:1 f:0 buf:a:$((8192 * 768)) l:0 l:0 buf:b:$((2304 * 768)) l:0 l:0 \
-    buf:c:$((8192 * 2304)) l:0 l:0 buf:bias:2304 i:1
+tf32_block() {  # gemm_tf32's work-group: WARPS_M x WARPS_N warps, 1-D
+  echo $((32 * $(option "$1" -DWARPS_M) * $(option "$1" -DWARPS_N)))
+}
+
+fp32_block() {  # matmul.cl's work-group: TILE_N/WPT_N x TILE_M/WPT_M items
+  echo "$(($(option "$1" -DTILE_N) / $(option "$1" -DWPT_N))),$(($(option "$1" -DTILE_M) / $(option "$1" -DWPT_M)))"
 }
 
 # flash at B=1, T=16384, 12 heads of 64, the fused (B,T,3C) projections; FLOPs of the
@@ -99,13 +95,13 @@ flash_case() {
   tmb=${tmb:-$tm}
   if [[ $kernel == flash_forward ]]; then
     pairs=$(awk -v T=$T -v r="$br" -v c="$bc" 'BEGIN { for (q = 0; q < T; q += r) s += int((q + r + c - 1) / c) * r * c; print s }')
-    grid="$((T / br)),$H" block=$(((br / tm) * (bc / tn))) flops=$(awk -v p="$pairs" 'BEGIN { print 4 * p * 12 * 64 }')
+    grid="$((T / br)),$H" block=$(((br / tm) * (bc / tn))) flops=$(awk -v p="$pairs" -v h=$H -v d=$D 'BEGIN { print 4 * p * h * d }')
     profile "$name" "$stem" "$kernel" "$grid" "$block" "$flops" \
       buf:out:$((T * 768)) buf:lse:$((H * T)) buf:qkv:$((T * 2304)) i:2304 i:0 buf:qkv buf:qkv \
       i:2304 i:768 i:1536 i:$T i:$H i:0
   else
     pairs=$(awk -v T=$T -v b="$bb" 'BEGIN { for (k = 0; k < T; k += b) s += int((T - k + b - 1) / b) * b * b; print s }')
-    grid="$((T / bb)),$H" block=$(((bb / tmb) * (bb / tnb))) flops=$(awk -v p="$pairs" 'BEGIN { print 10 * p * 12 * 64 }')
+    grid="$((T / bb)),$H" block=$(((bb / tmb) * (bb / tnb))) flops=$(awk -v p="$pairs" -v h=$H -v d=$D 'BEGIN { print 10 * p * h * d }')
     profile "$name" "$stem" "$kernel" "$grid" "$block" "$flops" \
       buf:dkv:$((T * 2304)) buf:dq:$((T * 2304)) buf:qkv:$((T * 2304)) i:2304 i:0 buf:qkv buf:qkv \
       i:2304 i:768 i:1536 buf:dout:$((T * 768)) buf:lse:$((H * T)) buf:delta:$((H * T)) \
@@ -118,15 +114,16 @@ echo '{"entries": []}' >/tmp/empty_tuning.json
 for case in "$@"; do
   echo "== $case"
   case $case in
-    tf32-tuned)
-      dump "$case" "$attnscope" gemm --precision tf32 --shape 8192,2304,768 &&
-        gemm_qkv "$case" "$(program "$case" matmul_tf32_cl -DTRANS_B=1)" ;;
-    tf32-default)
-      ATTNSCOPE_GEMM_TUNING=/tmp/empty_tuning.json dump "$case" "$attnscope" gemm --precision tf32 \
-        --shape 8192,2304,768 && gemm_qkv "$case" "$(program "$case" matmul_tf32_cl -DTRANS_B=1)" ;;
-    fp32-tuned)
-      dump "$case" "$attnscope" gemm --shape 8192,2304,768 &&
-        gemm_fp32_qkv "$case" "$(program "$case" matmul_cl -DTRANS_B=1)" ;;
+    tf32-tuned | tf32-default | fp32-tuned)
+      tuning=${ATTNSCOPE_GEMM_TUNING:-}
+      [[ $case == tf32-default ]] && tuning=/tmp/empty_tuning.json
+      precision=${case%%-*}
+      ATTNSCOPE_GEMM_TUNING=$tuning dump "$case" "$attnscope" gemm --precision "$precision" \
+        --shape 8192,2304,768 || { status=1; continue; }
+      file=matmul_cl kernel=gemm
+      [[ $precision == tf32 ]] && file=matmul_tf32_cl kernel=gemm_tf32
+      stem=$(program "$case" $file -DTRANS_B=1) &&
+        gemm_qkv "$case" "$stem" $kernel "$("${precision}_block" "$stem")" ;;
     flash-forward | flash-dkdv)
       [[ -d $out/flash-ptx ]] || dump flash "$attnscope" check --variant flash --shape 1,256,768,12 \
         --attention-backward fused
