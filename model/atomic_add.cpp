@@ -60,7 +60,8 @@ std::vector<float> atomic_add_probe_sums(int items) {
   std::vector<float> sums(2 * kProbeSums, 0.f);
   for (int id = 0; id < items; ++id) {
     sums[id % kProbeSums] += probe_value(id);
-    for (int c = 0; c < 4; ++c) sums[kProbeSums + 4 * (id % (kProbeSums / 4)) + c] += probe_value(id + c);
+    float* group = &sums[kProbeSums + 4 * (id % (kProbeSums / 4))];  // add4_to_global's
+    for (int c = 0; c < 4; ++c) group[c] += probe_value(id + c);
   }
   return sums;
 }

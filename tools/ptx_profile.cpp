@@ -33,6 +33,7 @@
 #include <random>
 #include <regex>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -76,7 +77,8 @@ std::string load_ptx(const std::string& path) {
   size_t last = 0;
   for (auto it = begin; it != std::sregex_iterator(); ++it) {
     const auto found = replacement.find(it->str());
-    if (found == replacement.end()) fail(path + " reads " + it->str() + ", which this tool does not set");
+    if (found == replacement.end())
+      fail(path + " reads " + it->str() + ", which this tool does not set");
     out += ptx.substr(last, it->position() - last) + found->second;
     last = it->position() + it->length();
   }
@@ -104,7 +106,7 @@ CUdeviceptr random_buffer(size_t floats, float scale, unsigned seed) {
   return p;
 }
 
-void parse_argument(Arguments& args, const std::string& text) {
+void parse_typed_argument(Arguments& args, const std::string& text) {
   const size_t colon = text.find(':');
   if (colon == std::string::npos) fail("argument '" + text + "' has no type");
   const std::string type = text.substr(0, colon), rest = text.substr(colon + 1);
@@ -121,7 +123,8 @@ void parse_argument(Arguments& args, const std::string& text) {
     std::vector<std::string> parts;
     std::stringstream in(rest);
     for (std::string part; std::getline(in, part, ':');) parts.push_back(part);
-    if (parts.empty() || parts.size() > 3) fail("argument '" + text + "' is not buf:NAME[:FLOATS[:SCALE]]");
+    if (parts.empty() || parts.size() > 3)
+      fail("argument '" + text + "' is not buf:NAME[:FLOATS[:SCALE]]");
     CUdeviceptr& p = args.buffers[parts[0]];
     if (parts.size() == 1 && !p) fail("buffer '" + parts[0] + "' is used before it is sized");
     if (parts.size() > 1) {
@@ -135,14 +138,79 @@ void parse_argument(Arguments& args, const std::string& text) {
   }
 }
 
+void parse_argument(Arguments& args, const std::string& text) {
+  try {
+    parse_typed_argument(args, text);
+  } catch (const std::logic_error&) {  // std::stoi and friends: not a number, or out of range
+    fail("argument '" + text + "' has a malformed number");
+  }
+}
+
+// The module of FILE.bin, JIT-compiled with the program's register cap (0: none), and its
+// kernel `name`; the JIT's log on failure.
+CUfunction load_kernel(const std::string& path, const std::string& name, int regs) {
+  const std::string ptx = load_ptx(path);
+  char log[16384] = {0};
+  std::vector<CUjit_option> options = {CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
+  std::vector<void*> values = {log, reinterpret_cast<void*>(uintptr_t(sizeof log))};
+  if (regs > 0) {
+    options.push_back(CU_JIT_MAX_REGISTERS);
+    values.push_back(reinterpret_cast<void*>(uintptr_t(regs)));
+  }
+  CUmodule module;
+  if (cuModuleLoadDataEx(&module, ptx.c_str(), unsigned(options.size()), options.data(),
+                         values.data()) != CUDA_SUCCESS)
+    fail("loading " + path + " failed:\n" + log);
+  CUfunction function;
+  check(cuModuleGetFunction(&function, module, name.c_str()), ("kernel " + name).c_str());
+  return function;
+}
+
+void print_attributes(CUfunction function, const std::string& path, const std::string& name,
+                      int block_items) {
+  int registers = 0, spill = 0, shared = 0, resident = 0;
+  check(cuFuncGetAttribute(&registers, CU_FUNC_ATTRIBUTE_NUM_REGS, function), "registers");
+  check(cuFuncGetAttribute(&spill, CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES, function), "local size");
+  check(cuFuncGetAttribute(&shared, CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, function), "shared size");
+  check(cuOccupancyMaxActiveBlocksPerMultiprocessor(&resident, function, block_items, 0),
+        "occupancy");
+  std::printf("%s %s: %d registers, %d bytes local (spills), %d bytes shared, "
+              "%d work-groups of %d per SM\n",
+              path.c_str(), name.c_str(), registers, spill, shared, resident, block_items);
+}
+
+// The times of `repeat` launches after two warm-ups (CUDA events), in ms, sorted.
+std::vector<float> time_launches(CUfunction function, const std::vector<int>& grid,
+                                 const std::vector<int>& block, std::vector<void*>& params,
+                                 int repeat) {
+  CUevent start, stop;
+  check(cuEventCreate(&start, 0), "cuEventCreate");
+  check(cuEventCreate(&stop, 0), "cuEventCreate");
+  std::vector<float> ms;
+  for (int r = 0; r < repeat + 2; ++r) {
+    check(cuEventRecord(start, nullptr), "cuEventRecord");
+    check(cuLaunchKernel(function, grid[0], grid[1], grid[2], block[0], block[1], block[2], 0,
+                         nullptr, params.data(), nullptr),
+          "cuLaunchKernel");
+    check(cuEventRecord(stop, nullptr), "cuEventRecord");
+    check(cuEventSynchronize(stop), "kernel");
+    float t = 0;
+    check(cuEventElapsedTime(&t, start, stop), "cuEventElapsedTime");
+    if (r >= 2) ms.push_back(t);
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 5) fail("usage: ptx_profile FILE.bin KERNEL GRID BLOCK [--regs N] [--repeat R] [--flops F] -- ARG...");
+  if (argc < 5)
+    fail("usage: ptx_profile FILE.bin KERNEL GRID BLOCK [--regs N] [--repeat R] [--flops F] -- "
+         "ARG...");
   const std::string path = argv[1], name = argv[2];
   const std::vector<int> grid = parse_dims(argv[3]);
   const std::vector<int> block = parse_dims(argv[4]);
-  const int block_items = block[0] * block[1] * block[2];
   int regs = 0, repeat = 20;
   double flops = 0;
   int i = 5;
@@ -163,55 +231,14 @@ int main(int argc, char** argv) {
   check(cuDevicePrimaryCtxRetain(&context, device), "cuDevicePrimaryCtxRetain");
   check(cuCtxSetCurrent(context), "cuCtxSetCurrent");
 
-  const std::string ptx = load_ptx(path);
-  std::vector<CUjit_option> options;
-  std::vector<void*> option_values;
-  char log[16384] = {0};
-  options.push_back(CU_JIT_ERROR_LOG_BUFFER);
-  option_values.push_back(log);
-  options.push_back(CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES);
-  option_values.push_back(reinterpret_cast<void*>(uintptr_t(sizeof log)));
-  if (regs > 0) {
-    options.push_back(CU_JIT_MAX_REGISTERS);
-    option_values.push_back(reinterpret_cast<void*>(uintptr_t(regs)));
-  }
-  CUmodule module;
-  if (cuModuleLoadDataEx(&module, ptx.c_str(), unsigned(options.size()), options.data(),
-                         option_values.data()) != CUDA_SUCCESS)
-    fail("loading " + path + " failed:\n" + log);
-  CUfunction function;
-  check(cuModuleGetFunction(&function, module, name.c_str()), ("kernel " + name).c_str());
-
+  const CUfunction function = load_kernel(path, name, regs);
   Arguments args;
   for (++i; i < argc; ++i) parse_argument(args, argv[i]);
   std::vector<void*> params;
   for (auto& v : args.values) params.push_back(v.data());
 
-  int registers = 0, spill = 0, shared = 0, resident = 0;
-  cuFuncGetAttribute(&registers, CU_FUNC_ATTRIBUTE_NUM_REGS, function);
-  cuFuncGetAttribute(&spill, CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES, function);
-  cuFuncGetAttribute(&shared, CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, function);
-  check(cuOccupancyMaxActiveBlocksPerMultiprocessor(&resident, function, block_items, 0),
-        "occupancy");
-  std::printf("%s %s: %d registers, %d bytes local (spills), %d bytes shared, %d work-groups of %d per SM\n",
-              path.c_str(), name.c_str(), registers, spill, shared, resident, block_items);
-
-  CUevent start, stop;
-  check(cuEventCreate(&start, 0), "cuEventCreate");
-  check(cuEventCreate(&stop, 0), "cuEventCreate");
-  std::vector<float> ms;
-  for (int r = 0; r < repeat + 2; ++r) {  // two warm-ups
-    check(cuEventRecord(start, nullptr), "cuEventRecord");
-    check(cuLaunchKernel(function, grid[0], grid[1], grid[2], block[0], block[1], block[2], 0, nullptr,
-                         params.data(), nullptr),
-          "cuLaunchKernel");
-    check(cuEventRecord(stop, nullptr), "cuEventRecord");
-    check(cuEventSynchronize(stop), "kernel");
-    float t = 0;
-    check(cuEventElapsedTime(&t, start, stop), "cuEventElapsedTime");
-    if (r >= 2) ms.push_back(t);
-  }
-  std::sort(ms.begin(), ms.end());
+  print_attributes(function, path, name, block[0] * block[1] * block[2]);
+  const std::vector<float> ms = time_launches(function, grid, block, params, repeat);
   const double median = ms[ms.size() / 2];
   std::printf("median of %d launches: %.4f ms (min %.4f)", repeat, median, double(ms.front()));
   if (flops > 0) std::printf(", %.2f TFLOP/s", flops / (median * 1e-3) / 1e12);
