@@ -9,6 +9,12 @@
 // rounded to TF32 (8-bit exponent, 10-bit mantissa) before it is multiplied. Products and
 // sums are fp32 (the tensor core accumulates in fp32).
 //
+// SPLIT_TF32=1 (3xTF32, `--precision 3xtf32`): fp32 operands, fp32-accurate products. The
+// stages hold the unrounded values; each fragment element is split as it is loaded into a
+// TF32 high part and a TF32 remainder (split_tf32_operand, mma_tf32.cl), and every k-step
+// of a tile takes three mma: lo·hi, hi·lo, hi·hi. Each product then misses only lo·lo and
+// lo's rounding, both below 2^-22 of it, for three times the tensor-core work.
+//
 // Rounding: on sm_80/sm_90 the tensor core reads the top 19 bits of each 32-bit operand, so
 // a plain fp32 value would be truncated, a bias towards zero that accumulates over long
 // sums. Each element is rounded to nearest (ties away from zero) instead, once as it is
@@ -138,6 +144,9 @@
 #ifndef EMULATE_MMA
 #define EMULATE_MMA 0  // 1: portable emulation of mma and laneid, for tests on CPUs only
 #endif
+#ifndef SPLIT_TF32
+#define SPLIT_TF32 0  // 1: 3xTF32, fp32-accurate products from three mma (see the top)
+#endif
 
 #define WARP_SIZE 32
 #define WG_SIZE (WARPS_M * WARPS_N * WARP_SIZE)  // work-items per work-group
@@ -249,6 +258,16 @@ INLINE void mma_step_emulated(float acc[MMA_TILES_M][MMA_TILES_N][4], uint a[MMA
 
 // ---------------------------------------------------------------- staging
 
+// What a stage holds of an operand element: TF32-rounded, or with SPLIT_TF32 the fp32 value
+// itself (mma_slab splits it when it loads the fragments).
+#if SPLIT_TF32
+#define STAGED_OPERAND(x) (x)
+#define STAGED_OPERAND4(v) (v)
+#else
+#define STAGED_OPERAND(x) round_tf32_operand(x)
+#define STAGED_OPERAND4(v) round_tf32_operand4(v)
+#endif
+
 // Elements [col, col + 4) of row `row` of a row-major matrix with `cols` columns, zero
 // beyond `rows` rows or `cols` columns. vec: the matrix starts 16-byte aligned and
 // cols % 4 == 0 (then col % 4 == 0 makes the chunk aligned, and a chunk is either wholly
@@ -278,7 +297,7 @@ INLINE float4 load_chunk(const __global float* X, int rows, int cols, int row, i
 // alternate groups of 4 units avoided it but cost 8 selects a unit, more issue slots than
 // the stores' extra cycles: the main loop is bound by issuing, not by local memory.)
 INLINE void store_pair(__local float* s, int seg, const float4* v) {
-  const float4 x = round_tf32_operand4(v[0]), y = round_tf32_operand4(v[1]);
+  const float4 x = STAGED_OPERAND4(v[0]), y = STAGED_OPERAND4(v[1]);
   *(__local float4*)(s + seg) = (float4)(x.x, y.x, x.y, y.y);
   *(__local float4*)(s + seg + 4) = (float4)(x.z, y.z, x.w, y.w);
 }
@@ -345,7 +364,7 @@ INLINE const __global float* b_chunk_source(const __global float* B, int rows, i
 #define B_K_STRIDE(cols) 1
 INLINE void store_b_unit(__local float* b_s, const float4* v, int u) {
   const int n = u / (TILE_K / 4), k = u % (TILE_K / 4) * 4;
-  *(__local float4*)(b_s + n * TILE_K + (k ^ (BK_SWZ(n) << 3))) = round_tf32_operand4(v[0]);
+  *(__local float4*)(b_s + n * TILE_K + (k ^ (BK_SWZ(n) << 3))) = STAGED_OPERAND4(v[0]);
 }
 #else
 // B-P unit u: line p = u / (TILE_N/4), columns 4c.. with c = u % (TILE_N/4): rows k0 + 2p
@@ -426,6 +445,44 @@ INLINE void store_slab(__local float* a_s, __local float* b_s, const float4* a_n
 
 // ---------------------------------------------------------------- the mma loop
 
+// acc[i][j] += a[i]·b[j] for every mma tile of the warp, one k-step: one mma per tile, or
+// with SPLIT_TF32 three (lo·hi, hi·lo, then hi·hi: the small terms first), the staged fp32
+// fragments split as they are used (split_tf32_operand: mma_tf32.cl).
+INLINE void mma_step(float acc[MMA_TILES_M][MMA_TILES_N][4], uint a[MMA_TILES_M][4],
+                     uint b[MMA_TILES_N][2] WARP_SCRATCH_PARAM) {
+#if SPLIT_TF32
+  uint a_lo[MMA_TILES_M][4], b_lo[MMA_TILES_N][2];
+#pragma unroll
+  for (int i = 0; i < MMA_TILES_M; ++i)
+#pragma unroll
+    for (int r = 0; r < 4; ++r) split_tf32_operand(a[i][r], &a[i][r], &a_lo[i][r]);
+#pragma unroll
+  for (int j = 0; j < MMA_TILES_N; ++j)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) split_tf32_operand(b[j][r], &b[j][r], &b_lo[j][r]);
+#if EMULATE_MMA
+  mma_step_emulated(acc, a_lo, b, warp_scratch);
+  mma_step_emulated(acc, a, b_lo, warp_scratch);
+#else
+#pragma unroll
+  for (int i = 0; i < MMA_TILES_M; ++i)
+#pragma unroll
+    for (int j = 0; j < MMA_TILES_N; ++j) {
+      MMA(acc[i][j], a_lo[i], b[j]);
+      MMA(acc[i][j], a[i], b_lo[j]);
+    }
+#endif
+#endif
+#if EMULATE_MMA
+  mma_step_emulated(acc, a, b, warp_scratch);
+#else
+#pragma unroll
+  for (int i = 0; i < MMA_TILES_M; ++i)
+#pragma unroll
+    for (int j = 0; j < MMA_TILES_N; ++j) MMA(acc[i][j], a[i], b[j]);
+#endif
+}
+
 // acc += this warp's share of one staged slab (as, bs: one buffer of each stage), k-steps
 // of 8 in order, mma tiles i-major. a_frag, b_frag: the lane's offsets for its first mma
 // tiles at k-step 0. Slot t of a k-step holds k = kk + 2t, slot t + 4 holds k = kk + 2t + 1
@@ -464,14 +521,7 @@ INLINE void mma_slab(float acc[MMA_TILES_M][MMA_TILES_N][4], const __local float
 #endif
       b[j][0] = as_uint(v.x), b[j][1] = as_uint(v.y);
     }
-#if EMULATE_MMA
-    mma_step_emulated(acc, a, b, warp_scratch);
-#else
-#pragma unroll
-    for (int i = 0; i < MMA_TILES_M; ++i)
-#pragma unroll
-      for (int j = 0; j < MMA_TILES_N; ++j) MMA(acc[i][j], a[i], b[j]);
-#endif
+    mma_step(acc, a, b WARP_SCRATCH_ARG);
   }
 }
 
@@ -636,7 +686,7 @@ void gemm_tf32(const int M, const int N, const int K, const float alpha, const f
 // ---------------------------------------------------------------- the device probe
 
 // C[16×8] = A[16×8] · B[8×8] (row-major, B as [k][n]) by one mma, operands rounded with
-// round_tf32_operand on the way: one warp. Then the quad exchange the tiled attention's
+// round_tf32_operand on the way (SPLIT_TF32: split, three mma, as gemm_tf32): one warp. Then the quad exchange the tiled attention's
 // softmax uses (SHFL_XOR with masks 1 and 2): exchanged[32·i + lane] = c0 of lane
 // lane ^ (i + 1), i = 0, 1.
 __kernel __attribute__((reqd_work_group_size(WARP_SIZE, 1, 1)))
@@ -648,13 +698,20 @@ void tf32_probe(const __global float* A, const __global float* B, __global float
   __local float* warp_scratch = mma_scratch;
 #endif
   uint a[4], b[2];
-  a[0] = as_uint(round_tf32_operand(A[g * 8 + t]));
-  a[1] = as_uint(round_tf32_operand(A[(g + 8) * 8 + t]));
-  a[2] = as_uint(round_tf32_operand(A[g * 8 + t + 4]));
-  a[3] = as_uint(round_tf32_operand(A[(g + 8) * 8 + t + 4]));
-  b[0] = as_uint(round_tf32_operand(B[t * 8 + g]));
-  b[1] = as_uint(round_tf32_operand(B[(t + 4) * 8 + g]));
+  a[0] = as_uint(STAGED_OPERAND(A[g * 8 + t]));
+  a[1] = as_uint(STAGED_OPERAND(A[(g + 8) * 8 + t]));
+  a[2] = as_uint(STAGED_OPERAND(A[g * 8 + t + 4]));
+  a[3] = as_uint(STAGED_OPERAND(A[(g + 8) * 8 + t + 4]));
+  b[0] = as_uint(STAGED_OPERAND(B[t * 8 + g]));
+  b[1] = as_uint(STAGED_OPERAND(B[(t + 4) * 8 + g]));
   float c[4] = {0.f, 0.f, 0.f, 0.f};
+#if SPLIT_TF32
+  uint a_lo[4], b_lo[2];
+  for (int r = 0; r < 4; ++r) split_tf32_operand(a[r], &a[r], &a_lo[r]);
+  for (int r = 0; r < 2; ++r) split_tf32_operand(b[r], &b[r], &b_lo[r]);
+  MMA(c, a_lo, b);
+  MMA(c, a, b_lo);
+#endif
   MMA(c, a, b);
   C[g * 8 + 2 * t] = c[0];
   C[g * 8 + 2 * t + 1] = c[1];

@@ -60,8 +60,7 @@ struct Bench {
     if (s.peak_tflops)
       peak = PeakFlops{*s.peak_tflops, "--peak-tflops"};
     else
-      peak = s.precision == Precision::tf32 ? tf32_peak(runtime.device().name)
-                                            : fp32_peak(runtime.device().name);
+      peak = precision_peak(s.precision, runtime.device().name);
   }
 };
 
@@ -463,7 +462,8 @@ int run_bench(BenchSettings& s) {
        {"attention_backward", {{"requested", attention_backward_name(s.attention_backward)},
                                {"used", b.ops.attention_backward_label()},
                                {"atomics_probe", atomics_probe_result(b.ops.atomic_add())}}},
-       // The peak MFU is taken against: FP32, or TF32 dense under --precision tf32.
+       // The peak MFU is taken against: FP32, TF32 dense under --precision tf32, a third
+       // of that under 3xtf32.
        {"peak_tflops", b.peak ? Json{{"value", b.peak->tflops}, {"source", b.peak->source},
                                      {"precision", precision_name(s.precision)}}
                               : Json(nullptr)},

@@ -1,5 +1,6 @@
 // `attnscope check`: every attention variant's device forward and backward against its
 // CPU reference on the user's own device (OpenCL drivers differ), one line per case.
+#include <iomanip>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -130,7 +131,8 @@ void run_check(const CheckOptions& o) {
             << (device.local_mem_bytes >> 10) << " KiB local memory, work-groups up to "
             << device.max_work_group_size << ", GEMM tuning '" << device.tuning_key() << "'), "
             << precision_name(o.precision) << attention_backward_note(ops)
-            << ", tolerance " << (o.precision == Precision::tf32 ? "5e-3" : "1e-4")
+            << ", tolerance " << std::setprecision(0) << std::scientific
+            << check_tolerance(o.precision) << std::defaultfloat << std::setprecision(6)
             << " relative to the CPU reference"
             << std::endl;
   CheckTally tally;

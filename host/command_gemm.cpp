@@ -54,7 +54,7 @@ std::vector<GemmShape> shapes_to_run(const GemmOptions& o, const DeviceInfo& dev
 
 std::optional<PeakFlops> peak_of(const GemmOptions& o, const DeviceInfo& device) {
   if (o.peak_tflops > 0) return PeakFlops{o.peak_tflops, "--peak-tflops"};
-  return o.precision == Precision::tf32 ? tf32_peak(device.name) : fp32_peak(device.name);
+  return precision_peak(o.precision, device.name);
 }
 
 void print_row(const GemmMeasurement& m, const std::optional<PeakFlops>& peak, bool passed) {
@@ -99,8 +99,9 @@ void write_csv(const std::string& path, const std::vector<GemmMeasurement>& all,
 }
 
 void run_tune(Runtime& rt, const GemmOptions& o, const std::vector<GemmShape>& shapes) {
-  const size_t space = o.precision == Precision::tf32 ? tf32_tuning_space(rt.device()).size()
-                                                     : gemm_tuning_space(rt.device()).size();
+  const size_t space = on_tensor_cores(o.precision)
+                           ? tf32_tuning_space(rt.device(), o.precision == Precision::tf32x3).size()
+                           : gemm_tuning_space(rt.device()).size();
   std::cout << "tuning " << precision_name(o.precision) << ": " << space
             << " configurations per shape class (and K splits where allowed), about "
             << o.tune_seconds << " s" << std::endl;
@@ -109,7 +110,7 @@ void run_tune(Runtime& rt, const GemmOptions& o, const std::vector<GemmShape>& s
             << " left when the time ran out" << std::endl;
   for (const auto& e : tuned.winners)
     std::cout << "  " << e.shape_class << "  "
-              << (e.precision == "tf32" ? e.tf32.label() : e.config.label()) << " split " << e.k_splits
+              << (e.on_tensor_cores() ? e.tf32.label() : e.config.label()) << " split " << e.k_splits
               << "  " << e.tflops << " TFLOP/s on " << e.shape << std::endl;
   if (!o.tune_csv.empty()) {
     CsvWriter csv(o.tune_csv, {"shape_class", "config", "k_splits", "weighted_ms"});

@@ -63,4 +63,14 @@ std::optional<PeakFlops> fp32_peak(const std::string& device_name) {
   return lookup(table(), device_name);
 }
 
+std::optional<PeakFlops> precision_peak(Precision precision, const std::string& device_name) {
+  if (precision == Precision::fp32) return fp32_peak(device_name);
+  std::optional<PeakFlops> peak = tf32_peak(device_name);
+  if (peak && precision == Precision::tf32x3) {
+    peak->tflops /= 3;
+    peak->source += ", divided by 3 (3xtf32: three TF32 products per product)";
+  }
+  return peak;
+}
+
 }  // namespace attnscope

@@ -4,6 +4,8 @@
 #include <optional>
 #include <string>
 
+#include "model/ops.hpp"  // Precision
+
 namespace attnscope {
 
 struct PeakFlops {
@@ -14,5 +16,8 @@ struct PeakFlops {
 std::optional<PeakFlops> fp32_peak(const std::string& device_name);
 // Dense TF32 tensor-core peak (without sparsity), for MFU of --precision tf32 runs.
 std::optional<PeakFlops> tf32_peak(const std::string& device_name);
+// The peak a run at `precision` is measured against: FP32, TF32 dense, or for 3xtf32 a
+// third of TF32 dense (each fp32 product takes three tensor-core products).
+std::optional<PeakFlops> precision_peak(Precision precision, const std::string& device_name);
 
 }  // namespace attnscope

@@ -121,7 +121,7 @@ void launch(Runtime& rt, const GemmShape& shape, const GemmChoice& choice, Opera
     return o.scratch.buffer();
   };
   const cl::Buffer* bias = shape.bias ? &o.dbias.buffer() : nullptr;
-  if (choice.precision == Precision::tf32)
+  if (on_tensor_cores(choice.precision))
     return launch_gemm_tf32_plan(rt, choice.tf32, shape.spec, o.da, o.db, o.dc, bias, scratch);
   launch_gemm(rt, choice.fp32, shape.spec, o.da, o.db, o.dc, bias, scratch);
 }
@@ -184,21 +184,22 @@ double timed_ms(Runtime& rt, const GemmShape& shape, const GemmChoice& choice, O
 }  // namespace
 
 std::string GemmChoice::label() const {
-  return precision == Precision::tf32 ? "tf32 " + tf32.config.label() : fp32.config.label();
+  return on_tensor_cores(precision) ? precision_name(precision) + " " + tf32.config.label()
+                                    : fp32.config.label();
 }
 
 GemmChoice planned_choice(const DeviceInfo& device, const GemmShape& shape, Precision precision) {
   GemmChoice choice;
   choice.precision = precision;
-  if (precision == Precision::tf32)
-    choice.tf32 = plan_gemm_tf32(device, shape.spec, shape.bias);
+  if (on_tensor_cores(precision))
+    choice.tf32 = plan_gemm_tf32(device, shape.spec, shape.bias, precision);
   else
     choice.fp32 = plan_gemm(device, shape.spec, shape.bias);
   return choice;
 }
 
 double gemm_check_tolerance(Precision precision) {
-  return precision == Precision::tf32 ? 5e-3 : 1e-4;
+  return precision == Precision::tf32 ? 5e-3 : 1e-4;  // 3xtf32 claims fp32 accuracy
 }
 
 GemmMeasurement measure_gemm(Runtime& rt, const GemmShape& shape, const GemmChoice& choice,
@@ -238,9 +239,9 @@ void order_by_promise(std::vector<GemmConfig>& space) {
 // tf32: the recommended configurations first, then the rest of the space, work-groups of
 // 4 warps before 2 and before more (every class's winner on the H200 on 2026-12-01 had 4),
 // larger tiles first within each.
-std::vector<Tf32GemmConfig> tf32_in_order_of_promise(const DeviceInfo& device) {
-  std::vector<Tf32GemmConfig> space = tf32_tuning_space(device), ordered;
-  for (const auto& c : tf32_recommended_configs())
+std::vector<Tf32GemmConfig> tf32_in_order_of_promise(const DeviceInfo& device, bool split) {
+  std::vector<Tf32GemmConfig> space = tf32_tuning_space(device, split), ordered;
+  for (const auto& c : tf32_recommended_configs(split))
     if (std::find(space.begin(), space.end(), c) != space.end()) ordered.push_back(c);
   auto rank = [](const Tf32GemmConfig& c) {
     const int warps = c.warps_m * c.warps_n;
@@ -274,8 +275,9 @@ std::vector<GemmChoice> candidate_choices(const DeviceInfo& device, Precision pr
   GemmChoice c;
   c.precision = precision;
   c.fp32.source = c.tf32.source = "tuning";
-  if (precision == Precision::tf32) {
-    for (const auto& config : tf32_in_order_of_promise(device)) c.tf32.config = config, add_splits(c);
+  if (on_tensor_cores(precision)) {
+    for (const auto& config : tf32_in_order_of_promise(device, precision == Precision::tf32x3))
+      c.tf32.config = config, add_splits(c);
   } else {
     std::vector<GemmConfig> space = gemm_tuning_space(device);
     order_by_promise(space);
@@ -292,7 +294,7 @@ struct ChoiceProgram {
   size_t work_group_size;
 };
 ChoiceProgram program_of(const GemmChoice& c, const Ops::GemmSpec& spec) {
-  if (c.precision == Precision::tf32)
+  if (on_tensor_cores(c.precision))
     return {kTf32KernelFile,
             c.tf32.config.build_options(spec.trans_a, spec.trans_b, false, gemm_rows_aligned(spec)),
             "gemm_tf32", c.tf32.config.work_group_size()};

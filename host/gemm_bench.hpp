@@ -36,9 +36,9 @@ struct GemmChoice {
   GemmPlan fp32;
   Tf32Plan tf32;
   std::string label() const;  // "128x128x16/8x8", "tf32 128x128x16/2x4w"
-  int k_splits() const { return precision == Precision::tf32 ? tf32.k_splits : fp32.k_splits; }
+  int k_splits() const { return on_tensor_cores(precision) ? tf32.k_splits : fp32.k_splits; }
   const std::string& source() const {
-    return precision == Precision::tf32 ? tf32.source : fp32.source;
+    return on_tensor_cores(precision) ? tf32.source : fp32.source;
   }
 };
 

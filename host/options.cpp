@@ -118,9 +118,10 @@ void add_attention_options(CLI::App* cmd, AttentionOptions& o) {
 void add_precision_option(CLI::App* cmd, Precision& precision) {
   cmd->add_option_function<std::string>(
          "--precision", [&precision](const std::string& name) { precision = parse_precision(name); },
-         "Matrix products: fp32 (portable, default) or tf32 (tensor cores on NVIDIA compute "
-         "capability >= 8.0, proven by a probe at start; fp32 accumulation)")
-      ->check(CLI::IsMember({"fp32", "tf32"}));
+         "Matrix products: fp32 (portable, default), tf32 (tensor cores on NVIDIA compute "
+         "capability >= 8.0, proven by a probe at start; fp32 accumulation) or 3xtf32 (the "
+         "same tensor cores, each product split into three TF32 ones: fp32-accurate)")
+      ->check(CLI::IsMember({"fp32", "tf32", "3xtf32"}));
 }
 
 void add_attention_backward_option(CLI::App* cmd, AttentionBackward& backward) {

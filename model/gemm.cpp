@@ -251,12 +251,14 @@ void launch_gemm(Runtime& rt, const GemmPlan& plan, const Ops::GemmSpec& spec, c
 }
 
 Tf32Plan plan_gemm_tf32(const DeviceInfo& device, const Ops::GemmSpec& spec, bool has_bias,
-                        const GemmTuningTable& table) {
-  const GemmTuningEntry* tuned = table.find(device.tuning_key(), "tf32", gemm_shape_class(spec));
+                        Precision precision, const GemmTuningTable& table) {
+  const GemmTuningEntry* tuned =
+      table.find(device.tuning_key(), precision_name(precision), gemm_shape_class(spec));
   if (tuned && tuned->tf32.work_group_size() <= device.max_work_group_size &&
       tuned->tf32.local_bytes(spec.trans_a, spec.trans_b) <= device.local_mem_bytes)
     return {tuned->tf32, gemm_splittable(spec, has_bias) ? tuned->k_splits : 1, "tuned"};
   Tf32Plan plan;
+  plan.config.split = precision == Precision::tf32x3;
   const size_t tiles = size_t((spec.M + plan.config.tile_m - 1) / plan.config.tile_m) *
                        ((spec.N + plan.config.tile_n - 1) / plan.config.tile_n) * spec.batch;
   plan.k_splits = default_k_splits(device, spec, has_bias, tiles);
@@ -281,9 +283,9 @@ void launch_gemm_tf32_plan(Runtime& rt, const Tf32Plan& plan, const Ops::GemmSpe
 void run_gemm(Runtime& rt, const Ops::GemmSpec& spec, const cl::Buffer& A, const cl::Buffer& B,
               const cl::Buffer& C, const cl::Buffer* bias, const GemmScratch& scratch,
               Precision precision) {
-  if (precision == Precision::tf32)
-    return launch_gemm_tf32_plan(rt, plan_gemm_tf32(rt.device(), spec, bias != nullptr), spec, A, B,
-                                 C, bias, scratch);
+  if (on_tensor_cores(precision))
+    return launch_gemm_tf32_plan(rt, plan_gemm_tf32(rt.device(), spec, bias != nullptr, precision),
+                                 spec, A, B, C, bias, scratch);
   GemmPlan plan = plan_gemm(rt.device(), spec, bias != nullptr);
   // A compiler may allow fewer work-items than the device maximum (register pressure):
   // fall back to the largest built-in configuration that the compiled kernel accepts.

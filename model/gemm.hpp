@@ -78,15 +78,16 @@ std::string gemm_build_options(const GemmConfig& config, const Ops::GemmSpec& sp
 extern const char* const kGemmKernelFile;  // "matmul.cl"
 extern const char* const kTf32KernelFile;  // "matmul_tf32.cl"
 
-// How a product runs on tensor cores (Precision::tf32): matmul_tf32.cl's tiles and the
-// K split, from the tuning database's tf32 entry for the device and shape class, else the
-// default tiles (split-K as for fp32's defaults).
+// How a product runs on tensor cores (Precision::tf32 or tf32x3): matmul_tf32.cl's tiles and
+// the K split, from the tuning database's entry of that precision for the device and shape
+// class, else the default tiles (split-K as for fp32's defaults); config.split for tf32x3.
 struct Tf32Plan {
   Tf32GemmConfig config;
   int k_splits = 1;
   std::string source = "default";
 };
 Tf32Plan plan_gemm_tf32(const DeviceInfo& device, const Ops::GemmSpec& spec, bool has_bias,
+                        Precision precision = Precision::tf32,
                         const GemmTuningTable& table = gemm_tuning_table());
 
 // Device scratch of at least `bytes`, owned by the caller (Ops keeps it between calls).
@@ -106,8 +107,8 @@ void launch_gemm_tf32_plan(Runtime& rt, const Tf32Plan& plan, const Ops::GemmSpe
                            const cl::Buffer* bias, const GemmScratch& scratch);
 
 // Plans, steps down to a smaller configuration if the compiled kernel allows fewer
-// work-items than the planned one needs (register pressure), and launches. With
-// Precision::tf32 the product runs on tensor cores (model/tf32.hpp; the caller has probed).
+// work-items than the planned one needs (register pressure), and launches. With tf32 or
+// tf32x3 the product runs on tensor cores (model/tf32.hpp; the caller has probed).
 void run_gemm(Runtime& rt, const Ops::GemmSpec& spec, const cl::Buffer& A, const cl::Buffer& B,
               const cl::Buffer& C, const cl::Buffer* bias, const GemmScratch& scratch,
               Precision precision = Precision::fp32);

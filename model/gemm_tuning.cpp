@@ -20,9 +20,10 @@ GemmTuningEntry entry_from_json(const nlohmann::json& j) {
   e.precision = j.at("precision").get<std::string>();
   e.shape_class = j.at("shape_class").get<std::string>();
   const auto& c = j.at("config");
-  if (e.precision == "tf32") {
+  if (e.on_tensor_cores()) {
     e.tf32 = {c.at("tile_m").get<int>(), c.at("tile_n").get<int>(), c.at("tile_k").get<int>(),
               c.at("warps_m").get<int>(), c.at("warps_n").get<int>()};
+    e.tf32.split = e.precision == "3xtf32";
   } else if (e.precision == "fp32") {
     e.config = {c.at("tile_m").get<int>(), c.at("tile_n").get<int>(), c.at("tile_k").get<int>(),
                 c.at("wpt_m").get<int>(), c.at("wpt_n").get<int>()};
@@ -34,7 +35,7 @@ GemmTuningEntry entry_from_json(const nlohmann::json& j) {
   e.shape = j.value("shape", "");
   e.date = j.value("date", "");
   e.tflops = j.value("tflops", 0.0);
-  const bool valid = e.precision == "tf32" ? e.tf32.valid() : e.config.valid();
+  const bool valid = e.on_tensor_cores() ? e.tf32.valid() : e.config.valid();
   if (!valid || e.k_splits < 1)
     throw Error("invalid configuration for " + e.device + " " + e.precision + " " +
                 e.shape_class);
@@ -42,7 +43,7 @@ GemmTuningEntry entry_from_json(const nlohmann::json& j) {
 }
 
 nlohmann::json config_json(const GemmTuningEntry& e) {
-  if (e.precision == "tf32") {
+  if (e.on_tensor_cores()) {
     const Tf32GemmConfig& t = e.tf32;
     return {{"tile_m", t.tile_m}, {"tile_n", t.tile_n}, {"tile_k", t.tile_k},
             {"warps_m", t.warps_m}, {"warps_n", t.warps_n}};

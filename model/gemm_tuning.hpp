@@ -14,10 +14,11 @@ namespace attnscope {
 
 struct GemmTuningEntry {
   std::string device;       // CL_DEVICE_NAME, matched exactly
-  std::string precision;    // "fp32" or "tf32"
+  std::string precision;    // "fp32", "tf32" or "3xtf32"
   std::string shape_class;  // gemm_shape_class()
   GemmConfig config;       // precision fp32: matmul.cl's tiles
-  Tf32GemmConfig tf32;     // precision tf32: matmul_tf32.cl's tiles
+  Tf32GemmConfig tf32;     // precision tf32 or 3xtf32: matmul_tf32.cl's tiles (split for 3xtf32)
+  bool on_tensor_cores() const { return precision == "tf32" || precision == "3xtf32"; }
   int k_splits = 1;
   // Provenance, for the reader: the driver, the shape it was tuned on, its TFLOP/s there
   // and the date.

@@ -52,13 +52,18 @@ void launch_columns(Runtime& rt, const cl::Kernel& kernel, size_t columns, size_
 }  // namespace
 
 std::string precision_name(Precision precision) {
-  return precision == Precision::tf32 ? "tf32" : "fp32";
+  switch (precision) {
+    case Precision::tf32: return "tf32";
+    case Precision::tf32x3: return "3xtf32";
+    default: return "fp32";
+  }
 }
 
 Precision parse_precision(const std::string& name) {
   if (name == "fp32") return Precision::fp32;
   if (name == "tf32") return Precision::tf32;
-  throw UsageError("--precision: expected fp32 or tf32, got '" + name + "'");
+  if (name == "3xtf32") return Precision::tf32x3;
+  throw UsageError("--precision: expected fp32, tf32 or 3xtf32, got '" + name + "'");
 }
 
 std::string attention_backward_name(AttentionBackward backward) {
@@ -85,9 +90,11 @@ Ops::Ops(Runtime& runtime, Precision precision, AttentionBackward attention_back
   } else {
     atomic_add_.reason = "not probed (--attention-backward split)";
   }
-  if (precision_ != Precision::tf32) return;
-  const Tf32Probe probe = probe_tf32(rt_);
-  if (!probe.available) throw UsageError("--precision tf32 is not available: " + probe.reason);
+  if (!on_tensor_cores(precision_)) return;
+  const Tf32Probe probe = probe_tf32(rt_, precision_ == Precision::tf32x3);
+  if (!probe.available)
+    throw UsageError("--precision " + precision_name(precision_) + " is not available: " +
+                     probe.reason);
 }
 
 std::string Ops::attention_backward_label() const {

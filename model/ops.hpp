@@ -18,11 +18,17 @@ namespace attnscope {
 // How matrix products are computed. fp32: the portable SGEMM (matmul.cl), the default and
 // the fallback. tf32: tensor cores (matmul_tf32.cl, NVIDIA compute capability ≥ 8.0),
 // operands rounded to TF32 (10 mantissa bits), fp32 accumulation; only after a probe has
-// proven the path on the device (model/tf32.hpp).
-enum class Precision { fp32, tf32 };
-std::string precision_name(Precision precision);
-// "fp32" or "tf32"; throws UsageError otherwise.
+// proven the path on the device (model/tf32.hpp). tf32x3 ("3xtf32"): the same tensor cores,
+// each operand split into a TF32 part and a TF32 remainder and each product taken as three
+// (hi·hi + hi·lo + lo·hi): fp32-accurate products for three times the tensor-core work,
+// probed the same way. Under tf32 and 3xtf32 the exact tiled attention uses the matching
+// tensor-core kernels where it has them (model/attention/flash_core.hpp).
+enum class Precision { fp32, tf32, tf32x3 };
+std::string precision_name(Precision precision);  // "fp32", "tf32", "3xtf32"
+// "fp32", "tf32" or "3xtf32"; throws UsageError otherwise.
 Precision parse_precision(const std::string& name);
+// Whether products run on tensor cores (tf32, 3xtf32).
+inline bool on_tensor_cores(Precision precision) { return precision != Precision::fp32; }
 
 // How the exact tiled attention's fp32 backward (cl_kernels/attention/flash.cl) gets dQ.
 // split: a kernel of its own that recomputes S and dP — seven products a tile pair, every
@@ -39,7 +45,7 @@ AttentionBackward parse_attention_backward(const std::string& name);
 
 class Ops {
  public:
-  // With Precision::tf32, probes the device first and throws UsageError naming why the
+  // With tf32 or 3xtf32, probes the device first and throws UsageError naming why the
   // path is not available (never a silent fp32 run labelled tf32). Unless
   // AttentionBackward::split, probes which float atomics the device gets
   // (model/atomic_add.hpp) and resolves automatic to split or fused.

@@ -98,7 +98,9 @@ size_t Tf32GemmConfig::local_bytes(bool, bool) const {
 int Tf32GemmConfig::registers_needed() const {
   const int wg = int(work_group_size());
   const int accumulators = warp_tile_m() * warp_tile_n() / 32;
-  const int fragments = 4 * (warp_tile_m() / 16) + 2 * (warp_tile_n() / 8);  // one k-step
+  // One k-step's fragments; split adds their remainders, about half of them live at once.
+  const int fragments =
+      (split ? 3 : 2) * (4 * (warp_tile_m() / 16) + 2 * (warp_tile_n() / 8)) / 2;
   const int prefetch = (tile_k * (tile_m + tile_n) + wg - 1) / wg;           // floats in flight
   return accumulators + fragments + prefetch * 3 / 2 + 16;
 }
@@ -119,6 +121,7 @@ std::string Tf32GemmConfig::build_options(bool trans_a, bool trans_b, bool emula
       " -DWARPS_N=" + std::to_string(warps_n) + " -DGROUP_M=" + std::to_string(group_m) +
       " -DTRANS_A=" + (trans_a ? "1" : "0") +
       " -DTRANS_B=" + (trans_b ? "1" : "0") + " -DVECTOR_IO=" + (vector_io ? "1" : "0");
+  if (split) options += " -DSPLIT_TF32=1";
   if (emulate_mma) return options + " -DEMULATE_MMA=1";
   if (register_cap() < 255)
     options += register_cap_options(register_cap());
@@ -128,7 +131,7 @@ std::string Tf32GemmConfig::build_options(bool trans_a, bool trans_b, bool emula
 std::string Tf32GemmConfig::label() const {
   return std::to_string(tile_m) + "x" + std::to_string(tile_n) + "x" + std::to_string(tile_k) +
          "/" + std::to_string(warps_m) + "x" + std::to_string(warps_n) + "w" +
-         (group_m != 8 ? "/g" + std::to_string(group_m) : "");
+         (group_m != 8 ? "/g" + std::to_string(group_m) : "") + (split ? "/3x" : "");
 }
 
 bool tf32_fits_device(const Tf32GemmConfig& c, const DeviceInfo& device) {
@@ -136,14 +139,15 @@ bool tf32_fits_device(const Tf32GemmConfig& c, const DeviceInfo& device) {
          c.local_bytes() <= device.local_mem_bytes;
 }
 
-std::vector<Tf32GemmConfig> tf32_tuning_space(const DeviceInfo& device) {
+std::vector<Tf32GemmConfig> tf32_tuning_space(const DeviceInfo& device, bool split) {
   std::vector<Tf32GemmConfig> space;
   for (int tile_m : {64, 128, 192, 256})
     for (int tile_n : {64, 128, 192, 256})
       for (int tile_k : {16, 32})
         for (int warp_m : {32, 64})
           for (int warp_n : {32, 64}) {
-            const Tf32GemmConfig c{tile_m, tile_n, tile_k, tile_m / warp_m, tile_n / warp_n};
+            Tf32GemmConfig c{tile_m, tile_n, tile_k, tile_m / warp_m, tile_n / warp_n};
+            c.split = split;
             if (!c.valid() || !tf32_fits_device(c, device) ||
                 c.registers_needed() > std::min<int>(255, 65536 / int(c.work_group_size())))
               continue;
@@ -152,13 +156,13 @@ std::vector<Tf32GemmConfig> tf32_tuning_space(const DeviceInfo& device) {
   return space;
 }
 
-std::vector<Tf32GemmConfig> tf32_recommended_configs() {
+std::vector<Tf32GemmConfig> tf32_recommended_configs(bool split) {
   // The staging loads come from L2: a tile of TILE_M × TILE_N reads (TILE_M + TILE_N)·4
   // bytes per k for 2·TILE_M·TILE_N flops, and the H200's tuning sweeps (2026-12-02) ran
   // the 64-row and 128 × 64 tiles at 4.5–5.6 TB/s of such reads, about L2's bandwidth: the
   // larger tiles come first. 128 × 192 and 192 × 128 give GPT-2's N = 768 products 256
   // tiles, two full waves of 132 SMs at one work-group each.
-  return {
+  std::vector<Tf32GemmConfig> configs = {
       {128, 192, 16, 2, 3},  // warps of 64 × 64, 6 per group
       {192, 128, 16, 3, 2},  // the same transposed
       {128, 128, 16, 2, 2},  // warps of 64 × 64: the classifier's forward on the H200
@@ -169,6 +173,8 @@ std::vector<Tf32GemmConfig> tf32_recommended_configs() {
       {64, 128, 16, 2, 2},   // warps of 32 × 64: better-filled last waves
       {64, 64, 32, 2, 1},    // split-K weight gradients
   };
+  for (auto& c : configs) c.split = split;
+  return configs;
 }
 
 void launch_gemm_tf32(Runtime& rt, const Tf32GemmConfig& config, const Ops::GemmSpec& spec,
@@ -272,6 +278,43 @@ std::vector<float> tf32_probe_product(const Tf32ProbeData& data, float (*operand
   return c;
 }
 
+void split_tf32(float x, float* hi, float* lo) {
+  *hi = round_to_tf32(x);
+  *lo = round_to_tf32(x - *hi);
+}
+
+Tf32ProbeData tf32x3_probe_data() {
+  auto s = [](int k) { return k % 2 ? -1.0 : 1.0; };  // signs as in tf32_probe_data
+  auto sa = [](int m) { return m % 3 == 1 ? -1.0 : 1.0; };
+  auto sb = [](int n) { return n % 4 == 2 ? -1.0 : 1.0; };
+  Tf32ProbeData d;
+  d.a.resize(kProbeM * kProbeK);
+  d.b.resize(kProbeK * kProbeN);
+  for (int m = 0; m < kProbeM; ++m)
+    for (int k = 0; k < kProbeK; ++k)
+      d.a[m * kProbeK + k] = float(sa(m) * s(k) * (1 + (m + 2 * k) % 4) * (1 + std::ldexp(1.0, -14)));
+  for (int k = 0; k < kProbeK; ++k)
+    for (int n = 0; n < kProbeN; ++n)
+      d.b[k * kProbeN + n] = float(s(k) * sb(n) * (1 + (3 * k + n) % 4) * (1 + std::ldexp(1.0, -13)));
+  return d;
+}
+
+std::vector<float> tf32x3_probe_product(const Tf32ProbeData& data) {
+  std::vector<float> c(kProbeM * kProbeN);
+  for (int m = 0; m < kProbeM; ++m)
+    for (int n = 0; n < kProbeN; ++n) {
+      double sum = 0;
+      for (int k = 0; k < kProbeK; ++k) {
+        float a_hi, a_lo, b_hi, b_lo;
+        split_tf32(data.a[m * kProbeK + k], &a_hi, &a_lo);
+        split_tf32(data.b[k * kProbeN + n], &b_hi, &b_lo);
+        sum += double(a_hi) * b_hi + double(a_hi) * b_lo + double(a_lo) * b_hi;
+      }
+      c[m * kProbeN + n] = float(sum);
+    }
+  return c;
+}
+
 std::vector<float> tf32_probe_exchange(const std::vector<float>& c) {
   std::vector<float> exchanged(2 * kWarp);
   for (int i = 0; i < 2; ++i)
@@ -282,9 +325,11 @@ std::vector<float> tf32_probe_exchange(const std::vector<float>& c) {
   return exchanged;
 }
 
-Tf32Probe probe_tf32(Runtime& rt) {
+Tf32Probe probe_tf32(Runtime& rt, bool split) {
   const DeviceInfo& d = rt.device();
-  const std::string need = "tf32 needs an NVIDIA GPU with compute capability ≥ 8.0; ";
+  const std::string path = split ? "3xtf32" : "tf32";
+  const std::string need = path + " needs an NVIDIA GPU with compute capability ≥ 8.0; ";
+  const std::string options = split ? "-DSPLIT_TF32=1" : "";
   std::string extensions;
   try {
     extensions = d.device.getInfo<CL_DEVICE_EXTENSIONS>();
@@ -312,14 +357,15 @@ Tf32Probe probe_tf32(Runtime& rt) {
                        std::to_string(minor));
 
   try {
-    rt.program(kFile, "");
+    rt.program(kFile, options);
   } catch (const std::exception& e) {
     return unavailable("building matmul_tf32.cl failed on " + d.name + ": " +
                        first_log_line(e.what()));
   }
 
-  const Tf32ProbeData data = tf32_probe_data();
-  const std::vector<float> want = tf32_probe_product(data, round_to_tf32);
+  const Tf32ProbeData data = split ? tf32x3_probe_data() : tf32_probe_data();
+  const std::vector<float> want =
+      split ? tf32x3_probe_product(data) : tf32_probe_product(data, round_to_tf32);
   std::vector<float> got, got_exchanged;
   try {
     DeviceBuffer a = rt.alloc_floats(data.a.size(), "tf32 probe A");
@@ -330,7 +376,7 @@ Tf32Probe probe_tf32(Runtime& rt) {
     rt.upload(b, data.b.data(), data.b.size() * sizeof(float));
     rt.fill(c, std::numeric_limits<float>::quiet_NaN(), want.size());
     rt.fill(exchanged, std::numeric_limits<float>::quiet_NaN(), 2 * kWarp);
-    cl::Kernel kernel = rt.kernel(kFile, "tf32_probe");
+    cl::Kernel kernel = rt.kernel(kFile, "tf32_probe", options);
     set_args(kernel, a.buffer(), b.buffer(), c.buffer(), exchanged.buffer());
     // Enqueued directly: the probe is no part of a run's kernel profile.
     rt.queue().enqueueNDRangeKernel(kernel, cl::NullRange, cl::NDRange(kWarp), cl::NDRange(kWarp));
@@ -345,9 +391,11 @@ Tf32Probe probe_tf32(Runtime& rt) {
   for (size_t i = 0; i < want.size(); ++i) {
     if (std::memcmp(&got[i], &want[i], sizeof(float)) == 0) continue;
     std::string hint;
-    if (bitwise_equal(got, tf32_probe_product(data, identity)))
+    if (split && bitwise_equal(got, tf32_probe_product(data, round_to_tf32)))
+      hint = "; that is one mma on rounded operands: the split was not applied";
+    else if (!split && bitwise_equal(got, tf32_probe_product(data, identity)))
       hint = "; the device multiplied the fp32 operands unrounded";
-    else if (bitwise_equal(got, tf32_probe_product(data, truncate_to_tf32)))
+    else if (!split && bitwise_equal(got, tf32_probe_product(data, truncate_to_tf32)))
       hint = "; the device truncated the operands to TF32 instead of rounding them";
     return unavailable("tf32_probe on " + d.name + ": C[" + std::to_string(i / kProbeN) + "][" +
                        std::to_string(i % kProbeN) + "] = " + describe_float(got[i]) +

@@ -35,6 +35,10 @@ struct Tf32GemmConfig {
   // Tiles are scheduled in bands of group_m tile rows, each walked column by column (L2
   // reuse of A and B panels among the work-groups in flight; 1: plain row-major order).
   int group_m = 8;
+  // 3xTF32 (Precision::tf32x3): unrounded stages, each fragment split into a TF32 part and
+  // a TF32 remainder, three mma per tile and k-step (-DSPLIT_TF32=1). Not a tunable: the
+  // planner sets it from the precision.
+  bool split = false;
 
   size_t work_group_size() const { return size_t(warps_m) * warps_n * 32; }
   int warp_tile_m() const { return warps_m > 0 ? tile_m / warps_m : 0; }
@@ -47,7 +51,8 @@ struct Tf32GemmConfig {
   size_t local_bytes(bool trans_a = false, bool trans_b = false) const;
   // Registers a work-item needs, about: fp32 accumulators, one k-step of fragments, the
   // prefetched slab and half as much again while it is rounded and stored, addressing.
-  // The basis of register_cap and of the tuning space's register filter.
+  // With split, the fragments' remainders too. The basis of register_cap and of the tuning
+  // space's register filter.
   int registers_needed() const;
   // The register limit its NVIDIA build asks for (-cl-nv-maxrregcount, the OpenCL
   // counterpart of __launch_bounds__): as many registers as let two work-groups share an
@@ -65,26 +70,29 @@ struct Tf32GemmConfig {
   // tests on CPU devices only, never in production.
   std::string build_options(bool trans_a, bool trans_b, bool emulate_mma = false,
                             bool vector_io = false) const;
-  std::string label() const;  // "128x128x16/2x4w", "…/2x4w/g1" when group_m ≠ 8
+  // "128x128x16/2x4w", "…/2x4w/g1" when group_m ≠ 8, "…/3x" when split.
+  std::string label() const;
   bool operator==(const Tf32GemmConfig& o) const {
     return tile_m == o.tile_m && tile_n == o.tile_n && tile_k == o.tile_k &&
-           warps_m == o.warps_m && warps_n == o.warps_n && group_m == o.group_m;
+           warps_m == o.warps_m && warps_n == o.warps_n && group_m == o.group_m &&
+           split == o.split;
   }
 };
 
 // Whether config's work-group and local memory fit the device.
 bool tf32_fits_device(const Tf32GemmConfig& config, const DeviceInfo& device);
 
-// Every valid configuration that fits the device: tiles of 64, 128, 192 or 256 in M and N,
+// Every valid configuration that fits the device (split ones with split): tiles of 64, 128,
+// 192 or 256 in M and N,
 // K-slabs of 16 or 32, warps of 32 or 64 rows by 32 or 64 columns, group_m 8 — leaving out
 // those whose registers_needed exceeds what one work-group may have (65536 / work-group
 // size, at most 255). What a tuner sweeps; tf32_recommended_configs lists the ones to try
 // first.
-std::vector<Tf32GemmConfig> tf32_tuning_space(const DeviceInfo& device);
+std::vector<Tf32GemmConfig> tf32_tuning_space(const DeviceInfo& device, bool split = false);
 
 // The configurations worth timing first on an H100/H200-class GPU, best guess first (all
 // in tf32_tuning_space of a 48 KiB / 1024 device); the tuner tries them before the rest.
-std::vector<Tf32GemmConfig> tf32_recommended_configs();
+std::vector<Tf32GemmConfig> tf32_recommended_configs(bool split = false);
 
 // Launches gemm_tf32 for spec (every slice), exactly as matmul.cl's gemm would be (same
 // arguments; bias may be null): global (⌈N/tile_n⌉·work_group_size, ⌈M/tile_m⌉, batch),
@@ -107,14 +115,16 @@ struct Tf32Probe {
   std::string reason;  // empty when available
 };
 
-// Checks, in order, and stops at the first failure: the device is an NVIDIA GPU
+// Checks, in order, and stops at the first failure (split: the 3xtf32 path, matmul_tf32.cl
+// built with -DSPLIT_TF32=1 and checked against tf32x3_probe_data's exact product instead):
+// the device is an NVIDIA GPU
 // (cl_nv_device_attribute_query) of compute capability ≥ 8.0 — so no other device ever
 // compiles matmul_tf32.cl's inline PTX —; matmul_tf32.cl builds; tf32_probe runs and its
 // 16×8 product equals, bit for bit, the host emulation (tf32_probe_product with
 // round_to_tf32), and its quad shuffles (the tiled attention's softmax exchange) move
 // values between lanes as tf32_probe_exchange says. Never throws for a device that cannot do it; the reason names the device,
 // or the build log's first line, or the first differing element.
-Tf32Probe probe_tf32(Runtime& rt);
+Tf32Probe probe_tf32(Runtime& rt, bool split = false);
 
 // The probe's operands: a is 16×8 and b 8×8 ([k][n]), both row-major. Every element has
 // mantissa bits below TF32's 10 that rounding changes, one per row of a is a tie, signs
@@ -130,6 +140,20 @@ Tf32ProbeData tf32_probe_data();
 // fp32 arithmetic; truncation for a kernel that skipped the rounding), summed in double and
 // rounded to float once.
 std::vector<float> tf32_probe_product(const Tf32ProbeData& data, float (*operand)(float));
+
+// 3xtf32's probe operands: a[m][k] = ±μ(1 + 2^-14), b[k][n] = ±ν(1 + 2^-13) with μ, ν in
+// 1..4 and the signs of tf32_probe_data (every product of c[m][n] has one sign). Split,
+// hi = ±μ and ±ν, lo = ±μ·2^-14 and ±ν·2^-13, all exact in TF32, and hi·hi + hi·lo + lo·hi
+// = ±μν(1 + 3·2^-14): each sum of c is a multiple of 2^-14 below 2^8, exact in fp32 in any
+// order. One mma on rounded operands gives ±Σμν instead; dropping either cross term is off
+// by a multiple of 2^-14 or 2^-13.
+Tf32ProbeData tf32x3_probe_data();
+// c[16×8] for split operands: Σ_k hi_a·hi_b + hi_a·lo_b + lo_a·hi_b with split_tf32, in
+// double, rounded to float once.
+std::vector<float> tf32x3_probe_product(const Tf32ProbeData& data);
+// split_tf32_operand (mma_tf32.cl) on the host: hi = x rounded to TF32 (round_to_tf32 for a
+// finite x that does not round to inf), lo = round_to_tf32(x − hi).
+void split_tf32(float x, float* hi, float* lo);
 
 // What tf32_probe's shuffles must give for its product c (16×8): for i = 0, 1 and each lane
 // l of the warp, element 32·i + l is c0 of lane l ^ (i + 1) — c[g][2t] with g, t that lane's

@@ -120,7 +120,7 @@ std::string TrainingRun::banner() const {
      << " H=" << c.n_head << " C=" << c.n_embd << " vocab=" << c.vocab_size << " (padded "
      << c.padded_vocab_size << "), " << m.layout().packed_floats() << " parameters\n"
      << "precision: " << precision_name(ops_.precision())
-     << (ops_.precision() == Precision::tf32 ? " (tensor cores; TF32 probe passed)\n" : "\n")
+     << (on_tensor_cores(ops_.precision()) ? " (tensor cores; probe passed)\n" : "\n")
      << "attention: " << settings_.variant;
   std::string opts = m.attention().describe_options();
   if (!opts.empty()) os << " (" << opts << ")";

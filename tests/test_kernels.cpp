@@ -254,12 +254,29 @@ TEST(Gemm, Tf32EntriesRoundTripAndPlan) {
   EXPECT_EQ(again.find("test GPU", "fp32", "nt:l-m-s"), nullptr);
   const DeviceInfo gpu = large_gpu();
   const Ops::GemmSpec qkv = plain_spec({8192, 2304, 768}, false, true);
-  const Tf32Plan tuned = plan_gemm_tf32(gpu, qkv, true, again);
+  const Tf32Plan tuned = plan_gemm_tf32(gpu, qkv, true, Precision::tf32, again);
   EXPECT_EQ(tuned.source, "tuned");
   EXPECT_EQ(tuned.config.label(), entry.tf32.label());
   EXPECT_EQ(plan_gemm(gpu, qkv, true, again).source, "default");  // fp32 does not take it
-  EXPECT_EQ(plan_gemm_tf32(gpu, plain_spec({8192, 768, 768}, false, true), true, again).source,
+  EXPECT_EQ(plan_gemm_tf32(gpu, plain_spec({8192, 768, 768}, false, true), true, Precision::tf32,
+                           again).source,
             "default");
+  // 3xtf32 has entries of its own: the tf32 one is not taken, and its default is split.
+  const Tf32Plan split = plan_gemm_tf32(gpu, qkv, true, Precision::tf32x3, again);
+  EXPECT_EQ(split.source, "default");
+  EXPECT_TRUE(split.config.split);
+  // A 3xtf32 entry reads back split, and is what the 3xtf32 planner takes.
+  GemmTuningEntry split_entry = entry;
+  split_entry.precision = "3xtf32", split_entry.tf32 = {128, 128, 16, 2, 2};
+  split_entry.tf32.split = true;
+  table.merge({split_entry});
+  const GemmTuningTable both = GemmTuningTable::parse(table.to_json(), "test");
+  ASSERT_NE(both.find("test GPU", "3xtf32", "nt:l-m-s"), nullptr);
+  EXPECT_TRUE(both.find("test GPU", "3xtf32", "nt:l-m-s")->tf32.split);
+  EXPECT_FALSE(both.find("test GPU", "tf32", "nt:l-m-s")->tf32.split);
+  const Tf32Plan tuned_split = plan_gemm_tf32(gpu, qkv, true, Precision::tf32x3, both);
+  EXPECT_EQ(tuned_split.source, "tuned");
+  EXPECT_EQ(tuned_split.config.label(), "128x128x16/2x2w/3x");
 }
 
 TEST(Gemm, ProfileNamesAndShapeClasses) {

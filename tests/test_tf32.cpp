@@ -34,6 +34,9 @@ using testing::shared_runtime;
 using testing::to_device;
 
 constexpr double kTolerance = 1e-5;  // fp32 sums of TF32 products against a double reference
+// 3xtf32 against the fp32 operands' double product: each product within about 2^-21, the
+// fp32 sums over K ≤ 300 (measured on PoCL: ≈ 1e-7).
+constexpr double kSplitTolerance = 1e-6;
 
 float from_bits(uint32_t u) {
   float x;
@@ -94,6 +97,68 @@ TEST(Tf32Rounding, HandComputedCases) {
     EXPECT_TRUE(std::isnan(round_to_tf32(from_bits(nan)))) << std::hex << nan;
   // Every result has its low 13 bits clear.
   for (float x : random_vector(1000, 100.f)) EXPECT_EQ(bits(round_to_tf32(x)) & 0x1fffu, 0u) << x;
+}
+
+// ---------------------------------------------------------------- split (3xtf32)
+
+// hi is x rounded to TF32, lo the remainder rounded to TF32; both have their low 13 bits
+// clear, and hi + lo is within 2^-22 of x (the remainder has at most 13 significant bits).
+TEST(Tf32Split, HandComputedCasesAndBounds) {
+  float hi, lo;
+  split_tf32(1.f + std::ldexp(1.f, -14), &hi, &lo);
+  EXPECT_EQ(hi, 1.f);
+  EXPECT_EQ(lo, std::ldexp(1.f, -14));
+  // Above the tie: hi rounds up, lo is negative.
+  split_tf32(from_bits(0x3f801008), &hi, &lo);  // 1 + 2^-11 + 2^-20
+  EXPECT_EQ(bits(hi), 0x3f802000u);              // 1 + 2^-10
+  EXPECT_EQ(double(hi) + double(lo), 1.0 + std::ldexp(1.0, -11) + std::ldexp(1.0, -20));
+  EXPECT_LT(lo, 0.f);
+  // lo with 13 significant bits: its rounding is the only loss.
+  split_tf32(from_bits(0x3f800fff), &hi, &lo);  // 1 + 0xfff·2^-23
+  EXPECT_EQ(hi, 1.f);
+  EXPECT_EQ(bits(lo), bits(round_to_tf32(float(0xfff * std::ldexp(1.0, -23)))));
+  for (float x : random_vector(10000, 1000.f)) {
+    split_tf32(x, &hi, &lo);
+    EXPECT_EQ(bits(hi) & 0x1fffu, 0u) << x;
+    EXPECT_EQ(bits(lo) & 0x1fffu, 0u) << x;
+    EXPECT_LE(std::fabs(double(hi) + double(lo) - double(x)), std::ldexp(std::fabs(double(x)), -22))
+        << x;
+  }
+}
+
+// The split probe's product is exact in fp32 in any order, and one mma on rounded operands,
+// or three with either cross term missing, gives something else in every element.
+TEST(Tf32Probe, SplitDataTellsThreeMmaFromOneAndIsExact) {
+  const Tf32ProbeData data = tf32x3_probe_data();
+  const std::vector<float> want = tf32x3_probe_product(data);
+  const std::vector<float> one = tf32_probe_product(data, round_to_tf32);
+  for (int m = 0; m < 16; ++m)
+    for (int n = 0; n < 8; ++n) {
+      std::vector<float> terms[3];  // hi·hi, hi·lo, lo·hi
+      for (int k = 0; k < 8; ++k) {
+        float a_hi, a_lo, b_hi, b_lo;
+        split_tf32(data.a[m * 8 + k], &a_hi, &a_lo);
+        split_tf32(data.b[k * 8 + n], &b_hi, &b_lo);
+        EXPECT_NE(a_lo, 0.f);
+        EXPECT_NE(b_lo, 0.f);
+        terms[0].push_back(a_hi * b_hi), terms[1].push_back(a_hi * b_lo);
+        terms[2].push_back(a_lo * b_hi);
+      }
+      const float w = want[m * 8 + n];
+      EXPECT_NE(w, one[m * 8 + n]) << m << "," << n;
+      float forward = 0.f, backward = 0.f, no_hi_lo = 0.f, no_lo_hi = 0.f;
+      for (int i = 0; i < 3; ++i)
+        for (int k = 0; k < 8; ++k) {
+          forward += terms[i][k];
+          backward += terms[2 - i][7 - k];
+          if (i != 1) no_hi_lo += terms[i][k];
+          if (i != 2) no_lo_hi += terms[i][k];
+        }
+      EXPECT_EQ(forward, w) << m << "," << n;
+      EXPECT_EQ(backward, w) << m << "," << n;
+      EXPECT_NE(no_hi_lo, w) << m << "," << n;
+      EXPECT_NE(no_lo_hi, w) << m << "," << n;
+    }
 }
 
 // ---------------------------------------------------------------- probe
@@ -208,6 +273,23 @@ TEST(Tf32Probe, EmulatedProbeKernelMatchesHostBitForBit) {
   for (size_t i = 0; i < want_exchanged.size(); ++i)
     EXPECT_EQ(bits(got_exchanged[i]), bits(want_exchanged[i]))
         << "mask " << i / 32 + 1 << " lane " << i % 32;
+}
+
+// The split probe kernel (-DSPLIT_TF32=1), its mma emulated: the split and the three mma
+// give the host's 3xtf32 product bit for bit.
+TEST(Tf32Probe, EmulatedSplitProbeKernelMatchesHostBitForBit) {
+  Runtime& rt = shared_runtime();
+  const Tf32ProbeData data = tf32x3_probe_data();
+  auto a = to_device(data.a), b = to_device(data.b);
+  auto c = poisoned(16 * 8), exchanged = poisoned(2 * 32);
+  cl::Kernel kernel = rt.kernel("matmul_tf32.cl", "tf32_probe", "-DEMULATE_MMA=1 -DSPLIT_TF32=1");
+  set_args(kernel, a.buffer(), b.buffer(), c.buffer(), exchanged.buffer());
+  rt.launch(kernel, cl::NDRange(32), cl::NDRange(32));
+  const std::vector<float> got = from_device(c, 16 * 8);
+  const std::vector<float> want = tf32x3_probe_product(data);
+  for (size_t i = 0; i < want.size(); ++i)
+    EXPECT_EQ(bits(got[i]), bits(want[i])) << "C[" << i / 8 << "][" << i % 8 << "] " << got[i]
+                                           << " vs " << want[i];
 }
 
 // ---------------------------------------------------------------- gemm_tf32
@@ -414,6 +496,35 @@ TEST(Tf32Gemm, ToleranceSeparatesTf32FromFp32) {
   EXPECT_GT(r.error_unrounded, 20 * kTolerance);
 }
 
+// 3xtf32, emulated: the default tiles split, every transpose, NN and TT on odd shapes (scalar
+// loads, edge tiles, K not a multiple of 8), NT and TN aligned (VECTOR_IO), bias, alpha and
+// beta; and warps of 64 × 64 (the H200's tf32 winner) split, batched with odd offsets. (One
+// PoCL build of seconds per layout.) Against the
+// fp32 operands' double product the error is fp32's; against TF32-rounded operands it is
+// TF32's, so a kernel that skipped the split (or a term of it) fails.
+TEST(Tf32Gemm, EmulatedSplitIsFp32Accurate) {
+  Tf32GemmConfig config;
+  config.split = true;
+  for (int t = 0; t < 4; ++t) {
+    const bool odd = t == 0 || t == 3;
+    Ops::GemmSpec s = odd ? spec_of(129, 130, 17, t) : spec_of(200, 136, 72, t);
+    if (odd) s.alpha = 0.5f, s.beta = -1.5f;
+    Result r = run_tf32_gemm(s, t % 2 == 0, true, config);
+    EXPECT_LT(r.error_unrounded, kSplitTolerance) << config.label() << " " << describe(s);
+    EXPECT_GT(r.error, 20 * kSplitTolerance) << config.label() << " " << describe(s);
+    EXPECT_TRUE(r.outside_untouched) << config.label() << " " << describe(s);
+  }
+  Tf32GemmConfig wide{128, 128, 16, 2, 2};
+  wide.split = true;
+  Ops::GemmSpec s = spec_of(37, 29, 23, 1);
+  s.batch = 3, s.alpha = 0.5f, s.beta = -1.5f;
+  s.offset_a = 7, s.offset_b = 3, s.offset_c = 11;
+  s.stride_a = 37 * 23 + 5, s.stride_b = 29 * 23 + 1, s.stride_c = 37 * 29 + 13;
+  Result r = run_tf32_gemm(s, true, true, wide);
+  EXPECT_LT(r.error_unrounded, kSplitTolerance) << wide.label() << " " << describe(s);
+  EXPECT_TRUE(r.outside_untouched) << wide.label() << " " << describe(s);
+}
+
 TEST(Tf32Gemm, LocalMemoryFitsNvidiaLimit) {
   const Tf32GemmConfig config;
   for (int t = 0; t < 4; ++t) EXPECT_LE(config.local_bytes(t & 1, t & 2), 48u * 1024u) << t;
@@ -451,6 +562,15 @@ TEST(Tf32GemmConfig, DefaultLabelValidityAndBuildOptions) {
   EXPECT_EQ((Tf32GemmConfig{256, 128, 16, 4, 2}.register_cap()), 255);
   // 16 warps of 64 × 32: one group of 512, 128 registers.
   EXPECT_EQ((Tf32GemmConfig{256, 128, 16, 4, 4}.register_cap()), 128);
+  // Split (3xtf32): its own label and option, more registers, a different configuration.
+  Tf32GemmConfig split = wide;
+  split.split = true;
+  EXPECT_EQ(split.label(), "128x128x16/2x2w/3x");
+  EXPECT_FALSE(split == wide);
+  EXPECT_GT(split.registers_needed(), wide.registers_needed());
+  EXPECT_EQ(split.build_options(false, false, true, true),
+            "-DTILE_M=128 -DTILE_N=128 -DTILE_K=16 -DWARPS_M=2 -DWARPS_N=2 -DGROUP_M=8 "
+            "-DTRANS_A=0 -DTRANS_B=0 -DVECTOR_IO=1 -DSPLIT_TF32=1 -DEMULATE_MMA=1");
 }
 
 // REGISTER_CAP leaves gemm_tf32's work-group size undeclared (ptxas would otherwise take the
@@ -512,6 +632,16 @@ TEST(Tf32GemmConfig, TuningSpaceFitsA48KiBDevice) {
   EXPECT_FALSE(contains(Tf32GemmConfig{128, 128, 32, 2, 4}));  // 64 KiB
   EXPECT_FALSE(contains(Tf32GemmConfig{256, 256, 16, 4, 4}));  // 64 KiB
   for (const Tf32GemmConfig& c : tf32_recommended_configs()) EXPECT_TRUE(contains(c)) << c.label();
+  // The split space: every configuration split, the split recommendations in it, and the
+  // H200's tf32 winner (warps of 64 × 64) still within the register limit.
+  const std::vector<Tf32GemmConfig> split_space = tf32_tuning_space(device, true);
+  ASSERT_FALSE(split_space.empty());
+  for (const Tf32GemmConfig& c : split_space) EXPECT_TRUE(c.split) << c.label();
+  for (const Tf32GemmConfig& c : tf32_recommended_configs(true))
+    EXPECT_NE(std::find(split_space.begin(), split_space.end(), c), split_space.end()) << c.label();
+  Tf32GemmConfig wide_split{128, 128, 16, 2, 2};
+  wide_split.split = true;
+  EXPECT_NE(std::find(split_space.begin(), split_space.end(), wide_split), split_space.end());
   // A device with less: only what fits.
   device.local_mem_bytes = 32 * 1024;
   device.max_work_group_size = 256;
@@ -572,6 +702,23 @@ TEST(Tf32Gemm, TensorCoresMatchReferenceAndAreDeterministic) {
   launch_gemm_tf32(rt, {}, s, a, b, c2, nullptr);
   const auto first = from_device(c1, 300 * 260), second = from_device(c2, 300 * 260);
   EXPECT_EQ(std::memcmp(first.data(), second.data(), first.size() * sizeof(float)), 0);
+}
+
+// The real 3xtf32 kernel, on devices that pass its probe: fp32-accurate on every transpose,
+// odd and aligned shapes, the default tiles and warps of 64 × 64.
+TEST(Tf32Gemm, SplitTensorCoresAreFp32Accurate) {
+  const Tf32Probe probe = probe_tf32(shared_runtime(), true);
+  if (!probe.available) GTEST_SKIP() << probe.reason;
+  for (Tf32GemmConfig config : {Tf32GemmConfig{}, Tf32GemmConfig{128, 128, 16, 2, 2}}) {
+    config.split = true;
+    for (const auto& shape : std::vector<std::vector<int>>{{129, 130, 17}, {512, 768, 300}})
+      for (int t = 0; t < 4; ++t) {
+        Ops::GemmSpec s = spec_of(shape[0], shape[1], shape[2], t);
+        Result r = run_tf32_gemm(s, true, false, config);
+        EXPECT_LT(r.error_unrounded, kSplitTolerance) << config.label() << " " << describe(s);
+        EXPECT_TRUE(r.outside_untouched) << config.label() << " " << describe(s);
+      }
+  }
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #   gemm-tuned  `attnscope gemm` with that table (OUT/gemm_tuned.csv)
 #   gemm-tf32   `attnscope gemm --precision tf32` (OUT/gemm_tf32.csv)
 #   gemm-tf32-tuned  the same after a tf32 tune (OUT/gemm_tf32_tuned.csv)
+#   gemm-3xtf32 `attnscope gemm --precision 3xtf32` (OUT/gemm_3xtf32.csv)
 #   tf32-registers   the same with ptxas's register and spill counts in the log
 #   sass        the attention kernels' PTX too (a short `check` of flash, gqa, sdpa and lsh,
 #               and of flash with --precision tf32), then every PTX under OUT/ptx through the
@@ -19,7 +20,8 @@
 #               cuobjdump (OUT/sass/*.sass)
 #   mma-peak    tools/mma_sync_peak.cu (CUDA, built with the machine's nvcc): the TF32
 #               mma.sync instruction's own ceiling, back to back from registers
-#   check       `attnscope check --variant all`, fp32 then tf32
+#   check       `attnscope check --variant all` in each precision of CHECK_PRECISIONS
+#               (default "fp32 tf32")
 #   train       20 steps of GPT-2 124M, baseline, B=16 T=512 (losses to hold against the
 #               committed pre-change run); the tiny model's 50 steps (against PoCL's)
 #   bench       `attnscope bench`, all variants, gpt2 B=16 T=512, fp32 then tf32
@@ -219,6 +221,7 @@ for p in "$@"; do
     gemm-tuned) phase gemm-tuned 240 gemm_table "$out/gemm_tuned.csv" ;;
     gemm-tf32) phase gemm-tf32 240 gemm_table "$out/gemm_tf32.csv" --precision tf32 ;;
     gemm-tf32-tuned) phase gemm-tf32-tuned 240 gemm_table "$out/gemm_tf32_tuned.csv" --precision tf32 ;;
+    gemm-3xtf32) phase gemm-3xtf32 240 gemm_table "$out/gemm_3xtf32.csv" --precision 3xtf32 ;;
     tf32-registers)  # ptxas's registers and spills of the default tf32 kernel, every layout
       ATTNSCOPE_TF32_VERBOSE=1 ATTNSCOPE_BUILD_LOG=1 phase tf32-registers 120 "$attnscope" gemm \
         --model gpt2 --batch 16 --seq 512 --precision tf32 ;;
@@ -227,8 +230,9 @@ for p in "$@"; do
       phase mma-peak 90 bash -c 'PATH=$PATH:/usr/local/cuda/bin && nvcc -O3 -arch=sm_90 \
         tools/mma_sync_peak.cu -o /tmp/mma_sync_peak && /tmp/mma_sync_peak' ;;
     check)
-      phase check-fp32 300 "$attnscope" check --variant all
-      phase check-tf32 300 "$attnscope" check --variant all --precision tf32 ;;
+      for precision in ${CHECK_PRECISIONS:-fp32 tf32}; do
+        phase "check-$precision" 300 "$attnscope" check --variant all --precision "$precision"
+      done ;;
     energy)  # 40 steps of train beside the independent NVML reader, over the same Unix time
       python3 tools/nvml_energy.py --period-ms 10 >"$out/nvml_energy.csv" 2>"$out/nvml_energy.err" &
       local_reader=$!

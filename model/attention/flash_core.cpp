@@ -200,6 +200,7 @@ void check_tiled_rows_fit(const std::string& variant, const QkvLayout& l, int T)
 }
 
 TiledPrecision tiled_precision(Precision precision) {
+  // 3xtf32 keeps the fp32 kernels: flash_tf32.cl has no split form.
   return precision == Precision::tf32 ? TiledPrecision::tf32 : TiledPrecision::fp32;
 }
 
