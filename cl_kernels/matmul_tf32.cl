@@ -12,8 +12,9 @@
 // SPLIT_TF32=1 (3xTF32, `--precision 3xtf32`): fp32 operands, fp32-accurate products. The
 // stages hold the unrounded values; each fragment element is split as it is loaded into a
 // TF32 high part and a TF32 remainder (split_tf32_operand, mma_tf32.cl), and every k-step
-// of a tile takes three mma: lo·hi, hi·lo, hi·hi. Each product then misses only lo·lo and
-// lo's rounding, both below 2^-22 of it, for three times the tensor-core work.
+// of a tile takes three mma: lo·hi, hi·lo, hi·hi, into a fresh partial sum that an fp32
+// add puts into the accumulator (mma_step says why). Each product then misses only lo·lo
+// and lo's rounding, both below 2^-22 of it, for three times the tensor-core work.
 //
 // Rounding: on sm_80/sm_90 the tensor core reads the top 19 bits of each 32-bit operand, so
 // a plain fp32 value would be truncated, a bias towards zero that accumulates over long
@@ -446,8 +447,14 @@ INLINE void store_slab(__local float* a_s, __local float* b_s, const float4* a_n
 // ---------------------------------------------------------------- the mma loop
 
 // acc[i][j] += a[i]·b[j] for every mma tile of the warp, one k-step: one mma per tile, or
-// with SPLIT_TF32 three (lo·hi, hi·lo, then hi·hi: the small terms first), the staged fp32
-// fragments split as they are used (split_tf32_operand: mma_tf32.cl).
+// with SPLIT_TF32 three, the staged fp32 fragments split as they are used
+// (split_tf32_operand: mma_tf32.cl). The three go into a fresh partial sum (lo·hi, hi·lo,
+// hi·hi: the small terms first), which an fp32 add then puts into acc: the tensor core
+// truncates the sums it accumulates instead of rounding them, so three mma a k-step into a
+// growing acc would pull it towards zero by about 2^-24 of its size per add — a bias that
+// grows with K (2026-12-03, H200: 3.5e-4 relative on GPT-2's K = 50304 product, against
+// fp32's 4.0e-6). Each partial's own truncation is of its own size and sign instead, and
+// those errors average out as fp32's roundings do.
 INLINE void mma_step(float acc[MMA_TILES_M][MMA_TILES_N][4], uint a[MMA_TILES_M][4],
                      uint b[MMA_TILES_N][2] WARP_SCRATCH_PARAM) {
 #if SPLIT_TF32
@@ -461,19 +468,27 @@ INLINE void mma_step(float acc[MMA_TILES_M][MMA_TILES_N][4], uint a[MMA_TILES_M]
 #pragma unroll
     for (int r = 0; r < 2; ++r) split_tf32_operand(b[j][r], &b[j][r], &b_lo[j][r]);
 #if EMULATE_MMA
-  mma_step_emulated(acc, a_lo, b, warp_scratch);
-  mma_step_emulated(acc, a, b_lo, warp_scratch);
+  float part[MMA_TILES_M][MMA_TILES_N][4] = {{{0.f}}};
+  mma_step_emulated(part, a_lo, b, warp_scratch);
+  mma_step_emulated(part, a, b_lo, warp_scratch);
+  mma_step_emulated(part, a, b, warp_scratch);
+  for (int i = 0; i < MMA_TILES_M; ++i)
+    for (int j = 0; j < MMA_TILES_N; ++j)
+      for (int r = 0; r < 4; ++r) acc[i][j][r] += part[i][j][r];
 #else
 #pragma unroll
   for (int i = 0; i < MMA_TILES_M; ++i)
 #pragma unroll
     for (int j = 0; j < MMA_TILES_N; ++j) {
-      MMA(acc[i][j], a_lo[i], b[j]);
-      MMA(acc[i][j], a[i], b_lo[j]);
+      float part[4] = {0.f, 0.f, 0.f, 0.f};
+      MMA(part, a_lo[i], b[j]);
+      MMA(part, a[i], b_lo[j]);
+      MMA(part, a[i], b[j]);
+#pragma unroll
+      for (int r = 0; r < 4; ++r) acc[i][j][r] += part[r];
     }
 #endif
-#endif
-#if EMULATE_MMA
+#elif EMULATE_MMA
   mma_step_emulated(acc, a, b, warp_scratch);
 #else
 #pragma unroll
