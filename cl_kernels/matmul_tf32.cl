@@ -145,9 +145,6 @@
 #ifndef EMULATE_MMA
 #define EMULATE_MMA 0  // 1: portable emulation of mma and laneid, for tests on CPUs only
 #endif
-#ifndef SPLIT_TF32
-#define SPLIT_TF32 0  // 1: 3xTF32, fp32-accurate products from three mma (see the top)
-#endif
 
 #define WARP_SIZE 32
 #define WG_SIZE (WARPS_M * WARPS_N * WARP_SIZE)  // work-items per work-group
@@ -259,15 +256,6 @@ INLINE void mma_step_emulated(float acc[MMA_TILES_M][MMA_TILES_N][4], uint a[MMA
 
 // ---------------------------------------------------------------- staging
 
-// What a stage holds of an operand element: TF32-rounded, or with SPLIT_TF32 the fp32 value
-// itself (mma_slab splits it when it loads the fragments).
-#if SPLIT_TF32
-#define STAGED_OPERAND(x) (x)
-#define STAGED_OPERAND4(v) (v)
-#else
-#define STAGED_OPERAND(x) round_tf32_operand(x)
-#define STAGED_OPERAND4(v) round_tf32_operand4(v)
-#endif
 
 // Elements [col, col + 4) of row `row` of a row-major matrix with `cols` columns, zero
 // beyond `rows` rows or `cols` columns. vec: the matrix starts 16-byte aligned and
@@ -298,7 +286,7 @@ INLINE float4 load_chunk(const __global float* X, int rows, int cols, int row, i
 // alternate groups of 4 units avoided it but cost 8 selects a unit, more issue slots than
 // the stores' extra cycles: the main loop is bound by issuing, not by local memory.)
 INLINE void store_pair(__local float* s, int seg, const float4* v) {
-  const float4 x = STAGED_OPERAND4(v[0]), y = STAGED_OPERAND4(v[1]);
+  const float4 x = TF32_OPERAND4(v[0]), y = TF32_OPERAND4(v[1]);
   *(__local float4*)(s + seg) = (float4)(x.x, y.x, x.y, y.y);
   *(__local float4*)(s + seg + 4) = (float4)(x.z, y.z, x.w, y.w);
 }
@@ -365,7 +353,7 @@ INLINE const __global float* b_chunk_source(const __global float* B, int rows, i
 #define B_K_STRIDE(cols) 1
 INLINE void store_b_unit(__local float* b_s, const float4* v, int u) {
   const int n = u / (TILE_K / 4), k = u % (TILE_K / 4) * 4;
-  *(__local float4*)(b_s + n * TILE_K + (k ^ (BK_SWZ(n) << 3))) = STAGED_OPERAND4(v[0]);
+  *(__local float4*)(b_s + n * TILE_K + (k ^ (BK_SWZ(n) << 3))) = TF32_OPERAND4(v[0]);
 }
 #else
 // B-P unit u: line p = u / (TILE_N/4), columns 4c.. with c = u % (TILE_N/4): rows k0 + 2p
@@ -701,7 +689,7 @@ void gemm_tf32(const int M, const int N, const int K, const float alpha, const f
 // ---------------------------------------------------------------- the device probe
 
 // C[16×8] = A[16×8] · B[8×8] (row-major, B as [k][n]) by one mma, operands rounded with
-// round_tf32_operand on the way (SPLIT_TF32: split, three mma, as gemm_tf32): one warp. Then the quad exchange the tiled attention's
+// round_tf32_operand on the way (SPLIT_TF32: split, three mma, by MMA_OPERANDS): one warp. Then the quad exchange the tiled attention's
 // softmax uses (SHFL_XOR with masks 1 and 2): exchanged[32·i + lane] = c0 of lane
 // lane ^ (i + 1), i = 0, 1.
 __kernel __attribute__((reqd_work_group_size(WARP_SIZE, 1, 1)))
@@ -713,21 +701,14 @@ void tf32_probe(const __global float* A, const __global float* B, __global float
   __local float* warp_scratch = mma_scratch;
 #endif
   uint a[4], b[2];
-  a[0] = as_uint(STAGED_OPERAND(A[g * 8 + t]));
-  a[1] = as_uint(STAGED_OPERAND(A[(g + 8) * 8 + t]));
-  a[2] = as_uint(STAGED_OPERAND(A[g * 8 + t + 4]));
-  a[3] = as_uint(STAGED_OPERAND(A[(g + 8) * 8 + t + 4]));
-  b[0] = as_uint(STAGED_OPERAND(B[t * 8 + g]));
-  b[1] = as_uint(STAGED_OPERAND(B[(t + 4) * 8 + g]));
+  a[0] = as_uint(TF32_OPERAND(A[g * 8 + t]));
+  a[1] = as_uint(TF32_OPERAND(A[(g + 8) * 8 + t]));
+  a[2] = as_uint(TF32_OPERAND(A[g * 8 + t + 4]));
+  a[3] = as_uint(TF32_OPERAND(A[(g + 8) * 8 + t + 4]));
+  b[0] = as_uint(TF32_OPERAND(B[t * 8 + g]));
+  b[1] = as_uint(TF32_OPERAND(B[(t + 4) * 8 + g]));
   float c[4] = {0.f, 0.f, 0.f, 0.f};
-#if SPLIT_TF32
-  uint a_lo[4], b_lo[2];
-  for (int r = 0; r < 4; ++r) split_tf32_operand(a[r], &a[r], &a_lo[r]);
-  for (int r = 0; r < 2; ++r) split_tf32_operand(b[r], &b[r], &b_lo[r]);
-  MMA(c, a_lo, b);
-  MMA(c, a, b_lo);
-#endif
-  MMA(c, a, b);
+  MMA_OPERANDS(c, a, b);  // the tiled attention's form of the split (SPLIT_TF32)
   C[g * 8 + 2 * t] = c[0];
   C[g * 8 + 2 * t + 1] = c[1];
   C[(g + 8) * 8 + 2 * t] = c[2];

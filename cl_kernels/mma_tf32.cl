@@ -6,6 +6,10 @@
 //                             top for the layouts);
 //   SHFL_XOR(x, mask)         x of lane lane ^ mask (shfl.sync.bfly.b32; whole warp);
 //   round_tf32_operand(4)     x rounded to TF32 (to nearest, ties away) in its top 19 bits.
+//   split_tf32_operand        x as a TF32 part and a TF32 remainder (3xTF32).
+//   TF32_OPERAND(4)           what a kernel stages of an operand: rounded, or with
+//                             SPLIT_TF32 (--precision 3xtf32) the fp32 value itself;
+//   MMA_OPERANDS(c, a, b)     c += a·b from such operands: one mma, or split and three.
 // EMULATE_MMA=1 replaces the inline PTX by portable OpenCL C: lane_id from the local id,
 // the mma and the shuffle through a per-warp __local scratch (`warp_scratch`, which the
 // caller declares: MMA_SCRATCH_FLOATS per warp). Each emulated mma or shuffle holds two
@@ -15,6 +19,9 @@
 
 #ifndef EMULATE_MMA
 #define EMULATE_MMA 0  // 1: portable emulation of mma and laneid, for tests on CPUs only
+#endif
+#ifndef SPLIT_TF32
+#define SPLIT_TF32 0  // 1: 3xTF32, fp32-accurate products from three mma (split_tf32_operand)
 #endif
 #ifndef WARP_SIZE
 #define WARP_SIZE 32
@@ -135,3 +142,35 @@ INLINE void split_tf32_operand(uint x, uint* hi, uint* lo) {
   *hi = (x + 0x1000u) & 0xffffe000u;
   *lo = as_uint(round_tf32_operand_finite(as_float(x) - as_float(*hi)));
 }
+
+// What a kernel stages (or keeps in registers) of an operand element: TF32-rounded for one
+// mma, or with SPLIT_TF32 the fp32 value, which MMA_OPERANDS splits where it is used.
+#if SPLIT_TF32
+#define TF32_OPERAND(x) (x)
+#define TF32_OPERAND4(v) (v)
+#else
+#define TF32_OPERAND(x) round_tf32_operand(x)
+#define TF32_OPERAND4(v) round_tf32_operand4(v)
+#endif
+
+// c += a·b for a, b as TF32_OPERAND left them. With SPLIT_TF32 both are split and the three
+// products (lo·hi, hi·lo, hi·hi: the small terms first) go into a fresh partial sum, which
+// an fp32 add puts into c: the tensor core truncates the sums it accumulates, so adding into
+// a growing c would pull it towards zero by about 2^-24 of its size per mma (matmul_tf32.cl's
+// mma_step, which splits each fragment once for all the tiles that use it, measured it).
+// Without SPLIT_TF32 one mma into c.
+#if SPLIT_TF32
+INLINE void mma_split_operands(float* c, const uint* a, const uint* b WARP_SCRATCH_PARAM) {
+  uint a_hi[4], a_lo[4], b_hi[2], b_lo[2];
+  for (int r = 0; r < 4; ++r) split_tf32_operand(a[r], &a_hi[r], &a_lo[r]);
+  for (int r = 0; r < 2; ++r) split_tf32_operand(b[r], &b_hi[r], &b_lo[r]);
+  float part[4] = {0.f, 0.f, 0.f, 0.f};
+  MMA(part, a_lo, b_hi);
+  MMA(part, a_hi, b_lo);
+  MMA(part, a_hi, b_hi);
+  for (int r = 0; r < 4; ++r) c[r] += part[r];
+}
+#define MMA_OPERANDS(c, a, b) mma_split_operands(c, a, b WARP_SCRATCH_ARG)
+#else
+#define MMA_OPERANDS(c, a, b) MMA(c, a, b)
+#endif

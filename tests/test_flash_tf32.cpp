@@ -9,7 +9,8 @@
 // kernels (d a multiple of 16, at most 64; flash.cl's fp32 ones, from the same program,
 // for d = 40 and 128), fed the tf32 forward's O and L. Also: the tf32 forward differs from
 // the fp32 one by TF32-sized errors only (and does differ: operands are rounded), runs are
-// bitwise deterministic, and the accounting of the kernels' FLOPs.
+// bitwise deterministic, and the accounting of the kernels' FLOPs. With SPLIT_TF32
+// (--precision 3xtf32) the same kernels hold fp32's tolerance.
 // Each (family, head size, group) is one program, built once per process (PoCL compiles
 // slowly) and shared through the runtime's cache; nine programs, about 45 s of CPU time
 // with PoCL's kernel cache empty, 2 s with it filled.
@@ -208,6 +209,37 @@ TEST(FlashTf32, DiffersFromFp32ByTf32ErrorsAndIsDeterministic) {
   EXPECT_EQ(tf32.lse, again.lse);
   EXPECT_EQ(tf32.dq, again.dq);
   EXPECT_EQ(tf32.dkv, again.dkv);
+}
+
+// 3xtf32 (SPLIT_TF32, emulated): the same kernels with split operands hold fp32's tolerance
+// against the reference, and sit far closer to the fp32 kernels than tf32 does: flash with
+// every kernel on tensor cores (d = 64), gqa's groups (d = 32), a band across tiles, and
+// d = 40 (tensor-core forward, fp32 backward).
+TEST(FlashTf32, SplitOperandsAreFp32Accurate) {
+  const double tolerance = check_tolerance(Precision::tf32x3);
+  ASSERT_EQ(tolerance, check_tolerance(Precision::fp32));
+  for (const Case& c : {Case{"flash", 2, 130, 2, 64, 1, 0, true}, Case{"gqa", 2, 67, 4, 32, 2, 0},
+                        Case{"sliding_window", 1, 150, 2, 64, 1, 40, true},
+                        Case{"flash", 1, 70, 2, 40, 1, 0, true}}) {
+    SCOPED_TRACE(describe(c));
+    const auto kernels = kernels_for(c, TiledPrecision::tf32x3_emulated);
+    ASSERT_TRUE(kernels->forward_tf32());
+    EXPECT_EQ(kernels->arithmetic(), tf32_backward_supports(c.head_size)
+                                         ? "3xtf32 tensor cores: forward, dQ, dK/dV"
+                                         : "3xtf32 tensor cores: forward (dQ, dK/dV fp32)");
+    const Problem p = make_problem(c);
+    const Result r = run(*kernels, p, true);
+    const double out_error = relative_error(r.out, p.out);
+    EXPECT_LT(out_error, tolerance) << "O";
+    EXPECT_LT(relative_error(r.lse, p.lse), tolerance) << "L";
+    EXPECT_LT(relative_error(r.dq, p.dq), tolerance) << (c.fused ? "dQ|dK|dV" : "dQ");
+    if (!c.fused) {
+      EXPECT_LT(relative_error(r.dkv, p.dkv), tolerance) << "dK|dV";
+    }
+    // TF32 rounding alone puts O about 3e-4 off (FlashTf32 above); the split, about 1e-6.
+    EXPECT_LT(out_error, 1e-5) << "O: TF32-sized error, split not applied";
+  }
+  EXPECT_EQ(tiled_precision(Precision::tf32x3), TiledPrecision::tf32x3);
 }
 
 TEST(FlashTf32, HeadSizesOutsideTheTensorCoreKernelsKeepTheFp32Ones) {

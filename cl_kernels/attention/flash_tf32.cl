@@ -8,6 +8,11 @@
 // gqa_tf32.cl, sliding_window_tf32.cl and mla_tf32.cl specialise it as gqa.cl,
 // sliding_window.cl and mla.cl specialise flash.cl.
 //
+// SPLIT_TF32=1 (--precision 3xtf32): every operand that the text below calls rounded is
+// kept as the fp32 value instead, and every mma is MMA_OPERANDS's three (mma_tf32.cl): each
+// product fp32-accurate, each partial sum added to its accumulator in fp32. Same tiles,
+// stages and fragments; about three times the tensor-core work.
+//
 // Coverage: forward on tensor cores for d a multiple of 8 up to 128; dQ and dK/dV for d a
 // multiple of 16 up to 64 (the host picks flash.cl's fp32 kernels otherwise). Tested on
 // PoCL with EMULATE_MMA, and on the H200 by `attnscope check --precision tf32`. NVIDIA's
@@ -117,8 +122,8 @@ INLINE void load_own_rows(uint f[KSTEPS][4], __global const float* head, const i
       const int row = row0 + 8 * e;
       float2 x = (float2)(0.f);
       if (row < T) x = *(__global const float2*)(head + row * stride + 8 * kk + 2 * t);
-      f[kk][e] = as_uint(round_tf32_operand(x.x * scale));
-      f[kk][e + 2] = as_uint(round_tf32_operand(x.y * scale));
+      f[kk][e] = as_uint(TF32_OPERAND(x.x * scale));
+      f[kk][e + 2] = as_uint(TF32_OPERAND(x.y * scale));
     }
 }
 
@@ -195,13 +200,13 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_T, 1, 1))) void VARIANT_KERNE
     for (int e = 0; e < K_PER_ITEM; ++e) {
       const int f = lid + e * ITEMS_T, r = f / (HEAD_SIZE / 4), c4 = f % (HEAD_SIZE / 4);
       if (KV_F4 % ITEMS_T == 0 || f < KV_F4)
-        *(__local float4*)(k_s + r * KS + 4 * c4) = round_tf32_operand4(ks[e]);
+        *(__local float4*)(k_s + r * KS + 4 * c4) = TF32_OPERAND4(ks[e]);
     }
 #pragma unroll
     for (int e = 0; e < V_PER_ITEM; ++e) {
       const int u = lid + e * ITEMS_T, p = u / (HEAD_SIZE / 4), c4 = u % (HEAD_SIZE / 4);
       if (!(KV_F4 / 2 % ITEMS_T == 0 || u < KV_F4 / 2)) continue;
-      const float4 x = round_tf32_operand4(vs[2 * e]), y = round_tf32_operand4(vs[2 * e + 1]);
+      const float4 x = TF32_OPERAND4(vs[2 * e]), y = TF32_OPERAND4(vs[2 * e + 1]);
       __local float* dst = v_s + p * VS + 8 * c4;
       *(__local float4*)dst = (float4)(x.x, y.x, x.y, y.y);
       *(__local float4*)(dst + 4) = (float4)(x.z, y.z, x.w, y.w);
@@ -218,7 +223,7 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_T, 1, 1))) void VARIANT_KERNE
       for (int kk = 0; kk < KSTEPS; ++kk) {
         const float2 x = *(const __local float2*)(kf + 8 * kk);
         const uint bf[2] = {as_uint(x.x), as_uint(x.y)};
-        MMA(s[j], qf[kk], bf);
+        MMA_OPERANDS(s[j], qf[kk], bf);
       }
     }
     // Diagonal, band-edge and last tiles only (warp-uniform).
@@ -252,14 +257,14 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_T, 1, 1))) void VARIANT_KERNE
       const float p0 = EXP2(s[j][0] - n0), p1 = EXP2(s[j][1] - n0);
       const float p2 = EXP2(s[j][2] - n1), p3 = EXP2(s[j][3] - n1);
       l0 += p0 + p1, l1 += p2 + p3;
-      const uint pf[4] = {as_uint(round_tf32_operand(p0)), as_uint(round_tf32_operand(p2)),
-                          as_uint(round_tf32_operand(p1)), as_uint(round_tf32_operand(p3))};
+      const uint pf[4] = {as_uint(TF32_OPERAND(p0)), as_uint(TF32_OPERAND(p2)),
+                          as_uint(TF32_OPERAND(p1)), as_uint(TF32_OPERAND(p3))};
       const __local float* vf = v_s + (4 * j + t) * VS + 2 * g;
       MMA_LOOP
       for (int n = 0; n < KSTEPS; ++n) {
         const float2 x = *(const __local float2*)(vf + 16 * n);
         const uint bf[2] = {as_uint(x.x), as_uint(x.y)};
-        MMA(o[n], pf, bf);
+        MMA_OPERANDS(o[n], pf, bf);
       }
     }
   }
@@ -320,7 +325,7 @@ INLINE void store_tile_b(__local float* stage, const float4* st, const int lid) 
 #pragma unroll
   for (int e = 0; e < BS_F4 / ITEMS_T; ++e) {
     const int f = lid + e * ITEMS_T, r = f / (HEAD_SIZE / 4), c4 = f % (HEAD_SIZE / 4);
-    *(__local float4*)(stage + r * KS + ((4 * c4) ^ BSWZ(r))) = round_tf32_operand4(st[e]);
+    *(__local float4*)(stage + r * KS + ((4 * c4) ^ BSWZ(r))) = TF32_OPERAND4(st[e]);
   }
 }
 
@@ -337,7 +342,7 @@ INLINE void mma_rows_by_tile(float acc[NTB][4], uint a[KSTEPS][4], const __local
     for (int kk = 0; kk < KSTEPS; ++kk) {
       const float2 x = *(const __local float2*)(base + 8 * j * KS + ((8 * kk) ^ sw));
       const uint bf[2] = {as_uint(x.x), as_uint(x.y)};
-      MMA(acc[j], a[kk], bf);
+      MMA_OPERANDS(acc[j], a[kk], bf);
     }
   }
 }
@@ -350,13 +355,13 @@ INLINE void mma_accumulate_tile(float acc[KSTEPS][4], float w[NTB][4], const __l
   const int sw = BSWZ(2 * t);
   MMA_LOOP
   for (int j = 0; j < NTB; ++j) {
-    const uint wf[4] = {as_uint(round_tf32_operand(w[j][0])), as_uint(round_tf32_operand(w[j][2])),
-                        as_uint(round_tf32_operand(w[j][1])), as_uint(round_tf32_operand(w[j][3]))};
+    const uint wf[4] = {as_uint(TF32_OPERAND(w[j][0])), as_uint(TF32_OPERAND(w[j][2])),
+                        as_uint(TF32_OPERAND(w[j][1])), as_uint(TF32_OPERAND(w[j][3]))};
     MMA_LOOP
     for (int n = 0; n < KSTEPS; ++n) {
       const __local float* x = base + 8 * j * KS + ((8 * n) ^ sw);
       const uint bf[2] = {as_uint(x[0]), as_uint(x[KS])};
-      MMA(acc[n], wf, bf);
+      MMA_OPERANDS(acc[n], wf, bf);
     }
   }
 }

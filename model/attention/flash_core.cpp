@@ -200,8 +200,11 @@ void check_tiled_rows_fit(const std::string& variant, const QkvLayout& l, int T)
 }
 
 TiledPrecision tiled_precision(Precision precision) {
-  // 3xtf32 keeps the fp32 kernels: flash_tf32.cl has no split form.
-  return precision == Precision::tf32 ? TiledPrecision::tf32 : TiledPrecision::fp32;
+  switch (precision) {
+    case Precision::tf32: return TiledPrecision::tf32;
+    case Precision::tf32x3: return TiledPrecision::tf32x3;
+    default: return TiledPrecision::fp32;
+  }
 }
 
 TiledBackward tiled_backward(const Ops& ops) {
@@ -269,6 +272,13 @@ TiledFlops tiled_attention_flops(const TiledShape& s, const FlashTiles& tiles, b
 
 namespace {
 
+bool split_operands(TiledPrecision p) {
+  return p == TiledPrecision::tf32x3 || p == TiledPrecision::tf32x3_emulated;
+}
+bool emulated(TiledPrecision p) {
+  return p == TiledPrecision::tf32_emulated || p == TiledPrecision::tf32x3_emulated;
+}
+
 // Whether the dQ and dK/dV kernels are flash_tf32.cl's (else flash.cl's fp32 ones).
 bool backward_on_tensor_cores(TiledPrecision precision, int head_size) {
   return precision != TiledPrecision::fp32 && tf32_forward_supports(head_size) &&
@@ -303,7 +313,8 @@ TiledAttentionKernels::TiledAttentionKernels(Runtime& rt, const std::string& fam
   if (forward_tf32_) {
     file = "attention/" + family + "_tf32.cl";
     options += " -DBKT=" + std::to_string(tf32_forward_key_tile(shape.head_size));
-    if (precision == TiledPrecision::tf32_emulated) options += " -DEMULATE_MMA=1";
+    if (split_operands(precision)) options += " -DSPLIT_TF32=1";
+    if (emulated(precision)) options += " -DEMULATE_MMA=1";
   }
   forward_ = rt.kernel(file, family + (forward_tf32_ ? "_forward_tf32" : "_forward"), options);
   const std::string tf32_suffix = backward_tf32_ ? "_tf32" : "";
@@ -438,8 +449,9 @@ std::string TiledAttentionKernels::arithmetic() const {
                       atomic_add_name(backward_.atomics) + ")"
                 : "";
   if (!forward_tf32_) return "fp32" + atomics;
-  return backward_tf32_ ? "tf32 tensor cores: forward, dQ, dK/dV"
-                        : "tf32 tensor cores: forward (dQ, dK/dV fp32)" + atomics;
+  const std::string cores = split_operands(precision_) ? "3xtf32" : "tf32";
+  return backward_tf32_ ? cores + " tensor cores: forward, dQ, dK/dV"
+                        : cores + " tensor cores: forward (dQ, dK/dV fp32)" + atomics;
 }
 
 TiledExactAttention::TiledExactAttention(const AttentionOptions& options)

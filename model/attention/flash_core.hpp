@@ -90,10 +90,12 @@ FlashTiles typical_gpu_flash_tiles(int head_size);
 // tf32_forward_key_tile keys) for head sizes that tf32_forward_supports, the dQ and dK/dV
 // kernels (<family>_backward_dq_tf32, _dkdv_tf32: 64 rows × tiles of 32) for those that
 // tf32_backward_supports; the rest, and the delta and dkdv_sum kernels, are flash.cl's fp32
-// kernels, from the same program. tf32_emulated: the same kernels with the tensor-core
-// instructions emulated (EMULATE_MMA), for tests on CPU devices only, never in production.
-enum class TiledPrecision { fp32, tf32, tf32_emulated };
-TiledPrecision tiled_precision(Precision precision);  // Ops' precision → fp32 or tf32
+// kernels, from the same program. tf32x3: the same kernels with fp32 operands split into
+// three TF32 products each (SPLIT_TF32, --precision 3xtf32). *_emulated: the same kernels
+// with the tensor-core instructions emulated (EMULATE_MMA), for tests on CPU devices only,
+// never in production.
+enum class TiledPrecision { fp32, tf32, tf32x3, tf32_emulated, tf32x3_emulated };
+TiledPrecision tiled_precision(Precision precision);  // Ops' precision → fp32, tf32, tf32x3
 
 // How the fp32 dQ/dK/dV kernels get dQ (Ops' AttentionBackward): fused — the dK/dV kernel
 // adds it with float atomics (flash.cl's FUSED_DQ; no dQ kernel), made the way `atomics`
