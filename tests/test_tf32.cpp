@@ -253,18 +253,17 @@ TEST(Tf32Probe, ReportsWhetherTheDeviceCanRunIt) {
   EXPECT_EQ(probe.reason.empty(), probe.available) << probe.reason;
 }
 
-// The probe kernel itself, its mma emulated: lane → fragment mapping and the rounding give
-// the host's result bit for bit.
-TEST(Tf32Probe, EmulatedProbeKernelMatchesHostBitForBit) {
+// tf32_probe with its mma emulated, built with `options`, on `data`: its product and its
+// quad exchanges against what the host computes, bit for bit.
+void expect_emulated_probe_gives(const Tf32ProbeData& data, const std::string& options,
+                                 const std::vector<float>& want) {
   Runtime& rt = shared_runtime();
-  const Tf32ProbeData data = tf32_probe_data();
   auto a = to_device(data.a), b = to_device(data.b);
   auto c = poisoned(16 * 8), exchanged = poisoned(2 * 32);
-  cl::Kernel kernel = rt.kernel("matmul_tf32.cl", "tf32_probe", "-DEMULATE_MMA=1");
+  cl::Kernel kernel = rt.kernel("matmul_tf32.cl", "tf32_probe", "-DEMULATE_MMA=1" + options);
   set_args(kernel, a.buffer(), b.buffer(), c.buffer(), exchanged.buffer());
   rt.launch(kernel, cl::NDRange(32), cl::NDRange(32));
   const std::vector<float> got = from_device(c, 16 * 8);
-  const std::vector<float> want = tf32_probe_product(data, round_to_tf32);
   for (size_t i = 0; i < want.size(); ++i)
     EXPECT_EQ(bits(got[i]), bits(want[i])) << "C[" << i / 8 << "][" << i % 8 << "] " << got[i]
                                            << " vs " << want[i];
@@ -275,21 +274,18 @@ TEST(Tf32Probe, EmulatedProbeKernelMatchesHostBitForBit) {
         << "mask " << i / 32 + 1 << " lane " << i % 32;
 }
 
-// The split probe kernel (-DSPLIT_TF32=1), its mma emulated: the split and the three mma
-// give the host's 3xtf32 product bit for bit.
+// The probe kernel itself, its mma emulated: lane → fragment mapping and the rounding give
+// the host's result bit for bit.
+TEST(Tf32Probe, EmulatedProbeKernelMatchesHostBitForBit) {
+  const Tf32ProbeData data = tf32_probe_data();
+  expect_emulated_probe_gives(data, "", tf32_probe_product(data, round_to_tf32));
+}
+
+// The split probe kernel (-DSPLIT_TF32=1: MMA_OPERANDS), its mma emulated: the split and the
+// three mma give the host's 3xtf32 product bit for bit.
 TEST(Tf32Probe, EmulatedSplitProbeKernelMatchesHostBitForBit) {
-  Runtime& rt = shared_runtime();
   const Tf32ProbeData data = tf32x3_probe_data();
-  auto a = to_device(data.a), b = to_device(data.b);
-  auto c = poisoned(16 * 8), exchanged = poisoned(2 * 32);
-  cl::Kernel kernel = rt.kernel("matmul_tf32.cl", "tf32_probe", "-DEMULATE_MMA=1 -DSPLIT_TF32=1");
-  set_args(kernel, a.buffer(), b.buffer(), c.buffer(), exchanged.buffer());
-  rt.launch(kernel, cl::NDRange(32), cl::NDRange(32));
-  const std::vector<float> got = from_device(c, 16 * 8);
-  const std::vector<float> want = tf32x3_probe_product(data);
-  for (size_t i = 0; i < want.size(); ++i)
-    EXPECT_EQ(bits(got[i]), bits(want[i])) << "C[" << i / 8 << "][" << i % 8 << "] " << got[i]
-                                           << " vs " << want[i];
+  expect_emulated_probe_gives(data, " -DSPLIT_TF32=1", tf32x3_probe_product(data));
 }
 
 // ---------------------------------------------------------------- gemm_tf32
@@ -348,6 +344,16 @@ Ops::GemmSpec spec_of(int M, int N, int K, int transposes) {
   return s;
 }
 
+// Three slices of 37 × 29 × 23 at odd offsets and strides (every slice misaligned: scalar
+// loads and stores), alpha 0.5, beta −1.5.
+Ops::GemmSpec odd_batched_spec(int transposes) {
+  Ops::GemmSpec s = spec_of(37, 29, 23, transposes);
+  s.batch = 3, s.alpha = 0.5f, s.beta = -1.5f;
+  s.offset_a = 7, s.offset_b = 3, s.offset_c = 11;
+  s.stride_a = 37 * 23 + 5, s.stride_b = 29 * 23 + 1, s.stride_c = 37 * 29 + 13;
+  return s;
+}
+
 std::string describe(const Ops::GemmSpec& s) {
   return "M=" + std::to_string(s.M) + " N=" + std::to_string(s.N) + " K=" + std::to_string(s.K) +
          " trans_a=" + std::to_string(s.trans_a) + " trans_b=" + std::to_string(s.trans_b) +
@@ -388,11 +394,7 @@ TEST(Tf32Gemm, EmulatedAlphaBetaBiasAndKZero) {
 
 TEST(Tf32Gemm, EmulatedBatchedWithOffsetsAndStrides) {
   for (int t = 0; t < 4; ++t) {
-    // Odd offsets and strides: every slice misaligned, scalar loads and stores.
-    Ops::GemmSpec s = spec_of(37, 29, 23, t);
-    s.batch = 3, s.alpha = 0.5f, s.beta = -1.5f;
-    s.offset_a = 7, s.offset_b = 3, s.offset_c = 11;
-    s.stride_a = 37 * 23 + 5, s.stride_b = 29 * 23 + 1, s.stride_c = 37 * 29 + 13;
+    Ops::GemmSpec s = odd_batched_spec(t);
     check_emulated(s, true);
     // Multiples of 4: the float4 / float2 paths, per slice; beta = 0 on poison.
     s = spec_of(136, 132, 44, t);
@@ -478,10 +480,7 @@ TEST(Tf32Gemm, EmulatedTuningSpaceConfigurations) {
         EXPECT_LT(r.error, kTolerance) << config.label() << " " << describe(s) << " bias=" << bias;
         EXPECT_TRUE(r.outside_untouched) << config.label() << " " << describe(s);
       }
-      Ops::GemmSpec s = spec_of(37, 29, 23, t);  // odd offsets and strides: scalar loads
-      s.batch = 3, s.alpha = 0.5f, s.beta = -1.5f;
-      s.offset_a = 7, s.offset_b = 3, s.offset_c = 11;
-      s.stride_a = 37 * 23 + 5, s.stride_b = 29 * 23 + 1, s.stride_c = 37 * 29 + 13;
+      Ops::GemmSpec s = odd_batched_spec(t);
       Result r = run_tf32_gemm(s, true, true, config);
       EXPECT_LT(r.error, kTolerance) << config.label() << " " << describe(s);
       EXPECT_TRUE(r.outside_untouched) << config.label() << " " << describe(s);
@@ -525,10 +524,7 @@ TEST(Tf32Gemm, EmulatedSplitIsFp32Accurate) {
   }
   Tf32GemmConfig wide{128, 128, 16, 2, 2};
   wide.split = true;
-  Ops::GemmSpec s = spec_of(37, 29, 23, 1);
-  s.batch = 3, s.alpha = 0.5f, s.beta = -1.5f;
-  s.offset_a = 7, s.offset_b = 3, s.offset_c = 11;
-  s.stride_a = 37 * 23 + 5, s.stride_b = 29 * 23 + 1, s.stride_c = 37 * 29 + 13;
+  Ops::GemmSpec s = odd_batched_spec(1);
   Result r = run_tf32_gemm(s, true, true, wide);
   EXPECT_LT(r.error_unrounded, kSplitTolerance) << wide.label() << " " << describe(s);
   EXPECT_TRUE(r.outside_untouched) << wide.label() << " " << describe(s);
@@ -685,10 +681,7 @@ TEST(Tf32Gemm, TensorCoresMatchReferenceAndAreDeterministic) {
       EXPECT_TRUE(r.outside_untouched) << describe(s);
     }
   for (int t = 0; t < 4; ++t) {
-    Ops::GemmSpec s = spec_of(37, 29, 23, t);
-    s.batch = 3, s.alpha = 0.5f, s.beta = -1.5f;
-    s.offset_a = 7, s.offset_b = 3, s.offset_c = 11;
-    s.stride_a = 37 * 23 + 5, s.stride_b = 29 * 23 + 1, s.stride_c = 37 * 29 + 13;
+    Ops::GemmSpec s = odd_batched_spec(t);
     Result r = run_tf32_gemm(s, true, false);
     EXPECT_LT(r.error, kTolerance) << describe(s);
     EXPECT_TRUE(r.outside_untouched) << describe(s);
