@@ -437,11 +437,11 @@ INLINE void store_slab(__local float* a_s, __local float* b_s, const float4* a_n
 // acc[i][j] += a[i]·b[j] for every mma tile of the warp, one k-step: one mma per tile, or
 // with SPLIT_TF32 three, the staged fp32 fragments split as they are used
 // (split_tf32_operand: mma_tf32.cl). The three go into a fresh partial sum (lo·hi, hi·lo,
-// hi·hi: the small terms first), which an fp32 add then puts into acc: the tensor core
-// truncates the sums it accumulates instead of rounding them, so three mma a k-step into a
-// growing acc would pull it towards zero by about 2^-24 of its size per add — a bias that
-// grows with K (2026-12-03, H200: 3.5e-4 relative on GPT-2's K = 50304 product, against
-// fp32's 4.0e-6). Each partial's own truncation is of its own size and sign instead, and
+// hi·hi: the small terms first), which an fp32 add then puts into acc. Three mma a k-step
+// straight into a growing acc pulled it towards zero by about 2^-24 of its size per k-step,
+// a bias that grows with K (2026-12-03, H200: 3.5e-4 relative on GPT-2's K = 50304 product,
+// against fp32's 4.0e-6) — as if the tensor core truncated the sums it accumulates instead
+// of rounding them, which Fasi et al. (2021) found on earlier NVIDIA GPUs. Each partial's own truncation is of its own size and sign instead, and
 // those errors average out as fp32's roundings do.
 INLINE void mma_step(float acc[MMA_TILES_M][MMA_TILES_N][4], uint a[MMA_TILES_M][4],
                      uint b[MMA_TILES_N][2] WARP_SCRATCH_PARAM) {

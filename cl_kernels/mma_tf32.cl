@@ -155,9 +155,10 @@ INLINE void split_tf32_operand(uint x, uint* hi, uint* lo) {
 
 // c += a·b for a, b as TF32_OPERAND left them. With SPLIT_TF32 both are split and the three
 // products (lo·hi, hi·lo, hi·hi: the small terms first) go into a fresh partial sum, which
-// an fp32 add puts into c: the tensor core truncates the sums it accumulates, so adding into
-// a growing c would pull it towards zero by about 2^-24 of its size per mma (matmul_tf32.cl's
-// mma_step, which splits each fragment once for all the tiles that use it, measured it).
+// an fp32 add puts into c: added into a growing c, the tensor core's sums pulled it towards
+// zero by about 2^-24 of its size per k-step, as if it truncated what it accumulates
+// (matmul_tf32.cl's mma_step, which splits each fragment once for all the tiles that use
+// it, says where that was measured).
 // Without SPLIT_TF32 one mma into c.
 #if SPLIT_TF32
 INLINE void mma_split_operands(float* c, const uint* a, const uint* b WARP_SCRATCH_PARAM) {
