@@ -435,14 +435,10 @@ INLINE void store_slab(__local float* a_s, __local float* b_s, const float4* a_n
 // ---------------------------------------------------------------- the mma loop
 
 // acc[i][j] += a[i]·b[j] for every mma tile of the warp, one k-step: one mma per tile, or
-// with SPLIT_TF32 three, the staged fp32 fragments split as they are used
-// (split_tf32_operand: mma_tf32.cl). The three go into a fresh partial sum (lo·hi, hi·lo,
-// hi·hi: the small terms first), which an fp32 add then puts into acc. Three mma a k-step
-// straight into a growing acc pulled it towards zero by about 2^-24 of its size per k-step,
-// a bias that grows with K (2026-12-03, H200: 3.5e-4 relative on GPT-2's K = 50304 product,
-// against fp32's 4.0e-6) — as if the tensor core truncated the sums it accumulates instead
-// of rounding them, which Fasi et al. (2021) found on earlier NVIDIA GPUs. Each partial's own truncation is of its own size and sign instead, and
-// those errors average out as fp32's roundings do.
+// with SPLIT_TF32 three into a fresh partial sum (mma_split_into, mma_tf32.cl, says why),
+// the staged fp32 fragments split once here for all the tiles that use them
+// (split_tf32_operand). The emulation takes the three as whole k-steps into one partial
+// array, for PoCL's compile time, with the same order and the same final add.
 INLINE void mma_step(float acc[MMA_TILES_M][MMA_TILES_N][4], uint a[MMA_TILES_M][4],
                      uint b[MMA_TILES_N][2] WARP_SCRATCH_PARAM) {
 #if SPLIT_TF32
@@ -467,14 +463,8 @@ INLINE void mma_step(float acc[MMA_TILES_M][MMA_TILES_N][4], uint a[MMA_TILES_M]
 #pragma unroll
   for (int i = 0; i < MMA_TILES_M; ++i)
 #pragma unroll
-    for (int j = 0; j < MMA_TILES_N; ++j) {
-      float part[4] = {0.f, 0.f, 0.f, 0.f};
-      MMA(part, a_lo[i], b[j]);
-      MMA(part, a[i], b_lo[j]);
-      MMA(part, a[i], b[j]);
-#pragma unroll
-      for (int r = 0; r < 4; ++r) acc[i][j][r] += part[r];
-    }
+    for (int j = 0; j < MMA_TILES_N; ++j)
+      mma_split_into(acc[i][j], a[i], a_lo[i], b[j], b_lo[j] WARP_SCRATCH_ARG);
 #endif
 #elif EMULATE_MMA
   mma_step_emulated(acc, a, b, warp_scratch);
@@ -689,9 +679,9 @@ void gemm_tf32(const int M, const int N, const int K, const float alpha, const f
 // ---------------------------------------------------------------- the device probe
 
 // C[16×8] = A[16×8] · B[8×8] (row-major, B as [k][n]) by one mma, operands rounded with
-// round_tf32_operand on the way (SPLIT_TF32: split, three mma, by MMA_OPERANDS): one warp. Then the quad exchange the tiled attention's
-// softmax uses (SHFL_XOR with masks 1 and 2): exchanged[32·i + lane] = c0 of lane
-// lane ^ (i + 1), i = 0, 1.
+// round_tf32_operand on the way (SPLIT_TF32: split, three mma, by MMA_OPERANDS): one warp.
+// Then the quad exchange the tiled attention's softmax uses (SHFL_XOR with masks 1 and 2):
+// exchanged[32·i + lane] = c0 of lane lane ^ (i + 1), i = 0, 1.
 __kernel __attribute__((reqd_work_group_size(WARP_SIZE, 1, 1)))
 void tf32_probe(const __global float* A, const __global float* B, __global float* C,
                 __global float* exchanged) {

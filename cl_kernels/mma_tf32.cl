@@ -133,10 +133,10 @@ INLINE float4 round_tf32_operand4(float4 v) {
 
 // 3xTF32 (split precision): x = hi + lo, hi = x rounded to TF32 (to nearest, ties away, low
 // bits cleared) and lo = x − hi, exact in fp32 (at most 13 significant bits), passed
-// through round_tf32_operand_finite so that the tensor core reads it rounded too. A product x·y is
-// then hi_x·hi_y + hi_x·lo_y + lo_x·hi_y: the dropped lo_x·lo_y and lo's rounding are each
-// below 2^-22 of |x·y| (fp32's own rounding is 2^-24), for 3 mma instead of 1. Four integer
-// and float instructions, no test for inf: an operand that is ±inf, NaN or rounds to inf
+// through round_tf32_operand_finite so that the tensor core reads it rounded too. A product
+// x·y is then hi_x·hi_y + hi_x·lo_y + lo_x·hi_y: the dropped lo_x·lo_y and lo's rounding are
+// each below 2^-22 of |x·y| (fp32's own rounding is 2^-24), for 3 mma instead of 1. Four
+// integer and float instructions, no test for inf: an operand that is ±inf, NaN or rounds to inf
 // (|x| ≥ 3.4025e38) gives a NaN lo, hence NaN products, where fp32 would give ±inf.
 INLINE void split_tf32_operand(uint x, uint* hi, uint* lo) {
   *hi = (x + 0x1000u) & 0xffffe000u;
@@ -153,23 +153,33 @@ INLINE void split_tf32_operand(uint x, uint* hi, uint* lo) {
 #define TF32_OPERAND4(v) round_tf32_operand4(v)
 #endif
 
-// c += a·b for a, b as TF32_OPERAND left them. With SPLIT_TF32 both are split and the three
-// products (lo·hi, hi·lo, hi·hi: the small terms first) go into a fresh partial sum, which
-// an fp32 add puts into c: added into a growing c, the tensor core's sums pulled it towards
-// zero by about 2^-24 of its size per k-step, as if it truncated what it accumulates
-// (matmul_tf32.cl's mma_step, which splits each fragment once for all the tiles that use
-// it, says where that was measured).
-// Without SPLIT_TF32 one mma into c.
+// c += a·b from split operands: the three products (lo·hi, hi·lo, hi·hi: the small terms
+// first) go into a fresh partial sum, which an fp32 add puts into c. Three mma a k-step
+// straight into a growing c pulled it towards zero by about 2^-24 of its size per k-step, a
+// bias that grows with K (2026-12-03, H200: 3.5e-4 relative on GPT-2's K = 50304 product,
+// against fp32's 4.0e-6) — as if the tensor core truncated the sums it accumulates instead
+// of rounding them, which Fasi et al. (2021) found on earlier NVIDIA GPUs. Each partial's
+// own truncation is of its own size and sign instead, and those errors average out as
+// fp32's roundings do.
+INLINE void mma_split_into(float* c, const uint* a_hi, const uint* a_lo, const uint* b_hi,
+                           const uint* b_lo WARP_SCRATCH_PARAM) {
+  float part[4] = {0.f, 0.f, 0.f, 0.f};
+  MMA(part, a_lo, b_hi);
+  MMA(part, a_hi, b_lo);
+  MMA(part, a_hi, b_hi);
+#pragma unroll
+  for (int r = 0; r < 4; ++r) c[r] += part[r];
+}
+
+// c += a·b for a, b as TF32_OPERAND left them: with SPLIT_TF32 both split here and
+// mma_split_into's three mma (matmul_tf32.cl's mma_step splits each fragment once for all
+// the tiles that use it instead); without, one mma into c.
 #if SPLIT_TF32
 INLINE void mma_split_operands(float* c, const uint* a, const uint* b WARP_SCRATCH_PARAM) {
   uint a_hi[4], a_lo[4], b_hi[2], b_lo[2];
   for (int r = 0; r < 4; ++r) split_tf32_operand(a[r], &a_hi[r], &a_lo[r]);
   for (int r = 0; r < 2; ++r) split_tf32_operand(b[r], &b_hi[r], &b_lo[r]);
-  float part[4] = {0.f, 0.f, 0.f, 0.f};
-  MMA(part, a_lo, b_hi);
-  MMA(part, a_hi, b_lo);
-  MMA(part, a_hi, b_hi);
-  for (int r = 0; r < 4; ++r) c[r] += part[r];
+  mma_split_into(c, a_hi, a_lo, b_hi, b_lo WARP_SCRATCH_ARG);
 }
 #define MMA_OPERANDS(c, a, b) mma_split_operands(c, a, b WARP_SCRATCH_ARG)
 #else

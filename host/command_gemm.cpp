@@ -110,7 +110,8 @@ void run_tune(Runtime& rt, const GemmOptions& o, const std::vector<GemmShape>& s
             << " left when the time ran out" << std::endl;
   for (const auto& e : tuned.winners)
     std::cout << "  " << e.shape_class << "  "
-              << (e.on_tensor_cores() ? e.tf32.label() : e.config.label()) << " split " << e.k_splits
+              << (e.on_tensor_cores() ? e.tf32.label() : e.config.label()) << " split "
+              << e.k_splits
               << "  " << e.tflops << " TFLOP/s on " << e.shape << std::endl;
   if (!o.tune_csv.empty()) {
     CsvWriter csv(o.tune_csv, {"shape_class", "config", "k_splits", "weighted_ms"});

@@ -237,12 +237,18 @@ Tf32Probe unavailable(const std::string& reason) { return {false, reason}; }
 
 }  // namespace
 
+namespace {
+
+// The probes' signs: a[m][k] has sign sign_m(m)·sign_k(k) and b[k][n] sign_k(k)·sign_n(n),
+// so every product in c[m][n] has the sign sign_m(m)·sign_n(n) and the effects under test
+// add up instead of cancelling.
+double sign_k(int k) { return k % 2 ? -1.0 : 1.0; }
+double sign_m(int m) { return m % 3 == 1 ? -1.0 : 1.0; }
+double sign_n(int n) { return n % 4 == 2 ? -1.0 : 1.0; }
+
+}  // namespace
+
 Tf32ProbeData tf32_probe_data() {
-  // Signs: a[m][k] has sign sa(m)·s(k) and b[k][n] s(k)·sb(n), so every product in c[m][n]
-  // has the sign sa(m)·sb(n) and the effects of rounding below add up instead of cancelling.
-  auto s = [](int k) { return k % 2 ? -1.0 : 1.0; };
-  auto sa = [](int m) { return m % 3 == 1 ? -1.0 : 1.0; };
-  auto sb = [](int n) { return n % 4 == 2 ? -1.0 : 1.0; };
   // Units in the last place of TF32 (10 mantissa bits) at the magnitude of v.
   auto ulp = [](double v) { return std::ldexp(1.0, std::ilogb(v) - 10); };
   Tf32ProbeData d;
@@ -255,13 +261,13 @@ Tf32ProbeData tf32_probe_data() {
       // One tie per row (ties away from zero: α + ulp; ties to even would give α; truncation
       // α), the others 3/4 of an ulp above α − ulp (rounded: α; truncated: α − ulp).
       const double magnitude = k == m % 8 ? alpha + ulp(alpha) / 2 : alpha - ulp(alpha) / 4;
-      d.a[m * kProbeK + k] = float(sa(m) * s(k) * magnitude);
+      d.a[m * kProbeK + k] = float(sign_m(m) * sign_k(k) * magnitude);
     }
   for (int k = 0; k < kProbeK; ++k)
     for (int n = 0; n < kProbeN; ++n) {
       // Rounded: β ∈ {1.125, …, 1.875}, halved in odd columns; stored 1/4 ulp below.
       const double beta = (1.0 + (1 + (3 * k + n) % 7) / 8.0) * (n % 2 ? 0.5 : 1.0);
-      d.b[k * kProbeN + n] = float(s(k) * sb(n) * (beta - ulp(beta) / 4));
+      d.b[k * kProbeN + n] = float(sign_k(k) * sign_n(n) * (beta - ulp(beta) / 4));
     }
   return d;
 }
@@ -284,18 +290,17 @@ void split_tf32(float x, float* hi, float* lo) {
 }
 
 Tf32ProbeData tf32x3_probe_data() {
-  auto s = [](int k) { return k % 2 ? -1.0 : 1.0; };  // signs as in tf32_probe_data
-  auto sa = [](int m) { return m % 3 == 1 ? -1.0 : 1.0; };
-  auto sb = [](int n) { return n % 4 == 2 ? -1.0 : 1.0; };
   Tf32ProbeData d;
   d.a.resize(kProbeM * kProbeK);
   d.b.resize(kProbeK * kProbeN);
   for (int m = 0; m < kProbeM; ++m)
     for (int k = 0; k < kProbeK; ++k)
-      d.a[m * kProbeK + k] = float(sa(m) * s(k) * (1 + (m + 2 * k) % 4) * (1 + std::ldexp(1.0, -14)));
+      d.a[m * kProbeK + k] =
+          float(sign_m(m) * sign_k(k) * (1 + (m + 2 * k) % 4) * (1 + std::ldexp(1.0, -14)));
   for (int k = 0; k < kProbeK; ++k)
     for (int n = 0; n < kProbeN; ++n)
-      d.b[k * kProbeN + n] = float(s(k) * sb(n) * (1 + (3 * k + n) % 4) * (1 + std::ldexp(1.0, -13)));
+      d.b[k * kProbeN + n] =
+          float(sign_k(k) * sign_n(n) * (1 + (3 * k + n) % 4) * (1 + std::ldexp(1.0, -13)));
   return d;
 }
 
