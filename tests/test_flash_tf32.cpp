@@ -56,8 +56,10 @@ TiledShape shape_of(const Case& c) {
 }
 
 // The kernels for a case (their program comes from the runtime's cache after the first).
-std::unique_ptr<TiledAttentionKernels> kernels_for(const Case& c, TiledPrecision precision) {
-  return TiledAttentionKernels::for_device(shared_runtime(), c.family, shape_of(c), precision);
+std::unique_ptr<TiledAttentionKernels> kernels_for(const Case& c, TiledPrecision precision,
+                                                   TiledBackward backward = {}) {
+  return TiledAttentionKernels::for_device(shared_runtime(), c.family, shape_of(c), precision,
+                                           backward);
 }
 
 // Inputs, their layout, and what the reference computes from them.
@@ -240,6 +242,37 @@ TEST(FlashTf32, SplitOperandsAreFp32Accurate) {
     EXPECT_LT(out_error, 1e-5) << "O: TF32-sized error, split not applied";
   }
   EXPECT_EQ(tiled_precision(Precision::tf32x3), TiledPrecision::tf32x3);
+}
+
+// With the fused backward asked for, 3xtf32 pairs its split forward with flash.cl's fused
+// fp32 backward (dQ added by the dK/dV kernel), which is as accurate and faster on the H200;
+// tf32 keeps its tensor-core backward, split, whatever is asked.
+TEST(FlashTf32, SplitForwardPairsWithTheFusedFp32Backward) {
+  const TiledBackward fused{true, AtomicAdd::compare_and_swap};
+  for (const Case& c : {Case{"flash", 2, 130, 2, 64, 1, 0, true}, Case{"gqa", 2, 67, 4, 32, 2, 0}}) {
+    SCOPED_TRACE(describe(c));
+    const auto kernels = kernels_for(c, TiledPrecision::tf32x3_emulated, fused);
+    ASSERT_TRUE(kernels->forward_tf32());
+    EXPECT_FALSE(kernels->backward_tf32());
+    EXPECT_TRUE(kernels->fused_dq());
+    EXPECT_EQ(kernels->arithmetic().rfind(
+                  "3xtf32 tensor cores: forward (dQ, dK/dV fp32); dQ added by the dK/dV kernel", 0),
+              0u)
+        << kernels->arithmetic();
+    const Problem p = make_problem(c);
+    const Result r = run(*kernels, p, true);
+    const double tolerance = check_tolerance(Precision::tf32x3);
+    EXPECT_LT(relative_error(r.out, p.out), 1e-5) << "O";
+    EXPECT_LT(relative_error(r.lse, p.lse), tolerance) << "L";
+    EXPECT_LT(relative_error(r.dq, p.dq), tolerance) << (c.fused ? "dQ|dK|dV" : "dQ");
+    if (!c.fused) {
+      EXPECT_LT(relative_error(r.dkv, p.dkv), tolerance) << "dK|dV";
+    }
+  }
+  const Case c{"flash", 2, 130, 2, 64, 1, 0, true};
+  const auto tf32 = kernels_for(c, TiledPrecision::tf32_emulated, fused);
+  EXPECT_TRUE(tf32->backward_tf32());
+  EXPECT_FALSE(tf32->fused_dq());
 }
 
 TEST(FlashTf32, HeadSizesOutsideTheTensorCoreKernelsKeepTheFp32Ones) {

@@ -38,6 +38,9 @@
 #               bench at LONG_T_SEQS in fp32 (OUT/long-t-fused)
 #   long-t-torch  PyTorch's SDPA on the same shapes (tools/torch_twin.py bench, flash's twin:
 #               exact causal attention), fp32 and TF32 (OUT/long-t-torch-<precision>-<T>)
+#   torch-attention  tools/torch_attention.py at LONG_T_SEQS: PyTorch's fp32 causal SDPA alone
+#               (one layer of GPT-2 124M's heads, B=1), forward and backward ms, and the CUDA
+#               kernels it ran (OUT/torch-attention)
 #   t4096       gqa and lsh at T=4096, B=1, 8 steps with bench's default warm-up and
 #               validation every step (the loss spike at lr 6e-4 without warm-up)
 #   check-4096  `attnscope check --shape 1,4096,768,12` for every variant in fp32 and tf32,
@@ -66,7 +69,8 @@
 # BENCH_PRECISIONS the precisions benched (default "fp32 tf32"); TWIN_STEPS the twin phase's
 # step options (default "--steps 10 --warmup 2"), TWIN_PRECISIONS its precisions (default
 # "fp32 tf32") and TWIN_BENCH_VARIANTS its variants (default all); TWIN_VARIANTS the
-# twin-losses phase's variants (default all).
+# twin-losses phase's variants (default all); LONG_T_TORCH_PRECISIONS the long-t-torch
+# phase's precisions (default "fp32 tf32").
 # Everything ends up in OUT/speed.tar.gz (the lent machine returns few files).
 set -uo pipefail
 out=$(realpath -m "${1:?usage: tools/gpu_speed.sh OUT PHASE...}"); shift
@@ -275,13 +279,16 @@ for p in "$@"; do
         --attention-backward fused --repeats 1 --warmup 1 --steps 2 --idle-seconds 1 \
         --cooldown-max 5 --out "$out/long-t-fused" --tag long-t-fused ;;
     long-t-torch)
-      for precision in fp32 tf32; do
+      for precision in ${LONG_T_TORCH_PRECISIONS:-fp32 tf32}; do
         for seq in ${long_t_seqs//,/ }; do
           phase "long-t-torch-$precision-$seq" 200 python3 tools/torch_twin.py bench --model gpt2 \
             --max-seq "${long_t_seqs##*,}" --batch 1 --seq "$seq" --variants flash --steps 2 --warmup 1 \
             --precision "$precision" --attn-impl sdpa --out "$out/long-t-torch-$precision-$seq"
         done
       done ;;
+    torch-attention)
+      phase torch-attention 120 python3 tools/torch_attention.py --seq "$long_t_seqs" \
+        --out "$out/torch-attention" ;;
     t4096)
       phase t4096 240 "$attnscope" bench --model gpt2 --max-seq 4096 --batch 1 --seq 4096 \
         --variants gqa,lsh --repeats 1 --steps 8 --val-every 1 --idle-seconds 1 --cooldown-max 5 \

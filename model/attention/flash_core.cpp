@@ -279,15 +279,21 @@ bool emulated(TiledPrecision p) {
   return p == TiledPrecision::tf32_emulated || p == TiledPrecision::tf32x3_emulated;
 }
 
-// Whether the dQ and dK/dV kernels are flash_tf32.cl's (else flash.cl's fp32 ones).
-bool backward_on_tensor_cores(TiledPrecision precision, int head_size) {
-  return precision != TiledPrecision::fp32 && tf32_forward_supports(head_size) &&
-         tf32_backward_supports(head_size);
+// Whether the dQ and dK/dV kernels are flash_tf32.cl's (else flash.cl's fp32 ones). 3xtf32
+// keeps the split tensor-core backward only where the fused one is not asked for: its three
+// mma per product made dQ + dK/dV slower than flash.cl's fused fp32 kernel, which is as
+// accurate (H200, T = 16384: 942 against 796 ms over 2 steps), though faster than the split
+// fp32 pair. tf32's one mma per product beats both.
+bool backward_on_tensor_cores(TiledPrecision precision, int head_size, TiledBackward backward) {
+  if (precision == TiledPrecision::fp32 || !tf32_forward_supports(head_size) ||
+      !tf32_backward_supports(head_size))
+    return false;
+  return !(split_operands(precision) && backward.fused);
 }
 
 // Whether the dK/dV kernel adds dQ: fused asked for, and the backward is flash.cl's fp32 one.
 bool dq_fused(TiledBackward backward, TiledPrecision precision, int head_size) {
-  return backward.fused && !backward_on_tensor_cores(precision, head_size);
+  return backward.fused && !backward_on_tensor_cores(precision, head_size, backward);
 }
 
 }  // namespace
@@ -302,7 +308,7 @@ TiledAttentionKernels::TiledAttentionKernels(Runtime& rt, const std::string& fam
       precision_(precision),
       backward_(backward),
       forward_tf32_(precision != TiledPrecision::fp32 && tf32_forward_supports(shape.head_size)),
-      backward_tf32_(backward_on_tensor_cores(precision, shape.head_size)),
+      backward_tf32_(backward_on_tensor_cores(precision, shape.head_size, backward)),
       fused_dq_(dq_fused(backward, precision, shape.head_size)) {
   // The tf32 file includes the fp32 one: one program holds the tensor-core kernels and the
   // fp32 ones the tf32 path still uses.
