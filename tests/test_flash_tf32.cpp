@@ -7,13 +7,14 @@
 // the tolerance `attnscope check --precision tf32` applies; measured here: O and L about
 // 3e-4, the gradients up to 6e-4). The backward likewise: the tensor-core dQ and dK/dV
 // kernels (d a multiple of 16, at most 64; flash.cl's fp32 ones, from the same program,
-// for d = 40 and 128), fed the tf32 forward's O and L. Also: the tf32 forward differs from
-// the fp32 one by TF32-sized errors only (and does differ: operands are rounded), runs are
-// bitwise deterministic, and the accounting of the kernels' FLOPs. With SPLIT_TF32
+// for d = 40 and 128), fed the tf32 forward's O and L; and the fused backward (FUSED_DQ: the
+// dK/dV kernel adds dQ with atomics). Also: the tf32 forward differs from the fp32 one by
+// TF32-sized errors only (and does differ: operands are rounded), the split backward's runs
+// are bitwise deterministic, and the accounting of the kernels' FLOPs. With SPLIT_TF32
 // (--precision 3xtf32) the same kernels hold fp32's tolerance.
-// Each (family, head size, group) is one program, built once per process (PoCL compiles
-// slowly) and shared through the runtime's cache; nine programs, about 45 s of CPU time
-// with PoCL's kernel cache empty, 2 s with it filled.
+// Each (family, head size, group, options) is one program, built once per process (PoCL
+// compiles slowly) and shared through the runtime's cache: 69 s with PoCL's kernel cache
+// empty (2 cores, 2026-12-03), 1 s with it filled.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -135,21 +136,36 @@ Result run(TiledAttentionKernels& kernels, const Problem& p, bool backward) {
   return r;
 }
 
-void expect_matches_reference(const Case& c) {
-  SCOPED_TRACE(describe(c));
-  const auto kernels = kernels_for(c, TiledPrecision::tf32_emulated);
+// The kernels for a case against the reference: what they say they run, then O, L and the
+// gradients at the precision's tolerance.
+void expect_matches_reference(const Case& c,
+                              TiledPrecision precision = TiledPrecision::tf32_emulated,
+                              TiledBackward backward = {}) {
+  SCOPED_TRACE(describe(c) + (backward.fused ? " fused backward" : ""));
+  const bool split = precision == TiledPrecision::tf32x3_emulated;
+  const auto kernels = kernels_for(c, precision, backward);
   ASSERT_TRUE(kernels->forward_tf32());
   ASSERT_EQ(kernels->backward_tf32(), tf32_backward_supports(c.head_size));
-  EXPECT_EQ(kernels->arithmetic(), tf32_backward_supports(c.head_size)
-                                       ? "tf32 tensor cores: forward, dQ, dK/dV"
-                                       : "tf32 tensor cores: forward (dQ, dK/dV fp32)");
+  ASSERT_EQ(kernels->fused_dq(), backward.fused);
+  const std::string arithmetic =
+      std::string(split ? "3xtf32" : "tf32") +
+      (tf32_backward_supports(c.head_size) ? " tensor cores: forward, dQ, dK/dV"
+                                           : " tensor cores: forward (dQ, dK/dV fp32)") +
+      (backward.fused ? "; dQ added by the dK/dV kernel with float atomics (" : "");
+  EXPECT_EQ(kernels->arithmetic().rfind(arithmetic, 0), 0u) << kernels->arithmetic();
+  if (!backward.fused) EXPECT_EQ(kernels->arithmetic(), arithmetic);
+  const double tolerance = split ? check_tolerance(Precision::tf32x3) : kTf32Tolerance;
   const Problem p = make_problem(c);
   const Result r = run(*kernels, p, true);
-  EXPECT_LT(relative_error(r.out, p.out), kTf32Tolerance) << "O";
-  EXPECT_LT(relative_error(r.lse, p.lse), kTf32Tolerance) << "L";
-  EXPECT_LT(relative_error(r.dq, p.dq), kTf32Tolerance) << (c.fused ? "dQ|dK|dV" : "dQ");
+  EXPECT_LT(relative_error(r.out, p.out), tolerance) << "O";
+  EXPECT_LT(relative_error(r.lse, p.lse), tolerance) << "L";
+  EXPECT_LT(relative_error(r.dq, p.dq), tolerance) << (c.fused ? "dQ|dK|dV" : "dQ");
   if (!c.fused) {
-    EXPECT_LT(relative_error(r.dkv, p.dkv), kTf32Tolerance) << "dK|dV";
+    EXPECT_LT(relative_error(r.dkv, p.dkv), tolerance) << "dK|dV";
+  }
+  // TF32 rounding alone puts O about 3e-4 off (tf32's cases); the split, about 1e-6.
+  if (split) {
+    EXPECT_LT(relative_error(r.out, p.out), 1e-5) << "O: TF32-sized error, split not applied";
   }
 }
 
@@ -218,61 +234,37 @@ TEST(FlashTf32, DiffersFromFp32ByTf32ErrorsAndIsDeterministic) {
 // every kernel on tensor cores (d = 64), gqa's groups (d = 32), a band across tiles, and
 // d = 40 (tensor-core forward, fp32 backward).
 TEST(FlashTf32, SplitOperandsAreFp32Accurate) {
-  const double tolerance = check_tolerance(Precision::tf32x3);
-  ASSERT_EQ(tolerance, check_tolerance(Precision::fp32));
+  ASSERT_EQ(check_tolerance(Precision::tf32x3), check_tolerance(Precision::fp32));
   for (const Case& c : {Case{"flash", 2, 130, 2, 64, 1, 0, true}, Case{"gqa", 2, 67, 4, 32, 2, 0},
                         Case{"sliding_window", 1, 150, 2, 64, 1, 40, true},
-                        Case{"flash", 1, 70, 2, 40, 1, 0, true}}) {
-    SCOPED_TRACE(describe(c));
-    const auto kernels = kernels_for(c, TiledPrecision::tf32x3_emulated);
-    ASSERT_TRUE(kernels->forward_tf32());
-    EXPECT_EQ(kernels->arithmetic(), tf32_backward_supports(c.head_size)
-                                         ? "3xtf32 tensor cores: forward, dQ, dK/dV"
-                                         : "3xtf32 tensor cores: forward (dQ, dK/dV fp32)");
-    const Problem p = make_problem(c);
-    const Result r = run(*kernels, p, true);
-    const double out_error = relative_error(r.out, p.out);
-    EXPECT_LT(out_error, tolerance) << "O";
-    EXPECT_LT(relative_error(r.lse, p.lse), tolerance) << "L";
-    EXPECT_LT(relative_error(r.dq, p.dq), tolerance) << (c.fused ? "dQ|dK|dV" : "dQ");
-    if (!c.fused) {
-      EXPECT_LT(relative_error(r.dkv, p.dkv), tolerance) << "dK|dV";
-    }
-    // TF32 rounding alone puts O about 3e-4 off (FlashTf32 above); the split, about 1e-6.
-    EXPECT_LT(out_error, 1e-5) << "O: TF32-sized error, split not applied";
-  }
+                        Case{"flash", 1, 70, 2, 40, 1, 0, true}})
+    expect_matches_reference(c, TiledPrecision::tf32x3_emulated);
   EXPECT_EQ(tiled_precision(Precision::tf32x3), TiledPrecision::tf32x3);
 }
 
-// With the fused backward asked for, 3xtf32 pairs its split forward with flash.cl's fused
-// fp32 backward (dQ added by the dK/dV kernel), which is as accurate and faster on the H200;
-// tf32 keeps its tensor-core backward, split, whatever is asked.
-TEST(FlashTf32, SplitForwardPairsWithTheFusedFp32Backward) {
+// The fused backward on tensor cores (FUSED_DQ: the dK/dV kernel stages dS and its keys and
+// adds each tile's dS·K/√d to dQ with float atomics, here the portable compare-and-swap
+// loop), in both precisions: d = 64 (4 n-tiles of dQ a warp), gqa's groups at d = 32 (2),
+// d = 16 (1), a band across tiles; d = 40 keeps flash.cl's fused fp32 backward.
+TEST(FlashTf32, FusedBackwardMatchesReference) {
   const TiledBackward fused{true, AtomicAdd::compare_and_swap};
-  for (const Case& c : {Case{"flash", 2, 130, 2, 64, 1, 0, true}, Case{"gqa", 2, 67, 4, 32, 2, 0}}) {
-    SCOPED_TRACE(describe(c));
-    const auto kernels = kernels_for(c, TiledPrecision::tf32x3_emulated, fused);
-    ASSERT_TRUE(kernels->forward_tf32());
-    EXPECT_FALSE(kernels->backward_tf32());
-    EXPECT_TRUE(kernels->fused_dq());
-    EXPECT_EQ(kernels->arithmetic().rfind(
-                  "3xtf32 tensor cores: forward (dQ, dK/dV fp32); dQ added by the dK/dV kernel", 0),
-              0u)
-        << kernels->arithmetic();
-    const Problem p = make_problem(c);
-    const Result r = run(*kernels, p, true);
-    const double tolerance = check_tolerance(Precision::tf32x3);
-    EXPECT_LT(relative_error(r.out, p.out), 1e-5) << "O";
-    EXPECT_LT(relative_error(r.lse, p.lse), tolerance) << "L";
-    EXPECT_LT(relative_error(r.dq, p.dq), tolerance) << (c.fused ? "dQ|dK|dV" : "dQ");
-    if (!c.fused) {
-      EXPECT_LT(relative_error(r.dkv, p.dkv), tolerance) << "dK|dV";
-    }
+  for (TiledPrecision precision : {TiledPrecision::tf32_emulated, TiledPrecision::tf32x3_emulated}) {
+    expect_matches_reference({"flash", 2, 130, 2, 64, 1, 0, true}, precision, fused);
+    expect_matches_reference({"gqa", 2, 67, 4, 32, 2, 0}, precision, fused);
   }
-  const Case c{"flash", 2, 130, 2, 64, 1, 0, true};
-  const auto tf32 = kernels_for(c, TiledPrecision::tf32_emulated, fused);
-  EXPECT_TRUE(tf32->backward_tf32());
-  EXPECT_FALSE(tf32->fused_dq());
+  expect_matches_reference({"flash", 2, 50, 2, 16, 1, 0, true}, TiledPrecision::tf32_emulated, fused);
+  expect_matches_reference({"sliding_window", 1, 150, 2, 64, 1, 40, true},
+                           TiledPrecision::tf32_emulated, fused);
+  expect_matches_reference({"flash", 1, 70, 2, 40, 1, 0, true}, TiledPrecision::tf32x3_emulated,
+                           fused);
+}
+
+// The fused tensor-core backward on one (batch, head) pair with T = 130, for oclgrind
+// (CTest oclgrind_flash_tf32 runs the OneHead tests): the dS and key stages, the barrier
+// between them and the dQ product, the quad exchange before the atomics.
+TEST(FlashTf32, OneHeadFusedMatchesReference) {
+  expect_matches_reference({"flash", 1, 130, 1, 64, 1, 0, true}, TiledPrecision::tf32_emulated,
+                           {true, AtomicAdd::compare_and_swap});
 }
 
 TEST(FlashTf32, HeadSizesOutsideTheTensorCoreKernelsKeepTheFp32Ones) {
@@ -286,7 +278,8 @@ TEST(FlashTf32, HeadSizesOutsideTheTensorCoreKernelsKeepTheFp32Ones) {
   EXPECT_EQ(tiled_precision(Precision::fp32), TiledPrecision::fp32);
 }
 
-// Executed FLOPs: 4·d (forward), 6·d (dQ) and 8·d (dK/dV) per pair of the visited tiles.
+// Executed FLOPs: 4·d (forward), 6·d (dQ) and 8·d (dK/dV; fused 10·d) per pair of the
+// visited tiles.
 // T = 130, causal. Forward, 64 × 64: query blocks 0, 64, 128 visit 1, 2 and 3 key tiles.
 // dQ, 64 × 32: 2, 4, 5 key tiles. dK/dV, 64 keys × 32 queries: key blocks 0, 64, 128 visit
 // 5, 3 and 1 query tiles (from k0 to T).
@@ -299,6 +292,9 @@ TEST(FlashTf32, FlopsCountTheTensorCoreTiles) {
             tiled_attention_flops(s, tiles, false).backward);
   EXPECT_DOUBLE_EQ(tiled_attention_flops(s, tiles, true, true).backward,
                    2.0 * 3 * 64 * 32 * 64 * (6 * 11 + 8 * 9));
+  // Fused: no dQ kernel, and dK/dV's 10·d (dQ's product too) over its 9 tiles.
+  EXPECT_DOUBLE_EQ(tiled_attention_flops(s, tiles, true, true, true).backward,
+                   2.0 * 3 * 64 * 32 * 64 * 10 * 9);
   s.head_size = 128;  // 32-key tiles: 2, 4 and 5 (keys 128, 129) tiles
   EXPECT_DOUBLE_EQ(tiled_attention_flops(s, typical_gpu_flash_tiles(128), true).forward,
                    2.0 * 3 * 11 * 64 * 32 * 4 * 128);

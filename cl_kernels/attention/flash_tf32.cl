@@ -15,9 +15,10 @@
 //
 // Coverage: forward on tensor cores for d a multiple of 8 up to 128; dQ and dK/dV for d a
 // multiple of 16 up to 64 (the host picks flash.cl's fp32 kernels otherwise). Tested on
-// PoCL with EMULATE_MMA, and on the H200 by `attnscope check --precision tf32`. NVIDIA's
-// compile for the H200 at d = 64 (ptxas on the PTX it returns): forward 198 registers, dQ
-// 209, dK/dV 236, no spills — two work-groups (8 warps) an SM.
+// PoCL with EMULATE_MMA (and under oclgrind), and on the H200 by `attnscope check
+// --precision tf32` / `3xtf32`. NVIDIA's compile for the H200 at d = 64 (ptxas on the PTX
+// it returns, 2026-12-02, before the fused backward): forward 198 registers, dQ 209, dK/dV
+// 236, no spills — two work-groups (8 warps) an SM.
 //
 // ---- forward ----
 //
@@ -288,8 +289,9 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_T, 1, 1))) void VARIANT_KERNE
 
 // ---- backward on tensor cores (head sizes a multiple of 16, at most 64) ----
 //
-// dQ and dK/dV as flash.cl's (deterministic, no atomics; the delta and dkdv_sum kernels are
-// flash.cl's), with every product an mma: a work-group of 4 warps owns BQT = 64 rows (16 a
+// dQ and dK/dV as flash.cl's (the delta and dkdv_sum kernels are flash.cl's), with every
+// product an mma; split (deterministic, no atomics) or, with FUSED_DQ, fused (below). A
+// work-group of 4 warps owns BQT = 64 rows (16 a
 // warp) — queries for dQ, keys for dK/dV — and loops over tiles of BKB = 32 of the other
 // side. A warp keeps its own rows' two operands as A fragments in registers (dQ: Q·(log2 e/
 // √d) and dO; dK/dV: K·(log2 e/√d) and V) and its accumulators (dQ; dK and dV) as C
@@ -298,6 +300,13 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_T, 1, 1))) void VARIANT_KERNE
 //          P = 2^(S − L·log2 e) (masked: 0), dS = P∘(dP − delta), dQ += dS·K.
 //   dK/dV: Sᵀ = K·Qᵀ, dPᵀ = V·dOᵀ (keys as the warp's rows), Pᵀ, dSᵀ likewise with L and
 //          delta of the tile's queries (staged in __local), dV += Pᵀ·dO, dK += dSᵀ·Q.
+//   FUSED_DQ=1 (FlashAttention-2's fused backward, as flash.cl's): no dQ kernel; the dK/dV
+//          kernel also stages the block's 64 keys (unscaled, once) and each tile's dS (a row
+//          per query), and after a barrier adds dQ_tile = dS·K/√d (32 queries × d, 16 × d/2
+//          a warp) to dQ with float atomics (atomic_add.cl's add4_to_global, after a quad
+//          exchange gives each lane 4 adjacent columns of one row). Five products a tile
+//          pair instead of seven; dQ's summation order then varies from run to run.
+//          __local: 45.25 KiB at d = 64 (Q, dO, K and dS stages), within NVIDIA's 48.
 // The second products take P (dS) from its C fragments as A fragments (the forward's slot
 // permutation), and B = X[row 2t, 2t + 1 of the k-step][column g] of a stage X. Stages are
 // row-major, KS floats a row (KS/8 odd), with the 8-float halves of each 16-float group
@@ -365,6 +374,67 @@ INLINE void mma_accumulate_tile(float acc[KSTEPS][4], float w[NTB][4], const __l
     }
   }
 }
+
+#if FUSED_DQ
+#define DSS (BQT + 8)       // floats per dS stage row (one query, the block's keys): DSS/8 odd
+#define NQ (KSTEPS / 2)     // n-tiles (8 head columns each) of dQ a warp computes
+
+// The warp's dSᵀ (its 16 keys × the tile's BKB queries, C fragments) into the dS stage,
+// transposed: query i's row holds the block's BQT keys.
+INLINE void store_ds_transposed(__local float* ds, float dst[NTB][4], const int warp,
+                                const int g, const int t) {
+#pragma unroll
+  for (int j = 0; j < NTB; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+      ds[(8 * j + 2 * t + (e & 1)) * DSS + 16 * warp + g + 8 * (e >> 1)] = dst[j][e];
+}
+
+// dQ of the tile's BKB queries from the block's BQT keys, dS·K/√d, added to dQ with float
+// atomics. Warp w computes queries [16(w & 1), + 16) and head columns [8·NQ·(w >> 1), + 8·NQ):
+// A = dS from its stage (the slot permutation: a0 a2 = one float2 of row g), B = K from the
+// block's K stage (rows 2t, 2t + 1 of each k-step, column g: mma_accumulate_tile's reads).
+// Quad neighbours then swap half of their C fragments, so that each lane holds 4 adjacent
+// columns of one row: one 16-byte add (add4_to_global) where there would be two of 8.
+INLINE void add_tile_dq(__global float* dq_head, const int q_stride, const __local float* ds,
+                        const __local float* k_block, const int i0, const int T, const int warp,
+                        const int g, const int t WARP_SCRATCH_PARAM) {
+  const int m0 = 16 * (warp & 1), n0 = NQ * (warp >> 1);
+  float acc[NQ][4];
+#pragma unroll
+  for (int n = 0; n < NQ; ++n) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
+  const __local float* a_row = ds + (m0 + g) * DSS + 2 * t;
+  const __local float* b_base = k_block + 2 * t * KS + g;
+  const int sw = BSWZ(2 * t);
+  MMA_LOOP
+  for (int kk = 0; kk < BQT / 8; ++kk) {
+    const float2 x = *(const __local float2*)(a_row + 8 * kk);
+    const float2 y = *(const __local float2*)(a_row + 8 * DSS + 8 * kk);
+    const uint af[4] = {as_uint(TF32_OPERAND(x.x)), as_uint(TF32_OPERAND(y.x)),
+                        as_uint(TF32_OPERAND(x.y)), as_uint(TF32_OPERAND(y.y))};
+    MMA_LOOP
+    for (int n = 0; n < NQ; ++n) {
+      const __local float* b = b_base + 8 * kk * KS + ((8 * (n0 + n)) ^ sw);
+      const uint bf[2] = {as_uint(b[0]), as_uint(b[KS])};
+      MMA_OPERANDS(acc[n], af, bf);
+    }
+  }
+  // Lane t (even) keeps row g's columns 2t, 2t + 1 and takes its neighbour's next two; lane
+  // t + 1 keeps row g + 8's and takes the two before.
+  const bool odd = t & 1;
+  const int row = i0 + m0 + g + 8 * (t & 1);
+  MMA_LOOP
+  for (int n = 0; n < NQ; ++n) {
+    const float r0 = SHFL_XOR(odd ? acc[n][0] : acc[n][2], 1);
+    const float r1 = SHFL_XOR(odd ? acc[n][1] : acc[n][3], 1);
+    const float4 v = odd ? (float4)(r0, r1, acc[n][2], acc[n][3])
+                         : (float4)(acc[n][0], acc[n][1], r0, r1);
+    if (row < T)
+      add4_to_global(dq_head + (size_t)row * q_stride + 8 * (n0 + n) + 4 * (t >> 1),
+                     v * rsqrt((float)HEAD_SIZE));
+  }
+}
+#endif
 
 __kernel __attribute__((reqd_work_group_size(ITEMS_T, 1, 1))) void VARIANT_KERNEL(backward_dq_tf32)(
     __global float* dq, __global const float* q, const int q_stride, const int q_offset,
@@ -437,7 +507,8 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_T, 1, 1))) void VARIANT_KERNE
 // dkv: as flash.cl's backward_dkdv (GROUP_SIZE 1: dK|dV in the layout of k and v; else
 // this query head's share in the (B,T,H,2·d) scratch, summed by backward_dkdv_sum).
 __kernel __attribute__((reqd_work_group_size(ITEMS_T, 1, 1))) void VARIANT_KERNEL(
-    backward_dkdv_tf32)(__global float* dkv, __global const float* q, const int q_stride,
+    backward_dkdv_tf32)(__global float* dkv, __global float* dq, __global const float* q,
+                        const int q_stride,
                         const int q_offset, __global const float* k, __global const float* v,
                         const int kv_stride, const int k_offset, const int v_offset,
                         __global const float* dout, __global const float* lse,
@@ -458,6 +529,18 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_T, 1, 1))) void VARIANT_KERNE
   load_own_rows(kf, k + batch_kv + k_offset + hk * HEAD_SIZE, kv_stride, row0, T, t,
                 SCORE_SCALE_LOG2);
   load_own_rows(vf, v + batch_kv + v_offset + hk * HEAD_SIZE, kv_stride, row0, T, t, 1.f);
+#if FUSED_DQ
+  __local float4 k_block_stage[BQT * KS / 4];  // the block's keys, unscaled: dQ's B operand
+  __local float ds_s[BKB * DSS];                // the tile's dS, a row per query
+  __local float* const k_block = (__local float*)k_block_stage;
+#pragma unroll
+  for (int part = 0; part < BQT / BKB; ++part) {  // read by the loop, after its barriers
+    float4 ks[BS_F4 / ITEMS_T];
+    load_tile_b(ks, k + batch_kv + k_offset + hk * HEAD_SIZE, kv_stride, k0 + part * BKB, T,
+                lid);
+    store_tile_b(k_block + part * BKB * KS, ks, lid);  // BSWZ(r + BKB) = BSWZ(r)
+  }
+#endif
   float dk[KSTEPS][4], dv[KSTEPS][4];
 #pragma unroll
   for (int n = 0; n < KSTEPS; ++n)
@@ -499,6 +582,13 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_T, 1, 1))) void VARIANT_KERNE
       }
     mma_accumulate_tile(dv, s, do_s, g, t WARP_SCRATCH_ARG);
     mma_accumulate_tile(dk, dp, q_s, g, t WARP_SCRATCH_ARG);
+#if FUSED_DQ
+    // ds_s is rewritten only after the next tile's first barrier.
+    store_ds_transposed(ds_s, dp, warp, g, t);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    add_tile_dq(dq + batch_q + q_offset + h * HEAD_SIZE, q_stride, ds_s, k_block, i0, T, warp, g,
+                t WARP_SCRATCH_ARG);
+#endif
   }
 #pragma unroll
   for (int e = 0; e < 2; ++e) {

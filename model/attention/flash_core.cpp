@@ -251,11 +251,11 @@ TiledFlops kernel_flops(const TiledShape& s, const FlashTiles& tiles, bool tf32_
   const TiledPairs fp32 = count_tiled_pairs(s.T, s.window, tiles), tf32 = tf32_pairs(s);
   const double dp = tiles.padded_head(s.head_size), d = s.head_size;
   const double forward = tf32_forward ? 4 * tf32.forward_tiles * d : 4 * fp32.forward_tiles * dp;
-  const double dq_flops = tf32_backward ? 6 * tf32.dq_tiles * d
-                          : fused_dq    ? 0
-                                        : 6 * fp32.dq_tiles * dp;
-  const double dkdv_flops = tf32_backward ? 8 * tf32.dkdv_tiles * d
-                                          : (fused_dq ? 10 : 8) * fp32.dkdv_tiles * dp;
+  const double dq_flops = fused_dq        ? 0
+                          : tf32_backward ? 6 * tf32.dq_tiles * d
+                                          : 6 * fp32.dq_tiles * dp;
+  const double dkdv_flops =
+      (fused_dq ? 10 : 8) * (tf32_backward ? tf32.dkdv_tiles * d : fp32.dkdv_tiles * dp);
   if (dq) *dq = bh * dq_flops;
   if (dkdv) *dkdv = bh * dkdv_flops;
   return {bh * forward, bh * (dq_flops + dkdv_flops)};
@@ -279,21 +279,10 @@ bool emulated(TiledPrecision p) {
   return p == TiledPrecision::tf32_emulated || p == TiledPrecision::tf32x3_emulated;
 }
 
-// Whether the dQ and dK/dV kernels are flash_tf32.cl's (else flash.cl's fp32 ones). 3xtf32
-// keeps the split tensor-core backward only where the fused one is not asked for: its three
-// mma per product made dQ + dK/dV slower than flash.cl's fused fp32 kernel, which is as
-// accurate (H200, T = 16384: 942 against 796 ms over 2 steps), though faster than the split
-// fp32 pair. tf32's one mma per product beats both.
-bool backward_on_tensor_cores(TiledPrecision precision, int head_size, TiledBackward backward) {
-  if (precision == TiledPrecision::fp32 || !tf32_forward_supports(head_size) ||
-      !tf32_backward_supports(head_size))
-    return false;
-  return !(split_operands(precision) && backward.fused);
-}
-
-// Whether the dK/dV kernel adds dQ: fused asked for, and the backward is flash.cl's fp32 one.
-bool dq_fused(TiledBackward backward, TiledPrecision precision, int head_size) {
-  return backward.fused && !backward_on_tensor_cores(precision, head_size, backward);
+// Whether the dQ and dK/dV kernels are flash_tf32.cl's (else flash.cl's fp32 ones).
+bool backward_on_tensor_cores(TiledPrecision precision, int head_size) {
+  return precision != TiledPrecision::fp32 && tf32_forward_supports(head_size) &&
+         tf32_backward_supports(head_size);
 }
 
 }  // namespace
@@ -308,8 +297,8 @@ TiledAttentionKernels::TiledAttentionKernels(Runtime& rt, const std::string& fam
       precision_(precision),
       backward_(backward),
       forward_tf32_(precision != TiledPrecision::fp32 && tf32_forward_supports(shape.head_size)),
-      backward_tf32_(backward_on_tensor_cores(precision, shape.head_size, backward)),
-      fused_dq_(dq_fused(backward, precision, shape.head_size)) {
+      backward_tf32_(backward_on_tensor_cores(precision, shape.head_size)),
+      fused_dq_(backward.fused) {
   // The tf32 file includes the fp32 one: one program holds the tensor-core kernels and the
   // fp32 ones the tf32 path still uses.
   std::string file = "attention/" + family + ".cl", options = build_options(shape, tiles);
@@ -352,8 +341,8 @@ bool TiledAttentionKernels::fits_compiled_limits() const {
 std::unique_ptr<TiledAttentionKernels> TiledAttentionKernels::for_device(
     Runtime& rt, const std::string& family, const TiledShape& shape, TiledPrecision precision,
     TiledBackward backward) {
-  const bool fused_dq = dq_fused(backward, precision, shape.head_size);
-  for (const FlashTiles& tiles : flash_tile_candidates(rt.device(), shape.head_size, fused_dq)) {
+  for (const FlashTiles& tiles :
+       flash_tile_candidates(rt.device(), shape.head_size, backward.fused)) {
     auto kernels =
         std::make_unique<TiledAttentionKernels>(rt, family, shape, tiles, precision, backward);
     if (kernels->fits_compiled_limits()) return kernels;
@@ -409,17 +398,16 @@ void TiledAttentionKernels::backward(const cl::Buffer& dq, const cl::Buffer& dkv
   const double inputs = sizeof(float) * (2 * q_floats + kv_floats + 2 * bh * s.T);
   const double shares = double(dkv_share_floats(s));
   const cl::Buffer& dkv_out = s.group_size > 1 ? dkv_shares : dkv;
-  if (backward_tf32_)
-    set_args(dkdv_, dkv_out, q, l.q_stride, l.q_offset, kv, kv, l.kv_stride, l.k_offset,
-             l.v_offset, dout, lse, delta, s.T, s.H, window);
-  else
-    set_args(dkdv_, dkv_out, dq, q, l.q_stride, l.q_offset, kv, kv, l.kv_stride, l.k_offset,
-             l.v_offset, dout, lse, delta, s.T, s.H, window);
-  // Fused, dQ's traffic: a read and a write of dQ per visited tile pair, at the L2.
-  const double dq_adds = fused_dq_ ? 2 * sizeof(float) * bh *
-                                         count_tiled_pairs(s.T, s.window, tiles_).dkdv_tiles /
-                                         tiles_.bb * tiles_.padded_head(s.head_size)
-                                   : 0;
+  set_args(dkdv_, dkv_out, dq, q, l.q_stride, l.q_offset, kv, kv, l.kv_stride, l.k_offset,
+           l.v_offset, dout, lse, delta, s.T, s.H, window);
+  // Fused, dQ's traffic: a read and a write of dQ's rows per visited tile pair, at the L2.
+  const double dq_adds =
+      !fused_dq_       ? 0
+      : backward_tf32_ ? 2 * sizeof(float) * bh * tf32_pairs(s).dkdv_tiles / kTf32RowBlock *
+                             s.head_size
+                       : 2 * sizeof(float) * bh *
+                             count_tiled_pairs(s.T, s.window, tiles_).dkdv_tiles / tiles_.bb *
+                             tiles_.padded_head(s.head_size);
   rt_.launch(dkdv_, cl::NDRange(row_blocks * items, size_t(s.B) * s.H), cl::NDRange(items, 1),
              {dkdv_flops,
               inputs + dq_adds + sizeof(float) * (s.group_size > 1 ? shares : kv_floats)});
@@ -456,8 +444,9 @@ std::string TiledAttentionKernels::arithmetic() const {
                 : "";
   if (!forward_tf32_) return "fp32" + atomics;
   const std::string cores = split_operands(precision_) ? "3xtf32" : "tf32";
-  return backward_tf32_ ? cores + " tensor cores: forward, dQ, dK/dV"
-                        : cores + " tensor cores: forward (dQ, dK/dV fp32)" + atomics;
+  return cores + (backward_tf32_ ? " tensor cores: forward, dQ, dK/dV"
+                                 : " tensor cores: forward (dQ, dK/dV fp32)") +
+         atomics;
 }
 
 TiledExactAttention::TiledExactAttention(const AttentionOptions& options)

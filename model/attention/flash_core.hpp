@@ -147,10 +147,10 @@ class TiledAttentionKernels {
   const FlashTiles& tiles() const { return tiles_; }
   TiledPrecision precision() const { return precision_; }  // as asked
   TiledBackward backward() const { return backward_; }      // as asked
-  bool fused_dq() const { return fused_dq_; }  // whether the dK/dV kernel adds dQ (fp32 backward)
+  bool fused_dq() const { return fused_dq_; }  // whether the dK/dV kernel adds dQ
   bool forward_tf32() const { return forward_tf32_; }      // whether the forward is tf32
   bool backward_tf32() const { return backward_tf32_; }    // whether dQ and dK/dV are
-  // "split" or "fused": how the backward got dQ (the tensor-core backward is split).
+  // "split" or "fused": how the backward got dQ.
   std::string backward_form() const { return fused_dq_ ? "fused" : "split"; }
   // "fp32", or "tf32 tensor cores: forward, dQ, dK/dV" (the kernels that are), then, with
   // the fused backward, "; dQ by float atomics (red.global.add.f32)" or "(compare-and-swap

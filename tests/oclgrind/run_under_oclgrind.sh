@@ -22,8 +22,10 @@ status=0
 # oclgrind_flash_tf32 beside another test on 2 cores, 2026-12-03; 0 in 8 with one thread).
 # Races between work-items and work-groups are found from the recorded accesses, not from
 # the threads' timing, so the checks are unchanged.
-oclgrind --num-threads 1 --data-races --check-api --local-mem-size 49152 --max-wgsize 1024 \
-  --max-errors 10 --log "$log" "$@" || status=$?
+# OCLGRIND_LOCAL_MEM_SIZE (bytes, default 49152) raises the local memory for a test whose
+# emulated mma keeps a scratch on top of the kernel's own.
+oclgrind --num-threads 1 --data-races --check-api --local-mem-size "${OCLGRIND_LOCAL_MEM_SIZE:-49152}" \
+  --max-wgsize 1024 --max-errors 10 --log "$log" "$@" || status=$?
 if ((status != 0)); then
   echo "run_under_oclgrind: the command failed (exit $status)"
   cat "$log"
