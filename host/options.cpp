@@ -128,7 +128,8 @@ void add_attention_backward_option(CLI::App* cmd, AttentionBackward& backward) {
   cmd->add_option_function<std::string>(
          "--attention-backward",
          [&backward](const std::string& name) { backward = parse_attention_backward(name); },
-         "dQ of the exact tiled attention's fp32 backward (flash, gqa, mla, sliding_window): "
+         "dQ of the exact tiled attention's backward (flash, gqa, mla, sliding_window), in "
+         "every precision: "
          "split (its own kernel, bitwise reproducible), fused (added by the dK/dV kernel with "
          "float atomics: five products a tile pair instead of seven, not bitwise "
          "reproducible), or auto (default: fused where the device's own atomics pass a probe "

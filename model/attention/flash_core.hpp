@@ -97,10 +97,10 @@ FlashTiles typical_gpu_flash_tiles(int head_size);
 enum class TiledPrecision { fp32, tf32, tf32x3, tf32_emulated, tf32x3_emulated };
 TiledPrecision tiled_precision(Precision precision);  // Ops' precision → fp32, tf32, tf32x3
 
-// How the fp32 dQ/dK/dV kernels get dQ (Ops' AttentionBackward): fused — the dK/dV kernel
-// adds it with float atomics (flash.cl's FUSED_DQ; no dQ kernel), made the way `atomics`
-// says (atomic_add.cl: NVIDIA's reductions where the probe proved them, else the portable
-// compare-and-swap loop). The tensor-core backward (tf32) is always split.
+// How the dQ/dK/dV kernels get dQ (Ops' AttentionBackward): fused — the dK/dV kernel adds
+// it with float atomics (FUSED_DQ in flash.cl and flash_tf32.cl; no dQ kernel), made the way
+// `atomics` says (atomic_add.cl: NVIDIA's reductions where the probe proved them, else the
+// portable compare-and-swap loop).
 struct TiledBackward {
   bool fused = false;
   AtomicAdd atomics = AtomicAdd::compare_and_swap;
