@@ -23,19 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
-
-def median_ms(fn, repeats):
-    """Median device time of one call, by CUDA events, after one warm-up."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
-    return sorted(times)[len(times) // 2]
+from torch_gemm import median_ms  # CUDA-event median of one call, after a warm-up
 
 
 def attention_inputs(batch, heads, seq, head_size):
