@@ -505,11 +505,13 @@ __kernel __attribute__((reqd_work_group_size(ITEMS_T, 1, 1))) void VARIANT_KERNE
 }
 
 // dkv: as flash.cl's backward_dkdv (GROUP_SIZE 1: dK|dV in the layout of k and v; else
-// this query head's share in the (B,T,H,2·d) scratch, summed by backward_dkdv_sum).
+// this query head's share in the (B,T,H,2·d) scratch, summed by backward_dkdv_sum). dq
+// (layout of q, zeroed by the delta kernel): with FUSED_DQ each tile's dQ is added to it;
+// unused otherwise.
 __kernel __attribute__((reqd_work_group_size(ITEMS_T, 1, 1))) void VARIANT_KERNEL(
     backward_dkdv_tf32)(__global float* dkv, __global float* dq, __global const float* q,
-                        const int q_stride,
-                        const int q_offset, __global const float* k, __global const float* v,
+                        const int q_stride, const int q_offset, __global const float* k,
+                        __global const float* v,
                         const int kv_stride, const int k_offset, const int v_offset,
                         __global const float* dout, __global const float* lse,
                         __global const float* delta, const int T, const int n_head,
