@@ -15,6 +15,7 @@
 #include "host/runtime/output_file.hpp"
 #include "host/gemm_bench.hpp"
 #include "host/options.hpp"
+#include "model/variant_check.hpp"  // check_tolerance
 
 namespace attnscope {
 
@@ -144,7 +145,7 @@ void run_gemm_command(const GemmOptions& o) {
   const Ops probed(rt, o.precision);  // tf32: the probe, or a one-line reason
   if (o.tune) return run_tune(rt, o, shapes);
   const auto peak = peak_of(o, rt.device());
-  const double tolerance = gemm_check_tolerance(o.precision);
+  const double tolerance = check_tolerance(o.precision);
   std::cout << "gemm on " << rt.device().short_label() << ", " << precision_name(o.precision)
             << ", checked against a double reference on 512 sampled elements (tolerance "
             << tolerance << "); peak "

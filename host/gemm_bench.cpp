@@ -13,6 +13,7 @@
 #include "host/runtime/error.hpp"
 #include "model/gemm_spec.hpp"
 #include "model/tf32.hpp"
+#include "model/variant_check.hpp"  // check_tolerance
 
 namespace attnscope {
 
@@ -198,10 +199,6 @@ GemmChoice planned_choice(const DeviceInfo& device, const GemmShape& shape, Prec
   return choice;
 }
 
-double gemm_check_tolerance(Precision precision) {
-  return precision == Precision::tf32 ? 5e-3 : 1e-4;  // 3xtf32 claims fp32 accuracy
-}
-
 GemmMeasurement measure_gemm(Runtime& rt, const GemmShape& shape, const GemmChoice& choice,
                              int repeats, int samples) {
   Operands o = make_operands(rt, shape);
@@ -372,7 +369,7 @@ GemmTuneResult tune_gemm(Runtime& rt, const std::vector<GemmShape>& shapes, doub
     for (const auto& t : trials) {  // the fastest that computes the right thing
       const GemmShape& first = *members[0];
       GemmMeasurement check = measure_gemm(rt, first, t.choice, 3);
-      if (!(check.relative_error < gemm_check_tolerance(precision))) continue;
+      if (!(check.relative_error < check_tolerance(precision))) continue;
       GemmTuningEntry e;
       e.device = rt.device().name, e.precision = precision_name(precision);
       e.shape_class = shape_class;

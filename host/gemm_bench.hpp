@@ -58,10 +58,6 @@ struct GemmMeasurement {
 GemmMeasurement measure_gemm(Runtime& rt, const GemmShape& shape, const GemmChoice& choice,
                              int repeats, int samples = 512);
 
-// The relative error a product's check allows: fp32 1e-4; tf32 5e-3 (operands keep 10
-// mantissa bits, 2^-11 relative each, against the unrounded double reference).
-double gemm_check_tolerance(Precision precision);
-
 struct GemmTuneResult {
   std::vector<GemmTuningEntry> winners;  // one per shape class
   struct Trial {

@@ -58,12 +58,13 @@ VariantOutputs run_variant_on_device(Ops& ops, AttentionVariant& variant,
 VariantOutputs run_variant_reference(const AttentionVariant& variant, const AttentionDims& dims,
                                      const StepContext& step, const VariantInputs& inputs);
 
+// The relative error a check allows at this precision (fp32 and 3xtf32 1e-4, tf32 5e-3):
+// `check`'s variants and `gemm`'s products alike.
+double check_tolerance(Precision precision);
+
 // Device against reference for one variant and case. With dump_dir, writes there (created
 // if needed) x, every weight, dout, and the reference out, dx and dparams as .npy, the
 // variant's debug_tensors(), and index.json naming them, for replay in another framework.
-// The relative error a check allows at this precision (fp32 1e-4, tf32 5e-3).
-double check_tolerance(Precision precision);
-
 VariantCheckResult check_variant(Ops& ops, const std::string& name, const VariantCheckCase& c,
                                  const std::string& dump_dir = "");
 
